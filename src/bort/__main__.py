@@ -1,0 +1,5 @@
+import sys
+
+from bort.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""Build a student of architecture ξ in the teacher's family, and run masked-LM heads cheaply."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+
+from bort.arch import Arch
+
+MLM_CLASS = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"}
+
+
+def student_config(teacher_config: PretrainedConfig, arch: Arch) -> PretrainedConfig:
+    """The teacher's config with only ξ changed (algorithms.md §1).
+
+    Family, vocabulary, maximum positions, type vocabulary and activation are kept.
+    """
+    config = copy.deepcopy(teacher_config)
+    config.num_hidden_layers = arch.D
+    config.num_attention_heads = arch.A
+    config.hidden_size = arch.H
+    config.intermediate_size = arch.I
+    config.architectures = [MLM_CLASS[config.model_type]]
+    config.name_or_path = ""
+    return config
+
+
+def build_student(teacher_config: PretrainedConfig, arch: Arch, *, seed: int | None = None) -> PreTrainedModel:
+    """A randomly initialised masked-LM student of shape ξ; ``seed`` makes the init reproducible."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return AutoModelForMaskedLM.from_config(student_config(teacher_config, arch))
+
+
+def mlm_head(model: PreTrainedModel) -> torch.nn.Module:
+    """The masked-LM head module of a BERT (``cls``) or RoBERTa (``lm_head``) model."""
+    return model.cls if hasattr(model, "cls") else model.lm_head
+
+
+def masked_logits(model: PreTrainedModel, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits at the ``positions`` (a boolean mask) only, shape ``[n_masked, V]``.
+
+    Running the head on the ~15% masked positions instead of every token saves most of the
+    cost of the vocabulary projection. Packed corpus blocks have no padding, so no
+    attention mask is needed.
+    """
+    hidden = model.base_model(input_ids=input_ids).last_hidden_state
+    return mlm_head(model)(hidden[positions])

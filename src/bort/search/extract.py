@@ -1,0 +1,188 @@
+"""The extraction recipe behind ``bort extract``, readable top to bottom:
+
+teacher → corpus → store → space → p̂ and î for every ξ → FPTAS (ê for the representatives)
+→ result.json, candidates.csv, pareto.png, report.md and the ``best/`` student folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from bort.arch import Arch
+from bort.data.corpus import PackedCorpus, load_corpus
+from bort.errors import BortError
+from bort.models.mlm_head import HeadConfig, load_report, prepare_teacher
+from bort.models.teacher import Teacher, load_teacher
+from bort.search.fptas import Candidate, fptas, size_speed_factor
+from bort.search.report import write_outputs
+from bort.search.store import RunStore
+from bort.space import load_space
+from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
+from bort.surrogates.latency import LatencySettings, flops, measure_latency
+from bort.surrogates.params import count_params
+from bort.training.losses import DistillLoss
+
+TEACHER_MLM_DIR = "teacher_mlm"
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Everything ``bort extract`` takes; the defaults are the built-in main job."""
+
+    out: Path = Path("runs/extract")
+    teacher: str = "minilm-l6"
+    corpus: str = "builtin"
+    space: str = "auto"
+    steps: int = 50
+    epsilon: int = 8
+    refine: int = 0
+    seed: int = 0
+    seq_len: int = 128
+    thetas: tuple[Theta, ...] = (Theta(),)
+    loss: DistillLoss = field(default_factory=DistillLoss)
+    eval_sequences: int = 32
+    latency: LatencySettings = field(default_factory=LatencySettings)
+    max_params: int | None = None
+    max_latency_ms: float | None = None
+    head: HeadConfig = field(default_factory=HeadConfig)
+    device: str = "cpu"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epsilon < 1:
+            raise BortError(f"--epsilon must be at least 1 (1 is exhaustive search), got {self.epsilon}")
+        if self.refine < 0:
+            raise BortError(f"--refine must be 0 or more, got {self.refine}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BortError(f"--device {self.device} is not available here: use --device cpu")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise BortError(f"--out '{self.out}' is a file: give a folder for the run")
+
+    def error_settings(self) -> ErrorSettings:
+        return ErrorSettings(steps=self.steps, seed=self.seed, thetas=self.thetas, loss=self.loss, eval_sequences=self.eval_sequences)
+
+
+def _with_mlm_head(teacher: Teacher, corpus: PackedCorpus, out: Path, cfg: ExtractConfig) -> Teacher:
+    """The teacher with a masked-LM head; one without gets its head trained once, cached in ``out``."""
+    if teacher.has_mlm_head:
+        return teacher
+    cached = out / TEACHER_MLM_DIR
+    if load_report(cached) is not None:
+        return load_teacher(cached, device=cfg.device)
+    report = prepare_teacher(teacher, corpus, cached, cfg.head)
+    tqdm.write(f"trained the teacher's MLM head: held-out MLM accuracy {report['mlm_accuracy']:.3f} (saved in {cached})")
+    return teacher
+
+
+def _measure(cfg: ExtractConfig, teacher: Teacher, archs: list[Arch], store: RunStore) -> dict[Arch, float]:
+    """î in milliseconds for every ξ (and T), from the store or measured now and stored."""
+    settings, key = cfg.latency, cfg.latency.key
+    device = settings.device_name()
+    out = {}
+    bar = tqdm(archs, desc="latency", unit="ξ", disable=not cfg.progress, leave=False)
+    for arch in bar:
+        ms = store.latency(arch.key, key)
+        if ms is None:
+            bar.set_postfix_str(str(arch))
+            ms = measure_latency(teacher.config, arch, settings)[0]
+            store.put_latency(arch.key, key, device, ms)
+        out[arch] = ms
+    return out
+
+
+def extract(cfg: ExtractConfig) -> dict:
+    """Run the FPTAS of algorithms.md §3 and write the run folder; returns ``result.json``'s content."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    store = RunStore(out)
+    try:
+        settings = {"teacher": str(cfg.teacher), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len, "head": asdict(cfg.head)}
+        store.check_settings({**settings, **cfg.error_settings().fingerprint()})
+        teacher = load_teacher(cfg.teacher, device=cfg.device)
+        corpus = load_corpus(cfg.corpus, teacher.tokenizer, seq_len=cfg.seq_len)
+        teacher = _with_mlm_head(teacher, corpus, out, cfg)
+        space = load_space(cfg.space, teacher.arch)
+        T = teacher.arch
+        p_t = count_params(teacher.config, T)
+        archs = [a for a in space.archs(exclude=T) if cfg.max_params is None or count_params(teacher.config, a).total <= cfg.max_params]
+        if not archs:
+            raise BortError(f"no architecture of the space has at most --max-params {cfg.max_params} parameters; raise the limit")
+
+        measured = cfg.latency.mode == "measured"
+        latency = _measure(cfg, teacher, [T, *archs], store) if measured else {}
+        if cfg.max_latency_ms is not None:
+            if not measured:
+                raise BortError("--max-latency-ms needs measured latency: drop --latency flops")
+            archs = [a for a in archs if latency[a] <= cfg.max_latency_ms]
+            if not archs:
+                raise BortError(f"no architecture of the space runs within --max-latency-ms {cfg.max_latency_ms}; raise the limit")
+
+        def cost(a: Arch) -> float:
+            return latency[a] if measured else flops(a, seq=cfg.latency.seq, batch=cfg.latency.batch)
+
+        candidates = []
+        for a in archs:
+            p = count_params(teacher.config, a)
+            candidates.append(
+                Candidate(
+                    arch=a, params=p.total, params_effective=p.effective, cost=cost(a),
+                    flops=flops(a, seq=cfg.latency.seq, batch=cfg.latency.batch), latency_ms=latency.get(a),
+                    s=size_speed_factor(p.total, cost(a), p_t.total, cost(T)),
+                )
+            )
+
+        error_fn = _ErrorFunction(cfg, teacher, corpus, store, n_intervals=-(-sum(c.eligible for c in candidates) // cfg.epsilon))
+        result = fptas(candidates, error_fn, epsilon=cfg.epsilon, refine=cfg.refine)
+        error_fn.close()
+        if result.best is None:
+            raise BortError("no candidate is both smaller and faster than the teacher; widen the space or use --latency flops")
+        return write_outputs(
+            out, cfg=cfg, teacher=teacher, corpus=corpus, space=space, result=result,
+            teacher_row={**T.asdict(), "params": p_t.total, "params_effective": p_t.effective, "latency_ms": latency.get(T),
+                         "flops": flops(T, seq=cfg.latency.seq, batch=cfg.latency.batch), "error_floor": error_fn.floor},
+            latency_device=store.latency_device(cfg.latency.key) if measured else None,
+            wall_s=time.time() - started,
+        )
+    finally:
+        store.close()
+
+
+class _ErrorFunction:
+    """ê for the search: min over Θ, each (ξ, θ) read from the store or trained and stored."""
+
+    def __init__(self, cfg: ExtractConfig, teacher: Teacher, corpus: PackedCorpus, store: RunStore, n_intervals: int):
+        self.cfg, self.teacher, self.corpus, self.store = cfg, teacher, corpus, store
+        self._surrogate: ErrorSurrogate | None = None
+        self.floor: float | None = None
+        self.bar = tqdm(total=n_intervals, desc="candidates", unit="ξ", disable=not cfg.progress)
+
+    def surrogate(self) -> ErrorSurrogate:
+        if self._surrogate is None:
+            self._surrogate = ErrorSurrogate(self.teacher, self.corpus, self.cfg.error_settings(), device=self.cfg.device)
+            self.floor = self._surrogate.floor()
+        return self._surrogate
+
+    def __call__(self, c: Candidate) -> float:
+        if self.bar.n >= self.bar.total:
+            self.bar.total += 1  # refinement trains more than the planned representatives
+        self.bar.set_postfix_str(str(c.arch))
+        errors = []
+        for theta in self.cfg.thetas:
+            e = self.store.trial(c.arch.key, theta.key)
+            if e is None:
+                start = time.time()
+                e = self.surrogate()(c.arch, theta)
+                self.store.put_trial(c.arch.key, theta.key, e, time.time() - start)
+            errors.append(e)
+        self.bar.update(1)
+        return min(errors)
+
+    def close(self) -> None:
+        self.surrogate()  # the teacher's entropy floor is reported even when nothing was trained now
+        self.bar.close()

@@ -1,0 +1,105 @@
+"""The W-coefficient and the extraction algorithm (algorithms.md §3), free of any model code.
+
+The search sees candidates as rows with p̂ and î already known, and an ``error`` callable that
+trains one and returns ê. That keeps it testable with synthetic numbers, and lets the recipe in
+:mod:`bort.search.extract` plug in caching and progress reporting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from bort.arch import Arch
+
+
+@dataclass
+class Candidate:
+    """One ξ of the space with its surrogates. ``cost`` is î as the search uses it."""
+
+    arch: Arch
+    params: int
+    params_effective: int
+    cost: float
+    flops: int
+    latency_ms: float | None = None
+    s: float | None = None  # size–speed factor; None when ineligible
+    error: float | None = None
+    w: float | None = None
+
+    @property
+    def eligible(self) -> bool:
+        return self.s is not None
+
+
+def size_speed_factor(params: float, cost: float, params_t: float, cost_t: float) -> float | None:
+    """S = (1 − p̂/p̂(T)) · (1 − î/î(T)), or None unless ξ is both smaller and faster than T.
+
+    Two negative factors must never multiply into a positive score, hence None, not a number.
+    """
+    size, speed = 1 - params / params_t, 1 - cost / cost_t
+    return size * speed if size > 0 and speed > 0 else None
+
+
+def w_coefficient(s: float | None, error: float | None) -> float | None:
+    """W = S / ê; None where S is undefined or ê unknown; 0 for a diverged training (ê = ∞)."""
+    if s is None or error is None:
+        return None
+    return 0.0 if math.isinf(error) else s / error
+
+
+def order(candidates: list[Candidate]) -> list[Candidate]:
+    """Eligible candidates by S, highest first (ties broken by ξ, for determinism).
+
+    This is the ordering the AB^nC property asserts; ineligible candidates cannot be trained,
+    so the intervals are cut over the eligible ones only.
+    """
+    return sorted((c for c in candidates if c.eligible), key=lambda c: (-c.s, c.arch.astuple()))
+
+
+def intervals(ordered: list[Candidate], epsilon: int) -> list[list[Candidate]]:
+    """⌈n/ε⌉ consecutive intervals of ε candidates each; the last may be shorter."""
+    if epsilon < 1:
+        raise ValueError("epsilon must be at least 1")
+    return [ordered[i : i + epsilon] for i in range(0, len(ordered), epsilon)]
+
+
+@dataclass
+class SearchResult:
+    best: Candidate | None
+    candidates: list[Candidate]
+    trained: list[Candidate]
+    intervals: int
+
+
+def fptas(
+    candidates: list[Candidate],
+    error: Callable[[Candidate], float],
+    *,
+    epsilon: int,
+    refine: int = 0,
+) -> SearchResult:
+    """Train one representative (the highest S) per interval, optionally refine, return the best W.
+
+    ``error(c)`` must return ê for ``c`` (the minimum over Θ). With ``refine = K`` every other
+    member of the K intervals whose representatives scored the best W is trained too. ε = 1
+    trains every eligible candidate: exhaustive search.
+    """
+    parts = intervals(order(candidates), epsilon)
+    trained: list[Candidate] = []
+
+    def score(c: Candidate) -> None:
+        c.error = error(c)
+        c.w = w_coefficient(c.s, c.error)
+        trained.append(c)
+
+    for part in parts:
+        score(part[0])
+    if refine > 0:
+        ranked = sorted(parts, key=lambda p: (-p[0].w, p[0].arch.astuple()))
+        for part in ranked[:refine]:
+            for c in part[1:]:
+                score(c)
+    best = max(trained, key=lambda c: (c.w, -c.params), default=None)
+    return SearchResult(best=best, candidates=candidates, trained=trained, intervals=len(parts))

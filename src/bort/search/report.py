@@ -1,0 +1,152 @@
+"""The run folder's outputs: result.json, candidates.csv, pareto.png, report.md and best/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bort.models.student import build_student  # noqa: E402
+from bort.search.fptas import Candidate, SearchResult  # noqa: E402
+from bort.utils import atomic_dir, atomic_file, atomic_write_text  # noqa: E402
+
+COLUMNS = ("D", "A", "H", "I", "params", "params_effective", "latency_ms", "flops", "s", "error", "w", "status")
+
+
+def candidate_row(c: Candidate, trained: set) -> dict:
+    """One table row; ê and W are null where not trained or ineligible (and ê where diverged)."""
+    if not c.eligible:
+        status = "ineligible"
+    elif c.arch not in trained:
+        status = "untrained"
+    else:
+        status = "diverged" if math.isinf(c.error) else "trained"
+    finite_error = c.error if c.error is not None and math.isfinite(c.error) else None
+    return {
+        **c.arch.asdict(), "params": c.params, "params_effective": c.params_effective, "latency_ms": c.latency_ms,
+        "flops": c.flops, "s": c.s, "error": finite_error, "w": c.w, "status": status,
+    }
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both coordinates (lower is better), sorted by x."""
+    front, best_y = [], math.inf
+    for x, y in sorted(points):
+        if y < best_y:
+            front.append((x, y))
+            best_y = y
+    return front
+
+
+def plot_pareto(path: Path, rows: list[dict], best: dict, teacher: dict) -> None:
+    """Size and latency (or FLOPs) against ê, with the Pareto front, the chosen ξ and T marked."""
+    trained = [r for r in rows if r["error"] is not None]
+    cost_key, cost_label = ("latency_ms", "latency (ms)") if best["latency_ms"] is not None else ("flops", "FLOPs")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, key, label in ((axes[0], "params", "parameters"), (axes[1], cost_key, cost_label)):
+        xs = [r[key] for r in trained]
+        ax.scatter(xs, [r["error"] for r in trained], s=18, alpha=0.6, label="trained candidates")
+        front = pareto_front([(r[key], r["error"]) for r in trained])
+        ax.step([x for x, _ in front], [y for _, y in front], where="post", color="tab:orange", label="Pareto front")
+        ax.scatter([best[key]], [best["error"]], marker="*", s=220, color="tab:red", zorder=5, label=f"chosen ⟨{best['D']},{best['A']},{best['H']},{best['I']}⟩")
+        if teacher.get(key) is not None:
+            ax.axvline(teacher[key], color="gray", linestyle="--", label=f"teacher T ⟨{teacher['D']},{teacher['A']},{teacher['H']},{teacher['I']}⟩")
+        if teacher.get("error_floor") is not None:
+            ax.axhline(teacher["error_floor"], color="gray", linestyle=":", label="teacher entropy (ê floor)")
+        ax.set_xlabel(label)
+        ax.set_ylabel("ê: cross-entropy to the teacher")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("bort extract: size and speed against error")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _markdown(result: dict, rows: list[dict]) -> str:
+    t, b = result["teacher"], result["best"]
+    lines = [
+        "# bort extract report",
+        "",
+        f"- teacher: `{result['settings']['teacher']}` ⟨{t['D']},{t['A']},{t['H']},{t['I']}⟩, {t['params']:,} parameters, "
+        f"latency {_fmt(t['latency_ms'])} ms",
+        f"- corpus: `{result['settings']['corpus']}` ({result['corpus']['train_sequences']} training / {result['corpus']['heldout_sequences']} held-out sequences of {result['settings']['seq_len']})",
+        f"- space: {result['space']['name']}, |Ξ| = {result['space_size']} ({result['eligible']} eligible)",
+        f"- steps n = {result['steps']}, ε = {result['epsilon']}, refine = {result['refine']}, seed = {result['seed']}, "
+        f"Θ = {', '.join(result['thetas'])}",
+        f"- latency: {result['latency']['mode']} at batch {result['latency']['batch']}, sequence {result['latency']['seq']}, "
+        f"{result['latency']['threads']} thread(s), {result['latency']['dtype']}, on {result['latency_device']}",
+        f"- trained {result['evaluated']} candidates in {result['wall_s']:.0f} s",
+        "",
+        f"**Best: ⟨{b['D']},{b['A']},{b['H']},{b['I']}⟩**, W = {b['w']:.4g}, {b['params']:,} parameters "
+        f"({100 * b['params'] / t['params']:.1f}% of T), latency {_fmt(b['latency_ms'])} ms, ê = {b['error']:.4f}",
+        "",
+        "## Candidates ranked by W (trained ones first)",
+        "",
+        "| rank | D | A | H | I | params | effective | latency ms | GFLOPs | S | ê | W | status |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    ranked = sorted(rows, key=lambda r: (r["w"] is None, -(r["w"] or 0), -(r["s"] or -1)))
+    for i, r in enumerate(ranked, 1):
+        lines.append(
+            f"| {i} | {r['D']} | {r['A']} | {r['H']} | {r['I']} | {r['params']:,} | {r['params_effective']:,} | {_fmt(r['latency_ms'])} | "
+            f"{r['flops'] / 1e9:.3f} | {_fmt(r['s'], 4)} | {_fmt(r['error'], 4)} | {_fmt(r['w'], 4)} | {r['status']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def write_outputs(out: Path, *, cfg, teacher, corpus, space, result: SearchResult, teacher_row: dict, latency_device: str | None, wall_s: float) -> dict:
+    """Write every output of the run folder atomically; returns the content of ``result.json``."""
+    trained = {c.arch for c in result.trained}
+    rows = [candidate_row(c, trained) for c in sorted(result.candidates, key=lambda c: c.arch)]
+    best = candidate_row(result.best, trained)
+    doc = {
+        "teacher": teacher_row,
+        "space": space.as_dict(),
+        "space_size": len(result.candidates),
+        "eligible": sum(c.eligible for c in result.candidates),
+        "evaluated": len(result.trained),
+        "intervals": result.intervals,
+        "epsilon": cfg.epsilon,
+        "steps": cfg.steps,
+        "refine": cfg.refine,
+        "seed": cfg.seed,
+        "thetas": [t.key for t in cfg.thetas],
+        "loss": asdict(cfg.loss),
+        "latency": asdict(cfg.latency),
+        "latency_device": latency_device,
+        "settings": {"teacher": str(cfg.teacher), "teacher_path": str(teacher.path), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len,
+                     "max_params": cfg.max_params, "max_latency_ms": cfg.max_latency_ms},
+        "corpus": {"documents": corpus.documents, "tokens": corpus.tokens, "train_sequences": len(corpus.train), "heldout_sequences": len(corpus.heldout)},
+        "wall_s": wall_s,
+        "best": best,
+        "candidates": rows,
+    }
+    atomic_write_text(out / "result.json", json.dumps(doc, indent=2))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in rows)
+    atomic_write_text(out / "candidates.csv", buf.getvalue())
+    plot_pareto(out / "pareto.png", rows, best, teacher_row)
+    atomic_write_text(out / "report.md", _markdown(doc, rows))
+    with atomic_dir(out / "best") as tmp:
+        # The chosen shape in the teacher's family, randomly initialised from the run's seed, with
+        # the teacher's tokenizer: loadable by AutoModelForMaskedLM, and the input of `bort pretrain`.
+        build_student(teacher.config, result.best.arch, seed=cfg.seed).save_pretrained(tmp)
+        teacher.tokenizer.save_pretrained(tmp)
+        atomic_write_text(tmp / "bort_extract.json", json.dumps({"trained": False, "best": best, "teacher": str(cfg.teacher)}, indent=2))
+    return doc

@@ -1,0 +1,88 @@
+"""The run's embedded store: every measurement and training result, in SQLite, as it finishes.
+
+Each result is committed on its own, so a run killed at any moment (even ``kill -9``) loses at
+most the one result in flight; a resumed run reads what is there and skips it. A run's
+settings are stored too, and a resume with different settings is refused rather than mixing
+incompatible results.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from bort.errors import BortError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS latency (
+    arch TEXT NOT NULL, settings TEXT NOT NULL, device TEXT NOT NULL,
+    latency_ms REAL NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (arch, settings));
+CREATE TABLE IF NOT EXISTS trial (
+    arch TEXT NOT NULL, theta TEXT NOT NULL, error REAL NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (arch, theta));
+"""
+
+
+class RunStore:
+    """SQLite file ``RUN/bort.sqlite``; one writer (the driver), committed per result."""
+
+    FILENAME = "bort.sqlite"
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / self.FILENAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise BortError(f"the run store '{self.path}' is unreadable ({exc}); move it away or use a new --out folder") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def check_settings(self, settings: dict) -> None:
+        """Record the run's settings, or refuse to resume a run that was started with others."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+        text = json.dumps(settings, sort_keys=True)
+        if row is None:
+            with self._db:
+                self._db.execute("INSERT INTO meta VALUES ('settings', ?)", (text,))
+            return
+        old = json.loads(row[0])
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            k = diff[0]
+            raise BortError(
+                f"'{self.path.parent}' holds a run with other settings ({k}: {old.get(k)!r} there, {settings.get(k)!r} now); "
+                "repeat the original command to resume, or choose a new --out folder"
+            )
+
+    def latency(self, arch_key: str, settings_key: str) -> float | None:
+        row = self._db.execute("SELECT latency_ms FROM latency WHERE arch=? AND settings=?", (arch_key, settings_key)).fetchone()
+        return None if row is None else row[0]
+
+    def put_latency(self, arch_key: str, settings_key: str, device: str, latency_ms: float) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO latency VALUES (?,?,?,?,?)", (arch_key, settings_key, device, latency_ms, time.time()))
+
+    def latency_device(self, settings_key: str) -> str | None:
+        row = self._db.execute("SELECT device FROM latency WHERE settings=? LIMIT 1", (settings_key,)).fetchone()
+        return None if row is None else row[0]
+
+    def trial(self, arch_key: str, theta_key: str) -> float | None:
+        row = self._db.execute("SELECT error FROM trial WHERE arch=? AND theta=?", (arch_key, theta_key)).fetchone()
+        return None if row is None else row[0]
+
+    def put_trial(self, arch_key: str, theta_key: str, error: float, seconds: float) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO trial VALUES (?,?,?,?,?)", (arch_key, theta_key, error, seconds, time.time()))
+
+    def trials(self) -> list[dict]:
+        """Every finished training, oldest first."""
+        rows = self._db.execute("SELECT arch, theta, error, seconds, created FROM trial ORDER BY created")
+        return [dict(zip(("arch", "theta", "error", "seconds", "created"), r)) for r in rows]

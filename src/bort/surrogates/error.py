@@ -1,0 +1,133 @@
+"""ê(ξ): the error surrogate, from n steps of distillation against the teacher (algorithms.md §2).
+
+Every candidate starts from the same seed, sees the same training batches with the same masks,
+and is scored on the same fixed held-out masked batches, so ê depends on ξ and θ alone: a
+resumed search reproduces it exactly. ê is the mean cross-entropy H(p_T, p_S) over the held-out
+masked positions; with several hyperparameter sets Θ it is the minimum over θ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from bort.arch import Arch
+from bort.data.corpus import PackedCorpus
+from bort.data.masking import MaskedBatch, batch_stream, fixed_masked_batches
+from bort.errors import BortError, TrainingDiverged
+from bort.models.student import build_student, masked_logits
+from bort.models.teacher import Teacher
+from bort.training.evaluate import evaluate_mlm, teacher_logprobs
+from bort.training.loop import OptimConfig, train
+from bort.training.losses import DistillLoss
+
+
+@dataclass(frozen=True)
+class Theta:
+    """One training hyperparameter set θ for the short candidate trainings."""
+
+    lr: float = 1e-3
+    batch_size: int = 16
+    warmup: float = 0.1
+
+    def __post_init__(self) -> None:
+        OptimConfig(lr=self.lr, warmup=self.warmup)  # validates
+        if self.batch_size < 1:
+            raise BortError(f"θ batch size must be at least 1, got {self.batch_size}")
+
+    @property
+    def key(self) -> str:
+        return f"lr={self.lr:g},batch_size={self.batch_size},warmup={self.warmup:g}"
+
+
+@dataclass(frozen=True)
+class ErrorSettings:
+    """n (``steps``), the seed, Θ, the loss and the size of the held-out set."""
+
+    steps: int = 50
+    seed: int = 0
+    thetas: tuple[Theta, ...] = (Theta(),)
+    loss: DistillLoss = field(default_factory=DistillLoss)
+    eval_sequences: int = 32
+    eval_batch_size: int = 16
+    teacher_cache_gb: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise BortError(f"--steps must be at least 1, got {self.steps}")
+        if not self.thetas:
+            raise BortError("the hyperparameter set Θ is empty: give at least one θ")
+        if self.eval_sequences < 1:
+            raise BortError("the held-out set needs at least one sequence")
+
+    def fingerprint(self) -> dict:
+        """What fixes every ê of a run (stored, and checked when a run resumes)."""
+        return {"steps": self.steps, "seed": self.seed, "loss": asdict(self.loss), "eval_sequences": self.eval_sequences}
+
+
+class ErrorSurrogate:
+    """Callable ``(ξ, θ) → ê``; holds the teacher's held-out distribution, computed once."""
+
+    def __init__(self, teacher: Teacher, corpus: PackedCorpus, settings: ErrorSettings, *, device: str = "cpu"):
+        if len(corpus.heldout) < 1:
+            raise BortError("the corpus has no held-out blocks; give more text")
+        self.teacher, self.corpus, self.settings = teacher, corpus, settings
+        self.device = torch.device(device)
+        self.eval_batches: list[MaskedBatch] = fixed_masked_batches(
+            corpus.heldout, teacher.tokenizer, batch_size=settings.eval_batch_size, max_sequences=settings.eval_sequences, seed=settings.seed
+        )
+        self.teacher_lp = teacher_logprobs(teacher.model, self.eval_batches)
+        self._logit_cache: dict[int, list[torch.Tensor]] = {}
+
+    def _teacher_logits(self, step: int, batch: MaskedBatch, batch_size: int) -> torch.Tensor:
+        """The teacher's logits at the masked positions of training batch ``step``, as float16.
+
+        Every candidate trained with the same batch size sees the same n batches, so the teacher's
+        logits are computed once per batch and kept in memory (n batches, not the corpus) while
+        they fit in ``teacher_cache_gb``; this removes the teacher forward, the largest cost of a
+        candidate training. They are always rounded to float16, cached or not, so ê does not depend
+        on whether the cache was used.
+        """
+        cache = self._logit_cache.setdefault(batch_size, [])
+        if step < len(cache):
+            return cache[step].to(self.device)
+        with torch.inference_mode():
+            logits = masked_logits(self.teacher.model, batch.input_ids, batch.positions).to(torch.float16)
+        budget = self.settings.teacher_cache_gb * 2**30
+        if step == len(cache) and logits.numel() * 2 * self.settings.steps <= budget:
+            cache.append(logits.cpu())
+        return logits.clone()  # leave inference mode, so autograd may use it
+
+    def floor(self) -> float:
+        """H(p_T, p_T): the teacher's own entropy, the lowest ê any student can reach."""
+        total = sum(float(-(lp.exp() * lp).sum()) for lp in self.teacher_lp)
+        return total / sum(len(lp) for lp in self.teacher_lp)
+
+    def __call__(self, arch: Arch, theta: Theta) -> float:
+        """Train a fresh student of shape ``arch`` with ``theta`` for n steps and return ê.
+
+        A training that diverges scores ``inf`` (it can never be chosen), so one bad θ does not
+        stop the search.
+        """
+        s = self.settings
+        student = build_student(self.teacher.config, arch, seed=s.seed).to(self.device)
+        batches = batch_stream(self.corpus.train, self.teacher.tokenizer, theta.batch_size, s.seed)
+        loss = s.loss
+
+        step = 0
+
+        def loss_fn(batch: MaskedBatch) -> torch.Tensor:
+            nonlocal step
+            batch = batch.to(self.device)
+            teacher_logits = self._teacher_logits(step, batch, theta.batch_size) if loss.needs_teacher else None
+            step += 1
+            return loss(masked_logits(student, batch.input_ids, batch.positions), batch.targets, teacher_logits)
+
+        torch.manual_seed(s.seed)  # dropout masks
+        try:
+            train(student, loss_fn, batches, steps=s.steps, optim=OptimConfig(lr=theta.lr, warmup=theta.warmup))
+        except TrainingDiverged:
+            return math.inf
+        return evaluate_mlm(student, self.eval_batches, self.teacher_lp)["kd_ce"]

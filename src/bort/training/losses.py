@@ -1,0 +1,54 @@
+"""Distillation loss of algorithms.md §4 and the cross-entropy used as the error surrogate ê."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bort.errors import BortError
+
+
+@dataclass(frozen=True)
+class DistillLoss:
+    """L = α_mlm · CE(s, y) + α_kd · τ² · KL(softmax(t/τ) ‖ softmax(s/τ)) over masked positions.
+
+    The defaults are the released Bort code's (0.1, 0.5, τ = 2). ``alpha_kd = 0, alpha_mlm = 1``
+    is plain self-supervised masked-LM pretraining.
+    """
+
+    alpha_mlm: float = 0.1
+    alpha_kd: float = 0.5
+    temperature: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.alpha_mlm < 0 or self.alpha_kd < 0 or self.alpha_mlm + self.alpha_kd == 0:
+            raise BortError("loss weights must be non-negative and not both zero (e.g. --alpha-mlm 0.1 --alpha-kd 0.5)")
+        if self.temperature <= 0:
+            raise BortError(f"temperature must be positive, got {self.temperature}")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.alpha_kd > 0
+
+    def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Loss over ``[n_masked, V]`` logits with gold ``labels`` of shape ``[n_masked]``."""
+        loss = student_logits.new_zeros(())
+        if self.alpha_mlm:
+            loss = loss + self.alpha_mlm * F.cross_entropy(student_logits.float(), labels)
+        if self.alpha_kd:
+            tau = self.temperature
+            kl = F.kl_div(
+                F.log_softmax(student_logits.float() / tau, dim=-1),
+                F.log_softmax(teacher_logits.float() / tau, dim=-1),
+                log_target=True,
+                reduction="batchmean",
+            )
+            loss = loss + self.alpha_kd * tau * tau * kl
+        return loss
+
+
+def soft_cross_entropy(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
+    """H(p_T, p_S) = −Σ p_T log p_S summed over positions (divide by the count for the mean)."""
+    return -(teacher_logprobs.exp() * F.log_softmax(student_logits.float(), dim=-1)).sum()
