@@ -81,6 +81,7 @@ def cmd_teacher_prepare(args: argparse.Namespace) -> int:
     from bort.models.teacher import load_teacher
 
     teacher = load_teacher(args.teacher, device=args.device)
+    teacher.check_seq_len(args.seq_len, "--seq-len")
     corpus = load_corpus(args.corpus, teacher.tokenizer, seq_len=args.seq_len)
     if teacher.has_mlm_head and not args.force:
         raise BortError(f"teacher '{args.teacher}' already has an MLM head; add --force to retrain it")

@@ -49,6 +49,18 @@ class Teacher:
     def family(self) -> str:
         return self.config.model_type
 
+    @property
+    def max_seq_len(self) -> int:
+        """The longest input its position embeddings take (RoBERTa's start after the padding index)."""
+        if self.family == "roberta":
+            return self.config.max_position_embeddings - (self.config.pad_token_id or 0) - 1
+        return self.config.max_position_embeddings
+
+    def check_seq_len(self, seq: int, option: str) -> None:
+        """Refuse a sequence length the model cannot run, naming the option that set it."""
+        if seq > self.max_seq_len:
+            raise BortError(f"{option} {seq} is longer than the teacher's {self.max_seq_len} positions; use at most {self.max_seq_len}")
+
 
 def resolve_model_path(name: str | Path) -> Path:
     """Turn ``--teacher`` into a local folder: an alias, an existing folder, or a Hub download."""

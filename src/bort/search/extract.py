@@ -72,7 +72,8 @@ def _with_mlm_head(teacher: Teacher, corpus: PackedCorpus, out: Path, cfg: Extra
     if teacher.has_mlm_head:
         return teacher
     cached = out / TEACHER_MLM_DIR
-    if load_report(cached) is not None:
+    report = load_report(cached)
+    if report is not None and report["teacher"] == str(teacher.path) and report["config"] == asdict(cfg.head):
         return load_teacher(cached, device=cfg.device)
     report = prepare_teacher(teacher, corpus, cached, cfg.head)
     tqdm.write(f"trained the teacher's MLM head: held-out MLM accuracy {report['mlm_accuracy']:.3f} (saved in {cached})")
@@ -102,10 +103,14 @@ def extract(cfg: ExtractConfig) -> dict:
     started = time.time()
     store = RunStore(out)
     try:
-        settings = {"teacher": str(cfg.teacher), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len, "head": asdict(cfg.head)}
+        settings = {"teacher": str(cfg.teacher), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len, "head": asdict(cfg.head), "device": cfg.device}
         store.check_settings({**settings, **cfg.error_settings().fingerprint()})
         teacher = load_teacher(cfg.teacher, device=cfg.device)
+        teacher.check_seq_len(cfg.seq_len, "--seq-len")
+        if cfg.latency.mode == "measured":
+            teacher.check_seq_len(cfg.latency.seq, "--latency-seq")
         corpus = load_corpus(cfg.corpus, teacher.tokenizer, seq_len=cfg.seq_len)
+        source_path = teacher.path
         teacher = _with_mlm_head(teacher, corpus, out, cfg)
         space = load_space(cfg.space, teacher.arch)
         T = teacher.arch
@@ -140,10 +145,12 @@ def extract(cfg: ExtractConfig) -> dict:
         error_fn = _ErrorFunction(cfg, teacher, corpus, store, n_intervals=-(-sum(c.eligible for c in candidates) // cfg.epsilon))
         result = fptas(candidates, error_fn, epsilon=cfg.epsilon, refine=cfg.refine)
         error_fn.close()
+        if result.best is None and result.trained:
+            raise BortError(f"every one of the {len(result.trained)} trained candidates diverged; lower the learning rate (--lr or --theta)")
         if result.best is None:
             raise BortError("no candidate is both smaller and faster than the teacher; widen the space or use --latency flops")
         return write_outputs(
-            out, cfg=cfg, teacher=teacher, corpus=corpus, space=space, result=result,
+            out, cfg=cfg, teacher=teacher, teacher_path=source_path, corpus=corpus, space=space, result=result,
             teacher_row={**T.asdict(), "params": p_t.total, "params_effective": p_t.effective, "latency_ms": latency.get(T),
                          "flops": flops(T, seq=cfg.latency.seq, batch=cfg.latency.batch), "error_floor": error_fn.floor},
             latency_device=store.latency_device(cfg.latency.key) if measured else None,

@@ -82,6 +82,8 @@ def fptas(
 ) -> SearchResult:
     """Train one representative (the highest S) per interval, optionally refine, return the best W.
 
+    ``best`` is None when no candidate is eligible or every training diverged.
+
     ``error(c)`` must return ê for ``c`` (the minimum over Θ). With ``refine = K`` every other
     member of the K intervals whose representatives scored the best W is trained too. ε = 1
     trains every eligible candidate: exhaustive search.
@@ -101,5 +103,6 @@ def fptas(
         for part in ranked[:refine]:
             for c in part[1:]:
                 score(c)
-    best = max(trained, key=lambda c: (c.w, -c.params), default=None)
+    # A diverged training (ê = ∞) can never be chosen, even when every training diverged.
+    best = max((c for c in trained if math.isfinite(c.error)), key=lambda c: (c.w, -c.params), default=None)
     return SearchResult(best=best, candidates=candidates, trained=trained, intervals=len(parts))

@@ -83,8 +83,7 @@ def _markdown(result: dict, rows: list[dict]) -> str:
         f"- space: {result['space']['name']}, |Ξ| = {result['space_size']} ({result['eligible']} eligible)",
         f"- steps n = {result['steps']}, ε = {result['epsilon']}, refine = {result['refine']}, seed = {result['seed']}, "
         f"Θ = {', '.join(result['thetas'])}",
-        f"- latency: {result['latency']['mode']} at batch {result['latency']['batch']}, sequence {result['latency']['seq']}, "
-        f"{result['latency']['threads']} thread(s), {result['latency']['dtype']}, on {result['latency_device']}",
+        _latency_line(result),
         f"- trained {result['evaluated']} candidates in {result['wall_s']:.0f} s",
         "",
         f"**Best: ⟨{b['D']},{b['A']},{b['H']},{b['I']}⟩**, W = {b['w']:.4g}, {b['params']:,} parameters "
@@ -104,11 +103,19 @@ def _markdown(result: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _latency_line(result: dict) -> str:
+    lat = result["latency"]
+    if lat["mode"] == "flops":
+        return f"- î: analytic FLOPs at batch {lat['batch']}, sequence {lat['seq']} (no latency measured)"
+    return (f"- î: measured latency at batch {lat['batch']}, sequence {lat['seq']}, {lat['threads']} thread(s), {lat['dtype']}, "
+            f"on {result['latency_device']}")
+
+
 def _fmt(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def write_outputs(out: Path, *, cfg, teacher, corpus, space, result: SearchResult, teacher_row: dict, latency_device: str | None, wall_s: float) -> dict:
+def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space, result: SearchResult, teacher_row: dict, latency_device: str | None, wall_s: float) -> dict:
     """Write every output of the run folder atomically; returns the content of ``result.json``."""
     trained = {c.arch for c in result.trained}
     rows = [candidate_row(c, trained) for c in sorted(result.candidates, key=lambda c: c.arch)]
@@ -128,7 +135,7 @@ def write_outputs(out: Path, *, cfg, teacher, corpus, space, result: SearchResul
         "loss": asdict(cfg.loss),
         "latency": asdict(cfg.latency),
         "latency_device": latency_device,
-        "settings": {"teacher": str(cfg.teacher), "teacher_path": str(teacher.path), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len,
+        "settings": {"teacher": str(cfg.teacher), "teacher_path": str(teacher_path), "mlm_teacher_path": str(teacher.path), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len,
                      "max_params": cfg.max_params, "max_latency_ms": cfg.max_latency_ms},
         "corpus": {"documents": corpus.documents, "tokens": corpus.tokens, "train_sequences": len(corpus.train), "heldout_sequences": len(corpus.heldout)},
         "wall_s": wall_s,

@@ -46,12 +46,16 @@ class RunStore:
         self._db.close()
 
     def check_settings(self, settings: dict) -> None:
-        """Record the run's settings, or refuse to resume a run that was started with others."""
+        """Record the run's settings, or refuse to resume a run that was started with others.
+
+        A store that holds no result yet (say, a first attempt stopped by a mistyped --teacher)
+        has nothing to mix, so it simply takes the new settings.
+        """
         row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
         text = json.dumps(settings, sort_keys=True)
-        if row is None:
+        if row is None or not self._has_results():
             with self._db:
-                self._db.execute("INSERT INTO meta VALUES ('settings', ?)", (text,))
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (text,))
             return
         old = json.loads(row[0])
         diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
@@ -61,6 +65,9 @@ class RunStore:
                 f"'{self.path.parent}' holds a run with other settings ({k}: {old.get(k)!r} there, {settings.get(k)!r} now); "
                 "repeat the original command to resume, or choose a new --out folder"
             )
+
+    def _has_results(self) -> bool:
+        return any(self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in ("trial", "latency"))
 
     def latency(self, arch_key: str, settings_key: str) -> float | None:
         row = self._db.execute("SELECT latency_ms FROM latency WHERE arch=? AND settings=?", (arch_key, settings_key)).fetchone()

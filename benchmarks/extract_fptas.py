@@ -1,0 +1,110 @@
+"""Benchmark of `bort extract` (issue 2): FPTAS quality and cost, latency stability, p̂ of known shapes.
+
+    python benchmarks/extract_fptas.py [--steps 30] [--seq-len 64] [--eps 1 4 8 16] [--out benchmarks/out/extract]
+
+1. Trains an MLM head for minilm-l6 once (`bort teacher prepare`), on the WikiText text in
+   ../shared/data/corpus/wikitext-103.
+2. Runs the FPTAS on the `auto` space at each ε, each in its own run folder (own latency
+   measurements, own trainings), and reports candidates trained, wall time and
+   W(found) / W(exhaustive). The ratio is taken in the exhaustive (ε = 1) run's table, so
+   both W come from the same measurements; each run's own W is reported too.
+3. Repeats the latency measurement of one ξ and reports its spread.
+4. Prints p̂ for BERT-large and both readings of Bort with RoBERTa's vocabulary.
+
+Writes OUT/summary.json and OUT/summary.md (the rows pasted into docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WIKITEXT = ROOT.parent / "shared" / "data" / "corpus" / "wikitext-103"
+
+
+def bort(*args: str) -> float:
+    start = time.time()
+    subprocess.run([sys.executable, "-m", "bort", *args], check=True)
+    return time.time() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "extract")
+    ap.add_argument("--eps", type=int, nargs="+", default=[1, 4, 8, 16])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--seq-len", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--head-steps", type=int, default=200)
+    args = ap.parse_args()
+    if not WIKITEXT.is_dir():
+        sys.exit(f"skipped: {WIKITEXT} is absent (the shared data folder is needed)")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    teacher = args.out / "minilm-mlm"
+    if not (teacher / "bort_teacher.json").is_file():
+        bort("teacher", "prepare", "--teacher", "minilm-l6", "--corpus", str(WIKITEXT), "--seq-len", str(args.seq_len),
+             "--steps", str(args.head_steps), "--out", str(teacher))
+    head = json.loads((teacher / "bort_teacher.json").read_text())
+
+    runs = {}
+    for eps in sorted(args.eps):
+        run = args.out / f"eps{eps}"
+        wall = bort("extract", "--teacher", str(teacher), "--corpus", str(WIKITEXT), "--out", str(run), "--space", "auto",
+                    "--steps", str(args.steps), "--epsilon", str(eps), "--seq-len", str(args.seq_len),
+                    "--batch-size", str(args.batch_size), "--no-progress")
+        runs[eps] = (json.loads((run / "result.json").read_text()), wall)
+
+    exhaustive = runs[min(runs)][0]
+    assert exhaustive["epsilon"] == 1, "the ratio needs the exhaustive ε = 1 run"
+    table = {(c["D"], c["A"], c["H"], c["I"]): c for c in exhaustive["candidates"]}
+    w_star = max(c["w"] for c in exhaustive["candidates"] if c["w"] is not None)
+    rows = []
+    for eps, (res, wall) in runs.items():
+        b = res["best"]
+        w_in_exh = table[(b["D"], b["A"], b["H"], b["I"])]["w"]
+        rows.append({"epsilon": eps, "trained": res["evaluated"], "space_size": res["space_size"], "wall_s": round(wall, 1),
+                     "best": f"⟨{b['D']},{b['A']},{b['H']},{b['I']}⟩", "w_own_run": b["w"], "w_ratio": None if w_in_exh is None else w_in_exh / w_star})
+
+    # Latency stability: one mid-sized ξ, 10 repeated measurements (each a median of 15 runs).
+    from bort.arch import Arch
+    from bort.models.teacher import read_config, resolve_model_path
+    from bort.surrogates.latency import LatencySettings, measure_latency
+    from bort.surrogates.params import count_params
+
+    config = read_config(resolve_model_path("minilm-l6"))
+    probe = Arch(3, 6, 192, 768)
+    reps = measure_latency(config, probe, LatencySettings(), repeats=10)
+    med = statistics.median(reps)
+    stability = {"arch": str(probe), "repeats_ms": [round(r, 3) for r in reps], "median_ms": round(med, 3),
+                 "spread_pct": round(100 * (max(reps) - min(reps)) / med, 2), "cv_pct": round(100 * statistics.stdev(reps) / statistics.mean(reps), 2)}
+
+    from transformers import RobertaConfig
+
+    roberta = RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1)
+    shapes = {"BERT-large ⟨24,16,1024,4096⟩": Arch(24, 16, 1024, 4096), "Bort as released ⟨4,8,1024,768⟩": Arch(4, 8, 1024, 768),
+              "Bort as in the paper ⟨4,8,768,1024⟩": Arch(4, 8, 768, 1024)}
+    large = count_params(roberta, shapes["BERT-large ⟨24,16,1024,4096⟩"]).total
+    params = {name: {"total": (p := count_params(roberta, a)).total, "effective": p.effective, "pct_of_large": round(100 * p.total / large, 1)}
+              for name, a in shapes.items()}
+
+    summary = {"date": str(date.today()), "machine": f"{platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+               "settings": vars(args) | {"out": str(args.out)}, "teacher_head": {k: head[k] for k in ("mlm_accuracy_before", "mlm_accuracy")},
+               "fptas": rows, "latency_stability": stability, "params_roberta_vocab": params}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    md = ["| ε | candidates trained | of |Ξ| | wall time (s) | found ξ | W(found) / W(exhaustive) |", "|---:|---:|---:|---:|---|---:|"]
+    md += [f"| {r['epsilon']} | {r['trained']} | {r['space_size']} | {r['wall_s']} | {r['best']} | {r['w_ratio']:.3f} |" for r in rows]
+    (args.out / "summary.md").write_text("\n".join(md) + "\n")
+    print(json.dumps(summary, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Shared fixtures: tiny teachers, a small corpus and a tiny space, all built offline in tmp dirs.
+
+Every model here is a 2-layer encoder with hidden size 64 and a few hundred tokens, so that a
+whole ``bort extract`` run takes seconds on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One thread: on a two-core machine, two intra-op threads make tiny models slower (contention),
+# and subprocesses (the CLI, the resume test) inherit this too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data" / "corpus"
+
+SEQ_LEN = 32
+TEACHER_ARCH = (2, 4, 64, 128)  # ⟨D, A, H, I⟩ of every tiny teacher: the space's maximum point
+SPACE_YAML = "D: [1, 2]\nA: [2, 4]\nH: [32, 64]\nI: [64, 128]\n"
+
+_FALLBACK = (
+    "The quick brown fox jumps over the lazy dog. A small model learns to predict the missing words "
+    "of a sentence from the words around them. Teachers and students read the same text, and the "
+    "student tries to match what the teacher believes about every hidden word. "
+)
+
+
+def english_text(max_chars: int) -> str:
+    """Up to ``max_chars`` of English: Tiny Shakespeare if the shared data is there, else a paragraph."""
+    path = SHARED / "tinyshakespeare.txt"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")[:max_chars]
+    return "\n".join(_FALLBACK for _ in range(max_chars // len(_FALLBACK) + 1))[:max_chars]
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _bert_tokenizer(vocab_size: int = 400):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(_lines(english_text(200_000)), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return BertTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", model_max_length=64
+    )
+
+
+def _roberta_tokenizer(vocab_size: int = 400):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import RobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_lines(english_text(200_000)), trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    return RobertaTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>", unk_token="<unk>",
+        pad_token="<pad>", mask_token="<mask>", model_max_length=64,
+    )
+
+
+def bert_config(vocab_size: int):
+    from transformers import BertConfig
+
+    D, A, H, I = TEACHER_ARCH  # noqa: E741
+    return BertConfig(vocab_size=vocab_size, num_hidden_layers=D, num_attention_heads=A, hidden_size=H, intermediate_size=I, max_position_embeddings=64)
+
+
+def _save(model, tokenizer, folder: Path) -> Path:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer():
+    return _bert_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def bert_teacher(tmp_path_factory, bert_tokenizer) -> Path:
+    """A tiny BERT masked-LM teacher folder ⟨2,4,64,128⟩ with its WordPiece tokenizer."""
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    return _save(BertForMaskedLM(bert_config(len(bert_tokenizer))), bert_tokenizer, tmp_path_factory.mktemp("bert_teacher"))
+
+
+@pytest.fixture(scope="session")
+def bert_teacher_nohead(tmp_path_factory, bert_tokenizer) -> Path:
+    """The same tiny BERT encoder saved without a masked-LM head (a sentence-embedding model)."""
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    return _save(BertModel(bert_config(len(bert_tokenizer)), add_pooling_layer=True), bert_tokenizer, tmp_path_factory.mktemp("bert_nohead"))
+
+
+@pytest.fixture(scope="session")
+def roberta_teacher(tmp_path_factory) -> Path:
+    """A tiny RoBERTa masked-LM teacher with a byte-level BPE tokenizer."""
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    tokenizer = _roberta_tokenizer()
+    D, A, H, I = TEACHER_ARCH  # noqa: E741
+    config = RobertaConfig(
+        vocab_size=len(tokenizer), num_hidden_layers=D, num_attention_heads=A, hidden_size=H, intermediate_size=I,
+        max_position_embeddings=66, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    return _save(RobertaForMaskedLM(config), tokenizer, tmp_path_factory.mktemp("roberta_teacher"))
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> Path:
+    """About 20 kB of English text: the head of WikiText-103's validation split, if present."""
+    wiki = SHARED / "wikitext-103" / "wiki.valid.tokens"
+    text = wiki.read_text(encoding="utf-8")[:20_000] if wiki.is_file() else english_text(20_000)
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def space_file(tmp_path_factory) -> Path:
+    """D ∈ {1,2}, A ∈ {2,4}, H ∈ {32,64}, I ∈ {64,128}: 16 tuples, 15 candidates once T is excluded."""
+    path = tmp_path_factory.mktemp("space") / "tiny.yaml"
+    path.write_text(SPACE_YAML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def extract_args(corpus_file, space_file):
+    """``make(teacher, out, *extra)``: the argument list of a fast ``bort extract`` run.
+
+    ``extra`` comes last, so it overrides any default here (argparse keeps the last value).
+    """
+
+    def make(teacher, out, *extra: str) -> list[str]:
+        return [
+            "extract", "--teacher", str(teacher), "--out", str(out), "--corpus", str(corpus_file), "--space", str(space_file),
+            "--seq-len", str(SEQ_LEN), "--latency-seq", str(SEQ_LEN), "--steps", "3", "--eval-sequences", "8", "--batch-size", "4",
+            "--latency-runs", "2", "--head-steps", "5", "--no-progress", *extra,
+        ]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def bort_cmd():
+    """The ``bort`` command as a subprocess argument list prefix."""
+    return [sys.executable, "-m", "bort"]
