@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _add_teacher(p: argparse.ArgumentParser) -> None:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from bort.models.mlm_head import HeadConfig
-    from bort.search.extract import ExtractConfig, extract
+    from bort.search.recipe import ExtractConfig, extract
     from bort.surrogates.error import Theta
     from bort.surrogates.latency import LatencySettings
     from bort.training.losses import DistillLoss
@@ -90,6 +91,29 @@ def cmd_teacher_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from bort.arch import Arch
+    from bort.distill.recipe import PretrainConfig, pretrain
+    from bort.models.mlm_head import HeadConfig
+    from bort.training.loop import OptimConfig
+    from bort.training.losses import DistillLoss
+
+    loss = DistillLoss(alpha_mlm=1.0, alpha_kd=0.0) if args.loss == "mlm" else DistillLoss(args.alpha_mlm, args.alpha_kd, args.temperature)
+    cfg = PretrainConfig(
+        out=Path(args.out), teacher=args.teacher, corpus=args.corpus, student=args.student,
+        arch=Arch.parse(args.arch) if args.arch else None, init=args.init, loss=loss, steps=args.steps,
+        batch_size=args.batch_size, accumulate=args.accumulate,
+        optim=OptimConfig(lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, grad_clip=args.grad_clip),
+        seq_len=args.seq_len, save_every=args.save_every, eval_every=args.eval_every, eval_sequences=args.eval_sequences,
+        seed=args.seed, bf16=args.bf16, device=args.device, head=HeadConfig(steps=args.head_steps, seed=args.seed),
+        progress=not args.no_progress,
+    )
+    report = pretrain(cfg)
+    if os.environ.get("RANK", "0") == "0":
+        print(json.dumps({k: report[k] for k in ("steps", "tokens_seen", "mlm_accuracy", "kd_ce")}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bort", description="Extract, pretrain and ship small BERT/RoBERTa models (the Bort method).")
     parser.add_argument("--version", action="version", version=f"bort {__version__}")
@@ -126,6 +150,37 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--device", default="cpu", help="training device, e.g. cpu or cuda")
     ex.add_argument("--no-progress", action="store_true", help="no progress bars")
     ex.set_defaults(func=cmd_extract)
+
+    pt = sub.add_parser("pretrain", help="pretrain an extracted architecture by distillation from the teacher",
+                        description="Pretrain a student by knowledge distillation from the teacher (algorithms.md §4). "
+                        "Run it under `torchrun` or `accelerate launch -m bort pretrain` for data parallelism.")
+    _add_teacher(pt)
+    _add_corpus(pt)
+    pt.add_argument("--out", required=True, help="output folder (a Hugging Face model folder); re-running resumes it")
+    who = pt.add_mutually_exclusive_group(required=True)
+    who.add_argument("--student", help="a folder with the student's config.json, e.g. RUN/best from bort extract")
+    who.add_argument("--arch", help="the student's shape D,A,H,I, e.g. 4,8,768,1024")
+    pt.add_argument("--init", choices=("random", "teacher"), default="random", help="random init, or slices of the teacher")
+    pt.add_argument("--loss", choices=("kd", "mlm"), default="kd", help="kd: distillation (default); mlm: self-supervised")
+    pt.add_argument("--alpha-mlm", type=float, default=0.1)
+    pt.add_argument("--alpha-kd", type=float, default=0.5)
+    pt.add_argument("--temperature", type=float, default=2.0)
+    pt.add_argument("--steps", type=int, default=1000)
+    pt.add_argument("--batch-size", type=int, default=32, help="global batch size of one micro-step (default 32)")
+    pt.add_argument("--accumulate", type=int, default=1, help="micro-steps per optimiser step (gradient accumulation)")
+    pt.add_argument("--lr", type=float, default=5e-4)
+    pt.add_argument("--weight-decay", type=float, default=0.01)
+    pt.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the steps")
+    pt.add_argument("--grad-clip", type=float, default=1.0)
+    pt.add_argument("--save-every", type=int, default=200, help="checkpoint every K steps")
+    pt.add_argument("--eval-every", type=int, default=200, help="evaluate on the held-out slice every K steps")
+    pt.add_argument("--eval-sequences", type=int, default=64)
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--bf16", choices=("auto", "on", "off"), default="auto", help="bfloat16 autocast where the hardware has it")
+    pt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    pt.add_argument("--head-steps", type=int, default=200, help="steps to train an MLM head for a teacher without one")
+    pt.add_argument("--no-progress", action="store_true")
+    pt.set_defaults(func=cmd_pretrain)
 
     teacher = sub.add_parser("teacher", help="teacher utilities").add_subparsers(dest="teacher_command", required=True, metavar="ACTION")
     tp = teacher.add_parser("prepare", help="train a masked-LM head for a teacher without one (frozen encoder)",

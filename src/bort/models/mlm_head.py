@@ -13,17 +13,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from bort.data.corpus import PackedCorpus
 from bort.data.masking import batch_stream, fixed_masked_batches
 from bort.errors import BortError
 from bort.models.student import mlm_head
-from bort.models.teacher import Teacher
+from bort.models.teacher import Teacher, load_teacher
 from bort.training.evaluate import evaluate_mlm
 from bort.training.loop import OptimConfig, train
 from bort.utils import atomic_dir, atomic_write_text
 
 REPORT = "bort_teacher.json"
+TEACHER_MLM_DIR = "teacher_mlm"  # where a run folder caches its prepared teacher
 
 
 @dataclass(frozen=True)
@@ -90,4 +92,16 @@ def load_report(folder: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def ensure_mlm_head(teacher: Teacher, corpus: PackedCorpus, cache: Path, cfg: HeadConfig, *, device: str = "cpu") -> Teacher:
+    """The teacher with a masked-LM head: as it is, or with a head trained once and cached in ``cache``.
 
+    A cached head is reused only if it was trained for this teacher with the same settings.
+    """
+    if teacher.has_mlm_head:
+        return teacher
+    report = load_report(cache)
+    if report is not None and report["teacher"] == str(teacher.path) and report["config"] == asdict(cfg):
+        return load_teacher(cache, device=device)
+    report = prepare_teacher(teacher, corpus, cache, cfg)
+    tqdm.write(f"trained the teacher's MLM head: held-out MLM accuracy {report['mlm_accuracy']:.3f} (saved in {cache})")
+    return teacher

@@ -1,6 +1,6 @@
 """Extraction: the FPTAS over the space, its resumable store, and the ``bort extract`` recipe."""
 
-from bort.search.extract import ExtractConfig, extract
+from bort.search.recipe import ExtractConfig, extract
 from bort.search.fptas import Candidate, SearchResult, fptas, size_speed_factor, w_coefficient
 from bort.search.store import RunStore
 

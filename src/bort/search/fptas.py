@@ -2,7 +2,7 @@
 
 The search sees candidates as rows with p̂ and î already known, and an ``error`` callable that
 trains one and returns ê. That keeps it testable with synthetic numbers, and lets the recipe in
-:mod:`bort.search.extract` plug in caching and progress reporting.
+:mod:`bort.search.recipe` plug in caching and progress reporting.
 """
 
 from __future__ import annotations

@@ -45,6 +45,14 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, steps: int) -> tup
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+@dataclass
+class TrainState:
+    """The loop's own progress; saved in checkpoints so a resumed run continues exactly."""
+
+    step: int = 0  # optimiser steps done
+    min_loss: float = math.inf
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: Callable[[object], torch.Tensor],
@@ -52,30 +60,52 @@ def train(
     *,
     steps: int,
     optim: OptimConfig,
+    accumulate: int = 1,
+    autocast: torch.dtype | None = None,
+    state: TrainState | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    on_step: Callable[[TrainState, float], None] | None = None,
     diverge_factor: float = 10.0,
 ) -> list[float]:
-    """Train ``model`` for ``steps`` optimiser steps of ``loss_fn(batch)``; returns the losses.
+    """Train ``model`` up to ``steps`` optimiser steps of ``loss_fn(batch)``; returns the step losses.
 
-    Stops with :class:`TrainingDiverged` when the loss is NaN/inf, or, after the warm-up, exceeds
-    ``diverge_factor`` times the lowest loss seen so far.
+    Each step averages ``accumulate`` micro-batches. ``autocast`` runs the forward passes in that
+    dtype (e.g. bfloat16). To resume, pass the saved ``state``, ``optimizer`` and ``scheduler``
+    (see :func:`build_optimizer`) and a batch iterator positioned after the consumed batches.
+    ``on_step(state, loss)`` runs after every step: evaluation, checkpoints, progress.
+
+    Stops with :class:`TrainingDiverged`, before the weights are touched, when a step's loss is
+    NaN/inf or, after the warm-up, exceeds ``diverge_factor`` times the lowest loss seen.
     """
-    optimizer, scheduler = build_optimizer(model, optim, steps)
+    if optimizer is None or scheduler is None:
+        optimizer, scheduler = build_optimizer(model, optim, steps)
+    state = state or TrainState()
     warm = max(1, int(optim.warmup * steps))
+    device_type = next(model.parameters()).device.type
     model.train()
     losses: list[float] = []
-    for step in range(steps):
-        loss = loss_fn(next(batches))
-        value = loss.item()
+    for step in range(state.step, steps):
+        optimizer.zero_grad(set_to_none=True)
+        value = 0.0
+        for _ in range(accumulate):
+            with torch.autocast(device_type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+                loss = loss_fn(next(batches)) / accumulate
+            loss.backward()
+            value += loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss became {value} at step {step}; lower the learning rate (now {optim.lr:g})")
-        if step > warm and value > diverge_factor * min(losses):
-            raise TrainingDiverged(f"loss diverged at step {step} ({value:.3g} > {diverge_factor:g}× its minimum {min(losses):.3g}); lower the learning rate")
-        losses.append(value)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if step > warm and value > diverge_factor * state.min_loss:
+            raise TrainingDiverged(
+                f"loss diverged at step {step} ({value:.3g} > {diverge_factor:g}× its minimum {state.min_loss:.3g}); lower the learning rate"
+            )
         if optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
         optimizer.step()
         scheduler.step()
+        state.step, state.min_loss = step + 1, min(state.min_loss, value)
+        losses.append(value)
+        if on_step is not None:
+            on_step(state, value)
     model.eval()
     return losses

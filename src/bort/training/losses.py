@@ -32,20 +32,28 @@ class DistillLoss:
     def needs_teacher(self) -> bool:
         return self.alpha_kd > 0
 
-    def __call__(self, student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """Loss over ``[n_masked, V]`` logits with gold ``labels`` of shape ``[n_masked]``."""
-        loss = student_logits.new_zeros(())
+    def __call__(
+        self, student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None = None, *, count: float | None = None
+    ) -> torch.Tensor:
+        """Loss over ``[n_masked, V]`` logits with gold ``labels`` of shape ``[n_masked]``.
+
+        Both terms are sums over the masked positions divided by ``count`` (default: their number,
+        i.e. the mean). Data-parallel training passes the global count over the world size, so
+        the averaged gradients equal those of one process on the whole batch.
+        """
+        count = float(len(labels)) if count is None else count
+        loss = student_logits.new_zeros((), dtype=torch.float32)
         if self.alpha_mlm:
-            loss = loss + self.alpha_mlm * F.cross_entropy(student_logits.float(), labels)
+            loss = loss + self.alpha_mlm * F.cross_entropy(student_logits.float(), labels, reduction="sum") / count
         if self.alpha_kd:
             tau = self.temperature
             kl = F.kl_div(
                 F.log_softmax(student_logits.float() / tau, dim=-1),
                 F.log_softmax(teacher_logits.float() / tau, dim=-1),
                 log_target=True,
-                reduction="batchmean",
+                reduction="sum",
             )
-            loss = loss + self.alpha_kd * tau * tau * kl
+            loss = loss + self.alpha_kd * tau * tau * kl / count
         return loss
 
 

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from bort.arch import Arch
 from bort.data.corpus import PackedCorpus, load_corpus
 from bort.errors import BortError
-from bort.models.mlm_head import HeadConfig, load_report, prepare_teacher
+from bort.models.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.models.teacher import Teacher, load_teacher
 from bort.search.fptas import Candidate, fptas, size_speed_factor
 from bort.search.report import write_outputs
@@ -26,8 +26,6 @@ from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
 from bort.surrogates.latency import LatencySettings, flops, measure_latency
 from bort.surrogates.params import count_params
 from bort.training.losses import DistillLoss
-
-TEACHER_MLM_DIR = "teacher_mlm"
 
 
 @dataclass(frozen=True)
@@ -67,19 +65,6 @@ class ExtractConfig:
         return ErrorSettings(steps=self.steps, seed=self.seed, thetas=self.thetas, loss=self.loss, eval_sequences=self.eval_sequences)
 
 
-def _with_mlm_head(teacher: Teacher, corpus: PackedCorpus, out: Path, cfg: ExtractConfig) -> Teacher:
-    """The teacher with a masked-LM head; one without gets its head trained once, cached in ``out``."""
-    if teacher.has_mlm_head:
-        return teacher
-    cached = out / TEACHER_MLM_DIR
-    report = load_report(cached)
-    if report is not None and report["teacher"] == str(teacher.path) and report["config"] == asdict(cfg.head):
-        return load_teacher(cached, device=cfg.device)
-    report = prepare_teacher(teacher, corpus, cached, cfg.head)
-    tqdm.write(f"trained the teacher's MLM head: held-out MLM accuracy {report['mlm_accuracy']:.3f} (saved in {cached})")
-    return teacher
-
-
 def _measure(cfg: ExtractConfig, teacher: Teacher, archs: list[Arch], store: RunStore) -> dict[Arch, float]:
     """î in milliseconds for every ξ (and T), from the store or measured now and stored."""
     settings, key = cfg.latency, cfg.latency.key
@@ -111,7 +96,7 @@ def extract(cfg: ExtractConfig) -> dict:
             teacher.check_seq_len(cfg.latency.seq, "--latency-seq")
         corpus = load_corpus(cfg.corpus, teacher.tokenizer, seq_len=cfg.seq_len)
         source_path = teacher.path
-        teacher = _with_mlm_head(teacher, corpus, out, cfg)
+        teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=cfg.device)
         space = load_space(cfg.space, teacher.arch)
         T = teacher.arch
         p_t = count_params(teacher.config, T)

@@ -1,0 +1,47 @@
+"""Training checkpoints: everything needed to resume a run exactly, written atomically.
+
+``DIR/model.safetensors`` holds the weights; ``DIR/trainer.pt`` the optimiser, scheduler, loop
+state and RNG states (plain tensors and numbers, read back with ``weights_only=True``). The data
+position is the loop's step: batch streams are pure functions of their seed and start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from bort.errors import BortError
+from bort.training.loop import TrainState
+from bort.utils import atomic_dir
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: TrainState) -> None:
+    """Write the checkpoint into a temporary folder and swap it in: a kill never leaves half of one."""
+    with atomic_dir(folder) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        trainer = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": state.step,
+            "min_loss": state.min_loss,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        torch.save(trainer, tmp / "trainer.pt")
+
+
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) -> TrainState:
+    """Restore weights, optimiser, scheduler and RNG states in place; returns the loop state."""
+    try:
+        load_model(model, str(folder / "model.safetensors"), strict=True)
+        trainer = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(trainer["optimizer"])
+        scheduler.load_state_dict(trainer["scheduler"])
+    except Exception as exc:
+        raise BortError(f"cannot resume from '{folder}' ({type(exc).__name__}: {str(exc)[:120]}); delete that folder to start afresh") from None
+    torch.set_rng_state(trainer["rng"])
+    if trainer["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(trainer["cuda_rng"])
+    return TrainState(step=int(trainer["step"]), min_loss=float(trainer["min_loss"]))
