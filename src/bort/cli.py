@@ -6,7 +6,6 @@ Every user error surfaces as one line ``bort: error: …`` and exit status 2, wi
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -14,30 +13,6 @@ from pathlib import Path
 
 from bort import __version__
 from bort.errors import BortError
-
-
-def _theta_file(path: str):
-    """Θ from YAML: a list of sets ``[{lr: 1e-3, batch_size: 16}, …]`` or a grid of value lists."""
-    import yaml
-
-    from bort.surrogates.error import Theta
-
-    p = Path(path)
-    if not p.is_file():
-        raise BortError(f"--theta file '{path}' does not exist: give a YAML list of {{lr, batch_size, warmup}} sets")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BortError(f"cannot parse --theta file '{path}': {str(exc).splitlines()[0]}") from None
-    if isinstance(data, dict):
-        keys = list(data)
-        data = [dict(zip(keys, combo)) for combo in itertools.product(*(v if isinstance(v, list) else [v] for v in data.values()))]
-    if not isinstance(data, list) or not data or not all(isinstance(d, dict) and set(d) <= {"lr", "batch_size", "warmup"} for d in data):
-        raise BortError(f"--theta file '{path}' must hold a list of sets with keys lr, batch_size, warmup (or a grid of value lists)")
-    try:
-        return tuple(Theta(**{k: (int(v) if k == "batch_size" else float(v)) for k, v in d.items()}) for d in data)
-    except (TypeError, ValueError) as exc:
-        raise BortError(f"--theta file '{path}' has a bad value: {exc}") from None
 
 
 def _add_corpus(p: argparse.ArgumentParser) -> None:
@@ -52,11 +27,11 @@ def _add_teacher(p: argparse.ArgumentParser) -> None:
 def cmd_extract(args: argparse.Namespace) -> int:
     from bort.models.mlm_head import HeadConfig
     from bort.search.recipe import ExtractConfig, extract
-    from bort.surrogates.error import Theta
+    from bort.surrogates.error import Theta, load_thetas
     from bort.surrogates.latency import LatencySettings
     from bort.training.losses import DistillLoss
 
-    thetas = _theta_file(args.theta) if args.theta else (Theta(lr=args.lr, batch_size=args.batch_size, warmup=args.warmup),)
+    thetas = load_thetas(Path(args.theta)) if args.theta else (Theta(lr=args.lr, batch_size=args.batch_size, warmup=args.warmup),)
     cfg = ExtractConfig(
         out=Path(args.out), teacher=args.teacher, corpus=args.corpus, space=args.space, steps=args.steps, epsilon=args.epsilon,
         refine=args.refine, seed=args.seed, seq_len=args.seq_len, thetas=thetas,

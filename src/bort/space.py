@@ -6,10 +6,9 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from bort.arch import Arch
 from bort.errors import BortError
+from bort.utils import read_yaml
 
 PRESETS = ("bort-paper", "auto")
 
@@ -76,12 +75,7 @@ def load_space(spec: str | Path, teacher: Arch) -> Space:
     if spec == "auto":
         return auto(teacher)
     path = Path(spec).expanduser()
-    if not path.is_file():
-        raise BortError(f"space '{spec}' is neither a preset ({', '.join(PRESETS)}) nor an existing YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BortError(f"cannot parse space file '{path}': {str(exc).splitlines()[0]}; write value lists like 'D: [1, 2]'") from None
+    data = read_yaml(path, "space file", f"give a preset ({', '.join(PRESETS)}) or a YAML file of value lists like 'D: [1, 2]'")
     if not isinstance(data, dict) or set(data) - set("DAHI") or not set("DAHI") <= set(data):
         raise BortError(f"space file '{path}' must map exactly D, A, H and I to lists of integers, e.g. 'D: [1, 2]'")
     lists = {k: tuple(v if isinstance(v, list) else [v]) for k, v in data.items()}

@@ -1,4 +1,4 @@
-"""Small helpers for writing outputs atomically: nothing is ever left half-written."""
+"""Small helpers: reading YAML inputs with one-line errors, and writing outputs atomically."""
 
 from __future__ import annotations
 
@@ -7,7 +7,21 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+from bort.errors import BortError
+
+
+def read_yaml(path: Path, what: str, hint: str) -> Any:
+    """Parse a user's YAML file; a missing or malformed one is a one-line :class:`BortError`."""
+    if not path.is_file():
+        raise BortError(f"{what} '{path}' does not exist: {hint}")
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BortError(f"cannot parse {what} '{path}': {str(exc).splitlines()[0]}; {hint}") from None
 
 
 def _umask() -> int:

@@ -8,8 +8,10 @@ masked positions; with several hyperparameter sets Θ it is the minimum over θ.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -22,6 +24,7 @@ from bort.models.teacher import Teacher
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.loop import OptimConfig, train
 from bort.training.losses import DistillLoss
+from bort.utils import read_yaml
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,21 @@ class Theta:
     @property
     def key(self) -> str:
         return f"lr={self.lr:g},batch_size={self.batch_size},warmup={self.warmup:g}"
+
+
+def load_thetas(path: Path) -> tuple[Theta, ...]:
+    """Θ from YAML: a list of sets ``[{lr: 1e-3, batch_size: 16}, …]`` or a grid of value lists."""
+    hint = "give a YAML list of {lr, batch_size, warmup} sets, or a grid of value lists"
+    data = read_yaml(path, "--theta file", hint)
+    if isinstance(data, dict):
+        lists = [v if isinstance(v, list) else [v] for v in data.values()]
+        data = [dict(zip(data, combo)) for combo in itertools.product(*lists)]
+    if not isinstance(data, list) or not data or not all(isinstance(d, dict) and set(d) <= {"lr", "batch_size", "warmup"} for d in data):
+        raise BortError(f"--theta file '{path}' has an unexpected layout: {hint}")
+    try:
+        return tuple(Theta(**{k: (int(v) if k == "batch_size" else float(v)) for k, v in d.items()}) for d in data)
+    except (TypeError, ValueError) as exc:
+        raise BortError(f"--theta file '{path}' has a bad value: {exc}") from None
 
 
 @dataclass(frozen=True)
