@@ -26,6 +26,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
             "scheduler": scheduler.state_dict(),
             "step": state.step,
             "min_loss": state.min_loss,
+            "elapsed": state.elapsed,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -44,4 +45,4 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) 
     torch.set_rng_state(trainer["rng"])
     if trainer["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(trainer["cuda_rng"])
-    return TrainState(step=int(trainer["step"]), min_loss=float(trainer["min_loss"]))
+    return TrainState(step=int(trainer["step"]), min_loss=float(trainer["min_loss"]), elapsed=float(trainer["elapsed"]))

@@ -191,12 +191,14 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
             teacher_logits = teacher_logits.clone()
         return cfg.loss(model(shard.input_ids, shard.positions), shard.targets, teacher_logits, count=count)
 
-    started, first_step, tokens_per_step = time.time(), state.step, cfg.batch_size * cfg.accumulate * cfg.seq_len
+    started, first_step, prior = time.time(), state.step, state.elapsed
+    tokens_per_step = cfg.batch_size * cfg.accumulate * cfg.seq_len
     bar = tqdm(total=cfg.steps, initial=state.step, desc="pretrain", unit="step", disable=not (cfg.progress and d.main))
     last: dict = {}
     saved = {"step": state.step if (out / CHECKPOINT).is_dir() else None}
 
     def on_step(st: TrainState, loss: float) -> None:
+        st.elapsed = prior + time.time() - started
         rate = (st.step - first_step) * tokens_per_step / max(1e-9, time.time() - started)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
@@ -222,7 +224,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
 
     if d.main and not last:  # resumed a finished run: nothing trained, evaluate what is there
         last.update(evaluate_mlm(student, eval_batches, eval_lp))
-    report = {"steps": cfg.steps, "tokens_seen": cfg.steps * tokens_per_step, "wall_s_this_run": time.time() - started,
+    report = {"steps": cfg.steps, "tokens_seen": cfg.steps * tokens_per_step, "wall_s": state.elapsed,
               "world_size": d.world, "bf16": autocast is not None, "arch": Arch.from_config(student.config).asdict(),
               "init": cfg.init, "loss": asdict(cfg.loss), "mlm_accuracy": last.get("mlm_accuracy"), "kd_ce": last.get("kd_ce")}
     if d.main:

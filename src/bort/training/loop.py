@@ -51,6 +51,7 @@ class TrainState:
 
     step: int = 0  # optimiser steps done
     min_loss: float = math.inf
+    elapsed: float = 0.0  # seconds trained, over every resumed session (kept up to date by the caller)
 
 
 def train(
