@@ -1,0 +1,1 @@
+"""Fine-tuning and evaluation on GLUE, SuperGLUE and RACE (algorithms.md §5)."""
