@@ -24,6 +24,17 @@ def read_yaml(path: Path, what: str, hint: str) -> Any:
         raise BortError(f"cannot parse {what} '{path}': {str(exc).splitlines()[0]}; {hint}") from None
 
 
+def check_same_settings(folder: Path, old: dict, new: dict) -> None:
+    """Refuse to resume the run in ``folder`` when its stored settings differ from ``new``."""
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        k = diff[0]
+        raise BortError(
+            f"'{folder}' holds a run with other settings ({k}: {old.get(k)!r} there, {new.get(k)!r} now); "
+            "repeat the original command to resume, or choose a new --out folder"
+        )
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

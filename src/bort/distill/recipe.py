@@ -31,7 +31,7 @@ from bort.models.teacher import load_teacher, read_config
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.loop import OptimConfig, TrainState, build_optimizer, train
 from bort.training.losses import DistillLoss
-from bort.utils import atomic_write_text
+from bort.utils import atomic_write_text, check_same_settings
 
 CHECKPOINT, METRICS, SETTINGS, REPORT = "checkpoint", "metrics.jsonl", "pretrain_settings.json", "pretrain.json"
 
@@ -111,14 +111,11 @@ class _MaskedLM(torch.nn.Module):
 
 
 def _check_settings(out: Path, cfg: PretrainConfig, d: Dist) -> None:
-    path = out / SETTINGS
+    path, settings = out / SETTINGS, cfg.fingerprint()
     if (out / CHECKPOINT).is_dir() and path.is_file():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(cfg.fingerprint()) if old.get(k) != cfg.fingerprint().get(k))
-        if diff:
-            raise BortError(f"'{out}' holds a run with other settings ({diff[0]}: {old.get(diff[0])!r} there); repeat its command to resume, or use a new --out")
+        check_same_settings(out, json.loads(path.read_text()), settings)
     elif d.main:
-        atomic_write_text(path, json.dumps(cfg.fingerprint(), indent=2))
+        atomic_write_text(path, json.dumps(settings, indent=2))
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -181,9 +178,10 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
 
     def loss_fn(batch: MaskedBatch) -> torch.Tensor:
         """This rank's shard of the global batch, normalised by the global masked count."""
-        shard = MaskedBatch(batch.input_ids[d.rank * per_rank : (d.rank + 1) * per_rank], batch.labels[d.rank * per_rank : (d.rank + 1) * per_rank])
+        rows = slice(d.rank * per_rank, (d.rank + 1) * per_rank)
+        shard = MaskedBatch(batch.input_ids[rows], batch.labels[rows])
+        count = d.sum(float(shard.positions.sum())) / d.world
         shard = shard.to(d.device)
-        count = d.sum(float(batch.positions[d.rank * per_rank : (d.rank + 1) * per_rank].sum())) / d.world
         teacher_logits = None
         if cfg.loss.needs_teacher:
             with torch.inference_mode():

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from bort.errors import BortError
+from bort.utils import check_same_settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,14 +58,7 @@ class RunStore:
             with self._db:
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (text,))
             return
-        old = json.loads(row[0])
-        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        if diff:
-            k = diff[0]
-            raise BortError(
-                f"'{self.path.parent}' holds a run with other settings ({k}: {old.get(k)!r} there, {settings.get(k)!r} now); "
-                "repeat the original command to resume, or choose a new --out folder"
-            )
+        check_same_settings(self.path.parent, json.loads(row[0]), settings)
 
     def _has_results(self) -> bool:
         return any(self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in ("trial", "latency"))
