@@ -39,15 +39,16 @@ def random_candidates(seed: int, n: int, *, ineligible: int = 0) -> list[Candida
 
 
 class Recorder:
-    """An ê function that records which candidates it was asked to train."""
+    """An ê function that records which candidates it was asked to train, and in which batches (phases)."""
 
     def __init__(self, fn=lambda c: hashed_error(c.arch)):
-        self.fn, self.calls = fn, []
+        self.fn, self.calls, self.batches = fn, [], []
 
-    def __call__(self, c: Candidate) -> float:
-        assert c.eligible, f"ineligible {c.arch} was trained"
-        self.calls.append(c.arch)
-        return self.fn(c)
+    def __call__(self, batch: list[Candidate]) -> list[float]:
+        assert all(c.eligible for c in batch), f"ineligible {[c.arch for c in batch if not c.eligible]} was trained"
+        self.calls += [c.arch for c in batch]
+        self.batches.append(len(batch))
+        return [self.fn(c) for c in batch]
 
 
 def test_size_speed_factor_values():
@@ -130,6 +131,7 @@ def test_refine_trains_every_member_of_the_k_best_intervals():
     expected = {p[0].arch for p in parts} | {c.arch for i in best_two for c in parts[i]}
     assert set(rec.calls) == expected and len(rec.calls) == len(expected)  # nothing trained twice
     assert len(result.trained) == 4 + sum(len(parts[i]) - 1 for i in best_two)
+    assert rec.batches == [4, len(expected) - 4]  # two phases, each one batch: representatives, then refinement
     trained = [c for c in cands if c.arch in expected]
     assert result.best is max(trained, key=lambda c: c.s / hashed_error(c.arch))
 

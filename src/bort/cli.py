@@ -26,6 +26,7 @@ def _add_teacher(p: argparse.ArgumentParser) -> None:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from bort.models.mlm_head import HeadConfig
+    from bort.search.backends import BackendConfig
     from bort.search.recipe import ExtractConfig, extract
     from bort.surrogates.error import Theta, load_thetas
     from bort.surrogates.latency import LatencySettings
@@ -41,6 +42,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
                                 dtype=args.latency_dtype, device=args.latency_device, runs=args.latency_runs),
         max_params=args.max_params, max_latency_ms=args.max_latency_ms, head=HeadConfig(steps=args.head_steps, seed=args.seed),
         device=args.device, progress=not args.no_progress,
+        backend=BackendConfig(kind=args.backend, workers=args.workers, address=args.address, gpus_per_trial=args.gpus_per_trial,
+                              retries=args.retries, threads=args.worker_threads),
     )
     result = extract(cfg)
     b, t = result["best"], result["teacher"]
@@ -123,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--max-latency-ms", type=float, help="keep only ξ at most this slow")
     ex.add_argument("--head-steps", type=int, default=200, help="steps to train an MLM head for a teacher without one (default 200)")
     ex.add_argument("--device", default="cpu", help="training device, e.g. cpu or cuda")
+    ex.add_argument("--backend", choices=("local", "ray"), default="local",
+                    help="where candidates train: local worker processes (default) or a Ray cluster (pip install 'ray>=2.9')")
+    ex.add_argument("--workers", type=int, help="local: worker processes (default 1, in-process; with --device cuda one per GPU); "
+                    "ray: most trainings in flight (default: as the cluster's resources allow)")
+    ex.add_argument("--address", help="ray: the cluster to join, e.g. auto or HEAD_IP:6379 (default: start a local one)")
+    ex.add_argument("--gpus-per-trial", type=float, default=0.0, help="ray: GPUs per candidate training, may be fractional (default 0: CPU)")
+    ex.add_argument("--worker-threads", type=int, default=1, help="torch threads (and Ray CPUs) per candidate training (default 1)")
+    ex.add_argument("--retries", type=int, default=2, help="retries of a training whose worker died (default 2)")
     ex.add_argument("--no-progress", action="store_true", help="no progress bars")
     ex.set_defaults(func=cmd_extract)
 

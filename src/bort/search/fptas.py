@@ -1,15 +1,16 @@
 """The W-coefficient and the extraction algorithm (algorithms.md §3), free of any model code.
 
 The search sees candidates as rows with p̂ and î already known, and an ``error`` callable that
-trains one and returns ê. That keeps it testable with synthetic numbers, and lets the recipe in
-:mod:`bort.search.recipe` plug in caching and progress reporting.
+trains a batch of them and returns their ê. That keeps it testable with synthetic numbers, and
+lets the recipe in :mod:`bort.search.recipe` plug in caching, progress reporting and the
+backends that train a batch in parallel.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from bort.arch import Arch
 
@@ -75,7 +76,7 @@ class SearchResult:
 
 def fptas(
     candidates: list[Candidate],
-    error: Callable[[Candidate], float],
+    error: Callable[[list[Candidate]], list[float]],
     *,
     epsilon: int,
     refine: int = 0,
@@ -84,25 +85,24 @@ def fptas(
 
     ``best`` is None when no candidate is eligible or every training diverged.
 
-    ``error(c)`` must return ê for ``c`` (the minimum over Θ). With ``refine = K`` every other
-    member of the K intervals whose representatives scored the best W is trained too. ε = 1
-    trains every eligible candidate: exhaustive search.
+    ``error(batch)`` must return ê for each candidate of ``batch`` (the minimum over Θ), in
+    order. The search proceeds in two phases, each one batch that may be trained in parallel:
+    the representatives, then, with ``refine = K``, every other member of the K intervals whose
+    representatives scored the best W. ε = 1 trains every eligible candidate: exhaustive search.
     """
     parts = intervals(order(candidates), epsilon)
     trained: list[Candidate] = []
 
-    def score(c: Candidate) -> None:
-        c.error = error(c)
-        c.w = w_coefficient(c.s, c.error)
-        trained.append(c)
+    def score(batch: list[Candidate]) -> None:
+        for c, e in zip(batch, error(batch), strict=True):
+            c.error = e
+            c.w = w_coefficient(c.s, c.error)
+            trained.append(c)
 
-    for part in parts:
-        score(part[0])
+    score([part[0] for part in parts])
     if refine > 0:
         ranked = sorted(parts, key=lambda p: (-p[0].w, p[0].arch.astuple()))
-        for part in ranked[:refine]:
-            for c in part[1:]:
-                score(c)
+        score([c for part in ranked[:refine] for c in part[1:]])
     # A diverged training (ê = ∞) can never be chosen, even when every training diverged.
     best = max((c for c in trained if math.isfinite(c.error)), key=lambda c: (c.w, -c.params), default=None)
     return SearchResult(best=best, candidates=candidates, trained=trained, intervals=len(parts))

@@ -6,7 +6,9 @@ teacher → corpus → store → space → p̂ and î for every ξ → FPTAS (ê
 
 from __future__ import annotations
 
+import socket
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from bort.data.corpus import PackedCorpus, load_corpus
 from bort.errors import BortError
 from bort.models.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.models.teacher import Teacher, load_teacher
+from bort.search.backends import Backend, BackendConfig, open_backend
 from bort.search.fptas import Candidate, fptas, size_speed_factor
 from bort.search.report import write_outputs
 from bort.search.store import RunStore
@@ -49,6 +52,7 @@ class ExtractConfig:
     max_latency_ms: float | None = None
     head: HeadConfig = field(default_factory=HeadConfig)
     device: str = "cpu"
+    backend: BackendConfig = field(default_factory=BackendConfig)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -64,11 +68,20 @@ class ExtractConfig:
     def error_settings(self) -> ErrorSettings:
         return ErrorSettings(steps=self.steps, seed=self.seed, thetas=self.thetas, loss=self.loss, eval_sequences=self.eval_sequences)
 
+    @property
+    def training_device(self) -> str:
+        """Where the candidates train: ``--device``, or the tasks' own GPUs with ``--backend ray --gpus-per-trial``."""
+        return "cuda" if self.backend.gpus_per_trial > 0 else self.device
+
 
 def _measure(cfg: ExtractConfig, teacher: Teacher, archs: list[Arch], store: RunStore) -> dict[Arch, float]:
-    """î in milliseconds for every ξ (and T), from the store or measured now and stored."""
+    """î in milliseconds for every ξ (and T), from the store or measured now and stored.
+
+    Always here, on the driver, on the target device the user named: never on the workers, whose
+    hardware may differ. The store records the device and the host.
+    """
     settings, key = cfg.latency, cfg.latency.key
-    device = settings.device_name()
+    device = f"{settings.device_name()} on {socket.gethostname()}"
     out = {}
     bar = tqdm(archs, desc="latency", unit="ξ", disable=not cfg.progress, leave=False)
     for arch in bar:
@@ -88,7 +101,8 @@ def extract(cfg: ExtractConfig) -> dict:
     started = time.time()
     store = RunStore(out)
     try:
-        settings = {"teacher": str(cfg.teacher), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len, "head": asdict(cfg.head), "device": cfg.device}
+        settings = {"teacher": str(cfg.teacher), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len, "head": asdict(cfg.head),
+                    "device": cfg.training_device}
         store.check_settings({**settings, **cfg.error_settings().fingerprint()})
         teacher = load_teacher(cfg.teacher, device=cfg.device)
         teacher.check_seq_len(cfg.seq_len, "--seq-len")
@@ -128,8 +142,10 @@ def extract(cfg: ExtractConfig) -> dict:
             )
 
         error_fn = _ErrorFunction(cfg, teacher, corpus, store, n_intervals=-(-sum(c.eligible for c in candidates) // cfg.epsilon))
-        result = fptas(candidates, error_fn, epsilon=cfg.epsilon, refine=cfg.refine)
-        error_fn.close()
+        try:
+            result = fptas(candidates, error_fn, epsilon=cfg.epsilon, refine=cfg.refine)
+        finally:
+            error_fn.close()
         if result.best is None and result.trained:
             raise BortError(f"every one of the {len(result.trained)} trained candidates diverged; lower the learning rate (--lr or --theta)")
         if result.best is None:
@@ -137,7 +153,7 @@ def extract(cfg: ExtractConfig) -> dict:
         return write_outputs(
             out, cfg=cfg, teacher=teacher, teacher_path=source_path, corpus=corpus, space=space, result=result,
             teacher_row={**T.asdict(), "params": p_t.total, "params_effective": p_t.effective, "latency_ms": latency.get(T),
-                         "flops": flops(T, seq=cfg.latency.seq, batch=cfg.latency.batch), "error_floor": error_fn.floor},
+                         "flops": flops(T, seq=cfg.latency.seq, batch=cfg.latency.batch), "error_floor": error_fn.floor()},
             latency_device=store.latency_device(cfg.latency.key) if measured else None,
             wall_s=time.time() - started,
         )
@@ -146,35 +162,47 @@ def extract(cfg: ExtractConfig) -> dict:
 
 
 class _ErrorFunction:
-    """ê for the search: min over Θ, each (ξ, θ) read from the store or trained and stored."""
+    """ê for the search, a phase (batch of candidates) at a time: min over Θ, each (ξ, θ) read from
+    the store or trained on the backend. Only this driver writes the store, each result as it arrives.
+    """
 
     def __init__(self, cfg: ExtractConfig, teacher: Teacher, corpus: PackedCorpus, store: RunStore, n_intervals: int):
         self.cfg, self.teacher, self.corpus, self.store = cfg, teacher, corpus, store
         self._surrogate: ErrorSurrogate | None = None
-        self.floor: float | None = None
+        self._backend: Backend | None = None
         self.bar = tqdm(total=n_intervals, desc="candidates", unit="ξ", disable=not cfg.progress)
 
     def surrogate(self) -> ErrorSurrogate:
         if self._surrogate is None:
             self._surrogate = ErrorSurrogate(self.teacher, self.corpus, self.cfg.error_settings(), device=self.cfg.device)
-            self.floor = self._surrogate.floor()
         return self._surrogate
 
-    def __call__(self, c: Candidate) -> float:
-        if self.bar.n >= self.bar.total:
-            self.bar.total += 1  # refinement trains more than the planned representatives
-        self.bar.set_postfix_str(str(c.arch))
-        errors = []
-        for theta in self.cfg.thetas:
-            e = self.store.trial(c.arch.key, theta.key)
-            if e is None:
-                start = time.time()
-                e = self.surrogate()(c.arch, theta)
-                self.store.put_trial(c.arch.key, theta.key, e, time.time() - start)
-            errors.append(e)
-        self.bar.update(1)
-        return min(errors)
+    def floor(self) -> float:
+        """The teacher's entropy, the lowest reachable ê: reported even when nothing was trained now."""
+        return self.surrogate().floor()
+
+    def backend(self) -> Backend:
+        """Started on the first training, so a fully resumed run starts no workers and no cluster."""
+        if self._backend is None:
+            self._backend = open_backend(self.cfg.backend, self.surrogate(), self.cfg.device)
+        return self._backend
+
+    def __call__(self, batch: list[Candidate]) -> list[float]:
+        thetas = self.cfg.thetas
+        jobs = [(c.arch, t) for c in batch for t in thetas if self.store.trial(c.arch.key, t.key) is None]
+        left = Counter(arch for arch, _ in jobs)
+        self.bar.total = max(self.bar.total, self.bar.n + len(batch))  # refinement trains more than the planned representatives
+        self.bar.update(len(batch) - len(left))  # already in the store
+        for trial in self.backend().map(jobs) if jobs else ():
+            self.store.put_trial(trial.arch.key, trial.theta.key, trial.error, trial.seconds, trial.worker)
+            left[trial.arch] -= 1
+            if not left[trial.arch]:
+                self.bar.set_postfix_str(str(trial.arch))
+                self.bar.update(1)
+        return [min(self.store.trial(c.arch.key, t.key) for t in thetas) for c in batch]
 
     def close(self) -> None:
-        self.surrogate()  # the teacher's entropy floor is reported even when nothing was trained now
+        """Stop the backend's workers (and a Ray cluster it started)."""
+        if self._backend is not None:
+            self._backend.close()
         self.bar.close()

@@ -84,7 +84,7 @@ def _markdown(result: dict, rows: list[dict]) -> str:
         f"- steps n = {result['steps']}, ε = {result['epsilon']}, refine = {result['refine']}, seed = {result['seed']}, "
         f"Θ = {', '.join(result['thetas'])}",
         _latency_line(result),
-        f"- trained {result['evaluated']} candidates in {result['wall_s']:.0f} s",
+        f"- trained {result['evaluated']} candidates in {result['wall_s']:.0f} s, {_backend_text(result['backend'])}",
         "",
         f"**Best: ⟨{b['D']},{b['A']},{b['H']},{b['I']}⟩**, W = {b['w']:.4g}, {b['params']:,} parameters "
         f"({100 * b['params'] / t['params']:.1f}% of T), latency {_fmt(b['latency_ms'])} ms, ê = {b['error']:.4f}",
@@ -111,6 +111,14 @@ def _latency_line(result: dict) -> str:
             f"on {result['latency_device']}")
 
 
+def _backend_text(backend: dict) -> str:
+    if backend["kind"] == "ray":
+        where = backend["address"] or "a local cluster"
+        return f"as Ray tasks on {where} ({backend['threads']} CPU(s), {backend['gpus_per_trial']:g} GPU(s) each)"
+    workers = backend["workers"] or 1
+    return "in the driver process" if workers == 1 else f"on {workers} local worker processes"
+
+
 def _fmt(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -135,6 +143,7 @@ def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space,
         "loss": asdict(cfg.loss),
         "latency": asdict(cfg.latency),
         "latency_device": latency_device,
+        "backend": cfg.backend.describe(),
         "settings": {"teacher": str(cfg.teacher), "teacher_path": str(teacher_path), "mlm_teacher_path": str(teacher.path), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len,
                      "max_params": cfg.max_params, "max_latency_ms": cfg.max_latency_ms},
         "corpus": {"documents": corpus.documents, "tokens": corpus.tokens, "train_sequences": len(corpus.train), "heldout_sequences": len(corpus.heldout)},

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS latency (
     PRIMARY KEY (arch, settings));
 CREATE TABLE IF NOT EXISTS trial (
     arch TEXT NOT NULL, theta TEXT NOT NULL, error REAL NOT NULL, seconds REAL NOT NULL, created REAL NOT NULL,
+    worker TEXT,
     PRIMARY KEY (arch, theta));
 """
 
@@ -40,6 +41,8 @@ class RunStore:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
+            if "worker" not in {row[1] for row in self._db.execute("PRAGMA table_info(trial)")}:
+                self._db.execute("ALTER TABLE trial ADD COLUMN worker TEXT")  # a store from before scale-out
         except sqlite3.DatabaseError as exc:
             raise BortError(f"the run store '{self.path}' is unreadable ({exc}); move it away or use a new --out folder") from None
 
@@ -79,11 +82,16 @@ class RunStore:
         row = self._db.execute("SELECT error FROM trial WHERE arch=? AND theta=?", (arch_key, theta_key)).fetchone()
         return None if row is None else row[0]
 
-    def put_trial(self, arch_key: str, theta_key: str, error: float, seconds: float) -> None:
+    def put_trial(self, arch_key: str, theta_key: str, error: float, seconds: float, worker: str | None = None) -> None:
+        """Commit one finished training; ``worker`` says where it ran (host, process, device)."""
         with self._db:
-            self._db.execute("INSERT OR REPLACE INTO trial VALUES (?,?,?,?,?)", (arch_key, theta_key, error, seconds, time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO trial (arch, theta, error, seconds, created, worker) VALUES (?,?,?,?,?,?)",
+                (arch_key, theta_key, error, seconds, time.time(), worker),
+            )
 
     def trials(self) -> list[dict]:
         """Every finished training, oldest first."""
-        rows = self._db.execute("SELECT arch, theta, error, seconds, created FROM trial ORDER BY created")
-        return [dict(zip(("arch", "theta", "error", "seconds", "created"), r)) for r in rows]
+        keys = ("arch", "theta", "error", "seconds", "created", "worker")
+        rows = self._db.execute(f"SELECT {', '.join(keys)} FROM trial ORDER BY created")
+        return [dict(zip(keys, r)) for r in rows]
