@@ -24,6 +24,20 @@ def _add_teacher(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", default="minilm-l6", help="Hugging Face BERT/RoBERTa folder, Hub name, or the alias 'minilm-l6' (default)")
 
 
+def _add_optim(p: argparse.ArgumentParser, lr: float, warmup: float) -> None:
+    p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr:g})")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay, not on biases and LayerNorm (default 0.01)")
+    p.add_argument("--warmup", type=float, default=warmup, help=f"warm-up fraction of the steps (default {warmup:g})")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clipping; 0 turns it off (default 1.0)")
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto", help="bfloat16 autocast where the hardware has it")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     from bort.models.mlm_head import HeadConfig
     from bort.search.backends import BackendConfig
@@ -92,6 +106,82 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from bort.finetune.recipe import FinetuneConfig, finetune
+    from bort.training.loop import OptimConfig
+
+    cfg = FinetuneConfig(
+        model=args.model, task=args.task, data=Path(args.data), out=Path(args.out), epochs=args.epochs or 3.0, steps=args.steps,
+        batch_size=args.batch_size, optim=OptimConfig(lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, grad_clip=args.grad_clip),
+        head=args.head, max_seq_len=args.max_seq_len, eval_every=args.eval_every, patience=args.patience, train_examples=args.train_examples,
+        seed=args.seed, bf16=args.bf16, device=args.device, progress=not args.no_progress,
+    )
+    report = finetune(cfg)
+    print(json.dumps({"task": report["task"], "dev": report["dev"], "best_step": report["best_step"], "out": str(args.out)}))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bort.finetune.evaluate import EvaluateConfig, evaluate
+
+    result = evaluate(EvaluateConfig(model=args.model, task=args.task, data=Path(args.data), split=args.split,
+                                     predictions=Path(args.predictions) if args.predictions else None,
+                                     batch_size=args.batch_size, max_seq_len=args.max_seq_len, device=args.device))
+    print(json.dumps(result["metrics"]))
+    for f in result["files"]:
+        print(f"wrote {f}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bort.export.onnx import ExportConfig, export_onnx
+
+    info = export_onnx(ExportConfig(model=args.model, out=Path(args.out), quantize=args.quantize, opset=args.opset))
+    check = info["check"]
+    print(f"wrote {args.out} ({info['head']}, {args.quantize}); max |ONNX − PyTorch| = {check['max_relative_error']:.2g} of the output scale "
+          f"(tolerance {check['tolerance']:g}); fused: {', '.join(f'{k} {v}' for k, v in info['fused_operators'].items()) or 'none'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from bort.export.predict import PredictConfig, format_rows, predict
+    from bort.export.runtime import load_predictor
+
+    cfg = PredictConfig(input=args.input, task=args.task, split=args.split, format=args.format, batch_size=args.batch_size, max_seq_len=args.max_seq_len)
+    torch.set_num_threads(args.threads)
+    rows, metrics = predict(load_predictor(args.model, threads=args.threads), cfg)
+    sys.stdout.write(format_rows(rows, args.output_format))
+    if metrics is not None:
+        print(json.dumps({"metrics": metrics}), file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bort.arch import Arch
+    from bort.export.bench import BenchConfig, bench
+
+    cfg = BenchConfig(out=Path(args.out), models=tuple(args.models or ()), archs=tuple(Arch.parse(a) for a in args.arch or ()), teacher=args.teacher,
+                      batches=_int_list(args.batch, "--batch"), seq=args.seq, threads=args.threads, runtimes=tuple(args.runtimes.split(",")),
+                      warmup=args.warmup, rounds=args.rounds, runs=args.runs)
+    doc = bench(cfg)
+    first = doc["models"][0]["name"]
+    print(f"median latency, and speed-up over {first} on the same runtime:")
+    for r in doc["results"]:
+        ratio = f"{r['speedup_vs_first']:.2f}×" if r["speedup_vs_first"] else "–"
+        print(f"  batch {r['batch']:>3}  {r['runtime']:<10}  {r['model']:<40.40}  {r['median_ms']:9.2f} ms  {ratio}")
+    print(f"wrote {args.out}/bench.json, bench.md, bench.png")
+    return 0
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise BortError(f"{option} '{text}' is not a comma-separated list of integers, e.g. 1,8") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bort", description="Extract, pretrain and ship small BERT/RoBERTa models (the Bort method).")
     parser.add_argument("--version", action="version", version=f"bort {__version__}")
@@ -154,19 +244,86 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--steps", type=int, default=1000)
     pt.add_argument("--batch-size", type=int, default=32, help="global batch size of one micro-step (default 32)")
     pt.add_argument("--accumulate", type=int, default=1, help="micro-steps per optimiser step (gradient accumulation)")
-    pt.add_argument("--lr", type=float, default=5e-4)
-    pt.add_argument("--weight-decay", type=float, default=0.01)
-    pt.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the steps")
-    pt.add_argument("--grad-clip", type=float, default=1.0)
+    _add_optim(pt, lr=5e-4, warmup=0.05)
     pt.add_argument("--save-every", type=int, default=200, help="checkpoint every K steps")
     pt.add_argument("--eval-every", type=int, default=200, help="evaluate on the held-out slice every K steps")
     pt.add_argument("--eval-sequences", type=int, default=64)
-    pt.add_argument("--seed", type=int, default=0)
-    pt.add_argument("--bf16", choices=("auto", "on", "off"), default="auto", help="bfloat16 autocast where the hardware has it")
-    pt.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     pt.add_argument("--head-steps", type=int, default=200, help="steps to train an MLM head for a teacher without one")
-    pt.add_argument("--no-progress", action="store_true")
+    _add_run(pt)
     pt.set_defaults(func=cmd_pretrain)
+
+    ft = sub.add_parser("finetune", help="fine-tune a model on a GLUE, SuperGLUE or RACE task",
+                        description="Fine-tune a BERT/RoBERTa folder on one task with a fresh head (algorithms.md §5); "
+                        "keeps the best model on the dev metric. Re-running the same command resumes it.")
+    ft.add_argument("--model", required=True, help="Hugging Face BERT/RoBERTa folder (the teacher, a `bort pretrain` output), Hub name or 'minilm-l6'")
+    ft.add_argument("--task", required=True, help="e.g. glue/rte, superglue/cb, race/middle")
+    ft.add_argument("--data", required=True, help="the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, RACE")
+    ft.add_argument("--out", required=True, help="output folder: the best model (a Hugging Face folder), eval.json, log.jsonl")
+    length = ft.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, help="passes over the training set (default 3)")
+    length.add_argument("--steps", type=int, help="optimiser steps, instead of --epochs")
+    ft.add_argument("--batch-size", type=int, default=32)
+    _add_optim(ft, lr=5e-5, warmup=0.1)
+    ft.add_argument("--head", choices=("linear", "dense"), default="linear",
+                    help="linear: first token → dropout → linear (default); dense: an extra dense + tanh layer first (the CoLA option)")
+    ft.add_argument("--max-seq-len", type=int, default=128, help="tokens per input, pairs truncated longest first (default 128)")
+    ft.add_argument("--eval-every", type=int, help="steps between dev evaluations and checkpoints (default: one epoch)")
+    ft.add_argument("--patience", type=int, default=3, help="stop after this many evaluations without a better dev metric (0: never; default 3)")
+    ft.add_argument("--train-examples", type=int, help="train on a seeded random subset of this many examples")
+    _add_run(ft)
+    ft.set_defaults(func=cmd_finetune)
+
+    ev = sub.add_parser("evaluate", help="score a fine-tuned model, or write a leaderboard submission",
+                        description="Print a fine-tuned model's official metrics on a split as JSON, and write leaderboard files "
+                        "(GLUE <Task>.tsv, SuperGLUE <Task>.jsonl, RACE JSON answers).")
+    ev.add_argument("--model", required=True, help="a `bort finetune` output folder")
+    ev.add_argument("--task", required=True, help="e.g. glue/rte; glue/ax takes the glue/mnli model, superglue/axb and axg the superglue/rte one")
+    ev.add_argument("--data", required=True, help="the task's own folder of the official download")
+    ev.add_argument("--split", default="dev", help="dev (default), test, or a task's own split name such as dev_mismatched")
+    ev.add_argument("--predictions", help="folder (or file) for the submission; test predictions go to MODEL/predictions/ by default")
+    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--max-seq-len", type=int, help="default: the length the model was fine-tuned with")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(func=cmd_evaluate)
+
+    xp = sub.add_parser("export", help="export a model to ONNX (fp32 or int8) for fast CPU inference",
+                        description="Export a BERT/RoBERTa folder (bare encoder, masked-LM, classification or multiple-choice) to an optimised "
+                        "ONNX graph with dynamic batch and sequence axes, checked against PyTorch; the folder also gets the config and tokenizer.")
+    xp.add_argument("--model", required=True, help="Hugging Face BERT/RoBERTa folder (e.g. a `bort finetune` output), Hub name or 'minilm-l6'")
+    xp.add_argument("--out", required=True, help="output folder: model.onnx, config.json, the tokenizer, export.json")
+    xp.add_argument("--quantize", choices=("none", "int8"), default="none", help="int8: dynamic int8 quantisation of the matrix products")
+    xp.add_argument("--opset", type=int, default=17, help="ONNX opset, 14..20 (default 17)")
+    xp.set_defaults(func=cmd_export)
+
+    pr = sub.add_parser("predict", help="predict labels with an ONNX export or a PyTorch folder",
+                        description="Batched predictions with label names, as JSON lines or TSV on standard output.")
+    pr.add_argument("--model", required=True, help="a `bort export` folder (ONNX Runtime) or a fine-tuned Hugging Face folder (PyTorch)")
+    pr.add_argument("--input", required=True, help="text file (one example per line, a tab between a pair's segments), .tsv with a header, "
+                    ".jsonl, '-' for standard input, or with --task the task's data folder")
+    pr.add_argument("--task", help="e.g. glue/rte: its label names (default: the model's bort_task), and how to read a task data folder")
+    pr.add_argument("--split", default="dev", help="split to read from a task data folder (default dev)")
+    pr.add_argument("--format", choices=("auto", "text", "tsv", "jsonl"), default="auto", help="input format (default: by file extension; text otherwise)")
+    pr.add_argument("--output-format", choices=("jsonl", "tsv"), default="jsonl")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--max-seq-len", type=int, help="default: the length the model was fine-tuned with, else its position limit (at most 512)")
+    pr.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    pr.set_defaults(func=cmd_predict)
+
+    bn = sub.add_parser("bench", help="CPU latency and throughput on PyTorch and ONNX Runtime, fp32/bf16/int8",
+                        description="Benchmark models on every runtime that applies (PyTorch fp32 and bf16 autocast, ONNX Runtime fp32 and int8), "
+                        "all in one interleaved run; writes OUT/bench.json, bench.md and bench.png.")
+    bn.add_argument("--models", nargs="+", metavar="MODEL", help="PyTorch folders (exported on the fly into OUT/onnx/) or `bort export` folders")
+    bn.add_argument("--arch", action="append", metavar="D,A,H,I", help="also a random-weight encoder of this shape (repeatable)")
+    bn.add_argument("--teacher", help="family of the --arch models: a model folder or 'minilm-l6' (default: BERT, vocabulary 30,522)")
+    bn.add_argument("--batch", default="1,8", help="batch sizes, comma-separated (default 1,8)")
+    bn.add_argument("--seq", type=int, default=128, help="sequence length (default 128)")
+    bn.add_argument("--threads", type=int, default=1, help="CPU threads of every runtime (default 1)")
+    bn.add_argument("--runtimes", default="torch-fp32,torch-bf16,onnx-fp32,onnx-int8", help="comma-separated subset (default: all)")
+    bn.add_argument("--warmup", type=int, default=2, help="untimed calls per model and runtime (default 2)")
+    bn.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    bn.add_argument("--runs", type=int, default=3, help="timed calls per model and runtime in each round (default 3)")
+    bn.add_argument("--out", default="runs/bench", help="output folder (default runs/bench)")
+    bn.set_defaults(func=cmd_bench)
 
     teacher = sub.add_parser("teacher", help="teacher utilities").add_subparsers(dest="teacher_command", required=True, metavar="ACTION")
     tp = teacher.add_parser("prepare", help="train a masked-LM head for a teacher without one (frozen encoder)",

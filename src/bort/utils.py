@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -22,6 +23,21 @@ def read_yaml(path: Path, what: str, hint: str) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BortError(f"cannot parse {what} '{path}': {str(exc).splitlines()[0]}; {hint}") from None
+
+
+def guard_settings(path: Path, settings: dict, *, resuming: bool) -> None:
+    """Record a run's settings in ``path``, or, when ``resuming``, refuse settings other than those recorded."""
+    if resuming and path.is_file():
+        check_same_settings(path.parent, json.loads(path.read_text(encoding="utf-8")), settings)
+    else:
+        atomic_write_text(path, json.dumps(settings, indent=2))
+
+
+def trim_jsonl(path: Path, step: int) -> None:
+    """Drop the log lines past ``step`` (those after the checkpoint a run resumes from: they come again)."""
+    if path.is_file():
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def check_same_settings(folder: Path, old: dict, new: dict) -> None:

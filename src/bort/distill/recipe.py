@@ -7,31 +7,29 @@ evaluation, checkpoints and progress in one ``on_step`` → the Hugging Face fol
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoConfig, PreTrainedModel
+from transformers import PreTrainedModel
 
 from bort.arch import Arch
 from bort.data.corpus import load_corpus
 from bort.data.masking import MaskedBatch, batch_stream, fixed_masked_batches
-from bort.distill.checkpoint import load_checkpoint, save_checkpoint
 from bort.distill.distributed import Dist, setup, teardown
 from bort.distill.init import init_from_teacher
 from bort.errors import BortError, TrainingDiverged
+from bort.models.folder import save_model_folder
 from bort.models.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.models.student import build_student, masked_logits, student_config
 from bort.models.teacher import load_teacher, read_config
+from bort.training.checkpoint import load_checkpoint, save_checkpoint
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
-from bort.training.loop import OptimConfig, TrainState, build_optimizer, train
+from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
 from bort.training.losses import DistillLoss
-from bort.utils import atomic_write_text, check_same_settings
+from bort.utils import guard_settings, trim_jsonl
 
 CHECKPOINT, METRICS, SETTINGS, REPORT = "checkpoint", "metrics.jsonl", "pretrain_settings.json", "pretrain.json"
 
@@ -78,18 +76,6 @@ class PretrainConfig:
         return json.loads(json.dumps(d, default=str))
 
 
-def _autocast(cfg: PretrainConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.bf16 == "off":
-        return None
-    if device.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-    else:
-        ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    if cfg.bf16 == "on" and not ok:
-        raise BortError(f"--bf16 on: this {device.type} has no bfloat16 support; use --bf16 auto or off")
-    return torch.bfloat16 if ok else None
-
-
 def _student_config(cfg: PretrainConfig, teacher_config):
     if cfg.arch is not None:
         return student_config(teacher_config, cfg.arch)
@@ -110,21 +96,6 @@ class _MaskedLM(torch.nn.Module):
         return masked_logits(self.model, input_ids, positions)
 
 
-def _check_settings(out: Path, cfg: PretrainConfig, d: Dist) -> None:
-    path, settings = out / SETTINGS, cfg.fingerprint()
-    if (out / CHECKPOINT).is_dir() and path.is_file():
-        check_same_settings(out, json.loads(path.read_text()), settings)
-    elif d.main:
-        atomic_write_text(path, json.dumps(settings, indent=2))
-
-
-def _trim_metrics(path: Path, step: int) -> None:
-    """Drop metric lines past the checkpoint we resume from: they will be produced again."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
-
-
 def pretrain(cfg: PretrainConfig) -> dict:
     """Distil the teacher into the student; resumes from ``OUT/checkpoint`` when there is one."""
     d = setup(cfg.device)
@@ -139,7 +110,8 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
     if out.exists() and not out.is_dir():
         raise BortError(f"--out '{out}' is a file: give a folder")
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, cfg, d)
+    if d.main:
+        guard_settings(out / SETTINGS, cfg.fingerprint(), resuming=(out / CHECKPOINT).is_dir())
     if cfg.batch_size % d.world:
         raise BortError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
 
@@ -160,9 +132,9 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
     optimizer, scheduler = build_optimizer(student, cfg.optim, cfg.steps)
     state = TrainState()
     if (out / CHECKPOINT).is_dir():
-        state = load_checkpoint(out / CHECKPOINT, student, optimizer, scheduler)
+        state, _ = load_checkpoint(out / CHECKPOINT, student, optimizer, scheduler)
         if d.main:
-            _trim_metrics(out / METRICS, state.step)
+            trim_jsonl(out / METRICS, state.step)
             tqdm.write(f"resuming from step {state.step} of {cfg.steps}")
     else:
         torch.manual_seed(cfg.seed + 1 + d.rank)  # dropout RNG
@@ -172,7 +144,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
 
     eval_batches = fixed_masked_batches(corpus.heldout, tok, batch_size=16, max_sequences=cfg.eval_sequences, seed=cfg.seed)
     eval_lp = teacher_logprobs(teacher.model, eval_batches) if d.main else None
-    autocast = _autocast(cfg, d.device)
+    autocast = autocast_dtype(cfg.bf16, d.device)
     per_rank = cfg.batch_size // d.world
     batches = batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed, start=state.step * cfg.accumulate)
 
@@ -226,27 +198,9 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
               "world_size": d.world, "bf16": autocast is not None, "arch": Arch.from_config(student.config).asdict(),
               "init": cfg.init, "loss": asdict(cfg.loss), "mlm_accuracy": last.get("mlm_accuracy"), "kd_ce": last.get("kd_ce")}
     if d.main:
-        _save_model(out, student, tok, report)
+        save_model_folder(out, student, tok, {REPORT: json.dumps(report, indent=2)})
     d.barrier()
     return report
-
-
-def _save_model(out: Path, student: PreTrainedModel, tok, report: dict) -> None:
-    """Write the Hugging Face folder's files into ``out``, beside checkpoint/ and metrics.jsonl.
-
-    They are written in a temporary folder first and each renamed into place, so no file is
-    ever half-written.
-    """
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".final."))
-    try:
-        student.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        atomic_write_text(tmp / REPORT, json.dumps(report, indent=2))
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    AutoConfig.from_pretrained(out)  # the folder must load
 
 
 __all__ = ["PretrainConfig", "pretrain"]

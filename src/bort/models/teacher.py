@@ -31,6 +31,13 @@ transformers.logging.disable_progress_bar()
 logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
+def position_limit(config: transformers.PretrainedConfig) -> int:
+    """The longest input a model's position embeddings take (RoBERTa's start after the padding index)."""
+    if config.model_type == "roberta":
+        return config.max_position_embeddings - (config.pad_token_id or 0) - 1
+    return config.max_position_embeddings
+
+
 @dataclass
 class Teacher:
     """A loaded teacher: where it came from, its config, tokenizer and masked-LM model."""
@@ -51,10 +58,7 @@ class Teacher:
 
     @property
     def max_seq_len(self) -> int:
-        """The longest input its position embeddings take (RoBERTa's start after the padding index)."""
-        if self.family == "roberta":
-            return self.config.max_position_embeddings - (self.config.pad_token_id or 0) - 1
-        return self.config.max_position_embeddings
+        return position_limit(self.config)
 
     def check_seq_len(self, seq: int, option: str) -> None:
         """Refuse a sequence length the model cannot run, naming the option that set it."""

@@ -5,8 +5,8 @@ and fine-tuning all call :func:`train`, and differ only by the model, the loss a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 
@@ -45,6 +45,21 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, steps: int) -> tup
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """bfloat16 for ``--bf16 auto`` where the device supports it (or ``on``, which insists), else None."""
+    if mode not in ("auto", "on", "off"):
+        raise BortError(f"--bf16 must be auto, on or off, got '{mode}'")
+    if mode == "off":
+        return None
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+    else:
+        ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if mode == "on" and not ok:
+        raise BortError(f"--bf16 on: this {device.type} has no bfloat16 support; use --bf16 auto or off")
+    return torch.bfloat16 if ok else None
+
+
 @dataclass
 class TrainState:
     """The loop's own progress; saved in checkpoints so a resumed run continues exactly."""
@@ -66,7 +81,7 @@ def train(
     state: TrainState | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    on_step: Callable[[TrainState, float], None] | None = None,
+    on_step: Callable[[TrainState, float], bool | None] | None = None,
     diverge_factor: float = 10.0,
 ) -> list[float]:
     """Train ``model`` up to ``steps`` optimiser steps of ``loss_fn(batch)``; returns the step losses.
@@ -74,7 +89,8 @@ def train(
     Each step averages ``accumulate`` micro-batches. ``autocast`` runs the forward passes in that
     dtype (e.g. bfloat16). To resume, pass the saved ``state``, ``optimizer`` and ``scheduler``
     (see :func:`build_optimizer`) and a batch iterator positioned after the consumed batches.
-    ``on_step(state, loss)`` runs after every step: evaluation, checkpoints, progress.
+    ``on_step(state, loss)`` runs after every step: evaluation, checkpoints, progress; when it returns
+    True the loop stops there (early stopping).
 
     Stops with :class:`TrainingDiverged`, before the weights are touched, when a step's loss is
     NaN/inf or, after the warm-up, exceeds ``diverge_factor`` times the lowest loss seen.
@@ -106,7 +122,7 @@ def train(
         scheduler.step()
         state.step, state.min_loss = step + 1, min(state.min_loss, value)
         losses.append(value)
-        if on_step is not None:
-            on_step(state, value)
+        if on_step is not None and on_step(state, value):
+            break
     model.eval()
     return losses

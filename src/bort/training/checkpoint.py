@@ -1,8 +1,9 @@
 """Training checkpoints: everything needed to resume a run exactly, written atomically.
 
 ``DIR/model.safetensors`` holds the weights; ``DIR/trainer.pt`` the optimiser, scheduler, loop
-state and RNG states (plain tensors and numbers, read back with ``weights_only=True``). The data
-position is the loop's step: batch streams are pure functions of their seed and start.
+state, RNG states and the recipe's own ``extra`` record (plain tensors, numbers and strings, read back
+with ``weights_only=True``). The data position is the loop's step: batch streams are pure functions of
+their seed and start.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from bort.training.loop import TrainState
 from bort.utils import atomic_dir
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: TrainState) -> None:
-    """Write the checkpoint into a temporary folder and swap it in: a kill never leaves half of one."""
+def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: TrainState, extra: dict | None = None) -> None:
+    """Write the checkpoint into a temporary folder and swap it in: a kill never leaves half of one.
+
+    ``extra`` is what the recipe needs besides the loop state (e.g. fine-tuning's best dev metric).
+    """
     with atomic_dir(folder) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         trainer = {
@@ -29,12 +33,13 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
             "elapsed": state.elapsed,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "extra": extra or {},
         }
         torch.save(trainer, tmp / "trainer.pt")
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) -> TrainState:
-    """Restore weights, optimiser, scheduler and RNG states in place; returns the loop state."""
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) -> tuple[TrainState, dict]:
+    """Restore weights, optimiser, scheduler and RNG states in place; returns the loop state and ``extra``."""
     try:
         load_model(model, str(folder / "model.safetensors"), strict=True)
         trainer = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
@@ -45,4 +50,5 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) 
     torch.set_rng_state(trainer["rng"])
     if trainer["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(trainer["cuda_rng"])
-    return TrainState(step=int(trainer["step"]), min_loss=float(trainer["min_loss"]), elapsed=float(trainer["elapsed"]))
+    state = TrainState(step=int(trainer["step"]), min_loss=float(trainer["min_loss"]), elapsed=float(trainer["elapsed"]))
+    return state, trainer.get("extra", {})

@@ -1,0 +1,64 @@
+"""Leaderboard submission files: GLUE ``<Task>.tsv``, SuperGLUE ``<Task>.jsonl``, RACE JSON answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from bort.finetune.tasks import Example, TaskSpec
+from bort.utils import atomic_write_text
+
+
+def file_name(task: TaskSpec, split: str) -> str:
+    """The leaderboard's name for this task's predictions; MNLI's mismatched test set has its own file."""
+    if task.name == "glue/mnli" and split.endswith("mismatched"):
+        return "MNLI-mm.tsv"
+    return task.submission
+
+
+def _number(idx: str) -> int | str:
+    return int(idx) if idx.lstrip("-").isdigit() else idx
+
+
+def _glue(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> str:
+    if task.kind == "regression":  # STS-B scores are on 0..5
+        values = [f"{min(5.0, max(0.0, p)):.3f}" for p in preds]
+    else:
+        values = [task.labels[p] for p in preds]
+    return "index\tprediction\n" + "".join(f"{ex.idx}\t{v}\n" for ex, v in zip(examples, values))
+
+
+def _superglue_label(task: TaskSpec, pred: int):
+    name = task.labels[pred]
+    if task.kind == "multiple_choice":  # COPA: the choice index
+        return pred
+    if name in ("True", "False"):  # BoolQ, WiC, WSC: JSON booleans
+        return name == "True"
+    return name
+
+
+def _superglue(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> str:
+    if task.name == "superglue/multirc":  # nested: passage → questions → answers
+        passages: dict[int | str, dict[int | str, list]] = {}
+        for ex, p in zip(examples, preds):
+            passage, question = ex.group.split("-", 1)
+            passages.setdefault(_number(passage), {}).setdefault(_number(question), []).append({"idx": _number(ex.candidate), "label": int(p)})
+        rows = [{"idx": p, "passage": {"questions": [{"idx": q, "answers": a} for q, a in qs.items()]}} for p, qs in passages.items()]
+    elif task.name == "superglue/record":  # the chosen entity of each query
+        rows = [{"idx": _number(ex.group), "label": ex.candidate} for ex, p in zip(examples, preds) if p]
+    else:
+        rows = [{"idx": _number(ex.idx), "label": _superglue_label(task, p)} for ex, p in zip(examples, preds)]
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def _race(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> str:
+    return json.dumps({ex.idx: task.labels[p] for ex, p in zip(examples, preds)}, indent=1) + "\n"
+
+
+def write(task: TaskSpec, examples: Sequence[Example], preds: Sequence, path: Path) -> Path:
+    """Write ``preds`` (from :func:`bort.finetune.predict.predictions`) in the leaderboard's format."""
+    family = task.name.split("/")[0]
+    text = {"glue": _glue, "superglue": _superglue, "race": _race}[family](task, examples, preds)
+    atomic_write_text(path, text)
+    return path

