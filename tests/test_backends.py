@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pickle
 import socket
 import sqlite3
 
@@ -17,8 +18,11 @@ import pytest
 
 from bort.arch import Arch
 from bort.cli import main
+from bort.data.corpus import load_corpus
 from bort.errors import BortError
+from bort.models.teacher import load_teacher
 from bort.search.backends import CRASH_HOOK, BackendConfig
+from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
 
 ELIGIBLE = 14
 
@@ -59,6 +63,22 @@ def reference(tmp_path_factory, bert_teacher, extract_args):
     assert result["backend"]["kind"] == "local" and result["evaluated"] == ELIGIBLE
     assert {w.split("/")[0] for _, _, w in trials(out).values()} == {f"{socket.gethostname()}:{os.getpid()}"}
     return out
+
+
+@pytest.mark.parametrize("cache_gb", [4.0, 0.0])
+def test_prepared_surrogate_ships_without_corpus_and_trains_the_same(bert_teacher, corpus_file, cache_gb):
+    """What workers receive: batches and teacher logits, not the corpus; the teacher only when its logits are not cached."""
+    teacher = load_teacher(bert_teacher)
+    corpus = load_corpus(corpus_file, teacher.tokenizer, seq_len=32)
+    settings = ErrorSettings(steps=3, eval_sequences=8, eval_batch_size=4, thetas=(Theta(batch_size=4),), teacher_cache_gb=cache_gb)
+    surrogate = ErrorSurrogate(teacher, corpus, settings)
+    with pytest.raises(RuntimeError, match="prepare"):
+        pickle.dumps(surrogate)
+    copy = pickle.loads(pickle.dumps(surrogate.prepare()))
+    assert copy._train_blocks is None and copy._tokenizer is None
+    assert (copy.teacher_model is None) == (cache_gb > 0)
+    arch, theta = Arch(1, 2, 32, 64), Theta(batch_size=4)
+    assert copy(arch, theta) == surrogate(arch, theta)
 
 
 def test_backend_errors_are_one_line(monkeypatch):
