@@ -71,20 +71,25 @@ class BackendConfig:
 
 @dataclass(frozen=True)
 class Trial:
-    """One finished (ξ, θ) training, as a worker hands it back; ``worker`` is host:pid/device."""
+    """One finished (ξ, θ) training, as a worker hands it back; ``worker`` is host:pid/device.
+
+    ``cpu_seconds`` (this process's CPU time) against ``seconds`` (wall) shows how much of a core
+    the training got: on a shared machine, the benchmark's measure of contention.
+    """
 
     arch: Arch
     theta: Theta
     error: float
     seconds: float
+    cpu_seconds: float
     worker: str
 
 
 def run_trial(surrogate: ErrorSurrogate, arch: Arch, theta: Theta) -> Trial:
     """Train ξ with θ for n steps and return ê: the one per-candidate function of every backend."""
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     error = surrogate(arch, theta)
-    return Trial(arch, theta, error, time.time() - start, f"{socket.gethostname()}:{os.getpid()}/{surrogate.device}")
+    return Trial(arch, theta, error, time.time() - start, time.process_time() - cpu, f"{socket.gethostname()}:{os.getpid()}/{surrogate.device}")
 
 
 @dataclass(frozen=True)
@@ -207,15 +212,18 @@ class _Worker:
 def _local_worker_main(conn, device: str, threads: int, crash: CrashOnce | None) -> None:
     """A local worker process: receive the surrogate once, then train jobs until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops us
-    surrogate = setup_worker(pickle.loads(conn.recv_bytes()), device, threads)
-    while (job := conn.recv()) is not None:
-        try:
-            message = ("ok", run_job(surrogate, crash, *job))
-        except BortError as exc:
-            message = ("error", BortError(str(exc)))
-        except Exception:  # noqa: BLE001 - sent to the driver, which raises it with the worker's traceback
-            message = ("error", RuntimeError(f"a worker failed:\n{traceback.format_exc()}"))
-        conn.send(message)
+    try:
+        surrogate = setup_worker(pickle.loads(conn.recv_bytes()), device, threads)
+        while (job := conn.recv()) is not None:
+            try:
+                message = ("ok", run_job(surrogate, crash, *job))
+            except BortError as exc:
+                message = ("error", BortError(str(exc)))
+            except Exception:  # noqa: BLE001 - sent to the driver, which raises it with the worker's traceback
+                message = ("error", RuntimeError(f"a worker failed:\n{traceback.format_exc()}"))
+            conn.send(message)
+    except (EOFError, BrokenPipeError):
+        pass  # the driver is gone (killed): nothing is left to report to
 
 
 class LocalPool:

@@ -62,6 +62,8 @@ class ExtractConfig:
             raise BortError(f"--refine must be 0 or more, got {self.refine}")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise BortError(f"--device {self.device} is not available here: use --device cpu")
+        if self.backend.kind == "ray" and self.device.startswith("cuda") and not self.backend.gpus_per_trial:
+            raise BortError("with --backend ray, --device is the driver's: add --gpus-per-trial (e.g. 1) to train the candidates on GPUs")
         if Path(self.out).exists() and not Path(self.out).is_dir():
             raise BortError(f"--out '{self.out}' is a file: give a folder for the run")
 

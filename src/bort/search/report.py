@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bort.models.student import build_student  # noqa: E402
-from bort.search.fptas import Candidate, SearchResult  # noqa: E402
-from bort.utils import atomic_dir, atomic_file, atomic_write_text  # noqa: E402
+from bort.models.student import build_student
+from bort.search.fptas import Candidate, SearchResult
+from bort.utils import atomic_dir, atomic_file, atomic_write_text
 
 COLUMNS = ("D", "A", "H", "I", "params", "params_effective", "latency_ms", "flops", "s", "error", "w", "status")
 
@@ -77,17 +77,17 @@ def _markdown(result: dict, rows: list[dict]) -> str:
     lines = [
         "# bort extract report",
         "",
-        f"- teacher: `{result['settings']['teacher']}` ⟨{t['D']},{t['A']},{t['H']},{t['I']}⟩, {t['params']:,} parameters, "
-        f"latency {_fmt(t['latency_ms'])} ms",
+        (f"- teacher: `{result['settings']['teacher']}` ⟨{t['D']},{t['A']},{t['H']},{t['I']}⟩, {t['params']:,} parameters, "
+         f"latency {_fmt(t['latency_ms'])} ms"),
         f"- corpus: `{result['settings']['corpus']}` ({result['corpus']['train_sequences']} training / {result['corpus']['heldout_sequences']} held-out sequences of {result['settings']['seq_len']})",
         f"- space: {result['space']['name']}, |Ξ| = {result['space_size']} ({result['eligible']} eligible)",
-        f"- steps n = {result['steps']}, ε = {result['epsilon']}, refine = {result['refine']}, seed = {result['seed']}, "
-        f"Θ = {', '.join(result['thetas'])}",
+        (f"- steps n = {result['steps']}, ε = {result['epsilon']}, refine = {result['refine']}, seed = {result['seed']}, "
+         f"Θ = {', '.join(result['thetas'])}"),
         _latency_line(result),
         f"- trained {result['evaluated']} candidates in {result['wall_s']:.0f} s, {_backend_text(result['backend'])}",
         "",
-        f"**Best: ⟨{b['D']},{b['A']},{b['H']},{b['I']}⟩**, W = {b['w']:.4g}, {b['params']:,} parameters "
-        f"({100 * b['params'] / t['params']:.1f}% of T), latency {_fmt(b['latency_ms'])} ms, ê = {b['error']:.4f}",
+        (f"**Best: ⟨{b['D']},{b['A']},{b['H']},{b['I']}⟩**, W = {b['w']:.4g}, {b['params']:,} parameters "
+         f"({100 * b['params'] / t['params']:.1f}% of T), latency {_fmt(b['latency_ms'])} ms, ê = {b['error']:.4f}"),
         "",
         "## Candidates ranked by W (trained ones first)",
         "",
