@@ -77,8 +77,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", help="NAME=FOLDER (repeat); the first is the reference")
     ap.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte")
-    ap.add_argument("--epochs", type=float, default=3.0)
-    ap.add_argument("--sst2-examples", type=int, default=16000, help="SST-2 trains on a seeded subset of this size, 1 epoch")
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--max-train", type=int, default=3000, help="train on a seeded subset of at most this many examples per task")
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
@@ -97,9 +97,8 @@ def main() -> None:
     for task in tasks:  # each task: every model in turn, so the time columns share the machine's state
         results["tasks"][task] = {}
         for name, source in models.items():
-            sst2 = task == "sst2"
             cfg = FinetuneConfig(model=source, task=f"glue/{task}", data=GLUE / FOLDERS[task], out=args.out / name / task,
-                                 epochs=1.0 if sst2 else args.epochs, train_examples=args.sst2_examples if sst2 else None,
+                                 epochs=args.epochs, train_examples=args.max_train,
                                  batch_size=args.batch_size, optim=OptimConfig(lr=args.lr, weight_decay=0.01, warmup=0.1), progress=False)
             report = finetune(cfg)
             results["tasks"][task][name] = {"dev": report["dev"], "glue": glue_score(task, report["dev"]), "train_s": report["train_s"],

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from conftest import SEQ_LEN
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM
 
@@ -20,7 +21,6 @@ from bort.distill.init import init_from_teacher
 from bort.errors import BortError
 from bort.models.student import build_student
 from bort.models.teacher import load_teacher
-from conftest import SEQ_LEN
 
 
 @pytest.fixture(scope="module")

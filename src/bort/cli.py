@@ -116,8 +116,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         head=args.head, max_seq_len=args.max_seq_len, eval_every=args.eval_every, patience=args.patience, train_examples=args.train_examples,
         seed=args.seed, bf16=args.bf16, device=args.device, progress=not args.no_progress,
     )
-    report = finetune(cfg)
-    print(json.dumps({"task": report["task"], "dev": report["dev"], "best_step": report["best_step"], "out": str(args.out)}))
+    if not args.agora:
+        report = finetune(cfg)
+        print(json.dumps({"task": report["task"], "dev": report["dev"], "best_step": report["best_step"], "out": str(args.out)}))
+        return 0
+    from bort.agora.recipe import AgoraConfig, agora
+    from bort.agora.space import load_space
+
+    result = agora(AgoraConfig(base=cfg, thetas=tuple(load_space(args.agora_space)), labeller=args.labeller, transform=args.transform,
+                               infill_model=args.infill_model, variants=args.variants, replay=args.replay, max_rounds=args.max_rounds))
+    print(json.dumps({"task": cfg.task, "dev": result["dev"], "rounds": len(result["rounds"]), "best_round": result["best"]["round"],
+                      "best_theta": result["best"]["best_theta"], "out": str(args.out)}))
     return 0
 
 
@@ -271,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--patience", type=int, default=3, help="stop after this many evaluations without a better dev metric (0: never; default 3)")
     ft.add_argument("--train-examples", type=int, help="train on a seeded random subset of this many examples")
     _add_run(ft)
+    ag = ft.add_argument_group("Agora (algorithms.md §6): rounds of hyperparameter search, pruning and new training points")
+    ag.add_argument("--agora", action="store_true", help="fine-tune with Agora instead of one run (classification tasks)")
+    ag.add_argument("--agora-space", help="YAML file of value lists lr, weight_decay, warmup, batch_size, seed; or a preset: "
+                    "'default' (4 sets, for one machine) or 'bort-paper' (the authors' 480)")
+    ag.add_argument("--labeller", help="model folder that labels new points (e.g. the fine-tuned teacher); default: the first round's best")
+    ag.add_argument("--transform", choices=("mlm-infill", "dropout", "swap"), default="mlm-infill", help="how new inputs are made (default mlm-infill)")
+    ag.add_argument("--infill-model", help="masked-LM for mlm-infill (e.g. a prepared teacher); default: --model, if it has an MLM head")
+    ag.add_argument("--variants", type=int, default=4, help="new inputs made from each mistaken dev example (default 4)")
+    ag.add_argument("--replay", type=int, default=0, metavar="K", help="run each Θ K more times before pruning it (default 0)")
+    ag.add_argument("--max-rounds", type=int, help="stop after R rounds (default: until Θ is empty)")
     ft.set_defaults(func=cmd_finetune)
 
     ev = sub.add_parser("evaluate", help="score a fine-tuned model, or write a leaderboard submission",

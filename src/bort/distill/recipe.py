@@ -7,6 +7,7 @@ evaluation, checkpoints and progress in one ``on_step`` → the Hugging Face fol
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
         state, _ = load_checkpoint(out / CHECKPOINT, student, optimizer, scheduler)
         if d.main:
             trim_jsonl(out / METRICS, state.step)
-            tqdm.write(f"resuming from step {state.step} of {cfg.steps}")
+            tqdm.write(f"resuming from step {state.step} of {cfg.steps}", file=sys.stderr)
     else:
         torch.manual_seed(cfg.seed + 1 + d.rank)  # dropout RNG
     model = _MaskedLM(student)

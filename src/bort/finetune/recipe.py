@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -146,7 +147,7 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dic
     if (out / CHECKPOINT).is_dir():
         state, best = load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler)
         trim_jsonl(out / LOG, state.step)
-        tqdm.write(f"resuming {task.name} from step {state.step} of {steps}")
+        tqdm.write(f"resuming {task.name} from step {state.step} of {steps}", file=sys.stderr)
     else:
         (out / LOG).unlink(missing_ok=True)
         torch.manual_seed(cfg.seed + 1)  # dropout RNG

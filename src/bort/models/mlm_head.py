@@ -8,6 +8,7 @@ decoder weight (the word embeddings) stays frozen too: only the transform and th
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -103,5 +104,5 @@ def ensure_mlm_head(teacher: Teacher, corpus: PackedCorpus, cache: Path, cfg: He
     if report is not None and report["teacher"] == str(teacher.path) and report["config"] == asdict(cfg):
         return load_teacher(cache, device=device)
     report = prepare_teacher(teacher, corpus, cache, cfg)
-    tqdm.write(f"trained the teacher's MLM head: held-out MLM accuracy {report['mlm_accuracy']:.3f} (saved in {cache})")
+    tqdm.write(f"trained the teacher's MLM head: held-out MLM accuracy {report['mlm_accuracy']:.3f} (saved in {cache})", file=sys.stderr)
     return teacher

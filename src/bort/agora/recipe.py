@@ -1,0 +1,174 @@
+"""Agora (algorithms.md §6), readable top to bottom. Each round:
+
+1. fine-tune one model per θ ∈ Θ on the current training set (the ordinary `bort finetune` recipe,
+   each run its own resumable folder ``OUT/rounds/<r>/<θ>``);
+2. take the round's best model and the dev examples it gets wrong;
+3. transform each mistaken example into new inputs, dropping duplicates and anything equal to an
+   existing training or dev input;
+4. label them with the labeller (a given model, or the first round's best) and add them to the
+   training set, never to dev;
+5. keep the better half of Θ (after ``replay`` extra rounds with the same Θ).
+
+``OUT/agora.json`` gets one record per finished round and ``OUT/agora_points.jsonl`` the added
+points, so a killed run resumes at the next round. The best model over all rounds ends in ``OUT``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from bort.agora.space import AgoraTheta, prune
+from bort.agora.transforms import make_transform
+from bort.errors import BortError
+from bort.finetune import heads
+from bort.finetune.features import encode
+from bort.finetune.predict import outputs, predictions
+from bort.finetune.recipe import EVAL, FinetuneConfig, finetune, resolve_device, subset
+from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
+from bort.models.teacher import load_tokenizer
+from bort.training.loop import OptimConfig
+from bort.utils import atomic_write_text, guard_settings
+
+RECORDS, POINTS, SETTINGS, TABLE = "agora.json", "agora_points.jsonl", "agora_settings.json", "agora.md"
+
+
+@dataclass(frozen=True)
+class AgoraConfig:
+    """``base`` sets the task, data, model, output and schedule of every fine-tuning; θ sets the rest."""
+
+    base: FinetuneConfig
+    thetas: tuple[AgoraTheta, ...]
+    labeller: str | None = None  # None: the first round's best model
+    transform: str = "mlm-infill"
+    infill_model: str | None = None  # the masked-LM of mlm-infill; None: the model itself, if it has an MLM head
+    variants: int = 4  # new inputs made from each mistaken example
+    replay: int = 0  # extra rounds with the same Θ before each pruning
+    max_rounds: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.thetas:
+            raise BortError("the Agora space Θ is empty: give at least one hyperparameter set")
+        if self.variants < 1 or self.replay < 0 or (self.max_rounds is not None and self.max_rounds < 1):
+            raise BortError("--variants and --max-rounds must be at least 1, --replay at least 0")
+
+
+def _labels(task: TaskSpec, folder: Path, examples: list[Example], base: FinetuneConfig) -> list[str]:
+    """``folder``'s predicted label names for ``examples``."""
+    model, tok = heads.load(folder, task), load_tokenizer(folder)
+    logits = outputs(model, encode(task, examples, tok, base.max_seq_len), batch_size=base.eval_batch_size, pad_id=tok.pad_token_id)
+    return [task.labels[p] for p in predictions(task, examples, logits)]
+
+
+def _new_points(cfg: AgoraConfig, task: TaskSpec, mistakes: list[Example], seen: set[tuple[str, ...]], labeller: Path, round_: int,
+                transform) -> list[Example]:
+    """Steps 3–4: transformed, de-duplicated, labelled new training points."""
+    fresh: list[tuple[str, ...]] = []
+    for v in range(cfg.variants):
+        for texts in transform([ex.texts for ex in mistakes], seed=cfg.base.seed * 100_003 + round_ * 101 + v):
+            if texts not in seen and all(t.strip() for t in texts):
+                seen.add(texts)
+                fresh.append(texts)
+    points = [Example(idx=f"agora-{round_}-{i}", texts=texts, label=None) for i, texts in enumerate(fresh)]
+    names = _labels(task, labeller, points, cfg.base) if points else []
+    return [replace(p, label=name) for p, name in zip(points, names)]
+
+
+def _theta_config(base: FinetuneConfig, theta: AgoraTheta, out: Path) -> FinetuneConfig:
+    optim = OptimConfig(lr=theta.lr, weight_decay=theta.weight_decay, warmup=theta.warmup, grad_clip=base.optim.grad_clip)
+    return replace(base, out=out, optim=optim, batch_size=theta.batch_size, seed=theta.seed, train_examples=None)
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    """Put the Hugging Face files (and eval.json) of ``src`` into ``dst``, each renamed into place."""
+    tmp = Path(tempfile.mkdtemp(dir=dst, prefix=".best."))
+    try:
+        for f in src.iterdir():
+            if f.is_file() and not f.name.startswith("finetune"):
+                shutil.copy2(f, tmp / f.name)
+        for f in tmp.iterdir():
+            os.replace(f, dst / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def agora(cfg: AgoraConfig) -> dict:
+    """Run Agora; returns ``{"rounds": [...], "best": {...}}`` and writes the best model to ``cfg.base.out``."""
+    base, task = cfg.base, get_task(cfg.base.task)
+    if task.kind != "classification":
+        raise BortError(f"Agora applies to classification tasks; {task.name} is {task.kind.replace('_', ' ')}: fine-tune it with plain `bort finetune`")
+    if not task.dev_splits:
+        raise BortError(f"{task.name} has no training data (a diagnostic set); Agora needs train and dev splits")
+    out = Path(base.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = json.loads(json.dumps({**asdict(cfg), "base": base.fingerprint()}, default=str))
+    guard_settings(out / SETTINGS, settings, resuming=(out / RECORDS).is_file())
+    records: list[dict] = json.loads((out / RECORDS).read_text())["rounds"] if (out / RECORDS).is_file() else []
+
+    # Data: the (optionally subsampled) training split, plus the points of finished rounds.
+    train_set = subset(read_split(task, base.data, "train"), base.train_examples, base.seed)
+    dev = read_split(task, base.data, task.dev_splits[0])
+    done = len(records)
+    if (out / POINTS).is_file():
+        for line in (out / POINTS).read_text(encoding="utf-8").splitlines():
+            p = json.loads(line)
+            if p["round"] < done:  # points of a round killed before its record are made again
+                train_set.append(Example(idx=p["idx"], texts=tuple(p["texts"]), label=p["label"]))
+    seen = {ex.texts for ex in train_set + dev}
+    by_key = {t.key: t for t in cfg.thetas}
+    thetas = [by_key[k] for k in records[-1]["theta_left_keys"]] if records else list(cfg.thetas)
+    labeller = Path(cfg.labeller) if cfg.labeller else (Path(records[0]["best_folder"]) if records else None)
+    transform = None
+    main = task.metrics[0]
+
+    while thetas and (cfg.max_rounds is None or len(records) < cfg.max_rounds):
+        r = len(records)
+        scores = {}
+        for theta in thetas:  # step 1
+            report = finetune(_theta_config(base, theta, out / "rounds" / str(r) / theta.key), train_set=train_set)
+            scores[theta.key] = report["dev"][main]
+        best_key = max(thetas, key=lambda t: scores[t.key]).key  # the first of equals, in Θ's order
+        best_folder = out / "rounds" / str(r) / best_key
+        labeller = labeller or best_folder
+        wrong = [ex for ex, name in zip(dev, _labels(task, best_folder, dev, base)) if name != ex.label]  # step 2
+        if wrong and transform is None:
+            transform = make_transform(cfg.transform, cfg.infill_model or base.model, device=str(resolve_device(base.device)))
+        points = _new_points(cfg, task, wrong, seen, labeller, r, transform) if wrong else []  # steps 3-4
+        with open(out / POINTS, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps({"round": r, "idx": p.idx, "texts": p.texts, "label": p.label}) + "\n" for p in points)
+        size = len(train_set)
+        train_set = train_set + points
+        keys = [t.key for t in thetas]
+        runs = 1 + next((i for i, rec in enumerate(reversed(records)) if rec["theta_keys"] != keys), len(records))
+        left = thetas if runs <= cfg.replay else prune(thetas, scores)  # step 6, replay: this Θ again; else step 5
+        records.append({"round": r, "theta_run": len(thetas), "theta_keys": keys, "theta_left": len(left), "theta_left_keys": [t.key for t in left],
+                        "train_size": size, "mistakes": len(wrong), "new_points": len(points), "best_metric": scores[best_key],
+                        "metric": main, "best_theta": best_key, "best_folder": str(best_folder), "labeller": str(labeller), "scores": scores})
+        atomic_write_text(out / RECORDS, json.dumps({"task": task.name, "rounds": records}, indent=2) + "\n")
+        tqdm.write(f"agora round {r}: best {main} {scores[best_key]:.4f} ({best_key}); {len(wrong)} mistakes, {len(points)} new points; Θ {len(thetas)} → {len(left)}", file=sys.stderr)
+        thetas = left
+
+    best = max(records, key=lambda rec: rec["best_metric"])  # the earliest of equals
+    _copy_model(Path(best["best_folder"]), out)
+    atomic_write_text(out / TABLE, table(task.name, records))
+    return {"rounds": records, "best": best, "dev": json.loads((out / EVAL).read_text())}
+
+
+def table(task: str, records: list[dict]) -> str:
+    """``agora.md``: one row per round."""
+    metric = records[0]["metric"] if records else "metric"
+    rows = [f"# Agora on {task}\n", f"| round | Θ run | Θ left | training set | mistakes | new points | best {metric} | best θ |",
+            "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows += [f"| {r['round']} | {r['theta_run']} | {r['theta_left']} | {r['train_size']} | {r['mistakes']} | {r['new_points']} | "
+             f"{r['best_metric']:.4f} | {r['best_theta']} |" for r in records]
+    return "\n".join(rows) + "\n"
+
+
+__all__ = ["AgoraConfig", "agora", "table"]

@@ -1,0 +1,101 @@
+"""Agora's transformation f: new inputs made from a mistaken example (algorithms.md §6, step 3).
+
+- ``mlm-infill`` (default): mask 15% of the tokens of each text and fill every masked position
+  with the masked-LM's most likely token other than the original one, so each new input differs.
+- ``dropout``: drop each word with probability 0.1 (at least one word, never all).
+- ``swap``: swap one random pair of neighbouring words.
+
+Every transformation maps a list of inputs (tuples of texts) to as many new inputs, and is a pure
+function of its seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from bort.errors import BortError
+
+TRANSFORMS = ("mlm-infill", "dropout", "swap")
+Texts = tuple[str, ...]
+Transform = Callable[[Sequence[Texts], int], list[Texts]]
+
+
+def _per_word(fn: Callable[[list[str], random.Random], list[str]]) -> Transform:
+    def transform(inputs: Sequence[Texts], seed: int) -> list[Texts]:
+        rng = random.Random(seed)
+        return [tuple(" ".join(fn(text.split(), rng)) for text in texts) for texts in inputs]
+
+    return transform
+
+
+def _dropout(words: list[str], rng: random.Random, p: float = 0.1) -> list[str]:
+    if len(words) < 2:
+        return words
+    kept = [w for w in words if rng.random() >= p]
+    if len(kept) == len(words):  # drop at least one word, so the input changes
+        kept.pop(rng.randrange(len(kept)))
+    return kept or [rng.choice(words)]
+
+
+def _swap(words: list[str], rng: random.Random) -> list[str]:
+    if len(words) < 2:
+        return words
+    i = rng.randrange(len(words) - 1)
+    return words[:i] + [words[i + 1], words[i]] + words[i + 2 :]
+
+
+class MlmInfill:
+    """Re-write masked tokens with a masked-LM (the teacher's MLM head, or any masked-LM folder)."""
+
+    def __init__(self, model: str | Path, *, prob: float = 0.15, device: str = "cpu", batch_size: int = 32) -> None:
+        from bort.models.teacher import load_teacher
+
+        teacher = load_teacher(model, device=device)
+        if not teacher.has_mlm_head:
+            raise BortError(f"'{model}' has no masked-LM head for --transform mlm-infill; give --infill-model a masked-LM folder "
+                            "(e.g. from `bort teacher prepare`), or use --transform dropout or swap")
+        self.model, self.tokenizer, self.prob, self.batch_size = teacher.model, teacher.tokenizer, prob, batch_size
+        self.max_len = min(teacher.max_seq_len, 256)
+
+    @torch.inference_mode()
+    def _fill(self, texts: list[str], gen: torch.Generator) -> list[str]:
+        tok = self.tokenizer
+        enc = tok(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt", return_special_tokens_mask=True)
+        ids, special = enc["input_ids"], enc["special_tokens_mask"].bool() | (enc["attention_mask"] == 0)
+        chosen = (torch.rand(ids.shape, generator=gen) < self.prob) & ~special
+        for row in range(len(texts)):  # at least one masked token per text that has any
+            free = (~special[row]).nonzero().squeeze(1)
+            if not chosen[row].any() and len(free):
+                chosen[row, free[torch.randint(len(free), (1,), generator=gen)]] = True
+        masked = ids.masked_fill(chosen, tok.mask_token_id)
+        device = next(self.model.parameters()).device
+        logits = self.model(input_ids=masked.to(device), attention_mask=enc["attention_mask"].to(device)).logits.float().cpu()
+        logits[..., tok.all_special_ids] = -torch.inf
+        logits.scatter_(-1, ids.unsqueeze(-1), -torch.inf)  # never the original token
+        filled = torch.where(chosen, logits.argmax(-1), ids)
+        return [tok.decode(row[~special[i]], skip_special_tokens=True, clean_up_tokenization_spaces=True).strip()
+                for i, row in enumerate(filled)]
+
+    def __call__(self, inputs: Sequence[Texts], seed: int) -> list[Texts]:
+        gen = torch.Generator().manual_seed(seed)
+        width = len(inputs[0]) if inputs else 0
+        flat = [text for texts in inputs for text in texts]
+        out = [t for b in range(0, len(flat), self.batch_size) for t in self._fill(flat[b : b + self.batch_size], gen)]
+        return [tuple(out[i : i + width]) for i in range(0, len(out), width)]
+
+
+def make_transform(name: str, infill_model: str | Path | None = None, *, device: str = "cpu") -> Transform:
+    """The transformation called ``name``; ``mlm-infill`` needs a masked-LM folder."""
+    if name == "dropout":
+        return _per_word(_dropout)
+    if name == "swap":
+        return _per_word(_swap)
+    if name == "mlm-infill":
+        if infill_model is None:
+            raise BortError("--transform mlm-infill needs a masked-LM: pass --infill-model (e.g. the teacher prepared with `bort teacher prepare`)")
+        return MlmInfill(infill_model, device=device)
+    raise BortError(f"unknown transformation '{name}': choose one of {', '.join(TRANSFORMS)}")

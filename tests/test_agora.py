@@ -1,0 +1,180 @@
+"""Agora (algorithms.md §6) on a tiny model: pruning, new points, the labeller, resume, and a whole run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from test_finetune import _cfg, write_rte, write_stsb
+
+import bort.agora.recipe as agora_mod
+from bort.agora.recipe import AgoraConfig, _labels, _new_points, agora
+from bort.agora.space import AgoraTheta, grid, load_space, prune
+from bort.agora.transforms import make_transform
+from bort.errors import BortError
+from bort.finetune import heads
+from bort.finetune.tasks import get_task, read_split
+
+THETAS = (AgoraTheta(1e-3, 0.01, 0.1, 16, 0), AgoraTheta(1e-3, 0.01, 0.1, 16, 1))
+
+
+@pytest.fixture(scope="module")
+def rte(tmp_path_factory) -> Path:
+    return write_rte(tmp_path_factory.mktemp("RTE"), n_train=96, n_dev=40)
+
+
+def _agora(model: Path, data: Path, out: Path, **kw) -> AgoraConfig:
+    base = _cfg(model, "glue/rte", data, out, epochs=3)
+    return AgoraConfig(**{"base": base, "thetas": THETAS, "transform": "swap", "variants": 2, **kw})
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("agora") / "F"
+    return out, agora(_agora(bert_teacher, rte, out))
+
+
+# ------------------------------------------------------------------ Θ
+
+
+def test_pruning_halves_theta_every_round():
+    thetas = grid({"lr": [1e-4, 5e-5], "weight_decay": [0.0, 0.1], "warmup": [0.1], "batch_size": [8, 16], "seed": [0]})
+    sizes = [len(thetas)]
+    while thetas:
+        scores = {t.key: t.lr * 1e4 + t.batch_size + t.weight_decay for t in thetas}  # a strict order
+        kept = prune(thetas, scores)
+        assert all(scores[k.key] >= max(scores[t.key] for t in thetas if t not in kept) for k in kept)  # the better half
+        thetas = kept
+        sizes.append(len(thetas))
+    assert sizes == [8, 4, 2, 1, 0]
+    assert prune(THETAS, {t.key: 0.5 for t in THETAS}) == [THETAS[0]]  # ties keep Θ's order
+
+
+def test_space_presets_and_files(tmp_path):
+    assert len(load_space(None)) == 4 and len(load_space("bort-paper")) == 3 * 4 * 4 * 2 * 5
+    path = tmp_path / "space.yaml"
+    path.write_text("lr: [1e-4, 2e-5]\nweight_decay: 0.0\nwarmup: [0.1]\nbatch_size: [8]\nseed: [0, 1, 2]\n")
+    space = load_space(str(path))
+    assert len(space) == 6 and space[0] == AgoraTheta(1e-4, 0.0, 0.1, 8, 0)
+    path.write_text("lr: [1e-4]\n")
+    with pytest.raises(BortError, match="missing"):
+        load_space(str(path))
+    with pytest.raises(BortError, match="does not exist"):
+        load_space(str(tmp_path / "nope.yaml"))
+
+
+# ------------------------------------------------------------------ transformations
+
+
+@pytest.mark.parametrize("name", ["dropout", "swap"])
+def test_word_transforms_change_the_input_and_follow_the_seed(name):
+    f = make_transform(name)
+    inputs = [("a b c d e f", "g h i"), ("one two three", "four five")]
+    out = f(inputs, seed=1)
+    assert out == f(inputs, seed=1) and len(out) == 2
+    assert all(new != old for new, old in zip(out, inputs))
+    assert all(sorted(n.split()) == sorted(o.split()) for new, old in zip(out, inputs) for n, o in zip(new, old)) or name == "dropout"
+
+
+def test_mlm_infill_replaces_masked_tokens_with_other_tokens(bert_teacher, bert_teacher_nohead):
+    f = make_transform("mlm-infill", bert_teacher)
+    inputs = [("the cat sat on the mat by the red house", "a dog ran")] * 3
+    out = f(inputs, seed=0)
+    assert out == f(inputs, seed=0) and out != f(inputs, seed=1)
+    assert all(new[i] != old[i] for new, old in zip(out, inputs) for i in range(2))  # every text changes: never the original token
+    with pytest.raises(BortError, match="no masked-LM head"):
+        make_transform("mlm-infill", bert_teacher_nohead)
+
+
+# ------------------------------------------------------------------ new points and the labeller
+
+
+def test_new_points_never_duplicate_or_reach_dev_and_take_the_labellers_labels(tmp_path, run, rte):
+    out, _ = run
+    task = get_task("glue/rte")
+    train, dev = read_split(task, rte, "train"), read_split(task, rte, "dev")
+    labeller = out / "rounds" / "0" / THETAS[0].key
+    mistakes = dev[:10] + dev[:10]  # repeated inputs must not give repeated points
+    cfg = _agora(labeller, rte, tmp_path / "x", variants=3)
+    seen = {ex.texts for ex in train + dev}
+    before = set(seen)
+    points = _new_points(cfg, task, mistakes, seen, labeller, 0, make_transform("dropout"))
+    texts = [p.texts for p in points]
+    assert len(texts) == len(set(texts)) > 0
+    assert not set(texts) & before  # nothing equal to a training or dev input
+    assert [p.label for p in points] == _labels(task, labeller, points, cfg.base)
+
+
+def test_a_given_labeller_labels_the_new_points(tmp_path, bert_teacher, rte):
+    """A labeller that always says not_entailment: every new point carries that label."""
+    task = get_task("glue/rte")
+    model = heads.build(bert_teacher, task, "linear", 64, seed=0)
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([-50.0, 50.0]))
+    heads.stock_copy(model).save_pretrained(tmp_path / "L")
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "L" / f).symlink_to(bert_teacher / f)
+    result = agora(_agora(bert_teacher, rte, tmp_path / "F", labeller=str(tmp_path / "L"), max_rounds=1))
+    points = [json.loads(line) for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
+    assert result["rounds"][0]["new_points"] == len(points) > 0
+    assert {p["label"] for p in points} == {"not_entailment"}
+
+
+# ------------------------------------------------------------------ whole runs
+
+
+def test_agora_end_to_end(run):
+    out, result = run
+    records = json.loads((out / "agora.json").read_text())["rounds"]
+    assert [r["theta_run"] for r in records] == [2, 1] and [r["theta_left"] for r in records] == [1, 0]
+    assert records[1]["train_size"] == records[0]["train_size"] + records[0]["new_points"]
+    assert records[0]["labeller"] == records[0]["best_folder"]  # the first round's best labels by default
+    best = max(records, key=lambda r: r["best_metric"])
+    assert json.loads((out / "eval.json").read_text())["accuracy"] == best["best_metric"] == result["dev"]["accuracy"]
+    table = (out / "agora.md").read_text().splitlines()
+    assert table[2].startswith("| round") and len(table) == 4 + len(records)
+    assert (out / "model.safetensors").read_bytes() == (Path(best["best_folder"]) / "model.safetensors").read_bytes()
+
+
+def test_killed_between_rounds_resumes_at_the_next_round(tmp_path, monkeypatch, bert_teacher, rte, run):
+    real, calls = agora_mod.finetune, []
+
+    def finetune_or_die(cfg, train_set=None):
+        calls.append(cfg.out)
+        if "/rounds/1/" in str(cfg.out) and len(calls) == 3:
+            raise KeyboardInterrupt  # killed as round 1 starts
+        return real(cfg, train_set=train_set)
+
+    monkeypatch.setattr(agora_mod, "finetune", finetune_or_die)
+    with pytest.raises(KeyboardInterrupt):
+        agora(_agora(bert_teacher, rte, tmp_path / "F"))
+    assert len(json.loads((tmp_path / "F" / "agora.json").read_text())["rounds"]) == 1
+    calls.clear()
+    monkeypatch.setattr(agora_mod, "finetune", lambda cfg, train_set=None: (calls.append(cfg.out), real(cfg, train_set=train_set))[1])
+    resumed = agora(_agora(bert_teacher, rte, tmp_path / "F"))
+    assert all("/rounds/1/" in str(c) for c in calls) and len(calls) == 1  # round 0 is not trained again
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("best_folder", "labeller")} for r in recs]
+    assert strip(resumed["rounds"]) == strip(run[1]["rounds"])
+
+
+def test_regression_and_multiple_choice_are_refused(tmp_path, bert_teacher):
+    data = write_stsb(tmp_path / "STS-B")
+    cfg = _agora(bert_teacher, data, tmp_path / "F")
+    with pytest.raises(BortError, match="Agora applies to classification tasks; glue/stsb is regression"):
+        agora(replace(cfg, base=replace(cfg.base, task="glue/stsb")))
+
+
+def test_cli_agora(tmp_path, bort_cmd, bert_teacher, rte):
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: [1e-3]\nweight_decay: [0.01]\nwarmup: [0.1]\nbatch_size: [16]\nseed: [0, 1]\n")
+    base = ["finetune", "--agora", "--model", str(bert_teacher), "--task", "glue/rte", "--data", str(rte), "--max-seq-len", "64",
+            "--epochs", "1", "--agora-space", str(space), "--transform", "dropout", "--no-progress", "--bf16", "off"]
+    run = subprocess.run([*bort_cmd, *base, "--out", str(tmp_path / "F")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["rounds"] == 2 and (tmp_path / "F" / "agora.md").is_file()
+    bad = subprocess.run([*bort_cmd, *base, "--task", "superglue/copa", "--out", str(tmp_path / "G")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Agora applies to classification tasks; superglue/copa is multiple choice" in bad.stderr
