@@ -319,6 +319,11 @@ def _jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
     except UnicodeDecodeError as exc:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise BortError(f"{path}:{line}: not UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`") from None
+    yield from jsonl_objects(text, str(path))
+
+
+def jsonl_objects(text: str, path: str) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` of every non-blank line of JSON-lines ``text`` read from ``path`` (named in errors)."""
     for line, raw in enumerate(text.split("\n"), 1):
         if not raw.strip():
             continue

@@ -1,0 +1,112 @@
+"""Benchmark of fast CPU inference (issue 6): `bort bench` on the seed's shapes, and on fine-tuned models.
+
+    python benchmarks/inference_bench.py [--part headline|finetuned|all] [--threads 1] [--tasks cola,sst2,mrpc,stsb,rte]
+
+1. headline: random-weight encoders at batch 1 and 8, sequence 128: BERT-large ⟨24,16,1024,4096⟩, Bort
+   in both readings ⟨4,8,1024,768⟩ and ⟨4,8,768,1024⟩, BERT-base ⟨12,12,768,3072⟩, on every runtime.
+2./3. finetuned: for each task with a fine-tuned student and teacher (benchmarks/out/finetune/{student,teacher}/<task>,
+   from benchmarks/finetune_bench.py), latency at batch 1 × 128 on every runtime (one interleaved `bort bench` run
+   per task), and the dev metric of PyTorch fp32, ONNX fp32 and ONNX int8, read from the exports that run made.
+
+Writes benchmarks/out/inference/{headline,<task>}/bench.{json,md,png} and summary.json / summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+from bort.arch import Arch
+from bort.export.bench import BenchConfig, bench
+from bort.export.predict import PredictConfig, predict
+from bort.export.runtime import load_predictor
+from bort.utils import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out" / "inference"
+FINETUNED = ROOT / "benchmarks" / "out" / "finetune"
+GLUE = ROOT.parent / "shared" / "data" / "glue"
+FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}
+SHAPES = {"BERT-large": "24,16,1024,4096", "Bort (released)": "4,8,1024,768", "Bort (paper)": "4,8,768,1024", "BERT-base": "12,12,768,3072"}
+
+
+def headline(threads: int) -> dict:
+    doc = bench(BenchConfig(out=OUT / "headline", archs=tuple(Arch.parse(a) for a in SHAPES.values()), batches=(1, 8), seq=128,
+                            threads=threads, warmup=1, rounds=3, runs=2))
+    return {"results": doc["results"], "models": doc["models"]}
+
+
+def _dev(folder: str | Path, task: str, threads: int) -> dict[str, float]:
+    _, metrics = predict(load_predictor(folder, threads=threads), PredictConfig(input=str(GLUE / FOLDERS[task]), task=f"glue/{task}", batch_size=32))
+    return {k: 100 * v for k, v in metrics.items()}
+
+
+def finetuned(tasks: list[str], threads: int) -> list[dict]:
+    rows = []
+    for task in tasks:
+        models = {who: FINETUNED / who / task for who in ("student", "teacher")}
+        missing = [str(p) for p in models.values() if not (p / "config.json").is_file()]
+        if missing or not (GLUE / FOLDERS[task]).is_dir():
+            print(f"skip {task}: missing {', '.join(missing) or GLUE / FOLDERS[task]}")
+            continue
+        doc = bench(BenchConfig(out=OUT / task, models=tuple(str(p) for p in models.values()), batches=(1,), seq=128, threads=threads,
+                                warmup=2, rounds=5, runs=3))
+        for who, info in zip(models, doc["models"]):
+            latency = {r["runtime"]: r["median_ms"] for r in doc["results"] if r["model"] == info["name"]}
+            dev = {"torch-fp32": _dev(models[who], task, threads)}
+            dev.update({rt: _dev(info[rt]["folder"], task, threads) for rt in ("onnx-fp32", "onnx-int8")})
+            rows.append({"task": task, "model": who, "arch": info["arch"], "params": info["params"], "latency_ms": latency, "dev": dev})
+            print(json.dumps(rows[-1]))
+    return rows
+
+
+def _metric(d: dict[str, float]) -> str:
+    return "/".join(f"{v:.1f}" for v in d.values())
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"# Inference benchmark ({summary['date']}, {summary['threads']} thread(s))\n"]
+    if summary.get("headline"):
+        res = summary["headline"]["results"]
+        large = {(r["runtime"], r["batch"]): r["median_ms"] for r in res if r["model"] == f"random ⟨{SHAPES['BERT-large']}⟩"}
+        lines += ["| shape | batch | runtime | median ms | p90 ms | speed-up vs BERT-large |", "|---|---:|---|---:|---:|---:|"]
+        for r in res:
+            name = next(k for k, v in SHAPES.items() if r["model"] == f"random ⟨{v}⟩")
+            lines.append(f"| {name} ⟨{SHAPES[name]}⟩ | {r['batch']} | {r['runtime']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
+                         f"{large[(r['runtime'], r['batch'])] / r['median_ms']:.2f}× |")
+    if summary.get("finetuned"):
+        lines += ["\n| task | model | ξ | torch-fp32 ms | fastest | ms | speed-up | dev torch-fp32 | dev onnx-fp32 | dev onnx-int8 |",
+                  "|---|---|---|---:|---|---:|---:|---:|---:|---:|"]
+        for r in summary["finetuned"]:
+            lat = r["latency_ms"]
+            best = min(lat, key=lat.get)
+            lines.append(f"| {r['task']} | {r['model']} | ⟨{r['arch']}⟩ | {lat['torch-fp32']:.2f} | {best} | {lat[best]:.2f} | "
+                         f"{lat['torch-fp32'] / lat[best]:.2f}× | {_metric(r['dev']['torch-fp32'])} | {_metric(r['dev']['onnx-fp32'])} | "
+                         f"{_metric(r['dev']['onnx-int8'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("headline", "finetuned", "all"), default="all")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte")
+    args = ap.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    summary_file = OUT / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    summary.update({"date": date.today().isoformat(), "threads": args.threads})
+    if args.part in ("headline", "all"):
+        summary["headline"] = headline(args.threads)
+    if args.part in ("finetuned", "all"):
+        summary["finetuned"] = finetuned(args.tasks.split(","), args.threads)
+    atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(OUT / "summary.md", markdown(summary))
+    print((OUT / "summary.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

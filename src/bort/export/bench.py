@@ -1,0 +1,234 @@
+"""``bort bench``: CPU latency and throughput of models on every runtime that applies, measured together.
+
+Runtimes: PyTorch eager fp32, PyTorch under bfloat16 autocast (where the CPU has native bf16),
+ONNX Runtime fp32 and ONNX Runtime int8. A PyTorch folder is exported on the fly; a ``bort export``
+folder runs on its own runtime only; ``--arch D,A,H,I`` adds a random-weight encoder of that shape.
+Every (model, runtime) is warmed up, then all are timed in rounds, in a rotating order, so that
+machine noise (other processes, clock changes) spreads over all of them alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from transformers import AutoModel, BertConfig
+
+from bort.arch import Arch
+from bort.errors import BortError
+from bort.export.onnx import ExportConfig, export_model, export_onnx
+from bort.export.runtime import HEADS, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, load_torch_model, sample_inputs
+from bort.models.student import student_config
+from bort.models.teacher import position_limit, read_config, resolve_model_path
+from bort.utils import atomic_file, atomic_write_text
+
+RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure, and how. ``runs`` timed calls per (model, runtime) in each of ``rounds`` rounds."""
+
+    out: Path
+    models: tuple[str, ...] = ()
+    archs: tuple[Arch, ...] = ()
+    teacher: str | None = None  # the family of the --arch models (default: BERT with its 30,522-token vocabulary)
+    batches: tuple[int, ...] = (1, 8)
+    seq: int = 128
+    threads: int = 1
+    runtimes: tuple[str, ...] = RUNTIMES
+    warmup: int = 2
+    rounds: int = 5
+    runs: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.models and not self.archs:
+            raise BortError("nothing to benchmark: pass --models FOLDER … and/or --arch D,A,H,I")
+        if min(self.batches, default=0) < 1 or min(self.seq, self.threads, self.rounds, self.runs) < 1 or self.warmup < 0:
+            raise BortError("--batch sizes, --seq, --threads, --rounds and --runs must be at least 1")
+        unknown = set(self.runtimes) - set(RUNTIMES)
+        if unknown:
+            raise BortError(f"unknown runtime(s) {', '.join(sorted(unknown))}: choose from {', '.join(RUNTIMES)}")
+
+
+@dataclass
+class _Entry:
+    """One model of the benchmark, with the predictors of its runtimes."""
+
+    name: str
+    info: dict
+    predictors: list[Predictor] = field(default_factory=list)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
+
+
+def _bf16_ok() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _add_torch_runtimes(entry: _Entry, model, head, cfg: BenchConfig) -> None:
+    if "torch-fp32" in cfg.runtimes:
+        entry.predictors.append(TorchPredictor(model, head))
+    if "torch-bf16" in cfg.runtimes and _bf16_ok():
+        entry.predictors.append(TorchPredictor(model, head, bf16=True))
+
+
+def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
+    path = resolve_model_path(name)
+    info = export_info(path)
+    if info is not None:  # an ONNX export: its own runtime only
+        predictor = load_predictor(path, threads=cfg.threads, tokenizer=False)
+        return _Entry(name, {"source": str(path), "export": info}, [predictor] if predictor.runtime in cfg.runtimes else [])
+    model, head, path = load_torch_model(path)
+    entry = _Entry(name, {"source": str(path), "arch": Arch.from_config(model.config).key, "params": sum(p.numel() for p in model.parameters())})
+    _add_torch_runtimes(entry, model, head, cfg)
+    for quantize in ("none", "int8"):
+        runtime = "onnx-int8" if quantize == "int8" else "onnx-fp32"
+        if runtime in cfg.runtimes:
+            out = cfg.out / "onnx" / f"{_slug(name)}-{runtime}"
+            entry.info[runtime] = {"folder": str(out), "check": export_onnx(ExportConfig(model=str(path), out=out, quantize=quantize))["check"]}
+            entry.predictors.append(load_predictor(out, threads=cfg.threads, tokenizer=False))
+    return entry
+
+
+def _arch_entry(arch: Arch, base, cfg: BenchConfig) -> _Entry:
+    """A random-weight encoder of shape ``arch`` in ``base``'s family (no pooler, no head: the encoder's cost)."""
+    torch.manual_seed(cfg.seed)
+    model = AutoModel.from_config(student_config(base, arch), add_pooling_layer=False).eval().requires_grad_(False)
+    head = HEADS["Model"]
+    name = f"random ⟨{arch.key}⟩"
+    entry = _Entry(name, {"arch": arch.key, "params": sum(p.numel() for p in model.parameters()), "family": base.model_type})
+    _add_torch_runtimes(entry, model, head, cfg)
+    onnx_runtimes = [r for r in ("onnx-fp32", "onnx-int8") if r in cfg.runtimes]
+    if onnx_runtimes:
+        model.set_attn_implementation("eager")  # the attention graph ONNX Runtime fuses (see bort.export.onnx)
+        for runtime in onnx_runtimes:
+            quantize = "int8" if runtime == "onnx-int8" else "none"
+            folder = cfg.out / "onnx" / f"arch-{arch.key.replace(',', '-')}-{runtime}"
+            folder.mkdir(parents=True, exist_ok=True)
+            entry.info[runtime] = {"folder": str(folder), "check": export_model(model, head, folder, quantize=quantize)["check"]}
+            entry.predictors.append(OnnxPredictor(folder / "model.onnx", model.config, head, quantize=quantize, threads=cfg.threads))
+        model.set_attn_implementation("sdpa")
+    return entry
+
+
+def _time(predictor: Predictor, inputs: dict, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        predictor.run(inputs)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def _measure(entries: list[_Entry], batch: int, cfg: BenchConfig) -> list[dict]:
+    items = [(e, p, sample_inputs(p.config, p.head, batch, cfg.seq, padded=False, seed=cfg.seed)) for e in entries for p in e.predictors]
+    times: list[list[float]] = [[] for _ in items]
+    for _, p, inputs in items:
+        _time(p, inputs, cfg.warmup)
+    for r in range(cfg.rounds):
+        for k in range(len(items)):  # rotate the order each round: no item always runs right after the same one
+            i = (k + r) % len(items)
+            times[i] += _time(items[i][1], items[i][2], cfg.runs)
+    rows = []
+    for (e, p, _), t in zip(items, times):
+        median = statistics.median(t)
+        rows.append({"model": e.name, "runtime": p.runtime, "batch": batch, "seq": cfg.seq, "median_ms": median,
+                     "p90_ms": float(np.percentile(t, 90)), "throughput_seq_s": batch * 1000.0 / median, "samples": len(t)})
+    return rows
+
+
+def _ratios(rows: list[dict], first: str) -> None:
+    """Add each row's speed-up over the first model (same runtime and batch) and over its own PyTorch fp32."""
+    median = {(r["model"], r["runtime"], r["batch"]): r["median_ms"] for r in rows}
+    for r in rows:
+        ref = median.get((first, r["runtime"], r["batch"]))
+        own = median.get((r["model"], "torch-fp32", r["batch"]))
+        r["speedup_vs_first"] = ref / r["median_ms"] if ref else None
+        r["speedup_vs_torch_fp32"] = own / r["median_ms"] if own else None
+
+
+def bench(cfg: BenchConfig) -> dict:
+    """Measure every model on every runtime that applies; write ``bench.json``, ``bench.md`` and ``bench.png`` to ``cfg.out``."""
+    torch.set_num_threads(cfg.threads)
+    base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
+    entries = [_folder_entry(m, cfg) for m in cfg.models] + [_arch_entry(a, base, cfg) for a in cfg.archs]
+    for e in entries:
+        for p in e.predictors:
+            if cfg.seq > position_limit(p.config):
+                raise BortError(f"--seq {cfg.seq} is longer than {e.name}'s {position_limit(p.config)} positions; use at most that")
+    rows = [row for batch in cfg.batches for row in _measure(entries, batch, cfg)]
+    _ratios(rows, entries[0].name)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs")}
+    doc = {"settings": settings, "machine": _machine(cfg.threads), "models": [{"name": e.name, **e.info} for e in entries], "results": rows,
+           "skipped": [] if _bf16_ok() or "torch-bf16" not in cfg.runtimes else ["torch-bf16: this CPU has no native bfloat16 (emulated, not a fair figure)"]}
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg.out / "bench.json", json.dumps(doc, indent=2) + "\n")
+    atomic_write_text(cfg.out / "bench.md", markdown(doc))
+    _plot(doc, cfg.out / "bench.png")
+    return doc
+
+
+def _machine(threads: int) -> dict:
+    import platform
+
+    import onnxruntime
+
+    return {"cpu": platform.processor() or platform.machine(), "threads": threads, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "bf16_native": _bf16_ok()}
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def markdown(doc: dict) -> str:
+    """The benchmark as Markdown tables, one per batch size."""
+    s, m = doc["settings"], doc["machine"]
+    head = (f"# Inference benchmark\n\nSequence length {s['seq']}, {m['threads']} thread(s), {s['rounds']} rounds × {s['runs']} runs after "
+            f"{s['warmup']} warm-ups, interleaved; torch {m['torch']}, onnxruntime {m['onnxruntime']}, CPU {m['cpu']}.\n")
+    lines = [head]
+    first = doc["models"][0]["name"]
+    for batch in s["batches"]:
+        lines += [f"\n## Batch {batch}\n", f"| model | runtime | median ms | p90 ms | sequences/s | speed-up vs {first} | vs own torch-fp32 |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for r in (r for r in doc["results"] if r["batch"] == batch):
+            lines.append(f"| {r['model']} | {r['runtime']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['throughput_seq_s']:.1f} | "
+                         f"{_fmt(r['speedup_vs_first'])} | {_fmt(r['speedup_vs_torch_fp32'])} |")
+    lines += [f"\nSkipped: {x}" for x in doc["skipped"]]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(doc: dict, path: Path) -> None:
+    batches = doc["settings"]["batches"]
+    models = [m["name"] for m in doc["models"]]
+    runtimes = [r for r in RUNTIMES if any(x["runtime"] == r for x in doc["results"])]
+    fig, axes = plt.subplots(1, len(batches), figsize=(max(6, 1.6 * len(models)) * len(batches), 4.5), squeeze=False)
+    width = 0.8 / max(len(runtimes), 1)
+    for ax, batch in zip(axes[0], batches):
+        for k, runtime in enumerate(runtimes):
+            ms = {r["model"]: r["median_ms"] for r in doc["results"] if r["batch"] == batch and r["runtime"] == runtime}
+            xs = [i + (k - (len(runtimes) - 1) / 2) * width for i, m in enumerate(models) if m in ms]
+            ax.bar(xs, [ms[m] for m in models if m in ms], width, label=runtime)
+        ax.set_xticks(range(len(models)), models, rotation=20, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("median latency (ms, log scale)")
+        ax.set_title(f"batch {batch}, sequence {doc['settings']['seq']}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

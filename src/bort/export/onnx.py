@@ -1,0 +1,187 @@
+"""``bort export``: a BERT/RoBERTa model as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
+
+Steps: trace the model to ONNX with dynamic batch and sequence axes → fuse it with ONNX Runtime's
+transformer optimizer (``model_type="bert"``: skip + LayerNorm, bias + GELU) → optionally quantise its matrix products to int8 (dynamic quantisation) → run the
+final graph on sample batches of other shapes and compare with PyTorch → only then write the folder.
+
+Why the TorchScript exporter (``dynamo=False``): with torch 2.13 and transformers 5 both exporters
+give exact graphs, but the traced one exports in about a second where dynamo takes several, needs
+no onnxscript, and is the graph ONNX Runtime's BERT fusion patterns are written for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from bort import __version__
+from bort.errors import BortError
+from bort.export.runtime import EXPORT_INFO, INPUT_NAMES, ONNX_FILE, Head, OnnxPredictor, TorchPredictor, load_tokenizer_of, load_torch_model, sample_inputs
+from bort.models.teacher import position_limit
+from bort.utils import atomic_dir, atomic_write_text
+
+QUANTIZE = ("none", "int8")
+# The check's tolerances on max |ONNX − PyTorch| / max |PyTorch| over the sample batches. fp32 graphs
+# agree to ~1e-6; dynamic int8 quantisation moves outputs by 1–3% of their scale on BERT shapes, so
+# int8 gets a looser bound here, and its real check is the task metric (docs/BENCHMARKS.md §5).
+TOLERANCE = {"none": 1e-3, "int8": 0.1}
+# The task head's layers: the pooler/classification dense and the classifier. They run on one token
+# per sequence (no measurable cost), and a bort "linear" head stores its classifier as W/1e-4 behind
+# a 1e-4·I pooler, so they stay fp32.
+_HEAD_LAYERS = ("pooler", "classifier")
+_TRACE_SHAPE, _CHECK_SHAPES = (2, 16), ((3, 23), (1, 9))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What ``bort export`` writes: ``model`` (a folder, alias or Hub name) to the folder ``out``."""
+
+    model: str
+    out: Path
+    quantize: str = "none"
+    opset: int = 17
+
+    def __post_init__(self) -> None:
+        if self.quantize not in QUANTIZE:
+            raise BortError(f"--quantize must be one of {', '.join(QUANTIZE)}, got '{self.quantize}'")
+        if not 14 <= self.opset <= 20:
+            raise BortError(f"--opset {self.opset} is outside the supported 14..20; use 17 (the default)")
+
+
+class _Forward(torch.nn.Module):
+    """The model called with positional token inputs, returning only its primary output."""
+
+    def __init__(self, model: PreTrainedModel, output: str) -> None:
+        super().__init__()
+        self.model, self.output = model, output
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids), self.output)
+
+
+def _trace(model: PreTrainedModel, head: Head, file: Path, opset: int) -> None:
+    seq_axes = {0: "batch", 1: "sequence"}
+    if head.kind == "multiple_choice":
+        seq_axes, out_axes = {0: "batch", 1: "choices", 2: "sequence"}, {0: "batch", 1: "choices"}
+    else:  # classification logits are [batch, labels]; token-level outputs [batch, sequence, …]
+        out_axes = {0: "batch"} if head.kind == "classification" else seq_axes
+    inputs = sample_inputs(model.config, head, *_TRACE_SHAPE, padded=True)
+    # The wrapper goes to eval mode too: the exporter restores the mode it finds on the module it is given.
+    wrapper = _Forward(model, head.output).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python control flow fixed by the trace
+        torch.onnx.export(
+            wrapper, tuple(torch.from_numpy(inputs[n]) for n in INPUT_NAMES), str(file), input_names=list(INPUT_NAMES),
+            output_names=[head.output], dynamic_axes={**{n: seq_axes for n in INPUT_NAMES}, head.output: out_axes},
+            opset_version=opset, dynamo=False,
+        )
+
+
+def _optimize(file: Path, config) -> dict[str, int]:
+    """Fuse the graph in place with ONNX Runtime's BERT optimizer; return the fused operators' counts."""
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    # opt_level 0: the optimizer's own fusions only. ONNX Runtime applies its hardware-specific graph
+    # optimisations anyway when a session loads, so the file stays portable. Symbolic shape inference
+    # is off: it holds several copies of every weight (exporting BERT-large then took over 18 GB and
+    # was killed on a 24 GB machine). Without it the Attention and EmbedLayerNormalization fusions do
+    # not apply, which measured no slower on CPU (docs/design.md); SkipLayerNorm and BiasGelu do.
+    options = FusionOptions("bert")
+    options.enable_shape_inference = False
+    logging.getLogger("fusion_skiplayernorm").setLevel(logging.ERROR)  # says, once per export, that it is off
+    model = optimizer.optimize_model(str(file), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size,
+                                     opt_level=0, optimization_options=options)
+    model.save_model_to_file(str(file))
+    return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
+
+
+def _quantize(src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    head_nodes = [n.name for n in onnx.load(str(src), load_external_data=False).graph.node if any(h in n.name for h in _HEAD_LAYERS)]
+    head_nodes += [f"{name}_MatMul" for name in head_nodes]  # the quantizer first rewrites each Gemm as a MatMul of that name
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # the quantizer logs advice on the root logger
+    try:
+        # DefaultTensorType: ONNX shape inference cannot type the outputs of the fused contrib operators.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.level = level
+
+
+def check(onnx_model: OnnxPredictor, reference: TorchPredictor, quantize: str) -> dict:
+    """Compare the ONNX graph with PyTorch on padded batches of shapes other than the traced one.
+
+    Returns the worst relative error (max |Δ| / max |PyTorch|) and, for logits, the share of rows
+    whose argmax agrees. A :class:`BortError` saying by how much when the error is past tolerance.
+    """
+    seq_cap = position_limit(reference.config)
+    worst, agree, rows = 0.0, 0, 0
+    for seed, (batch, seq) in enumerate(_CHECK_SHAPES):
+        inputs = sample_inputs(reference.config, reference.head, batch, min(seq, seq_cap), padded=True, seed=seed + 1)
+        want, got = reference.run(inputs), onnx_model.run(inputs)
+        if got.shape != want.shape:
+            raise BortError(f"the ONNX graph's output has shape {got.shape} where PyTorch's has {want.shape}; nothing written, report this model")
+        worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
+        agree += int((got.argmax(-1) == want.argmax(-1)).sum())
+        rows += want[..., 0].size
+    tolerance = TOLERANCE[quantize]
+    if not worst <= tolerance:  # also catches NaN
+        kind = "int8 " if quantize == "int8" else ""
+        raise BortError(
+            f"the {kind}ONNX graph misses PyTorch's outputs by {worst:.3g} of their scale (tolerance {tolerance:g}); "
+            "nothing written: try another --opset" + (" or --quantize none" if quantize == "int8" else "")
+        )
+    agreement = agree / rows if reference.head.output == "logits" else None
+    return {"max_relative_error": worst, "tolerance": tolerance, "argmax_agreement": agreement, "shapes": [list(s) for s in _CHECK_SHAPES]}
+
+
+def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: str = "none", opset: int = 17) -> dict:
+    """Write ``folder/model.onnx`` for a model loaded with eager attention, checked against it.
+
+    Returns the export's record (also the content of ``export.json``). Used by :func:`export_onnx`
+    and by the benchmark for random-weight models.
+    """
+    with tempfile.TemporaryDirectory(prefix="bort-onnx-") as work:
+        traced = Path(work) / "traced.onnx"
+        try:
+            _trace(model, head, traced, opset)
+        except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
+            raise BortError(f"torch.onnx cannot export this model at opset {opset} ({str(exc).splitlines()[0][:160]}); try another --opset") from None
+        fused = _optimize(traced, model.config)
+        if quantize == "int8":
+            _quantize(traced, folder / ONNX_FILE)
+        else:
+            shutil.move(str(traced), folder / ONNX_FILE)
+    onnx_model = OnnxPredictor(folder / ONNX_FILE, model.config, head, quantize=quantize)
+    report = check(onnx_model, TorchPredictor(model, head), quantize)
+    return {"head": head.kind, "output": head.output, "inputs": onnx_model.inputs, "quantize": quantize, "opset": opset,
+            "exporter": "torchscript", "fused_operators": fused, "check": report, "bort_version": __version__}
+
+
+def export_onnx(cfg: ExportConfig) -> dict:
+    """Export a model folder to ``cfg.out``: ``model.onnx``, the source's ``config.json`` (labels, task
+    metadata), its tokenizer and ``export.json``. The folder appears only once the check has passed.
+    """
+    model, head, path = load_torch_model(cfg.model, eager_attention=True)
+    tokenizer = load_tokenizer_of(path)
+    with atomic_dir(cfg.out) as tmp:
+        info = export_model(model, head, tmp, quantize=cfg.quantize, opset=cfg.opset)
+        info["source"] = str(path)
+        shutil.copyfile(path / "config.json", tmp / "config.json")  # verbatim: id2label, bort_task, bort_max_seq_len, …
+        tokenizer.save_pretrained(tmp)
+        atomic_write_text(tmp / EXPORT_INFO, json.dumps(info, indent=2) + "\n")
+    return info
+

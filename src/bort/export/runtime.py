@@ -1,0 +1,177 @@
+"""One predictor interface over PyTorch and ONNX Runtime, and the model folders both read.
+
+A model folder is either a Hugging Face BERT/RoBERTa folder (run by PyTorch) or a ``bort export``
+folder (``model.onnx`` beside the source's ``config.json`` and tokenizer, run by ONNX Runtime).
+Either way a :class:`Predictor` maps a batch of token arrays to the model's primary output:
+the logits of a task head, or the last hidden state of a bare encoder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForMultipleChoice, AutoModelForSequenceClassification, PreTrainedModel
+
+from bort.errors import BortError
+from bort.models.teacher import read_config, resolve_model_path
+
+ONNX_FILE, EXPORT_INFO = "model.onnx", "export.json"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Head:
+    """A kind of model top: the Auto class that loads it and the output a predictor returns."""
+
+    kind: str  # "classification" (incl. regression), "multiple_choice", "masked_lm", "encoder"
+    auto: type
+    output: str
+
+
+HEADS = {
+    "ForSequenceClassification": Head("classification", AutoModelForSequenceClassification, "logits"),
+    "ForMultipleChoice": Head("multiple_choice", AutoModelForMultipleChoice, "logits"),
+    "ForMaskedLM": Head("masked_lm", AutoModelForMaskedLM, "logits"),
+    "ForPreTraining": Head("masked_lm", AutoModelForMaskedLM, "logits"),  # original BERT checkpoints: MLM + NSP; the MLM part
+    "Model": Head("encoder", AutoModel, "last_hidden_state"),
+}
+_BY_KIND = {h.kind: h for h in HEADS.values()}
+
+
+def head_of(config: transformers.PretrainedConfig) -> Head:
+    """The head a config's ``architectures`` names; a bare encoder when it names none."""
+    arch = (getattr(config, "architectures", None) or [f"{type(config).__name__}Model"])[0]
+    for suffix, head in HEADS.items():
+        if arch.endswith(suffix):
+            return head
+    known = ", ".join(f"*{s}" for s in HEADS)
+    raise BortError(f"model class '{arch}' is not supported for export and inference; use a folder saved from one of {known}")
+
+
+def load_torch_model(name: str | Path, *, eager_attention: bool = False) -> tuple[PreTrainedModel, Head, Path]:
+    """Load a BERT/RoBERTa folder (or alias, Hub name) with its head, in inference mode, on the CPU.
+
+    ``eager_attention`` selects the plain matrix-product attention, whose exported graph ONNX
+    Runtime's optimizer fuses into its Attention operator (the default SDPA graph does not fuse).
+    """
+    path = resolve_model_path(name)
+    if (path / ONNX_FILE).is_file():
+        raise BortError(f"'{path}' is an ONNX export, not a PyTorch model folder; pass the folder it was exported from")
+    config = read_config(path)
+    head = head_of(config)
+    extra = {"attn_implementation": "eager"} if eager_attention else {}
+    try:
+        model = head.auto.from_pretrained(path, trust_remote_code=False, **extra)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise BortError(f"cannot load the weights in '{path}' ({type(exc).__name__}: {str(exc)[:120]}); re-save the model with save_pretrained") from None
+    return model.eval().requires_grad_(False), head, path
+
+
+def sample_inputs(config: transformers.PretrainedConfig, head: Head, batch: int, seq: int, *, padded: bool, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random token inputs of shape ``[batch, seq]`` (``[batch, 2, seq]`` for multiple choice).
+
+    With ``padded``, later rows are shorter (padding token, mask 0), as in a real padded batch;
+    the second half of each row is segment 1 where the model has two token types.
+    """
+    rng = np.random.default_rng(seed)
+    rows = batch * (2 if head.kind == "multiple_choice" else 1)
+    pad = config.pad_token_id if config.pad_token_id is not None else 0
+    ids = rng.integers(0, config.vocab_size - 1, size=(rows, seq), dtype=np.int64)
+    ids[ids >= pad] += 1  # never the padding token at a real position (RoBERTa counts positions by it)
+    mask = np.ones((rows, seq), dtype=np.int64)
+    types = np.zeros((rows, seq), dtype=np.int64)
+    for r in range(rows):
+        length = max(1, seq - (r * seq) // (rows + 1)) if padded else seq
+        ids[r, length:], mask[r, length:] = pad, 0
+        if config.type_vocab_size > 1:
+            types[r, length // 2 : length] = 1
+    arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    if head.kind == "multiple_choice":
+        arrays = {k: v.reshape(batch, 2, seq) for k, v in arrays.items()}
+    return arrays
+
+
+class Predictor:
+    """A loaded model: its config, head and tokenizer (None for random-weight models), and :meth:`run`."""
+
+    runtime: str  # "torch-fp32", "torch-bf16", "onnx-fp32" or "onnx-int8"
+
+    def __init__(self, config: transformers.PretrainedConfig, head: Head, tokenizer=None) -> None:
+        self.config, self.head, self.tokenizer = config, head, tokenizer
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The primary output (float32) for a batch of ``input_ids``, ``attention_mask``, ``token_type_ids``."""
+        raise NotImplementedError
+
+
+class TorchPredictor(Predictor):
+    """PyTorch eager mode, fp32 or under bfloat16 autocast."""
+
+    def __init__(self, model: PreTrainedModel, head: Head, tokenizer=None, *, bf16: bool = False) -> None:
+        super().__init__(model.config, head, tokenizer)
+        self.model, self.bf16 = model, bf16
+        self.runtime = "torch-bf16" if bf16 else "torch-fp32"
+
+    @torch.inference_mode()
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with autocast:
+            return getattr(self.model(**feed), self.head.output).float().numpy()
+
+
+class OnnxPredictor(Predictor):
+    """An ONNX Runtime session on the CPU; ``quantize`` is what the export recorded ("none" or "int8")."""
+
+    def __init__(self, model_file: Path, config, head: Head, tokenizer=None, *, quantize: str = "none", threads: int = 1) -> None:
+        import onnxruntime as ort
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
+
+        super().__init__(config, head, tokenizer)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle worker threads would otherwise spin for a while after each run and slow whatever runs
+        # next (the benchmark interleaves PyTorch and ONNX Runtime in one process).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        except (Fail, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:
+            raise BortError(f"ONNX Runtime cannot load '{model_file}' ({str(exc).splitlines()[0][:160]}); re-export the model with `bort export`") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.runtime = "onnx-int8" if quantize == "int8" else "onnx-fp32"
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([self.head.output], {n: inputs[n] for n in self.inputs})[0]
+
+
+def load_tokenizer_of(path: Path):
+    """The folder's tokenizer, as saved beside its model."""
+    try:
+        return transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except (OSError, ValueError, TypeError) as exc:
+        raise BortError(f"cannot load the tokenizer in '{path}' ({str(exc)[:120]}); save it beside the model with tokenizer.save_pretrained") from None
+
+
+def export_info(path: Path) -> dict | None:
+    """The ``export.json`` of a ``bort export`` folder; None for any other folder."""
+    file = path / EXPORT_INFO
+    return json.loads(file.read_text(encoding="utf-8")) if (path / ONNX_FILE).is_file() and file.is_file() else None
+
+
+def load_predictor(name: str | Path, *, threads: int = 1, tokenizer: bool = True) -> Predictor:
+    """A ``bort export`` folder as an ONNX Runtime predictor, any other model folder as a PyTorch fp32 one."""
+    path = resolve_model_path(name)
+    info = export_info(path)
+    if info is None:
+        model, head, path = load_torch_model(path)
+        return TorchPredictor(model, head, load_tokenizer_of(path) if tokenizer else None)
+    config = read_config(path)
+    return OnnxPredictor(path / ONNX_FILE, config, _BY_KIND[info["head"]], load_tokenizer_of(path) if tokenizer else None,
+                         quantize=info["quantize"], threads=threads)

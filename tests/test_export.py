@@ -1,0 +1,206 @@
+"""bort export / predict / bench: ONNX parity with PyTorch (fp32 and int8), dynamic axes, refusals, outputs.
+
+Models are the conftest's tiny ⟨2,4,64,128⟩ encoders; one is fine-tuned here, a few hundred plain
+torch steps on a synthetic task, to check that int8 keeps the task metric.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import bert_config
+from transformers import AutoTokenizer, BertForMultipleChoice, BertForSequenceClassification
+
+from bort.cli import main
+from bort.errors import BortError
+from bort.export import onnx as onnx_export
+from bort.export.onnx import ExportConfig, export_onnx
+from bort.export.runtime import OnnxPredictor, load_predictor, load_torch_model, sample_inputs
+
+LABELS = {0: "negative", 1: "positive"}
+_POS, _NEG = ["good", "great", "love", "happy"], ["bad", "awful", "hate", "sad"]
+_FILL = ["the", "a", "day", "film", "was", "it", "very", "of", "and", "to", "we", "this"]
+
+
+def _sentences(n: int, seed: int) -> tuple[list[str], list[int]]:
+    """Synthetic sentiment: filler words and one cue word that decides the label."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        label = int(rng.integers(2))
+        words = list(rng.choice(_FILL, size=int(rng.integers(3, 9))))
+        words.insert(int(rng.integers(len(words) + 1)), str(rng.choice(_POS if label else _NEG)))
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, bert_tokenizer):
+    """A tiny BERT fine-tuned on the synthetic task, saved the way bort saves a "linear" head.
+
+    It trains with the pooler as the identity (first token → linear), then stores the pooler as
+    1e-4·I (tanh stays linear there) and the classifier as W/1e-4, as bort.finetune does.
+    """
+    config = bert_config(len(bert_tokenizer))
+    config.num_labels, config.id2label, config.label2id = 2, LABELS, {v: k for k, v in LABELS.items()}
+    config.bort_task = "glue/sst2"
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    pooler = model.bert.pooler
+    pooler.dense.weight.data, pooler.dense.bias.data = torch.eye(64), torch.zeros(64)
+    pooler.dense.requires_grad_(False)
+    pooler.activation = torch.nn.Identity()
+    texts, labels = _sentences(1200, seed=0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    model.train()
+    for step in range(150):
+        i = slice((step * 16) % 1200, (step * 16) % 1200 + 16)
+        batch = bert_tokenizer(texts[i], padding=True, return_tensors="pt")
+        loss = model(**batch, labels=torch.tensor(labels[i])).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    pooler.dense.weight.data *= 1e-4
+    pooler.activation = torch.nn.Tanh()
+    model.classifier.weight.data /= 1e-4
+    folder = tmp_path_factory.mktemp("classifier")
+    model.eval().save_pretrained(folder)
+    bert_tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _accuracy(folder, texts, labels) -> float:
+    predictor = load_predictor(folder)
+    enc = predictor.tokenizer(texts, padding=True, return_tensors="np", return_token_type_ids=True)
+    logits = predictor.run({k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})
+    return float((logits.argmax(-1) == np.array(labels)).mean())
+
+
+def test_fp32_export_matches_pytorch_on_other_shapes(classifier, tmp_path):
+    out = tmp_path / "onnx"
+    info = export_onnx(ExportConfig(model=str(classifier), out=out))
+    assert info["check"]["max_relative_error"] < 1e-4
+    assert info["fused_operators"].get("SkipLayerNormalization") == 4 and info["fused_operators"].get("BiasGelu") == 2
+    assert {p.name for p in out.iterdir()} >= {"model.onnx", "config.json", "export.json", "tokenizer.json"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"} and config["bort_task"] == "glue/sst2"
+    AutoTokenizer.from_pretrained(out)  # self-contained
+    onnx_model = load_predictor(out)
+    model, head, _ = load_torch_model(classifier)
+    for batch, seq in ((1, 5), (5, 41), (7, 64)):  # none of them the traced 2×16
+        inputs = sample_inputs(model.config, head, batch, seq, padded=True, seed=batch)
+        want = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.detach().numpy()
+        np.testing.assert_allclose(onnx_model.run(inputs), want, atol=1e-4, rtol=1e-4)
+
+
+def test_int8_keeps_the_dev_accuracy(classifier, tmp_path):
+    """Issue 6's parity rule on a fine-tuned model: int8 within 1 point of fp32 on held-out data."""
+    export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "fp32"))
+    info = export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "int8", quantize="int8"))
+    assert info["quantize"] == "int8" and info["check"]["max_relative_error"] < onnx_export.TOLERANCE["int8"]
+    texts, labels = _sentences(400, seed=1)
+    torch_acc, fp32, int8 = (_accuracy(f, texts, labels) for f in (classifier, tmp_path / "fp32", tmp_path / "int8"))
+    assert torch_acc > 0.9, "the fixture's model did not learn the task"
+    assert fp32 == torch_acc
+    assert abs(int8 - fp32) <= 0.01
+    assert isinstance(load_predictor(tmp_path / "int8"), OnnxPredictor)
+
+
+def test_other_heads_and_roberta(roberta_teacher, bert_teacher_nohead, bert_tokenizer, tmp_path):
+    torch.manual_seed(0)
+    mc = tmp_path / "mc"
+    BertForMultipleChoice(bert_config(len(bert_tokenizer))).save_pretrained(mc)
+    bert_tokenizer.save_pretrained(mc)
+    for name, src in (("roberta-mlm", roberta_teacher), ("encoder", bert_teacher_nohead), ("mc", mc)):
+        info = export_onnx(ExportConfig(model=str(src), out=tmp_path / name, quantize="int8" if name == "mc" else "none"))
+        assert info["check"]["max_relative_error"] < info["check"]["tolerance"], name
+    assert json.loads((tmp_path / "encoder" / "export.json").read_text())["output"] == "last_hidden_state"
+    predictor = load_predictor(tmp_path / "mc")
+    assert predictor.run(sample_inputs(predictor.config, predictor.head, 3, 10, padded=True)).shape == (3, 2)
+
+
+def test_refuses_to_write_on_a_mismatch(classifier, tmp_path, monkeypatch, capsys):
+    real_run = OnnxPredictor.run
+    monkeypatch.setattr(OnnxPredictor, "run", lambda self, inputs: real_run(self, inputs) * 1.01)
+    out = tmp_path / "bad"
+    assert main(["export", "--model", str(classifier), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "misses PyTorch's outputs by 0.01" in err and "nothing written" in err
+    assert not out.exists() and not list(tmp_path.glob(".bad*"))
+
+
+def test_predict_text_tsv_jsonl_and_task_folder(classifier, tmp_path, capsys):
+    export = tmp_path / "int8"
+    assert main(["export", "--model", str(classifier), "--out", str(export), "--quantize", "int8"]) == 0
+    capsys.readouterr()
+    text = tmp_path / "in.txt"
+    text.write_text("what a great film\nthis was awful\n\nwe love it\n")
+    assert main(["predict", "--model", str(export), "--input", str(text), "--batch-size", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == ["positive", "negative", "positive"] and [r["idx"] for r in rows] == ["0", "1", "2"]
+    assert all(0.5 <= r["score"] <= 1 for r in rows)
+    tsv = tmp_path / "in.tsv"
+    tsv.write_text("id\tsentence\na7\tsad day\nb9\thappy day\n")
+    assert main(["predict", "--model", str(classifier), "--input", str(tsv), "--output-format", "tsv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "idx\tlabel\tscore" and [line.split("\t")[:2] for line in lines[1:]] == [["a7", "negative"], ["b9", "positive"]]
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"id": 3, "text": "i hate this"}\n')
+    assert main(["predict", "--model", str(export), "--input", str(jsonl)]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "negative"
+    glue = tmp_path / "SST-2"
+    glue.mkdir()
+    texts, labels = _sentences(60, seed=2)
+    glue.joinpath("dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(texts, labels)))
+    assert main(["predict", "--model", str(export), "--input", str(glue), "--task", "glue/sst2"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == 60 and json.loads(out.err)["metrics"]["accuracy"] > 0.9
+
+
+def test_bench_writes_its_three_files(classifier, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--models", str(classifier), "--arch", "1,2,32,64", "--batch", "1,2", "--seq", "16", "--out", str(out),
+            "--warmup", "0", "--rounds", "2", "--runs", "1"]
+    assert main(argv) == 0
+    assert "speed-up over" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} >= {"bench.json", "bench.md", "bench.png"}
+    doc = json.loads((out / "bench.json").read_text())
+    assert set(doc) == {"settings", "machine", "models", "results", "skipped"}
+    assert [m["name"] for m in doc["models"]] == [str(classifier), "random ⟨1,2,32,64⟩"]
+    runtimes = {r["runtime"] for r in doc["results"]}
+    assert {"torch-fp32", "onnx-fp32", "onnx-int8"} <= runtimes
+    for r in doc["results"]:
+        assert r["samples"] == 2 and 0 < r["median_ms"] <= r["p90_ms"] and r["throughput_seq_s"] > 0
+        assert r["speedup_vs_torch_fp32"] > 0 and (r["speedup_vs_first"] == 1.0) == (r["model"] == str(classifier))
+    assert "| model | runtime | median ms |" in (out / "bench.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["export", "--model", "/nonexistent/model", "--out", "x"], "does not exist"),
+        (["export", "--model", "{empty}", "--out", "x"], "has no config.json"),
+        (["export", "--model", "{model}", "--out", "x", "--opset", "9"], "--opset 9"),
+        (["bench", "--arch", "3,5,64,128"], "not divisible"),
+        (["bench", "--arch", "1,2,32,64", "--batch", "1,x"], "--batch '1,x'"),
+        (["bench", "--models", "{model}", "--seq", "100"], "longer than"),
+        (["predict", "--model", "{model}", "--input", "/nonexistent.txt"], "does not exist"),
+        (["predict", "--model", "{empty}", "--input", "-"], "has no config.json"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(argv, message, classifier, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(model=classifier, empty=tmp_path / "empty") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bort: error:") and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_export_config_checks_quantize():
+    with pytest.raises(BortError, match="--quantize"):
+        ExportConfig(model="m", out="x", quantize="int4")
