@@ -1,8 +1,10 @@
 """``bort export``: a BERT/RoBERTa model as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
 
 Steps: trace the model to ONNX with dynamic batch and sequence axes → fuse it with ONNX Runtime's
-transformer optimizer (``model_type="bert"``: skip + LayerNorm, bias + GELU) → optionally quantise its matrix products to int8 (dynamic quantisation) → run the
-final graph on sample batches of other shapes and compare with PyTorch → only then write the folder.
+transformer optimizer (``model_type="bert"``: skip + LayerNorm, bias + GELU; up to BERT-base's size
+also embedding + LayerNorm and attention) → optionally quantise its matrix products to int8
+(dynamic quantisation) → run the final graph on sample batches of other shapes and compare with
+PyTorch → only then write the folder.
 
 Why the TorchScript exporter (``dynamo=False``): with torch 2.13 and transformers 5 both exporters
 give exact graphs, but the traced one exports in about a second where dynamo takes several, needs
@@ -39,6 +41,7 @@ TOLERANCE = {"none": 1e-3, "int8": 0.1}
 # a 1e-4·I pooler, so they stay fp32.
 _HEAD_LAYERS = ("pooler", "classifier")
 _TRACE_SHAPE, _CHECK_SHAPES = (2, 16), ((3, 23), (1, 9))
+_SHAPE_INFERENCE_MAX_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,14 @@ def _optimize(file: Path, config) -> dict[str, int]:
     from onnxruntime.transformers.fusion_options import FusionOptions
 
     # opt_level 0: the optimizer's own fusions only. ONNX Runtime applies its hardware-specific graph
-    # optimisations anyway when a session loads, so the file stays portable. Symbolic shape inference
-    # is off: it holds several copies of every weight (exporting BERT-large then took over 18 GB and
-    # was killed on a 24 GB machine). Without it the Attention and EmbedLayerNormalization fusions do
-    # not apply, which measured no slower on CPU (docs/design.md); SkipLayerNorm and BiasGelu do.
+    # optimisations anyway when a session loads, so the file stays portable. The Attention and
+    # EmbedLayerNormalization fusions need symbolic shape inference, which holds several copies of
+    # every weight: exporting BERT-large with it took over 18 GB and was killed on a 24 GB machine.
+    # So it runs only for graphs up to 1 GiB (BERT-base and smaller); the larger graphs keep
+    # attention unfused, which measured no slower there (docs/design.md).
     options = FusionOptions("bert")
-    options.enable_shape_inference = False
-    logging.getLogger("fusion_skiplayernorm").setLevel(logging.ERROR)  # says, once per export, that it is off
+    options.enable_shape_inference = file.stat().st_size <= _SHAPE_INFERENCE_MAX_BYTES
+    logging.getLogger("fusion_skiplayernorm").setLevel(logging.ERROR)  # says, once per export, when it is off
     model = optimizer.optimize_model(str(file), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size,
                                      opt_level=0, optimization_options=options)
     model.save_model_to_file(str(file))
