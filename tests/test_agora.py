@@ -122,6 +122,7 @@ def test_a_given_labeller_labels_the_new_points(tmp_path, bert_teacher, rte):
     points = [json.loads(line) for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
     assert result["rounds"][0]["new_points"] == len(points) > 0
     assert {p["label"] for p in points} == {"not_entailment"}
+    assert result["rounds"][0]["labeller_dev_accuracy"] == sum(ex.label == "not_entailment" for ex in read_split("glue/rte", rte, "dev")) / 40
 
 
 # ------------------------------------------------------------------ whole runs
@@ -133,6 +134,7 @@ def test_agora_end_to_end(run):
     assert [r["theta_run"] for r in records] == [2, 1] and [r["theta_left"] for r in records] == [1, 0]
     assert records[1]["train_size"] == records[0]["train_size"] + records[0]["new_points"]
     assert records[0]["labeller"] == records[0]["best_folder"]  # the first round's best labels by default
+    assert records[0]["labeller_dev_accuracy"] == records[0]["best_metric"]
     best = max(records, key=lambda r: r["best_metric"])
     assert json.loads((out / "eval.json").read_text())["accuracy"] == best["best_metric"] == result["dev"]["accuracy"]
     table = (out / "agora.md").read_text().splitlines()

@@ -125,6 +125,7 @@ def agora(cfg: AgoraConfig) -> dict:
     by_key = {t.key: t for t in cfg.thetas}
     thetas = [by_key[k] for k in records[-1]["theta_left_keys"]] if records else list(cfg.thetas)
     labeller = Path(cfg.labeller) if cfg.labeller else (Path(records[0]["best_folder"]) if records else None)
+    labeller_accuracy = records[0]["labeller_dev_accuracy"] if records else None
     transform = None
     main = task.metrics[0]
 
@@ -137,7 +138,14 @@ def agora(cfg: AgoraConfig) -> dict:
         best_key = max(thetas, key=lambda t: scores[t.key]).key  # the first of equals, in Θ's order
         best_folder = out / "rounds" / str(r) / best_key
         labeller = labeller or best_folder
-        wrong = [ex for ex, name in zip(dev, _labels(task, best_folder, dev, base)) if name != ex.label]  # step 2
+        best_names = _labels(task, best_folder, dev, base)
+        wrong = [ex for ex, name in zip(dev, best_names) if name != ex.label]  # step 2
+        if labeller_accuracy is None:  # algorithms.md §6 asks for an "ok-ish" labeller: dev accuracy above 2/3
+            names = best_names if labeller == best_folder else _labels(task, labeller, dev, base)
+            labeller_accuracy = sum(n == ex.label for n, ex in zip(names, dev)) / len(dev)
+            if labeller_accuracy <= 2 / 3:
+                tqdm.write(f"agora: warning: the labeller's dev accuracy is {labeller_accuracy:.3f}, not above 2/3; "
+                           "its labels for new points may hurt (give a better --labeller)", file=sys.stderr)
         if wrong and transform is None:
             transform = make_transform(cfg.transform, cfg.infill_model or base.model, device=str(resolve_device(base.device)))
         points = _new_points(cfg, task, wrong, seen, labeller, r, transform) if wrong else []  # steps 3-4
@@ -150,9 +158,11 @@ def agora(cfg: AgoraConfig) -> dict:
         left = thetas if runs <= cfg.replay else prune(thetas, scores)  # step 6, replay: this Θ again; else step 5
         records.append({"round": r, "theta_run": len(thetas), "theta_keys": keys, "theta_left": len(left), "theta_left_keys": [t.key for t in left],
                         "train_size": size, "mistakes": len(wrong), "new_points": len(points), "best_metric": scores[best_key],
-                        "metric": main, "best_theta": best_key, "best_folder": str(best_folder), "labeller": str(labeller), "scores": scores})
+                        "metric": main, "best_theta": best_key, "best_folder": str(best_folder), "labeller": str(labeller),
+                        "labeller_dev_accuracy": labeller_accuracy, "scores": scores})
         atomic_write_text(out / RECORDS, json.dumps({"task": task.name, "rounds": records}, indent=2) + "\n")
-        tqdm.write(f"agora round {r}: best {main} {scores[best_key]:.4f} ({best_key}); {len(wrong)} mistakes, {len(points)} new points; Θ {len(thetas)} → {len(left)}", file=sys.stderr)
+        tqdm.write(f"agora round {r}: best {main} {scores[best_key]:.4f} ({best_key}); {len(wrong)} mistakes, {len(points)} new points; "
+                   f"Θ {len(thetas)} → {len(left)}", file=sys.stderr)
         thetas = left
 
     best = max(records, key=lambda rec: rec["best_metric"])  # the earliest of equals

@@ -1,0 +1,106 @@
+"""Benchmark of Agora (issue 5): a scarce-data study on the shared GLUE tasks.
+
+    python benchmarks/agora_bench.py --model FOLDER [--tasks rte,mrpc,sst2,cola] [--sizes 32,256] [--seeds 0,1,2]
+
+For each task, training-set size n (a seeded subset of the real training split) and seed: Agora
+with the default Θ, against plain fine-tuning, the best of the same Θ grid, where every θ gets an
+equal share of Agora's total number of training steps. Every training is a resumable folder
+under OUT, so an interrupted study picks up where it stopped. Writes OUT/summary.json and
+OUT/summary.md (mean and spread over seeds, wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from bort.agora.recipe import AgoraConfig, agora
+from bort.agora.space import load_space
+from bort.finetune.recipe import FinetuneConfig, finetune, subset
+from bort.finetune.tasks import get_task, read_split
+from bort.training.loop import OptimConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+GLUE = ROOT.parent / "shared" / "data" / "glue"
+FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE"}
+
+
+def _steps(folder: Path) -> int:
+    return json.loads((folder / "finetune.json").read_text())["steps"]
+
+
+def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
+    """Agora and plain fine-tuning on one seeded subset of n training examples."""
+    spec = get_task(f"glue/{task}")
+    data, out = GLUE / FOLDERS[task], args.out / task / str(n) / str(seed)
+    thetas = load_space(args.space)
+    epochs = args.epochs_small if n <= 64 else args.epochs
+    base = FinetuneConfig(model=args.model, task=spec.name, data=data, out=out / "agora", epochs=epochs, train_examples=n, seed=seed,
+                          patience=0, max_seq_len=args.max_seq_len, progress=False)
+    t0 = time.time()
+    result = agora(AgoraConfig(base=base, thetas=tuple(thetas), transform=args.transform, infill_model=args.infill_model))
+    agora_s = time.time() - t0
+    folders = [Path(r["best_folder"]).parent / k for r in result["rounds"] for k in r["scores"]]
+    total_steps = sum(_steps(f) for f in folders)
+
+    train = subset(read_split(spec, data, "train"), n, seed)
+    per_theta = max(1, total_steps // len(thetas))
+    t0, plain = time.time(), {}
+    for theta in thetas:
+        cfg = replace(base, out=out / "plain" / theta.key, steps=per_theta, train_examples=None, batch_size=theta.batch_size, seed=theta.seed,
+                      optim=OptimConfig(lr=theta.lr, weight_decay=theta.weight_decay, warmup=theta.warmup))
+        plain[theta.key] = finetune(cfg, train_set=train)["dev"][spec.metrics[0]]
+    plain_s = time.time() - t0
+    return {"agora": result["dev"][spec.metrics[0]], "plain": max(plain.values()), "agora_steps": total_steps,
+            "plain_steps": per_theta * len(thetas), "agora_s": agora_s, "plain_s": plain_s, "rounds": len(result["rounds"]),
+            "new_points": sum(r["new_points"] for r in result["rounds"]), "metric": spec.metrics[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="the encoder to fine-tune (e.g. a `bort pretrain` output)")
+    ap.add_argument("--tasks", default="rte,mrpc,sst2,cola")
+    ap.add_argument("--sizes", default="32,256")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--space", default=None, help="Agora space (default: the 'default' preset)")
+    ap.add_argument("--transform", default="mlm-infill")
+    ap.add_argument("--infill-model", default=str(ROOT / "benchmarks" / "out" / "extract" / "minilm-mlm"))
+    ap.add_argument("--epochs", type=float, default=4.0, help="epochs of each training at n > 64")
+    ap.add_argument("--epochs-small", type=float, default=10.0, help="epochs of each training at n ≤ 64")
+    ap.add_argument("--max-seq-len", type=int, default=128)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "agora")
+    args = ap.parse_args()
+    if not GLUE.is_dir():
+        raise SystemExit(f"the shared GLUE data is not at {GLUE}; nothing to benchmark")
+    rows = {}
+    for task in args.tasks.split(","):
+        for n in map(int, args.sizes.split(",")):
+            runs = [one(args, task, n, seed) for seed in map(int, args.seeds.split(","))]
+            rows[f"{task}/{n}"] = {"runs": runs, **{f"{k}_{stat}": fn([r[k] for r in runs]) for k in ("agora", "plain")
+                                                    for stat, fn in (("mean", statistics.mean), ("sd", statistics.pstdev))}}
+            print(task, n, {k: round(v, 4) for k, v in rows[f"{task}/{n}"].items() if k != "runs"}, flush=True)
+    summary = {"date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores", "settings": vars(args) | {"out": str(args.out)},
+               "rows": rows}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    lines = ["| task / n | metric | Agora (mean ± sd) | plain, best of Θ (mean ± sd) | Agora − plain | steps (each) | wall Agora / plain (s) | new points |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for key, row in rows.items():
+        r0 = row["runs"][0]
+        lines.append(f"| {key} | {r0['metric']} | {100 * row['agora_mean']:.1f} ± {100 * row['agora_sd']:.1f} | "
+                     f"{100 * row['plain_mean']:.1f} ± {100 * row['plain_sd']:.1f} | {100 * (row['agora_mean'] - row['plain_mean']):+.1f} | "
+                     f"{statistics.mean(r['agora_steps'] for r in row['runs']):.0f} | "
+                     f"{sum(r['agora_s'] for r in row['runs']):.0f} / {sum(r['plain_s'] for r in row['runs']):.0f} | "
+                     f"{statistics.mean(r['new_points'] for r in row['runs']):.0f} |")
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
