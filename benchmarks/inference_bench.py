@@ -1,10 +1,10 @@
 """Benchmark of fast CPU inference (issue 6): `bort bench` on the seed's shapes, and on fine-tuned models.
 
-    python benchmarks/inference_bench.py [--part headline|finetuned|all] [--threads 1] [--tasks cola,sst2,mrpc,stsb,rte]
+    python benchmarks/inference_bench.py [--part headline|finetuned|all] [--threads 1] [--tasks cola,sst2,mrpc,stsb,rte] [--student NAME]
 
 1. headline: random-weight encoders at batch 1 and 8, sequence 128: BERT-large ⟨24,16,1024,4096⟩, Bort
    in both readings ⟨4,8,1024,768⟩ and ⟨4,8,768,1024⟩, BERT-base ⟨12,12,768,3072⟩, on every runtime.
-2./3. finetuned: for each task with a fine-tuned student and teacher (benchmarks/out/finetune/{student,teacher}/<task>,
+2./3. finetuned: for each task with a fine-tuned student and teacher (benchmarks/out/finetune/{STUDENT,teacher}/<task>,
    from benchmarks/finetune_bench.py), latency at batch 1 × 128 on every runtime (one interleaved `bort bench` run
    per task), and the dev metric of PyTorch fp32, ONNX fp32 and ONNX int8, read from the exports that run made.
 
@@ -44,10 +44,10 @@ def _dev(folder: str | Path, task: str, threads: int) -> dict[str, float]:
     return {k: 100 * v for k, v in metrics.items()}
 
 
-def finetuned(tasks: list[str], threads: int) -> list[dict]:
+def finetuned(tasks: list[str], student: str, threads: int) -> list[dict]:
     rows = []
     for task in tasks:
-        models = {who: FINETUNED / who / task for who in ("student", "teacher")}
+        models = {"student": FINETUNED / student / task, "teacher": FINETUNED / "teacher" / task}
         missing = [str(p) for p in models.values() if not (p / "config.json").is_file()]
         if missing or not (GLUE / FOLDERS[task]).is_dir():
             print(f"skip {task}: missing {', '.join(missing) or GLUE / FOLDERS[task]}")
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--part", choices=("headline", "finetuned", "all"), default="all")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte")
+    ap.add_argument("--student", default="student", help="the student's folder under benchmarks/out/finetune (default student)")
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     summary_file = OUT / "summary.json"
@@ -102,7 +103,7 @@ def main() -> None:
     if args.part in ("headline", "all"):
         summary["headline"] = headline(args.threads)
     if args.part in ("finetuned", "all"):
-        summary["finetuned"] = finetuned(args.tasks.split(","), args.threads)
+        summary["finetuned"] = finetuned(args.tasks.split(","), args.student, args.threads)
     atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
     atomic_write_text(OUT / "summary.md", markdown(summary))
     print((OUT / "summary.md").read_text())
