@@ -27,12 +27,13 @@ from transformers import AutoModel, BertConfig
 from bort.arch import Arch
 from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_model, export_onnx
-from bort.export.runtime import HEADS, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, load_torch_model, sample_inputs
+from bort.export.runtime import HEADS, ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, load_torch_model, sample_inputs
 from bort.models.student import student_config
 from bort.models.teacher import position_limit, read_config, resolve_model_path
-from bort.utils import atomic_file, atomic_write_text
+from bort.utils import atomic_dir, atomic_file, atomic_write_text
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
+_ONNX = {"onnx-fp32": "none", "onnx-int8": "int8"}  # runtime → the export's --quantize
 
 
 @dataclass(frozen=True)
@@ -86,17 +87,23 @@ def _add_torch_runtimes(entry: _Entry, model, head, cfg: BenchConfig) -> None:
         entry.predictors.append(TorchPredictor(model, head, bf16=True))
 
 
+def _check_seq(config, name: str, cfg: BenchConfig) -> None:
+    if cfg.seq > position_limit(config):
+        raise BortError(f"--seq {cfg.seq} is longer than {name}'s {position_limit(config)} positions; use at most that")
+
+
 def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
     path = resolve_model_path(name)
     info = export_info(path)
     if info is not None:  # an ONNX export: its own runtime only
         predictor = load_predictor(path, threads=cfg.threads, tokenizer=False)
+        _check_seq(predictor.config, name, cfg)
         return _Entry(name, {"source": str(path), "export": info}, [predictor] if predictor.runtime in cfg.runtimes else [])
     model, head, path = load_torch_model(path)
+    _check_seq(model.config, name, cfg)
     entry = _Entry(name, {"source": str(path), "arch": Arch.from_config(model.config).key, "params": sum(p.numel() for p in model.parameters())})
     _add_torch_runtimes(entry, model, head, cfg)
-    for quantize in ("none", "int8"):
-        runtime = "onnx-int8" if quantize == "int8" else "onnx-fp32"
+    for runtime, quantize in _ONNX.items():
         if runtime in cfg.runtimes:
             out = cfg.out / "onnx" / f"{_slug(name)}-{runtime}"
             entry.info[runtime] = {"folder": str(out), "check": export_onnx(ExportConfig(model=str(path), out=out, quantize=quantize))["check"]}
@@ -106,22 +113,21 @@ def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
 
 def _arch_entry(arch: Arch, base, cfg: BenchConfig) -> _Entry:
     """A random-weight encoder of shape ``arch`` in ``base``'s family (no pooler, no head: the encoder's cost)."""
+    name = f"random ⟨{arch.key}⟩"
+    _check_seq(base, name, cfg)
     torch.manual_seed(cfg.seed)
     model = AutoModel.from_config(student_config(base, arch), add_pooling_layer=False).eval().requires_grad_(False)
     head = HEADS["Model"]
-    name = f"random ⟨{arch.key}⟩"
     entry = _Entry(name, {"arch": arch.key, "params": sum(p.numel() for p in model.parameters()), "family": base.model_type})
     _add_torch_runtimes(entry, model, head, cfg)
-    onnx_runtimes = [r for r in ("onnx-fp32", "onnx-int8") if r in cfg.runtimes]
-    if onnx_runtimes:
-        model.set_attn_implementation("eager")  # the attention graph ONNX Runtime fuses (see bort.export.onnx)
-        for runtime in onnx_runtimes:
-            quantize = "int8" if runtime == "onnx-int8" else "none"
-            folder = cfg.out / "onnx" / f"arch-{arch.key.replace(',', '-')}-{runtime}"
-            folder.mkdir(parents=True, exist_ok=True)
-            entry.info[runtime] = {"folder": str(folder), "check": export_model(model, head, folder, quantize=quantize)["check"]}
-            entry.predictors.append(OnnxPredictor(folder / "model.onnx", model.config, head, quantize=quantize, threads=cfg.threads))
-        model.set_attn_implementation("sdpa")
+    for runtime, quantize in _ONNX.items():
+        if runtime in cfg.runtimes:
+            model.set_attn_implementation("eager")  # the attention graph ONNX Runtime fuses (see bort.export.onnx)
+            out = cfg.out / "onnx" / f"arch-{arch.key.replace(',', '-')}-{runtime}"
+            with atomic_dir(out) as tmp:
+                entry.info[runtime] = {"folder": str(out), "check": export_model(model, head, tmp, quantize=quantize)["check"]}
+            entry.predictors.append(OnnxPredictor(out / ONNX_FILE, model.config, head, quantize=quantize, threads=cfg.threads))
+            model.set_attn_implementation("sdpa")  # from_config's default, for the PyTorch runtimes
     return entry
 
 
@@ -166,10 +172,6 @@ def bench(cfg: BenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
     entries = [_folder_entry(m, cfg) for m in cfg.models] + [_arch_entry(a, base, cfg) for a in cfg.archs]
-    for e in entries:
-        for p in e.predictors:
-            if cfg.seq > position_limit(p.config):
-                raise BortError(f"--seq {cfg.seq} is longer than {e.name}'s {position_limit(p.config)} positions; use at most that")
     rows = [row for batch in cfg.batches for row in _measure(entries, batch, cfg)]
     _ratios(rows, entries[0].name)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs")}
