@@ -22,6 +22,7 @@ from bort.data.corpus import load_corpus
 from bort.errors import BortError
 from bort.models.teacher import load_teacher
 from bort.search.backends import CRASH_HOOK, BackendConfig
+from bort.search.ray_backend import check_address
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
 
 ELIGIBLE = 14
@@ -86,6 +87,8 @@ def test_backend_errors_are_one_line(monkeypatch):
         BackendConfig(kind="local", address="auto")
     with pytest.raises(BortError, match="--workers must be at least 1"):
         BackendConfig(workers=0)
+    with pytest.raises(BortError, match="nothing answers at --address 127.0.0.1:1"):
+        check_address("127.0.0.1:1")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(BortError, match=r"--backend ray needs Ray: run `pip install 'ray>=2.9'`"):
         BackendConfig(kind="ray")

@@ -11,6 +11,7 @@ bort must be installed, at the same version, on every node: the tasks import it.
 
 from __future__ import annotations
 
+import socket
 from collections import deque
 from collections.abc import Iterator
 
@@ -18,6 +19,19 @@ from bort.arch import Arch
 from bort.errors import BortError
 from bort.search.backends import BackendConfig, CrashOnce, Job, Trial, run_job, setup_worker
 from bort.surrogates.error import ErrorSurrogate, Theta
+
+
+def check_address(address: str | None) -> None:
+    """Fail at once when ``--address HOST:PORT`` does not answer: Ray itself retries for minutes."""
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise BortError(f"nothing answers at --address {address} ({exc}); give the head's HOST:PORT (`ray start --head --port 6379` "
+                        "prints it), or auto on a cluster node") from None
+
 
 # One worker process's copy of the surrogate, by object id: fetched and set up once, not per task.
 _WORKER_STATE: dict[str, ErrorSurrogate] = {}

@@ -106,6 +106,10 @@ def extract(cfg: ExtractConfig) -> dict:
         settings = {"teacher": str(cfg.teacher), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len, "head": asdict(cfg.head),
                     "device": cfg.training_device}
         store.check_settings({**settings, **cfg.error_settings().fingerprint()})
+        if cfg.backend.kind == "ray":
+            from bort.search.ray_backend import check_address
+
+            check_address(cfg.backend.address)  # before the long set-up, not after it
         teacher = load_teacher(cfg.teacher, device=cfg.device)
         teacher.check_seq_len(cfg.seq_len, "--seq-len")
         if cfg.latency.mode == "measured":
