@@ -147,7 +147,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     info = export_onnx(ExportConfig(model=args.model, out=Path(args.out), quantize=args.quantize, opset=args.opset))
     check = info["check"]
-    print(f"wrote {args.out} ({info['head']}, {args.quantize}); max |ONNX − PyTorch| = {check['max_relative_error']:.2g} of the output scale "
+    print(f"wrote {args.out} ({info['head']}, {args.quantize}); checked against PyTorch: {check['metric']} {check['error']:.2g} "
           f"(tolerance {check['tolerance']:g}); fused: {', '.join(f'{k} {v}' for k, v in info['fused_operators'].items()) or 'none'}")
     return 0
 

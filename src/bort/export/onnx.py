@@ -32,10 +32,13 @@ from bort.models.teacher import position_limit
 from bort.utils import atomic_dir, atomic_write_text
 
 QUANTIZE = ("none", "int8")
-# The check's tolerances on max |ONNX − PyTorch| / max |PyTorch| over the sample batches. fp32 graphs
-# agree to ~1e-6; dynamic int8 quantisation moves outputs by 1–3% of their scale on BERT shapes, so
-# int8 gets a looser bound here, and its real check is the task metric (docs/BENCHMARKS.md §5).
-TOLERANCE = {"none": 1e-3, "int8": 0.1}
+# The check: which error over the sample batches must stay within what. fp32 graphs agree with
+# PyTorch to ~1e-6 of the output's scale, so fp32 is held to max |Δ| / max |PyTorch| ≤ 1e-3. int8
+# moves outputs by a few % (more on the random token ids of the check than on text, and most for
+# MiniLM-like models, whose activations have outliers), so it is held to the relative RMS error
+# ‖Δ‖ / ‖PyTorch‖ ≤ 0.2, which catches a broken graph; its real check is the task metric
+# (docs/BENCHMARKS.md §5 and tests/test_export.py).
+GATE = {"none": ("max_relative_error", 1e-3), "int8": ("rms_relative_error", 0.2)}
 # The task head's layers: the pooler/classification dense and the classifier. They run on one token
 # per sequence (no measurable cost), and a bort "linear" head stores its classifier as W/1e-4 behind
 # a 1e-4·I pooler, so they stay fp32.
@@ -119,7 +122,9 @@ def _quantize(src: Path, dst: Path) -> None:
     level, root.level = root.level, logging.ERROR  # the quantizer logs advice on the root logger
     try:
         # DefaultTensorType: ONNX shape inference cannot type the outputs of the fused contrib operators.
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, nodes_to_exclude=head_nodes,
+        # per_channel: one scale per output column; on the fine-tuned MiniLM teacher it halved the
+        # int8 error (relative RMS 0.13 → 0.05 on CoLA dev) for ~5% more time.
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=head_nodes,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.level = level
@@ -128,28 +133,33 @@ def _quantize(src: Path, dst: Path) -> None:
 def check(onnx_model: OnnxPredictor, reference: TorchPredictor, quantize: str) -> dict:
     """Compare the ONNX graph with PyTorch on padded batches of shapes other than the traced one.
 
-    Returns the worst relative error (max |Δ| / max |PyTorch|) and, for logits, the share of rows
-    whose argmax agrees. A :class:`BortError` saying by how much when the error is past tolerance.
+    Returns the relative errors (max |Δ| / max |PyTorch|, and ‖Δ‖ / ‖PyTorch‖), the gated one and its
+    tolerance (:data:`GATE`), and for logits the share of rows whose argmax agrees. A
+    :class:`BortError` saying by how much when the gated error is past its tolerance.
     """
     seq_cap = position_limit(reference.config)
-    worst, agree, rows = 0.0, 0, 0
+    wants, gots = [], []
     for seed, (batch, seq) in enumerate(_CHECK_SHAPES):
         inputs = sample_inputs(reference.config, reference.head, batch, min(seq, seq_cap), padded=True, seed=seed + 1)
         want, got = reference.run(inputs), onnx_model.run(inputs)
         if got.shape != want.shape:
             raise BortError(f"the ONNX graph's output has shape {got.shape} where PyTorch's has {want.shape}; nothing written, report this model")
-        worst = max(worst, float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
-        agree += int((got.argmax(-1) == want.argmax(-1)).sum())
-        rows += want[..., 0].size
-    tolerance = TOLERANCE[quantize]
-    if not worst <= tolerance:  # also catches NaN
+        wants.append(want.reshape(-1, want.shape[-1]))
+        gots.append(got.reshape(-1, got.shape[-1]))
+    want, got = np.concatenate(wants), np.concatenate(gots)
+    errors = {"max_relative_error": float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)),
+              "rms_relative_error": float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12))}
+    metric, tolerance = GATE[quantize]
+    if not errors[metric] <= tolerance:  # also catches NaN
         kind = "int8 " if quantize == "int8" else ""
+        what = "max |Δ| / max |PyTorch|" if metric == "max_relative_error" else "‖Δ‖ / ‖PyTorch‖"
         raise BortError(
-            f"the {kind}ONNX graph misses PyTorch's outputs by {worst:.3g} of their scale (tolerance {tolerance:g}); "
+            f"the {kind}ONNX graph misses PyTorch's outputs by {errors[metric]:.3g} ({what}; tolerance {tolerance:g}); "
             "nothing written: try another --opset" + (" or --quantize none" if quantize == "int8" else "")
         )
-    agreement = agree / rows if reference.head.output == "logits" else None
-    return {"max_relative_error": worst, "tolerance": tolerance, "argmax_agreement": agreement, "shapes": [list(s) for s in _CHECK_SHAPES]}
+    agreement = float((got.argmax(-1) == want.argmax(-1)).mean()) if reference.head.output == "logits" else None
+    return {**errors, "metric": metric, "error": errors[metric], "tolerance": tolerance, "argmax_agreement": agreement,
+            "shapes": [list(s) for s in _CHECK_SHAPES]}
 
 
 def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: str = "none", opset: int = 17) -> dict:
