@@ -8,6 +8,7 @@ their seed and start.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -28,9 +29,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
         trainer = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "step": state.step,
-            "min_loss": state.min_loss,
-            "elapsed": state.elapsed,
+            "state": asdict(state),
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "extra": extra or {},
@@ -50,5 +49,5 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) 
     torch.set_rng_state(trainer["rng"])
     if trainer["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(trainer["cuda_rng"])
-    state = TrainState(step=int(trainer["step"]), min_loss=float(trainer["min_loss"]), elapsed=float(trainer["elapsed"]))
+    state = TrainState(**trainer["state"])
     return state, trainer.get("extra", {})

@@ -65,8 +65,10 @@ class TrainState:
     """The loop's own progress; saved in checkpoints so a resumed run continues exactly."""
 
     step: int = 0  # optimiser steps done
-    min_loss: float = math.inf
+    min_loss: float = math.inf  # the lowest smoothed loss so far
     elapsed: float = 0.0  # seconds trained, over every resumed session (kept up to date by the caller)
+    smooth: float | None = None  # exponential moving average of the step losses (weight 0.1 on the newest)
+    start: float | None = None  # the first step's loss
 
 
 def train(
@@ -93,7 +95,9 @@ def train(
     True the loop stops there (early stopping).
 
     Stops with :class:`TrainingDiverged`, before the weights are touched, when a step's loss is
-    NaN/inf or, after the warm-up, exceeds ``diverge_factor`` times the lowest loss seen.
+    NaN/inf or when, after the warm-up, the smoothed loss exceeds both ``diverge_factor`` times its
+    lowest value and the first step's loss. Smoothing keeps one hard batch from stopping a run whose
+    loss is near zero (fine-tuning), and the first loss is the level a diverging run climbs past.
     """
     if optimizer is None or scheduler is None:
         optimizer, scheduler = build_optimizer(model, optim, steps)
@@ -112,15 +116,17 @@ def train(
             value += loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(f"loss became {value} at step {step}; lower the learning rate (now {optim.lr:g})")
-        if step > warm and value > diverge_factor * state.min_loss:
+        smooth = value if state.smooth is None else 0.9 * state.smooth + 0.1 * value
+        start = value if state.start is None else state.start
+        if step > warm and smooth > diverge_factor * state.min_loss and smooth > start:
             raise TrainingDiverged(
-                f"loss diverged at step {step} ({value:.3g} > {diverge_factor:g}× its minimum {state.min_loss:.3g}); lower the learning rate"
+                f"loss diverged at step {step} (smoothed {smooth:.3g} > {diverge_factor:g}× its minimum {state.min_loss:.3g}); lower the learning rate"
             )
         if optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
         optimizer.step()
         scheduler.step()
-        state.step, state.min_loss = step + 1, min(state.min_loss, value)
+        state.step, state.min_loss, state.smooth, state.start = step + 1, min(state.min_loss, smooth), smooth, start
         losses.append(value)
         if on_step is not None and on_step(state, value):
             break
