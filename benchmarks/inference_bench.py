@@ -1,11 +1,11 @@
 """Benchmark of fast CPU inference (issue 6): `bort bench` on the seed's shapes, and on fine-tuned models.
 
     python benchmarks/inference_bench.py [--part headline|finetuned|all] [--threads 1] [--batches 1,8]
-                                         [--tasks cola,sst2,mrpc,stsb,rte] [--student NAME]
+                                         [--tasks cola,sst2,mrpc,stsb,rte] [--students NAME,…]
 
 1. headline: random-weight encoders at batch 1 and 8, sequence 128: BERT-large ⟨24,16,1024,4096⟩, Bort
    in both readings ⟨4,8,1024,768⟩ and ⟨4,8,768,1024⟩, BERT-base ⟨12,12,768,3072⟩, on every runtime.
-2./3. finetuned: for each task with a fine-tuned student and teacher (benchmarks/out/finetune/{STUDENT,teacher}/<task>,
+2./3. finetuned: for each task with a fine-tuned student and teacher (benchmarks/out/finetune/{STUDENT…,teacher}/<task>,
    from benchmarks/finetune_bench.py), latency at batch 1 × 128 on every runtime (one interleaved `bort bench` run
    per task), and the dev metric of PyTorch fp32, ONNX fp32 and ONNX int8, read from the exports that run made.
 
@@ -50,10 +50,10 @@ def _dev(folder: str | Path, task: str, threads: int) -> dict[str, float]:
     return {k: 100 * v for k, v in metrics.items()}
 
 
-def finetuned(tasks: list[str], student: str, threads: int) -> list[dict]:
+def finetuned(tasks: list[str], students: list[str], threads: int) -> list[dict]:
     rows = []
     for task in tasks:
-        models = {"student": FINETUNED / student / task, "teacher": FINETUNED / "teacher" / task}
+        models = {name: FINETUNED / name / task for name in [*students, "teacher"]}
         missing = [str(p) for p in models.values() if not (p / "config.json").is_file()]
         if missing or not (GLUE / FOLDERS[task]).is_dir():
             print(f"skip {task}: missing {', '.join(missing) or GLUE / FOLDERS[task]}")
@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batches", default="1,8", help="headline batch sizes, each its own run (default 1,8)")
     ap.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte")
-    ap.add_argument("--student", default="student", help="the student's folder under benchmarks/out/finetune (default student)")
+    ap.add_argument("--students", default="student", help="the students' folders under benchmarks/out/finetune, comma-separated (default student)")
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     summary_file = OUT / "summary.json"
@@ -110,7 +110,8 @@ def main() -> None:
     if args.part in ("headline", "all"):
         summary["headline"] = {**summary.get("headline", {}), **headline(args.threads, [int(b) for b in args.batches.split(",")])}
     if args.part in ("finetuned", "all"):
-        summary["finetuned"] = finetuned(args.tasks.split(","), args.student, args.threads)
+        done = [r for r in summary.get("finetuned", []) if r["task"] not in args.tasks.split(",")]  # other tasks' rows stay
+        summary["finetuned"] = done + finetuned(args.tasks.split(","), args.students.split(","), args.threads)
     atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
     atomic_write_text(OUT / "summary.md", markdown(summary))
     print((OUT / "summary.md").read_text())
