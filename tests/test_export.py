@@ -212,3 +212,30 @@ def test_large_graphs_skip_shape_inference(classifier, tmp_path, monkeypatch):
     info = export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "big"))
     assert "Attention" not in info["fused_operators"] and info["fused_operators"]["SkipLayerNormalization"] == 4
     assert info["check"]["max_relative_error"] < 1e-4
+
+
+def test_predict_regression_and_multiple_choice(bert_tokenizer, tmp_path, capsys):
+    torch.manual_seed(0)
+    config = bert_config(len(bert_tokenizer))
+    config.num_labels, config.problem_type = 1, "regression"
+    reg, mc = tmp_path / "reg", tmp_path / "mc"
+    for folder, model in ((reg, BertForSequenceClassification(config)), (mc, BertForMultipleChoice(bert_config(len(bert_tokenizer))))):
+        model.save_pretrained(folder)
+        bert_tokenizer.save_pretrained(folder)
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("a man plays\ta man is playing\nthe sky\tthe dog\n")
+    assert main(["predict", "--model", str(reg), "--input", str(pairs)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [set(r) for r in rows] == [{"idx", "score"}] * 2
+    export = tmp_path / "mc-onnx"
+    assert main(["export", "--model", str(mc), "--out", str(export), "--quantize", "int8"]) == 0
+    capsys.readouterr()
+    choices = tmp_path / "choices.jsonl"
+    choices.write_text('{"text": "the fox", "choices": ["jumps", "sleeps", "runs"]}\n{"text": "a dog", "choices": ["barks", "flies", "sings"]}\n')
+    for model in (mc, export):
+        assert main(["predict", "--model", str(model), "--input", str(choices)]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [r["idx"] for r in rows] == ["0", "1"] and all(r["choice"] in (0, 1, 2) and 1 / 3 <= r["score"] <= 1 for r in rows)
+    pairs.write_text("only one text\n")
+    assert main(["predict", "--model", str(mc), "--input", str(pairs)]) == 2
+    assert "needs the same number of choices" in capsys.readouterr().err

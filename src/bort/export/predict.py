@@ -161,15 +161,16 @@ def predict(predictor: Predictor, cfg: PredictConfig) -> tuple[list[dict], dict[
     logits = np.empty_like(outputs)
     logits[order] = outputs
     regression = kind == "classification" and (predictor.config.problem_type == "regression" or predictor.config.num_labels == 1)
+    probs = _softmax(logits)
     if regression:
         rows = [{"idx": ex.idx, "score": float(s)} for ex, s in zip(examples, logits[:, 0])]
+    elif choices:
+        rows = [{"idx": ex.idx, "choice": int(p.argmax()), "score": float(p.max())} for ex, p in zip(examples, probs)]
     else:
-        probs = _softmax(logits)
         names = [predictor.config.id2label[i] for i in range(probs.shape[-1])]
-        if task and task.labels and not choices and names == [f"LABEL_{i}" for i in range(len(names))]:  # the config's default names
+        if task and task.labels and names == [f"LABEL_{i}" for i in range(len(names))]:  # the config's default names
             names = list(task.labels)
-        key = "choice" if choices else "label"
-        rows = [{"idx": ex.idx, key: int(p.argmax()) if choices else names[int(p.argmax())], "score": float(p.max())} for ex, p in zip(examples, probs)]
+        rows = [{"idx": ex.idx, "label": names[int(p.argmax())], "score": float(p.max())} for ex, p in zip(examples, probs)]
     return rows, _metrics(task, examples, logits[:, 0] if regression else logits)
 
 
