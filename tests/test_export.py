@@ -108,6 +108,12 @@ def test_int8_keeps_the_dev_accuracy(classifier, tmp_path):
     assert (fp32 == torch_pred).all()
     assert abs(accuracy["int8"] - accuracy["fp32"]) <= 0.01 and (int8 == fp32).mean() >= 0.99
     assert isinstance(load_predictor(tmp_path / "int8"), OnnxPredictor)
+    import onnx
+
+    nodes = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph.node
+    head = {n.op_type for n in nodes if "pooler" in n.name or "classifier" in n.name}
+    assert "MatMul" in head and not head & {"MatMulInteger", "DynamicQuantizeMatMul"}  # the head stays fp32
+    assert any(n.op_type == "MatMulInteger" for n in nodes)
 
 
 def test_other_heads_and_roberta(roberta_teacher, bert_teacher_nohead, bert_tokenizer, tmp_path):

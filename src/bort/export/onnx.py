@@ -92,8 +92,9 @@ def _trace(model: PreTrainedModel, head: Head, file: Path, opset: int) -> None:
         )
 
 
-def _optimize(file: Path, config) -> dict[str, int]:
-    """Fuse the graph in place with ONNX Runtime's BERT optimizer; return the fused operators' counts."""
+def _optimize(file: Path, config) -> tuple[dict[str, int], list[str]]:
+    """Fuse the graph in place with ONNX Runtime's BERT optimizer; return the fused operators' counts
+    and the names of the task head's nodes (:data:`_HEAD_LAYERS`)."""
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 
@@ -109,15 +110,15 @@ def _optimize(file: Path, config) -> dict[str, int]:
     model = optimizer.optimize_model(str(file), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size,
                                      opt_level=0, optimization_options=options)
     model.save_model_to_file(str(file))
-    return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
+    head_nodes = [n.name for n in model.nodes() if any(h in n.name for h in _HEAD_LAYERS)]
+    return {op: n for op, n in model.get_fused_operator_statistics().items() if n}, head_nodes
 
 
-def _quantize(src: Path, dst: Path) -> None:
+def _quantize(src: Path, dst: Path, head_nodes: list[str]) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    head_nodes = [n.name for n in onnx.load(str(src), load_external_data=False).graph.node if any(h in n.name for h in _HEAD_LAYERS)]
-    head_nodes += [f"{name}_MatMul" for name in head_nodes]  # the quantizer first rewrites each Gemm as a MatMul of that name
+    head_nodes = head_nodes + [f"{name}_MatMul" for name in head_nodes]  # the quantizer first rewrites each Gemm as a MatMul of that name
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # the quantizer logs advice on the root logger
     try:
@@ -174,9 +175,9 @@ def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: 
             _trace(model, head, traced, opset)
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
             raise BortError(f"torch.onnx cannot export this model at opset {opset} ({str(exc).splitlines()[0][:160]}); try another --opset") from None
-        fused = _optimize(traced, model.config)
+        fused, head_nodes = _optimize(traced, model.config)
         if quantize == "int8":
-            _quantize(traced, folder / ONNX_FILE)
+            _quantize(traced, folder / ONNX_FILE, head_nodes)
         else:
             shutil.move(str(traced), folder / ONNX_FILE)
     onnx_model = OnnxPredictor(folder / ONNX_FILE, model.config, head, quantize=quantize)
