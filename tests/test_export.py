@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from conftest import bert_config
@@ -108,8 +109,6 @@ def test_int8_keeps_the_dev_accuracy(classifier, tmp_path):
     assert (fp32 == torch_pred).all()
     assert abs(accuracy["int8"] - accuracy["fp32"]) <= 0.01 and (int8 == fp32).mean() >= 0.99
     assert isinstance(load_predictor(tmp_path / "int8"), OnnxPredictor)
-    import onnx
-
     nodes = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph.node
     head = {n.op_type for n in nodes if "pooler" in n.name or "classifier" in n.name}
     assert "MatMul" in head and not head & {"MatMulInteger", "DynamicQuantizeMatMul"}  # the head stays fp32
