@@ -99,15 +99,23 @@ def test_train_raises_on_nan_loss():
     assert len(calls) == 3
 
 
-def test_train_raises_when_loss_explodes():
+def _scripted(values: list[float]):
     model, batches = regression_problem()
-    values = iter([1.0, 0.5, 0.4, 0.3, 50.0, 0.2])
+    it = iter(values)
+    return model, batches, lambda b: model(b[0]).sum() * 0 + next(it)
 
-    def loss_fn(b):
-        return model(b[0]).sum() * 0 + next(values)
 
-    with pytest.raises(TrainingDiverged, match="diverged at step 4"):
-        train(model, loss_fn, batches, steps=6, optim=OptimConfig(warmup=0.0))
+def test_train_raises_when_loss_explodes():
+    # Smoothed (0.9/0.1): 1.0, 0.95, 0.895, 0.836 (the minimum), 5.75, 13.2 > 10 × 0.836 and > 1.0 at step 5.
+    model, batches, loss_fn = _scripted([1.0, 0.5, 0.4, 0.3, 50.0, 80.0, 0.2])
+    with pytest.raises(TrainingDiverged, match="diverged at step 5"):
+        train(model, loss_fn, batches, steps=7, optim=OptimConfig(warmup=0.0))
+
+
+def test_one_hard_batch_near_zero_loss_is_not_divergence():
+    """Fine-tuning: losses near 0, then one batch at 0.8 (60× the minimum, but below the first loss)."""
+    model, batches, loss_fn = _scripted([0.7, 0.05, 0.02, 0.01, 0.01, 0.01, 0.8, 0.01])
+    assert len(train(model, loss_fn, batches, steps=8, optim=OptimConfig(warmup=0.0))) == 8
 
 
 @pytest.mark.parametrize("kwargs", [{"lr": 0.0}, {"weight_decay": -1.0}, {"warmup": 1.0}])
