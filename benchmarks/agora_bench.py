@@ -3,8 +3,8 @@
     python benchmarks/agora_bench.py --model FOLDER [--tasks rte,mrpc,sst2,cola] [--sizes 32,256] [--seeds 0,1,2]
 
 For each task, training-set size n (a seeded subset of the real training split) and seed: Agora
-with the default Θ, against plain fine-tuning, the best of the same Θ grid, where every θ gets an
-equal share of Agora's total number of training steps. Every training is a resumable folder
+with the default Θ, each training a fixed number of steps, against plain fine-tuning, the best of
+the same Θ grid, where every θ gets an equal share of Agora's total number of training steps. Every training is a resumable folder
 under OUT, so an interrupted study picks up where it stopped. Writes OUT/summary.json and
 OUT/summary.md (mean and spread over seeds, wall time).
 """
@@ -41,9 +41,10 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
     spec = get_task(f"glue/{task}")
     data, out = GLUE / FOLDERS[task], args.out / task / str(n) / str(seed)
     thetas = load_space(args.space)
-    epochs = args.epochs_small if n <= 64 else args.epochs
-    base = FinetuneConfig(model=args.model, task=spec.name, data=data, out=out / "agora", epochs=epochs, train_examples=n, seed=seed,
-                          patience=0, max_seq_len=args.max_seq_len, progress=False)
+    steps = args.steps_small if n <= 64 else args.steps  # per training: a fixed budget, not epochs of a growing set
+    # One dev evaluation per training, at its end (eval_every past the last step): the study's cost is the trainings.
+    base = FinetuneConfig(model=args.model, task=spec.name, data=data, out=out / "agora", steps=steps, train_examples=n, seed=seed,
+                          patience=0, eval_every=10**9, max_seq_len=args.max_seq_len, progress=False)
     t0 = time.time()
     result = agora(AgoraConfig(base=base, thetas=tuple(thetas), transform=args.transform, infill_model=args.infill_model))
     agora_s = time.time() - t0
@@ -72,8 +73,8 @@ def main() -> None:
     ap.add_argument("--space", default=None, help="Agora space (default: the 'default' preset)")
     ap.add_argument("--transform", default="mlm-infill")
     ap.add_argument("--infill-model", default=str(ROOT / "benchmarks" / "out" / "extract" / "minilm-mlm"))
-    ap.add_argument("--epochs", type=float, default=4.0, help="epochs of each training at n > 64")
-    ap.add_argument("--epochs-small", type=float, default=10.0, help="epochs of each training at n ≤ 64")
+    ap.add_argument("--steps", type=int, default=100, help="steps of each Agora training at n > 64")
+    ap.add_argument("--steps-small", type=int, default=40, help="steps of each Agora training at n ≤ 64")
     ap.add_argument("--max-seq-len", type=int, default=128)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "agora")
     args = ap.parse_args()
@@ -85,7 +86,11 @@ def main() -> None:
             runs = [one(args, task, n, seed) for seed in map(int, args.seeds.split(","))]
             rows[f"{task}/{n}"] = {"runs": runs, **{f"{k}_{stat}": fn([r[k] for r in runs]) for k in ("agora", "plain")
                                                     for stat, fn in (("mean", statistics.mean), ("sd", statistics.pstdev))}}
-            print(task, n, {k: round(v, 4) for k, v in rows[f"{task}/{n}"].items() if k != "runs"}, flush=True)
+            write_summary(args, rows)  # after every row: a long study shows its progress
+    print((args.out / "summary.md").read_text())
+
+
+def write_summary(args: argparse.Namespace, rows: dict) -> None:
     summary = {"date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores", "settings": vars(args) | {"out": str(args.out)},
                "rows": rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -99,7 +104,6 @@ def main() -> None:
                      f"{sum(r['agora_s'] for r in row['runs']):.0f} / {sum(r['plain_s'] for r in row['runs']):.0f} | "
                      f"{statistics.mean(r['new_points'] for r in row['runs']):.0f} |")
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
