@@ -1,1 +1,8 @@
-"""Fine-tuning and evaluation on GLUE, SuperGLUE and RACE (algorithms.md §5)."""
+"""Fine-tuning and evaluation on GLUE, SuperGLUE and RACE (algorithms.md §5; ``bort finetune``, ``bort evaluate``)."""
+
+from bort.finetune import metrics
+from bort.finetune.evaluate import EvaluateConfig, evaluate
+from bort.finetune.recipe import FinetuneConfig, finetune
+from bort.finetune.tasks import TASKS, Example, TaskSpec, get_task, read_split
+
+__all__ = ["TASKS", "EvaluateConfig", "Example", "FinetuneConfig", "TaskSpec", "evaluate", "finetune", "get_task", "metrics", "read_split"]
