@@ -124,7 +124,7 @@ def test_linear_head_saved_in_stock_layout_computes_the_trained_model(tmp_path, 
         for p in model.parameters():  # move the head off its init, so a wrong scaling shows
             p.add_(0.05 * torch.randn_like(p))
     shape = (3, 2, 12) if task.kind == "multiple_choice" else (3, 12)
-    ids = torch.randint(5, 300, shape)
+    ids = torch.randint(5, model.config.vocab_size, shape)  # the fallback tokenizer (no shared data) is small
     hidden = model.base_model(input_ids=ids.view(-1, 12)).last_hidden_state[:, 0]
     classifier = getattr(model.classifier, "out_proj", model.classifier)
     by_hand = classifier(hidden).view(3, -1)  # §5: the first token's hidden state through one linear layer
