@@ -8,6 +8,7 @@ the logits of a task head, or the last hidden state of a bare encoder.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def sample_inputs(config: transformers.PretrainedConfig, head: Head, batch: int,
     return arrays
 
 
-class Predictor:
+class Predictor(abc.ABC):
     """A loaded model: its config, head and tokenizer (None for random-weight models), and :meth:`run`."""
 
     runtime: str  # "torch-fp32", "torch-bf16", "onnx-fp32" or "onnx-int8"
@@ -105,9 +106,9 @@ class Predictor:
     def __init__(self, config: transformers.PretrainedConfig, head: Head, tokenizer=None) -> None:
         self.config, self.head, self.tokenizer = config, head, tokenizer
 
+    @abc.abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The primary output (float32) for a batch of ``input_ids``, ``attention_mask``, ``token_type_ids``."""
-        raise NotImplementedError
 
 
 class TorchPredictor(Predictor):

@@ -24,6 +24,15 @@ class Feature:
     token_type_ids: tuple
     target: int | float | None  # label index, regression score, or None (unlabelled)
 
+    @property
+    def multiple_choice(self) -> bool:
+        return isinstance(self.input_ids[0], (list, tuple))
+
+    @property
+    def rows(self) -> tuple:
+        """The token-id rows fed to the encoder: one, or one per choice."""
+        return self.input_ids if self.multiple_choice else (self.input_ids,)
+
 
 def target(task: TaskSpec, label: str | float | None) -> int | float | None:
     """The training target of a label name: its index, the score itself (regression), or None."""
@@ -56,8 +65,8 @@ def encode(task: TaskSpec, examples: Sequence[Example], tokenizer: PreTrainedTok
 
 def collate(features: Sequence[Feature], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad to the longest row of the batch; ``labels`` only where every feature has a target."""
-    mc = isinstance(features[0].input_ids[0], (list, tuple))
-    rows = [r for f in features for r in (f.input_ids if mc else (f.input_ids,))]
+    mc = features[0].multiple_choice
+    rows = [r for f in features for r in f.rows]
     types = [r for f in features for r in (f.token_type_ids if mc else (f.token_type_ids,))]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)

@@ -23,7 +23,7 @@ import torch
 from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification, PreTrainedModel
 
 from bort.errors import BortError
-from bort.finetune.tasks import TaskSpec
+from bort.finetune.tasks import TaskSpec, get_task
 from bort.models.teacher import read_config
 
 HEADS = ("linear", "dense")
@@ -109,7 +109,7 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
     """A copy of a training-form model in the stock Hugging Face layout, ready for ``save_pretrained``."""
     if model.config.bort_head != "linear":
         return model
-    stock = _auto_class_of(model).from_config(model.config)
+    stock = _auto_class(get_task(model.config.bort_task)).from_config(model.config)
     state = dict(model.state_dict())
     H = model.config.hidden_size
     eye = torch.eye(H) * SCALE
@@ -122,10 +122,6 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
         state["classifier.weight"] = state["classifier.weight"] / SCALE
     stock.load_state_dict(state, strict=True)
     return stock.eval()
-
-
-def _auto_class_of(model: PreTrainedModel):
-    return AutoModelForMultipleChoice if "MultipleChoice" in type(model).__name__ else AutoModelForSequenceClassification
 
 
 def load(path: Path, task: TaskSpec) -> PreTrainedModel:

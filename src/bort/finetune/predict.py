@@ -19,7 +19,7 @@ def outputs(model: PreTrainedModel, features: Sequence[Feature], *, batch_size: 
     Features are run longest first, so each batch pads little; the order is restored after.
     """
     device = next(model.parameters()).device
-    order = sorted(range(len(features)), key=lambda i: -max(map(len, _rows(features[i]))))
+    order = sorted(range(len(features)), key=lambda i: -max(map(len, features[i].rows)))
     was_training = model.training
     model.eval()
     parts = []
@@ -31,10 +31,6 @@ def outputs(model: PreTrainedModel, features: Sequence[Feature], *, batch_size: 
     out = torch.empty_like(torch.cat(parts))
     out[torch.tensor(order)] = torch.cat(parts)
     return out.squeeze(-1) if model.config.problem_type == "regression" else out
-
-
-def _rows(feature: Feature) -> Sequence:
-    return feature.input_ids if isinstance(feature.input_ids[0], (list, tuple)) else (feature.input_ids,)
 
 
 def predictions(task: TaskSpec, examples: Sequence[Example], logits: torch.Tensor) -> list:
@@ -58,8 +54,9 @@ def predictions(task: TaskSpec, examples: Sequence[Example], logits: torch.Tenso
 
 def score(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> dict[str, float]:
     """The task's official metrics of ``preds`` (from :func:`predictions`); {} when the split is unlabelled."""
-    if any(ex.label is None for ex in examples) and task.metrics != ("gender_parity", "accuracy"):
-        return {}
+    groups = [ex.group for ex in examples] if any(ex.group for ex in examples) else None
+    if any(ex.label is None for ex in examples):  # unlabelled: only gender parity (AX-g) needs no labels
+        return metrics.compute(("gender_parity",), preds, None, groups=groups) if "gender_parity" in task.metrics else {}
     if task.name == "superglue/record":
         pred_texts = {ex.group: ex.candidate for ex, p in zip(examples, preds) if p}
         # Gold answers are the query's entities labelled 1. A query whose answer is none of the
@@ -69,9 +66,4 @@ def score(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> dict[
             if ex.label == "1":
                 gold.setdefault(ex.group, []).append(ex.candidate)
         return metrics.record_scores(pred_texts, gold)
-    labels = [target(task, ex.label) for ex in examples]
-    names = task.metrics
-    if None in labels:  # AX-g without labels: parity only
-        names, labels = ("gender_parity",), None
-    groups = [ex.group for ex in examples] if any(ex.group for ex in examples) else None
-    return metrics.compute(names, preds, labels, groups=groups)
+    return metrics.compute(task.metrics, preds, [target(task, ex.label) for ex in examples], groups=groups)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from bort.errors import BortError, TrainingDiverged
 from bort.finetune import heads
-from bort.finetune.features import batch_stream, encode, steps_per_epoch
+from bort.finetune.features import Feature, batch_stream, encode, steps_per_epoch
 from bort.finetune.predict import outputs, predictions, score
 from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
 from bort.models.folder import save_model_folder
@@ -91,14 +91,13 @@ def _digest(examples: Sequence[Example]) -> str:
     return hashlib.sha256(json.dumps([asdict(e) for e in examples], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def dev_metrics(task: TaskSpec, model, tokenizer, dev: dict[str, list[Example]], *, max_seq_len: int, batch_size: int,
+def dev_metrics(task: TaskSpec, model, dev: dict[str, tuple[list[Example], list[Feature]]], *, pad_id: int, batch_size: int,
                 autocast: torch.dtype | None = None) -> dict[str, float]:
-    """The official metrics on every dev split: the first split's under their own names, others suffixed
-    (MNLI: ``accuracy`` on matched, ``accuracy_mismatched``)."""
+    """The official metrics on every dev split (``split → (examples, their features)``): the first split's
+    under their own names, others suffixed (MNLI: ``accuracy`` on matched, ``accuracy_mismatched``)."""
     out: dict[str, float] = {}
-    for i, (split, examples) in enumerate(dev.items()):
-        features = encode(task, examples, tokenizer, max_seq_len)
-        logits = outputs(model, features, batch_size=batch_size, pad_id=tokenizer.pad_token_id, autocast=autocast)
+    for i, (split, (examples, features)) in enumerate(dev.items()):
+        logits = outputs(model, features, batch_size=batch_size, pad_id=pad_id, autocast=autocast)
         suffix = "" if i == 0 else "_" + split.removeprefix("dev_")
         out.update({f"{k}{suffix}": v for k, v in score(task, examples, predictions(task, examples, logits)).items()})
     return out
@@ -126,13 +125,14 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dic
 
     # Data: the training split (or the given set), every dev split, tokenised once.
     train_examples = subset(train_set if train_set is not None else read_split(task, cfg.data, "train"), cfg.train_examples, cfg.seed)
-    dev = {split: read_split(task, cfg.data, split) for split in task.dev_splits}
+    dev_examples = {split: read_split(task, cfg.data, split) for split in task.dev_splits}
     path = resolve_model_path(cfg.model)
     limit = position_limit(read_config(path))
     if cfg.max_seq_len > limit:
         raise BortError(f"--max-seq-len {cfg.max_seq_len} is longer than the model's {limit} positions; use at most {limit}")
     tokenizer = load_tokenizer(path)
     features = encode(task, train_examples, tokenizer, cfg.max_seq_len)
+    dev = {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len)) for split, examples in dev_examples.items()}
 
     # Schedule: epochs or steps; a dev evaluation (and checkpoint) every epoch unless told otherwise.
     per_epoch = steps_per_epoch(len(features), cfg.batch_size)
@@ -169,7 +169,7 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dic
         if st.step % eval_every and st.step != steps:
             return False
         t0 = time.time()
-        scores = dev_metrics(task, model, tokenizer, dev, max_seq_len=cfg.max_seq_len, batch_size=cfg.eval_batch_size, autocast=autocast)
+        scores = dev_metrics(task, model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size, autocast=autocast)
         best["eval_s"] += time.time() - t0
         line = {"step": st.step, "epoch": round(st.step / per_epoch, 3), "train_loss": sum(window) / len(window), **scores,
                 "train_s": st.elapsed - best["eval_s"]}
@@ -197,7 +197,7 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dic
 
     # The best model, re-loaded as saved (the stock layout any user loads), scores eval.json.
     t0 = time.time()
-    metrics = dev_metrics(task, heads.load(out, task).to(device), tokenizer, dev, max_seq_len=cfg.max_seq_len, batch_size=cfg.eval_batch_size)
+    metrics = dev_metrics(task, heads.load(out, task).to(device), dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
     report = {"task": task.name, "model": str(cfg.model), "head": cfg.head, "train_examples": len(train_examples), "steps": steps,
               "steps_run": state.step, "best_step": best["step"], "stopped_early": best["stopped"],
               "train_s": state.elapsed - best["eval_s"], "dev_evals_s": best["eval_s"], "final_eval_s": time.time() - t0, "dev": metrics}
