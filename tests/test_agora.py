@@ -163,6 +163,25 @@ def test_killed_between_rounds_resumes_at_the_next_round(tmp_path, monkeypatch, 
     assert strip(resumed["rounds"]) == strip(run[1]["rounds"])
 
 
+def test_killed_after_a_rounds_points_before_its_record_makes_them_once(tmp_path, monkeypatch, bert_teacher, rte, run):
+    real, writes = agora_mod.atomic_write_text, []
+
+    def write_or_die(path, text):
+        if Path(path).name == "agora.json":
+            writes.append(path)
+            if len(writes) == 2:
+                raise KeyboardInterrupt  # round 1's points are on disk, its record is not
+        real(path, text)
+
+    monkeypatch.setattr(agora_mod, "atomic_write_text", write_or_die)
+    with pytest.raises(KeyboardInterrupt):
+        agora(_agora(bert_teacher, rte, tmp_path / "F"))
+    monkeypatch.setattr(agora_mod, "atomic_write_text", real)
+    resumed = agora(_agora(bert_teacher, rte, tmp_path / "F"))
+    idx = [json.loads(line)["idx"] for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
+    assert len(idx) == len(set(idx)) == sum(r["new_points"] for r in resumed["rounds"])
+
+
 def test_regression_and_multiple_choice_are_refused(tmp_path, bert_teacher):
     data = write_stsb(tmp_path / "STS-B")
     cfg = _agora(bert_teacher, data, tmp_path / "F")

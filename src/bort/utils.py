@@ -33,10 +33,10 @@ def guard_settings(path: Path, settings: dict, *, resuming: bool) -> None:
         atomic_write_text(path, json.dumps(settings, indent=2))
 
 
-def trim_jsonl(path: Path, step: int) -> None:
-    """Drop the log lines past ``step`` (those after the checkpoint a run resumes from: they come again)."""
+def trim_jsonl(path: Path, step: int, key: str = "step") -> None:
+    """Drop the lines whose ``key`` is past ``step`` (those after the checkpoint a run resumes from: they come again)."""
     if path.is_file():
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln)[key] <= step]
         atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 

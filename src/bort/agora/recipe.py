@@ -35,7 +35,7 @@ from bort.finetune.recipe import EVAL, FinetuneConfig, finetune, resolve_device,
 from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
 from bort.models.teacher import load_tokenizer
 from bort.training.loop import OptimConfig
-from bort.utils import atomic_write_text, guard_settings
+from bort.utils import atomic_write_text, guard_settings, trim_jsonl
 
 RECORDS, POINTS, SETTINGS, TABLE = "agora.json", "agora_points.jsonl", "agora_settings.json", "agora.md"
 
@@ -116,11 +116,11 @@ def agora(cfg: AgoraConfig) -> dict:
     train_set = subset(read_split(task, base.data, "train"), base.train_examples, base.seed)
     dev = read_split(task, base.data, task.dev_splits[0])
     done = len(records)
+    trim_jsonl(out / POINTS, done - 1, key="round")  # points of a round killed before its record are made again
     if (out / POINTS).is_file():
         for line in (out / POINTS).read_text(encoding="utf-8").splitlines():
             p = json.loads(line)
-            if p["round"] < done:  # points of a round killed before its record are made again
-                train_set.append(Example(idx=p["idx"], texts=tuple(p["texts"]), label=p["label"]))
+            train_set.append(Example(idx=p["idx"], texts=tuple(p["texts"]), label=p["label"]))
     seen = {ex.texts for ex in train_set + dev}
     by_key = {t.key: t for t in cfg.thetas}
     thetas = [by_key[k] for k in records[-1]["theta_left_keys"]] if records else list(cfg.thetas)
