@@ -26,10 +26,12 @@ from bort.agora.space import load_space
 from bort.finetune.recipe import FinetuneConfig, finetune, subset
 from bort.finetune.tasks import get_task, read_split
 from bort.training.loop import OptimConfig
+from bort.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
 FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE"}
+RESULT = "result.json"
 
 
 def _steps(folder: Path) -> int:
@@ -37,9 +39,12 @@ def _steps(folder: Path) -> int:
 
 
 def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
-    """Agora and plain fine-tuning on one seeded subset of n training examples."""
+    """Agora and plain fine-tuning on one seeded subset of n training examples; kept in ``result.json``
+    (with its wall times), so a study resumed, or split over processes by seed, reuses it."""
     spec = get_task(f"glue/{task}")
     data, out = GLUE / FOLDERS[task], args.out / task / str(n) / str(seed)
+    if (out / RESULT).is_file():
+        return json.loads((out / RESULT).read_text())
     thetas = load_space(args.space)
     steps = args.steps_small if n <= 64 else args.steps  # per training: a fixed budget, not epochs of a growing set
     # One dev evaluation per training, at its end (eval_every past the last step): the study's cost is the trainings.
@@ -59,9 +64,12 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
                       optim=OptimConfig(lr=theta.lr, weight_decay=theta.weight_decay, warmup=theta.warmup))
         plain[theta.key] = finetune(cfg, train_set=train)["dev"][spec.metrics[0]]
     plain_s = time.time() - t0
-    return {"agora": result["dev"][spec.metrics[0]], "plain": max(plain.values()), "agora_steps": total_steps,
-            "plain_steps": per_theta * len(thetas), "agora_s": agora_s, "plain_s": plain_s, "rounds": len(result["rounds"]),
-            "new_points": sum(r["new_points"] for r in result["rounds"]), "metric": spec.metrics[0]}
+    record = {"seed": seed, "agora": result["dev"][spec.metrics[0]], "plain": max(plain.values()), "agora_steps": total_steps,
+              "plain_steps": per_theta * len(thetas), "agora_s": agora_s, "plain_s": plain_s, "rounds": len(result["rounds"]),
+              "new_points": sum(r["new_points"] for r in result["rounds"]), "metric": spec.metrics[0],
+              "labeller_dev_accuracy": result["rounds"][0]["labeller_dev_accuracy"]}
+    atomic_write_text(out / RESULT, json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def main() -> None:
@@ -83,7 +91,10 @@ def main() -> None:
     rows = {}
     for task in args.tasks.split(","):
         for n in map(int, args.sizes.split(",")):
-            runs = [one(args, task, n, seed) for seed in map(int, args.seeds.split(","))]
+            for seed in map(int, args.seeds.split(",")):
+                one(args, task, n, seed)
+            # Every seed finished so far, also by other processes running other --seeds.
+            runs = sorted((json.loads(f.read_text()) for f in (args.out / task / str(n)).glob(f"*/{RESULT}")), key=lambda r: r.get("seed", 0))
             rows[f"{task}/{n}"] = {"runs": runs, **{f"{k}_{stat}": fn([r[k] for r in runs]) for k in ("agora", "plain")
                                                     for stat, fn in (("mean", statistics.mean), ("sd", statistics.pstdev))}}
             write_summary(args, rows)  # after every row: a long study shows its progress

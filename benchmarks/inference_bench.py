@@ -34,12 +34,12 @@ FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rt
 SHAPES = {"BERT-large": "24,16,1024,4096", "Bort (released)": "4,8,1024,768", "Bort (paper)": "4,8,768,1024", "BERT-base": "12,12,768,3072"}
 
 
-def headline(threads: int, batches: list[int]) -> dict[str, list[dict]]:
+def headline(out: Path, threads: int, batches: list[int]) -> dict[str, list[dict]]:
     """One interleaved run per batch size; batch 1 gets more samples (its calls are short and noisier)."""
     out = {}
     for batch in batches:
         rounds, runs = (8, 3) if batch == 1 else (3, 2)
-        doc = bench(BenchConfig(out=OUT / f"headline-b{batch}", archs=tuple(Arch.parse(a) for a in SHAPES.values()), batches=(batch,), seq=128,
+        doc = bench(BenchConfig(out=out / f"headline-b{batch}", archs=tuple(Arch.parse(a) for a in SHAPES.values()), batches=(batch,), seq=128,
                                 threads=threads, warmup=1, rounds=rounds, runs=runs))
         out[str(batch)] = doc["results"]
     return out
@@ -50,7 +50,7 @@ def _dev(folder: str | Path, task: str, threads: int) -> dict[str, float]:
     return {k: 100 * v for k, v in metrics.items()}
 
 
-def finetuned(tasks: list[str], students: list[str], threads: int) -> list[dict]:
+def finetuned(out: Path, tasks: list[str], students: list[str], threads: int, rounds: int) -> list[dict]:
     rows = []
     for task in tasks:
         models = {name: FINETUNED / name / task for name in [*students, "teacher"]}
@@ -58,8 +58,8 @@ def finetuned(tasks: list[str], students: list[str], threads: int) -> list[dict]
         if missing or not (GLUE / FOLDERS[task]).is_dir():
             print(f"skip {task}: missing {', '.join(missing) or GLUE / FOLDERS[task]}")
             continue
-        doc = bench(BenchConfig(out=OUT / task, models=tuple(str(p) for p in models.values()), batches=(1,), seq=128, threads=threads,
-                                warmup=2, rounds=5, runs=3))
+        doc = bench(BenchConfig(out=out / task, models=tuple(str(p) for p in models.values()), batches=(1,), seq=128, threads=threads,
+                                warmup=2, rounds=rounds, runs=3))
         for who, info in zip(models, doc["models"]):
             latency = {r["runtime"]: r["median_ms"] for r in doc["results"] if r["model"] == info["name"]}
             dev = {"torch-fp32": _dev(models[who], task, threads)}
@@ -102,19 +102,21 @@ def main() -> None:
     ap.add_argument("--batches", default="1,8", help="headline batch sizes, each its own run (default 1,8)")
     ap.add_argument("--tasks", default="cola,sst2,mrpc,stsb,rte")
     ap.add_argument("--students", default="student", help="the students' folders under benchmarks/out/finetune, comma-separated (default student)")
+    ap.add_argument("--rounds", type=int, default=5, help="finetuned: interleaved rounds of 3 timed calls per runtime (default 5)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT.relative_to(ROOT)})")
     args = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    summary_file = OUT / "summary.json"
+    summary_file = args.out / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     summary.update({"date": date.today().isoformat(), "threads": args.threads})
     if args.part in ("headline", "all"):
-        summary["headline"] = {**summary.get("headline", {}), **headline(args.threads, [int(b) for b in args.batches.split(",")])}
+        summary["headline"] = {**summary.get("headline", {}), **headline(args.out, args.threads, [int(b) for b in args.batches.split(",")])}
     if args.part in ("finetuned", "all"):
         done = [r for r in summary.get("finetuned", []) if r["task"] not in args.tasks.split(",")]  # other tasks' rows stay
-        summary["finetuned"] = done + finetuned(args.tasks.split(","), args.students.split(","), args.threads)
+        summary["finetuned"] = done + finetuned(args.out, args.tasks.split(","), args.students.split(","), args.threads, args.rounds)
     atomic_write_text(summary_file, json.dumps(summary, indent=2) + "\n")
-    atomic_write_text(OUT / "summary.md", markdown(summary))
-    print((OUT / "summary.md").read_text())
+    atomic_write_text(args.out / "summary.md", markdown(summary))
+    print((args.out / "summary.md").read_text())
 
 
 if __name__ == "__main__":

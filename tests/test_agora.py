@@ -90,6 +90,20 @@ def test_mlm_infill_replaces_masked_tokens_with_other_tokens(bert_teacher, bert_
         make_transform("mlm-infill", bert_teacher_nohead)
 
 
+def test_infill_logits_on_masked_positions_equal_the_full_models(bert_teacher):
+    """The infill runs the vocabulary head on the masked positions of padded batches only."""
+    from bort.models.student import masked_logits
+    from bort.models.teacher import load_teacher
+
+    teacher = load_teacher(bert_teacher)
+    enc = teacher.tokenizer(["the cat sat on the mat by the red house", "a dog ran"], padding=True, return_tensors="pt")
+    positions = torch.rand(enc["input_ids"].shape, generator=torch.Generator().manual_seed(0)) < 0.5
+    positions &= enc["attention_mask"].bool()
+    with torch.inference_mode():
+        full = teacher.model(**enc).logits[positions]
+        assert torch.allclose(masked_logits(teacher.model, enc["input_ids"], positions, enc["attention_mask"]), full, atol=1e-5)
+
+
 # ------------------------------------------------------------------ new points and the labeller
 
 

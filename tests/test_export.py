@@ -13,7 +13,7 @@ import onnx
 import pytest
 import torch
 from conftest import bert_config
-from transformers import AutoTokenizer, BertForMultipleChoice, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForMultipleChoice, BertForSequenceClassification
 
 from bort.cli import main
 from bort.errors import BortError
@@ -84,7 +84,9 @@ def test_fp32_export_matches_pytorch_on_other_shapes(classifier, tmp_path):
     out = tmp_path / "onnx"
     info = export_onnx(ExportConfig(model=str(classifier), out=out))
     assert info["check"]["max_relative_error"] < 1e-4
-    assert info["fused_operators"].get("Attention") == 2 and info["fused_operators"].get("SkipLayerNormalization") == 4
+    # Layer 1 of 2 fuses into Attention; the last runs for the first token only (unfused). No SkipLayerNormalization (slower).
+    assert info["first_token_last_layer"] and info["fused_operators"].get("Attention") == 1
+    assert "SkipLayerNormalization" not in info["fused_operators"] and info["fused_operators"]["LayerNormalization"] == 4
     assert {p.name for p in out.iterdir()} >= {"model.onnx", "config.json", "export.json", "tokenizer.json"}
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"} and config["bort_task"] == "glue/sst2"
@@ -96,6 +98,21 @@ def test_fp32_export_matches_pytorch_on_other_shapes(classifier, tmp_path):
         want = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.detach().numpy()
         np.testing.assert_allclose(onnx_model.run(inputs), want, atol=1e-4, rtol=1e-4)
 
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_first_token_last_layer_gives_the_models_logits(family, classifier, roberta_teacher, tmp_path):
+    """The last layer computed for the first token only equals the whole layer where the head reads (padded batches)."""
+    folder = classifier if family == "bert" else _roberta_classifier(roberta_teacher, tmp_path / "cls")
+    model, head, _ = load_torch_model(folder, eager_attention=True)
+    feed = {k: torch.from_numpy(v) for k, v in sample_inputs(model.config, head, 4, 19, padded=True, seed=3).items()}
+    assert feed["attention_mask"].min() == 0  # padding present
+    want = model(**feed).logits
+    with onnx_export._first_token_last_layer(model, head):
+        assert isinstance(model.base_model.encoder.layer[-1], onnx_export.FirstTokenLayer)
+        out = model(**feed, output_hidden_states=True)
+    assert out.hidden_states[-1].shape[1] == 1  # one position left after the last layer
+    torch.testing.assert_close(out.logits, want, atol=1e-5, rtol=1e-5)
+    assert not isinstance(model.base_model.encoder.layer[-1], onnx_export.FirstTokenLayer)  # restored
 
 def test_int8_keeps_the_dev_accuracy(classifier, tmp_path):
     """Issue 6's parity rule on a fine-tuned model: int8 within 1 point of fp32 on held-out data."""
@@ -115,14 +132,24 @@ def test_int8_keeps_the_dev_accuracy(classifier, tmp_path):
     assert any(n.op_type == "MatMulInteger" for n in nodes)
 
 
+def _roberta_classifier(roberta_teacher, folder):
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_pretrained(roberta_teacher, num_labels=3).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(roberta_teacher).save_pretrained(folder)
+    return folder
+
+
 def test_other_heads_and_roberta(roberta_teacher, bert_teacher_nohead, bert_tokenizer, tmp_path):
     torch.manual_seed(0)
     mc = tmp_path / "mc"
     BertForMultipleChoice(bert_config(len(bert_tokenizer))).save_pretrained(mc)
     bert_tokenizer.save_pretrained(mc)
-    for name, src in (("roberta-mlm", roberta_teacher), ("encoder", bert_teacher_nohead), ("mc", mc)):
+    sources = {"roberta-mlm": roberta_teacher, "encoder": bert_teacher_nohead, "mc": mc,
+               "roberta-cls": _roberta_classifier(roberta_teacher, tmp_path / "roberta-src")}
+    for name, src in sources.items():
         info = export_onnx(ExportConfig(model=str(src), out=tmp_path / name, quantize="int8" if name == "mc" else "none"))
         assert info["check"]["error"] < info["check"]["tolerance"], name
+        assert info["first_token_last_layer"] == (name in ("mc", "roberta-cls")), name
     assert json.loads((tmp_path / "encoder" / "export.json").read_text())["output"] == "last_hidden_state"
     predictor = load_predictor(tmp_path / "mc")
     assert predictor.run(sample_inputs(predictor.config, predictor.head, 3, 10, padded=True)).shape == (3, 2)
@@ -215,7 +242,7 @@ def test_large_graphs_skip_shape_inference(classifier, tmp_path, monkeypatch):
     """Above the size limit (BERT-large) attention stays unfused, and the export is still exact."""
     monkeypatch.setattr(onnx_export, "_SHAPE_INFERENCE_MAX_BYTES", 0)
     info = export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "big"))
-    assert "Attention" not in info["fused_operators"] and info["fused_operators"]["SkipLayerNormalization"] == 4
+    assert "Attention" not in info["fused_operators"] and info["fused_operators"]["LayerNormalization"] == 5  # the embeddings' too
     assert info["check"]["max_relative_error"] < 1e-4
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from bort.errors import BortError
+from bort.models.student import masked_logits
 
 TRANSFORMS = ("mlm-infill", "dropout", "swap")
 Texts = tuple[str, ...]
@@ -73,10 +74,10 @@ class MlmInfill:
                 chosen[row, free[torch.randint(len(free), (1,), generator=gen)]] = True
         masked = ids.masked_fill(chosen, tok.mask_token_id)
         device = next(self.model.parameters()).device
-        logits = self.model(input_ids=masked.to(device), attention_mask=enc["attention_mask"].to(device)).logits.float().cpu()
-        logits[..., tok.all_special_ids] = -torch.inf
-        logits.scatter_(-1, ids.unsqueeze(-1), -torch.inf)  # never the original token
-        filled = torch.where(chosen, logits.argmax(-1), ids)
+        logits = masked_logits(self.model, masked.to(device), chosen.to(device), enc["attention_mask"].to(device)).float().cpu()
+        logits[:, tok.all_special_ids] = -torch.inf
+        logits.scatter_(-1, ids[chosen].unsqueeze(-1), -torch.inf)  # never the original token
+        filled = ids.masked_scatter(chosen, logits.argmax(-1))
         return [tok.decode(row[~special[i]], skip_special_tokens=True, clean_up_tokenization_spaces=True).strip()
                 for i, row in enumerate(filled)]
 

@@ -23,6 +23,11 @@ from bort.errors import BortError
 from bort.models.teacher import read_config, resolve_model_path
 
 ONNX_FILE, EXPORT_INFO = "model.onnx", "export.json"
+# ONNX Runtime session optimisations left off. SkipLayerNormFusion: ONNX Runtime 1.32's CPU
+# SkipLayerNormalization kernel took 0.25 ms per call on a 128 × 384 input where the Add and
+# LayerNormalization it replaces take 0.04 ms together: 21% of an int8 student's time at batch 1
+# (docs/BENCHMARKS.md §5). Recorded in export.json for anyone who opens the graph in their own session.
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -142,7 +147,8 @@ class OnnxPredictor(Predictor):
         # next (the benchmark interleaves PyTorch and ONNX Runtime in one process).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=list(DISABLED_OPTIMIZERS))
         except (Fail, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:
             raise BortError(f"ONNX Runtime cannot load '{model_file}' ({str(exc).splitlines()[0][:160]}); re-export the model with `bort export`") from None
         self.inputs = [i.name for i in self.session.get_inputs()]

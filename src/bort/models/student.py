@@ -39,12 +39,13 @@ def mlm_head(model: PreTrainedModel) -> torch.nn.Module:
     return model.cls if hasattr(model, "cls") else model.lm_head
 
 
-def masked_logits(model: PreTrainedModel, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def masked_logits(model: PreTrainedModel, input_ids: torch.Tensor, positions: torch.Tensor,
+                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Vocabulary logits at the ``positions`` (a boolean mask) only, shape ``[n_masked, V]``.
 
     Running the head on the ~15% masked positions instead of every token saves most of the
-    cost of the vocabulary projection. Packed corpus blocks have no padding, so no
-    attention mask is needed.
+    cost of the vocabulary projection. Packed corpus blocks have no padding, so they need no
+    ``attention_mask``; padded batches of texts do.
     """
-    hidden = model.base_model(input_ids=input_ids).last_hidden_state
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     return mlm_head(model)(hidden[positions])
