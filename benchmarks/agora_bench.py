@@ -1,12 +1,16 @@
 """Benchmark of Agora (issue 5): a scarce-data study on the shared GLUE tasks.
 
     python benchmarks/agora_bench.py --model FOLDER [--tasks rte,mrpc,sst2,cola] [--sizes 32,256] [--seeds 0,1,2]
+                                     [--labeller default|teacher]
 
 For each task, training-set size n (a seeded subset of the real training split) and seed: Agora
 with the default Θ, each training a fixed number of steps, against plain fine-tuning, the best of
-the same Θ grid, where every θ gets an equal share of Agora's total number of training steps. Every training is a resumable folder
-under OUT, so an interrupted study picks up where it stopped. Writes OUT/summary.json and
-OUT/summary.md (mean and spread over seeds, wall time).
+the same Θ grid, where every θ gets an equal share of Agora's total number of training steps.
+Every training is a resumable folder under OUT and every finished seed a result.json, so an
+interrupted study, or one split over processes by --seeds, picks up where it stopped. Writes
+OUT/summary.json and OUT/summary.md (mean and spread over seeds, wall time); with --labeller
+teacher, Agora labels its new points with the fine-tuned teacher (the plain runs are shared)
+and writes OUT/summary-teacher.*.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from bort.utils import atomic_write_text
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT.parent / "shared" / "data" / "glue"
 FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE"}
-RESULT = "result.json"
+RESULT = "result.json"  # the default labeller's; a variant's is result-<labeller>.json
+FINETUNED = ROOT / "benchmarks" / "out" / "finetune"
 
 
 def _steps(folder: Path) -> int:
@@ -43,15 +48,17 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
     (with its wall times), so a study resumed, or split over processes by seed, reuses it."""
     spec = get_task(f"glue/{task}")
     data, out = GLUE / FOLDERS[task], args.out / task / str(n) / str(seed)
-    if (out / RESULT).is_file():
-        return json.loads((out / RESULT).read_text())
+    suffix = _suffix(args)
+    if (out / f"result{suffix}.json").is_file():
+        return json.loads((out / f"result{suffix}.json").read_text())
+    labeller = str(FINETUNED / "teacher" / task) if args.labeller == "teacher" else None
     thetas = load_space(args.space)
     steps = args.steps_small if n <= 64 else args.steps  # per training: a fixed budget, not epochs of a growing set
     # One dev evaluation per training, at its end (eval_every past the last step): the study's cost is the trainings.
-    base = FinetuneConfig(model=args.model, task=spec.name, data=data, out=out / "agora", steps=steps, train_examples=n, seed=seed,
+    base = FinetuneConfig(model=args.model, task=spec.name, data=data, out=out / f"agora{suffix}", steps=steps, train_examples=n, seed=seed,
                           patience=0, eval_every=10**9, max_seq_len=args.max_seq_len, progress=False)
     t0 = time.time()
-    result = agora(AgoraConfig(base=base, thetas=tuple(thetas), transform=args.transform, infill_model=args.infill_model))
+    result = agora(AgoraConfig(base=base, thetas=tuple(thetas), labeller=labeller, transform=args.transform, infill_model=args.infill_model))
     agora_s = time.time() - t0
     folders = [Path(r["best_folder"]).parent / k for r in result["rounds"] for k in r["scores"]]
     total_steps = sum(_steps(f) for f in folders)
@@ -64,11 +71,13 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
                       optim=OptimConfig(lr=theta.lr, weight_decay=theta.weight_decay, warmup=theta.warmup))
         plain[theta.key] = finetune(cfg, train_set=train)["dev"][spec.metrics[0]]
     plain_s = time.time() - t0
+    if suffix and (out / RESULT).is_file():  # the plain trainings are shared with the default variant, which timed them
+        plain_s = json.loads((out / RESULT).read_text())["plain_s"]
     record = {"seed": seed, "agora": result["dev"][spec.metrics[0]], "plain": max(plain.values()), "agora_steps": total_steps,
               "plain_steps": per_theta * len(thetas), "agora_s": agora_s, "plain_s": plain_s, "rounds": len(result["rounds"]),
               "new_points": sum(r["new_points"] for r in result["rounds"]), "metric": spec.metrics[0],
               "labeller_dev_accuracy": result["rounds"][0]["labeller_dev_accuracy"]}
-    atomic_write_text(out / RESULT, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out / f"result{suffix}.json", json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -80,6 +89,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--space", default=None, help="Agora space (default: the 'default' preset)")
     ap.add_argument("--transform", default="mlm-infill")
+    ap.add_argument("--labeller", choices=("default", "teacher"), default="default",
+                    help="default: round 1's best model; teacher: the fine-tuned teacher of benchmarks/finetune_bench.py "
+                         "(benchmarks/out/finetune/teacher/<task>); its Agora runs go to agora-teacher/, its table to summary-teacher.md")
     ap.add_argument("--infill-model", default=str(ROOT / "benchmarks" / "out" / "extract" / "minilm-mlm"))
     ap.add_argument("--steps", type=int, default=100, help="steps of each Agora training at n > 64")
     ap.add_argument("--steps-small", type=int, default=40, help="steps of each Agora training at n ≤ 64")
@@ -94,27 +106,34 @@ def main() -> None:
             for seed in map(int, args.seeds.split(",")):
                 one(args, task, n, seed)
             # Every seed finished so far, also by other processes running other --seeds.
-            runs = sorted((json.loads(f.read_text()) for f in (args.out / task / str(n)).glob(f"*/{RESULT}")), key=lambda r: r.get("seed", 0))
+            runs = sorted((json.loads(f.read_text()) for f in (args.out / task / str(n)).glob(f"*/result{_suffix(args)}.json")), key=lambda r: r.get("seed", 0))
             rows[f"{task}/{n}"] = {"runs": runs, **{f"{k}_{stat}": fn([r[k] for r in runs]) for k in ("agora", "plain")
                                                     for stat, fn in (("mean", statistics.mean), ("sd", statistics.pstdev))}}
             write_summary(args, rows)  # after every row: a long study shows its progress
-    print((args.out / "summary.md").read_text())
+    print((args.out / f"summary{_suffix(args)}.md").read_text())
+
+
+def _suffix(args: argparse.Namespace) -> str:
+    """The file-name suffix of a labeller variant: its Agora folders, results and summary ('' for the default)."""
+    return "" if args.labeller == "default" else f"-{args.labeller}"
 
 
 def write_summary(args: argparse.Namespace, rows: dict) -> None:
     summary = {"date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores", "settings": vars(args) | {"out": str(args.out)},
                "rows": rows}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    lines = ["| task / n | metric | Agora (mean ± sd) | plain, best of Θ (mean ± sd) | Agora − plain | steps (each) | wall Agora / plain (s) | new points |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    (args.out / f"summary{_suffix(args)}.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    lines = ["| task / n | metric | Agora (mean ± sd) | plain, best of Θ (mean ± sd) | Agora − plain | steps (each) | wall Agora / plain (s) "
+             "| new points | labeller dev acc. |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for key, row in rows.items():
         r0 = row["runs"][0]
         lines.append(f"| {key} | {r0['metric']} | {100 * row['agora_mean']:.1f} ± {100 * row['agora_sd']:.1f} | "
                      f"{100 * row['plain_mean']:.1f} ± {100 * row['plain_sd']:.1f} | {100 * (row['agora_mean'] - row['plain_mean']):+.1f} | "
                      f"{statistics.mean(r['agora_steps'] for r in row['runs']):.0f} | "
                      f"{sum(r['agora_s'] for r in row['runs']):.0f} / {sum(r['plain_s'] for r in row['runs']):.0f} | "
-                     f"{statistics.mean(r['new_points'] for r in row['runs']):.0f} |")
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+                     f"{statistics.mean(r['new_points'] for r in row['runs']):.0f} | "
+                     f"{100 * statistics.mean(r.get('labeller_dev_accuracy') or 0 for r in row['runs']):.1f} |")
+    (args.out / f"summary{_suffix(args)}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

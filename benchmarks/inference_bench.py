@@ -36,13 +36,13 @@ SHAPES = {"BERT-large": "24,16,1024,4096", "Bort (released)": "4,8,1024,768", "B
 
 def headline(out: Path, threads: int, batches: list[int]) -> dict[str, list[dict]]:
     """One interleaved run per batch size; batch 1 gets more samples (its calls are short and noisier)."""
-    out = {}
+    results = {}
     for batch in batches:
         rounds, runs = (8, 3) if batch == 1 else (3, 2)
         doc = bench(BenchConfig(out=out / f"headline-b{batch}", archs=tuple(Arch.parse(a) for a in SHAPES.values()), batches=(batch,), seq=128,
                                 threads=threads, warmup=1, rounds=rounds, runs=runs))
-        out[str(batch)] = doc["results"]
-    return out
+        results[str(batch)] = doc["results"]
+    return results
 
 
 def _dev(folder: str | Path, task: str, threads: int) -> dict[str, float]:
