@@ -25,6 +25,8 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT
+
 from bort.agora.recipe import AgoraConfig, agora
 from bort.agora.space import load_space
 from bort.finetune.recipe import FinetuneConfig, finetune, subset
@@ -32,11 +34,7 @@ from bort.finetune.tasks import get_task, read_split
 from bort.training.loop import OptimConfig
 from bort.utils import atomic_write_text
 
-ROOT = Path(__file__).resolve().parents[1]
-GLUE = ROOT.parent / "shared" / "data" / "glue"
-FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE"}
 RESULT = "result.json"  # the default labeller's; a variant's is result-<labeller>.json
-FINETUNED = ROOT / "benchmarks" / "out" / "finetune"
 
 
 def _steps(folder: Path) -> int:
@@ -47,7 +45,7 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
     """Agora and plain fine-tuning on one seeded subset of n training examples; kept in ``result.json``
     (with its wall times), so a study resumed, or split over processes by seed, reuses it."""
     spec = get_task(f"glue/{task}")
-    data, out = GLUE / FOLDERS[task], args.out / task / str(n) / str(seed)
+    data, out = GLUE / GLUE_FOLDERS[task], args.out / task / str(n) / str(seed)
     suffix = _suffix(args)
     if (out / f"result{suffix}.json").is_file():
         return json.loads((out / f"result{suffix}.json").read_text())
@@ -92,11 +90,11 @@ def main() -> None:
     ap.add_argument("--labeller", choices=("default", "teacher"), default="default",
                     help="default: round 1's best model; teacher: the fine-tuned teacher of benchmarks/finetune_bench.py "
                          "(benchmarks/out/finetune/teacher/<task>); its Agora runs go to agora-teacher/, its table to summary-teacher.md")
-    ap.add_argument("--infill-model", default=str(ROOT / "benchmarks" / "out" / "extract" / "minilm-mlm"))
+    ap.add_argument("--infill-model", default=str(OUT / "extract" / "minilm-mlm"))
     ap.add_argument("--steps", type=int, default=100, help="steps of each Agora training at n > 64")
     ap.add_argument("--steps-small", type=int, default=40, help="steps of each Agora training at n ≤ 64")
     ap.add_argument("--max-seq-len", type=int, default=128)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "agora")
+    ap.add_argument("--out", type=Path, default=OUT / "agora")
     args = ap.parse_args()
     if not GLUE.is_dir():
         raise SystemExit(f"the shared GLUE data is not at {GLUE}; nothing to benchmark")

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT
 
 from bort.finetune import heads
 from bort.finetune.features import encode
@@ -31,13 +32,10 @@ from bort.finetune.tasks import get_task, read_split
 from bort.models.teacher import load_tokenizer
 from bort.training.loop import OptimConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-GLUE = ROOT.parent / "shared" / "data" / "glue"
-FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}
 DEFAULT_MODELS = [
     "teacher=minilm-l6",
-    f"student-d3={ROOT}/benchmarks/out/pretrain/kd_d3_teacher_init",
-    f"student-w={ROOT}/benchmarks/out/pretrain/kd_teacher_init",
+    f"student-d3={OUT}/pretrain/kd_d3_teacher_init",
+    f"student-w={OUT}/pretrain/kd_teacher_init",
 ]
 
 
@@ -50,7 +48,7 @@ def time_dev(folder: Path, task: str, threads: int) -> float:
     """Seconds to predict the whole dev set, fp32, batch 32."""
     spec = get_task(f"glue/{task}")
     model, tok = heads.load(folder, spec), load_tokenizer(folder)
-    feats = encode(spec, read_split(spec, GLUE / FOLDERS[task], "dev"), tok, model.config.bort_max_seq_len)
+    feats = encode(spec, read_split(spec, GLUE / GLUE_FOLDERS[task], "dev"), tok, model.config.bort_max_seq_len)
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     outputs(model, feats, batch_size=32, pad_id=tok.pad_token_id)
@@ -82,7 +80,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the steadiest on a shared machine)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "finetune")
+    ap.add_argument("--out", type=Path, default=FINETUNED)
     args = ap.parse_args()
     if not GLUE.is_dir():
         raise SystemExit(f"the shared GLUE data is not at {GLUE}; nothing to benchmark")
@@ -97,7 +95,7 @@ def main() -> None:
     for task in tasks:  # each task: every model in turn, so the time columns share the machine's state
         results["tasks"][task] = {}
         for name, source in models.items():
-            cfg = FinetuneConfig(model=source, task=f"glue/{task}", data=GLUE / FOLDERS[task], out=args.out / name / task,
+            cfg = FinetuneConfig(model=source, task=f"glue/{task}", data=GLUE / GLUE_FOLDERS[task], out=args.out / name / task,
                                  epochs=args.epochs, train_examples=args.max_train,
                                  batch_size=args.batch_size, optim=OptimConfig(lr=args.lr, weight_decay=0.01, warmup=0.1), progress=False)
             report = finetune(cfg)

@@ -20,17 +20,16 @@ import os
 from datetime import date
 from pathlib import Path
 
+from common import FINETUNED, GLUE, GLUE_FOLDERS, ROOT
+from common import OUT as BENCH_OUT
+
 from bort.arch import Arch
 from bort.export.bench import BenchConfig, bench
 from bort.export.predict import PredictConfig, predict
 from bort.export.runtime import load_predictor
 from bort.utils import atomic_write_text
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "out" / "inference"
-FINETUNED = ROOT / "benchmarks" / "out" / "finetune"
-GLUE = ROOT.parent / "shared" / "data" / "glue"
-FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}
+OUT = BENCH_OUT / "inference"
 SHAPES = {"BERT-large": "24,16,1024,4096", "Bort (released)": "4,8,1024,768", "Bort (paper)": "4,8,768,1024", "BERT-base": "12,12,768,3072"}
 
 
@@ -46,7 +45,7 @@ def headline(out: Path, threads: int, batches: list[int]) -> dict[str, list[dict
 
 
 def _dev(folder: str | Path, task: str, threads: int) -> dict[str, float]:
-    _, metrics = predict(load_predictor(folder, threads=threads), PredictConfig(input=str(GLUE / FOLDERS[task]), task=f"glue/{task}", batch_size=32))
+    _, metrics = predict(load_predictor(folder, threads=threads), PredictConfig(input=str(GLUE / GLUE_FOLDERS[task]), task=f"glue/{task}", batch_size=32))
     return {k: 100 * v for k, v in metrics.items()}
 
 
@@ -55,8 +54,8 @@ def finetuned(out: Path, tasks: list[str], students: list[str], threads: int, ro
     for task in tasks:
         models = {name: FINETUNED / name / task for name in [*students, "teacher"]}
         missing = [str(p) for p in models.values() if not (p / "config.json").is_file()]
-        if missing or not (GLUE / FOLDERS[task]).is_dir():
-            print(f"skip {task}: missing {', '.join(missing) or GLUE / FOLDERS[task]}")
+        if missing or not (GLUE / GLUE_FOLDERS[task]).is_dir():
+            print(f"skip {task}: missing {', '.join(missing) or GLUE / GLUE_FOLDERS[task]}")
             continue
         doc = bench(BenchConfig(out=out / task, models=tuple(str(p) for p in models.values()), batches=(1,), seq=128, threads=threads,
                                 warmup=2, rounds=rounds, runs=3))

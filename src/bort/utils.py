@@ -86,6 +86,19 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def staged_files(folder: Path) -> Iterator[Path]:
+    """Yield a temporary folder inside ``folder`` to fill; if the block succeeds, each of its files is
+    renamed into ``folder``. No file is ever half-written, and the folder's other files stay."""
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".staged."))
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            os.replace(f, folder / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder to fill; it replaces the folder ``path`` only if the block succeeds."""
     path = Path(path)

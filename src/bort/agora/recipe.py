@@ -16,10 +16,8 @@ points, so a killed run resumes at the next round. The best model over all round
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -35,7 +33,7 @@ from bort.finetune.recipe import EVAL, FinetuneConfig, finetune, resolve_device,
 from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
 from bort.models.teacher import load_tokenizer
 from bort.training.loop import OptimConfig
-from bort.utils import atomic_write_text, guard_settings, trim_jsonl
+from bort.utils import atomic_write_text, guard_settings, staged_files, trim_jsonl
 
 RECORDS, POINTS, SETTINGS, TABLE = "agora.json", "agora_points.jsonl", "agora_settings.json", "agora.md"
 
@@ -88,15 +86,10 @@ def _theta_config(base: FinetuneConfig, theta: AgoraTheta, out: Path) -> Finetun
 
 def _copy_model(src: Path, dst: Path) -> None:
     """Put the Hugging Face files (and eval.json) of ``src`` into ``dst``, each renamed into place."""
-    tmp = Path(tempfile.mkdtemp(dir=dst, prefix=".best."))
-    try:
+    with staged_files(dst) as tmp:
         for f in src.iterdir():
             if f.is_file() and not f.name.startswith("finetune"):
                 shutil.copy2(f, tmp / f.name)
-        for f in tmp.iterdir():
-            os.replace(f, dst / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def agora(cfg: AgoraConfig) -> dict:

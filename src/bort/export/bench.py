@@ -30,6 +30,7 @@ from bort.export.onnx import ExportConfig, export_model, export_onnx
 from bort.export.runtime import HEADS, ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, load_torch_model, sample_inputs
 from bort.models.student import student_config
 from bort.models.teacher import position_limit, read_config, resolve_model_path
+from bort.training.loop import autocast_dtype
 from bort.utils import atomic_dir, atomic_file, atomic_write_text
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
@@ -77,7 +78,7 @@ def _slug(name: str) -> str:
 
 
 def _bf16_ok() -> bool:
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return autocast_dtype("auto", torch.device("cpu")) is not None
 
 
 def _add_torch_runtimes(entry: _Entry, model, head, cfg: BenchConfig) -> None:

@@ -119,7 +119,10 @@ class FirstTokenLayer(torch.nn.Module):
 
 @contextlib.contextmanager
 def _first_token_last_layer(model: PreTrainedModel, head: Head):
-    """Swap the last encoder layer for a :class:`FirstTokenLayer` while tracing a sequence-level head."""
+    """Swap the last encoder layer for a :class:`FirstTokenLayer` while tracing a sequence-level head (others: no change)."""
+    if head.kind not in FIRST_TOKEN_HEADS:
+        yield
+        return
     layers = model.base_model.encoder.layer
     last = layers[-1]
     layers[-1] = FirstTokenLayer(last)
@@ -138,8 +141,7 @@ def _trace(model: PreTrainedModel, head: Head, file: Path, opset: int) -> None:
     inputs = sample_inputs(model.config, head, *_TRACE_SHAPE, padded=True)
     # The wrapper goes to eval mode too: the exporter restores the mode it finds on the module it is given.
     wrapper = _Forward(model, head.output).eval()
-    first_token = _first_token_last_layer(model, head) if head.kind in FIRST_TOKEN_HEADS else contextlib.nullcontext()
-    with warnings.catch_warnings(), first_token:
+    with warnings.catch_warnings(), _first_token_last_layer(model, head):
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow fixed by the trace
         torch.onnx.export(
             wrapper, tuple(torch.from_numpy(inputs[n]) for n in INPUT_NAMES), str(file), input_names=list(INPUT_NAMES),

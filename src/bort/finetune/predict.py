@@ -28,8 +28,9 @@ def outputs(model: PreTrainedModel, features: Sequence[Feature], *, batch_size: 
         with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             parts.append(model(**batch).logits.float().cpu())
     model.train(was_training)
-    out = torch.empty_like(torch.cat(parts))
-    out[torch.tensor(order)] = torch.cat(parts)
+    stacked = torch.cat(parts)
+    out = torch.empty_like(stacked)
+    out[torch.tensor(order)] = stacked
     return out.squeeze(-1) if model.config.problem_type == "regression" else out
 
 
