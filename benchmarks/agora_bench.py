@@ -28,11 +28,11 @@ from pathlib import Path
 from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT
 
 from bort.agora.recipe import AgoraConfig, agora
-from bort.agora.space import load_space
+from bort.agora.space import load_agora_space
+from bort.atomic import atomic_write_text
 from bort.finetune.recipe import FinetuneConfig, finetune, subset
 from bort.finetune.tasks import get_task, read_split
 from bort.training.loop import OptimConfig
-from bort.utils import atomic_write_text
 
 RESULT = "result.json"  # the default labeller's; a variant's is result-<labeller>.json
 
@@ -50,7 +50,7 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
     if (out / f"result{suffix}.json").is_file():
         return json.loads((out / f"result{suffix}.json").read_text())
     labeller = str(FINETUNED / "teacher" / task) if args.labeller == "teacher" else None
-    thetas = load_space(args.space)
+    thetas = load_agora_space(args.space)
     steps = args.steps_small if n <= 64 else args.steps  # per training: a fixed budget, not epochs of a growing set
     # One dev evaluation per training, at its end (eval_every past the last step): the study's cost is the trainings.
     base = FinetuneConfig(model=args.model, task=spec.name, data=data, out=out / f"agora{suffix}", steps=steps, train_examples=n, seed=seed,
@@ -58,23 +58,23 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
     t0 = time.time()
     result = agora(AgoraConfig(base=base, thetas=tuple(thetas), labeller=labeller, transform=args.transform, infill_model=args.infill_model))
     agora_s = time.time() - t0
-    folders = [Path(r["best_folder"]).parent / k for r in result["rounds"] for k in r["scores"]]
+    folders = [Path(r.best_folder).parent / k for r in result.rounds for k in r.scores]
     total_steps = sum(_steps(f) for f in folders)
 
     train = subset(read_split(spec, data, "train"), n, seed)
     per_theta = max(1, total_steps // len(thetas))
     t0, plain = time.time(), {}
     for theta in thetas:
-        cfg = replace(base, out=out / "plain" / theta.key, steps=per_theta, train_examples=None, batch_size=theta.batch_size, seed=theta.seed,
+        cfg = replace(base, out=out / "plain" / theta.slug, steps=per_theta, train_examples=None, batch_size=theta.batch_size, seed=theta.seed,
                       optim=OptimConfig(lr=theta.lr, weight_decay=theta.weight_decay, warmup=theta.warmup))
-        plain[theta.key] = finetune(cfg, train_set=train)["dev"][spec.metrics[0]]
+        plain[theta.slug] = finetune(cfg, train_set=train).dev[spec.metrics[0]]
     plain_s = time.time() - t0
     if suffix and (out / RESULT).is_file():  # the plain trainings are shared with the default variant, which timed them
         plain_s = json.loads((out / RESULT).read_text())["plain_s"]
-    record = {"seed": seed, "agora": result["dev"][spec.metrics[0]], "plain": max(plain.values()), "agora_steps": total_steps,
-              "plain_steps": per_theta * len(thetas), "agora_s": agora_s, "plain_s": plain_s, "rounds": len(result["rounds"]),
-              "new_points": sum(r["new_points"] for r in result["rounds"]), "metric": spec.metrics[0],
-              "labeller_dev_accuracy": result["rounds"][0]["labeller_dev_accuracy"]}
+    record = {"seed": seed, "agora": result.dev[spec.metrics[0]], "plain": max(plain.values()), "agora_steps": total_steps,
+              "plain_steps": per_theta * len(thetas), "agora_s": agora_s, "plain_s": plain_s, "rounds": len(result.rounds),
+              "new_points": sum(r.new_points for r in result.rounds), "metric": spec.metrics[0],
+              "labeller_dev_accuracy": result.rounds[0].labeller_dev_accuracy}
     atomic_write_text(out / f"result{suffix}.json", json.dumps(record, indent=2) + "\n")
     return record
 

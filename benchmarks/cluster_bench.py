@@ -40,10 +40,11 @@ import torch
 
 from bort.arch import Arch
 from bort.data.corpus import load_corpus
-from bort.models.mlm_head import HeadConfig, ensure_mlm_head
 from bort.models.teacher import load_teacher
 from bort.search.backends import BackendConfig, LocalPool, open_backend
-from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
+from bort.surrogates.error import ErrorSettings, ErrorSurrogate
+from bort.training.hparams import Theta
+from bort.training.mlm_head import HeadConfig, ensure_mlm_head
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"D": (1, 2), "A": (2, 4), "H": (64, 128), "I": (128, 256)}  # 16 small shapes
@@ -119,7 +120,7 @@ def main() -> None:
     configs = {  # name → (backend factory, worker slots)
         "in-process (1)": (lambda: open_backend(BackendConfig(workers=1), surrogate, "cpu"), 1),
         # One worker process, which `bort extract --workers 1` never uses: the local counterpart of one Ray task in flight.
-        "local, 1 worker process": (lambda: LocalPool(surrogate, ["cpu"], BackendConfig(), None), 1),
+        "local, 1 worker process": (lambda: LocalPool(surrogate, ["cpu"], BackendConfig()), 1),
         "local, 2 workers": (lambda: open_backend(BackendConfig(workers=2), surrogate, "cpu"), 2),
         "ray, 1 in flight": (lambda: open_backend(BackendConfig(kind="ray", workers=1), surrogate, "cpu"), 1),
         "ray, 2 in flight": (lambda: open_backend(BackendConfig(kind="ray", workers=2), surrogate, "cpu"), 2),

@@ -76,7 +76,7 @@ def main() -> None:
 
     # Latency stability: one mid-sized ξ, 10 repeated measurements (each a median of 15 runs).
     from bort.arch import Arch
-    from bort.models.teacher import read_config, resolve_model_path
+    from bort.models.loading import read_config, resolve_model_path
     from bort.surrogates.latency import LatencySettings, measure_latency
     from bort.surrogates.params import count_params
 

@@ -29,7 +29,7 @@ from bort.finetune.features import encode
 from bort.finetune.predict import outputs
 from bort.finetune.recipe import FinetuneConfig, finetune
 from bort.finetune.tasks import get_task, read_split
-from bort.models.teacher import load_tokenizer
+from bort.models.loading import load_tokenizer
 from bort.training.loop import OptimConfig
 
 DEFAULT_MODELS = [
@@ -99,9 +99,9 @@ def main() -> None:
                                  epochs=args.epochs, train_examples=args.max_train,
                                  batch_size=args.batch_size, optim=OptimConfig(lr=args.lr, weight_decay=0.01, warmup=0.1), progress=False)
             report = finetune(cfg)
-            results["tasks"][task][name] = {"dev": report["dev"], "glue": glue_score(task, report["dev"]), "train_s": report["train_s"],
-                                            "steps": report["steps"], "best_step": report["best_step"]}
-            print(f"{task:5s} {name:12s} {report['dev']} train {report['train_s']:.0f} s", flush=True)
+            results["tasks"][task][name] = {"dev": report.dev, "glue": glue_score(task, report.dev), "train_s": report.train_s,
+                                            "steps": report.steps, "best_step": report.best_step}
+            print(f"{task:5s} {name:12s} {report.dev} train {report.train_s:.0f} s", flush=True)
         # Dev-set inference, interleaved twice; the median of the two is kept.
         for name in models:
             times = []

@@ -24,10 +24,10 @@ from common import FINETUNED, GLUE, GLUE_FOLDERS, ROOT
 from common import OUT as BENCH_OUT
 
 from bort.arch import Arch
+from bort.atomic import atomic_write_text
 from bort.export.bench import BenchConfig, bench
 from bort.export.predict import PredictConfig, predict
 from bort.export.runtime import load_predictor
-from bort.utils import atomic_write_text
 
 OUT = BENCH_OUT / "inference"
 SHAPES = {"BERT-large": "24,16,1024,4096", "Bort (released)": "4,8,1024,768", "Bort (paper)": "4,8,768,1024", "BERT-base": "12,12,768,3072"}
@@ -40,7 +40,7 @@ def headline(out: Path, threads: int, batches: list[int]) -> dict[str, list[dict
         rounds, runs = (8, 3) if batch == 1 else (3, 2)
         doc = bench(BenchConfig(out=out / f"headline-b{batch}", archs=tuple(Arch.parse(a) for a in SHAPES.values()), batches=(batch,), seq=128,
                                 threads=threads, warmup=1, rounds=rounds, runs=runs))
-        results[str(batch)] = doc["results"]
+        results[str(batch)] = doc.results
     return results
 
 
@@ -59,8 +59,8 @@ def finetuned(out: Path, tasks: list[str], students: list[str], threads: int, ro
             continue
         doc = bench(BenchConfig(out=out / task, models=tuple(str(p) for p in models.values()), batches=(1,), seq=128, threads=threads,
                                 warmup=2, rounds=rounds, runs=3))
-        for who, info in zip(models, doc["models"]):
-            latency = {r["runtime"]: r["median_ms"] for r in doc["results"] if r["model"] == info["name"]}
+        for who, info in zip(models, doc.models):
+            latency = {r["runtime"]: r["median_ms"] for r in doc.results if r["model"] == info["name"]}
             dev = {"torch-fp32": _dev(models[who], task, threads)}
             dev.update({rt: _dev(info[rt]["folder"], task, threads) for rt in ("onnx-fp32", "onnx-int8")})
             rows.append({"task": task, "model": who, "arch": info["arch"], "params": info["params"], "latency_ms": latency, "dev": dev})

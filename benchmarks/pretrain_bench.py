@@ -19,9 +19,13 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from bort.distill import PretrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 WIKITEXT = ROOT.parent / "shared" / "data" / "corpus" / "wikitext-103"
@@ -60,7 +64,7 @@ def hf_trainer_tokens_per_s(teacher_dir: Path, student_cfg, corpus, steps: int, 
 
 
 def bort_run(out: Path, *, teacher: str, student: str, steps: int, batch: int, loss: str = "kd", init: str = "random",
-             bf16: str = "auto", eval_every: int | None = None, seed: int = 0) -> tuple[dict, float]:
+             bf16: str = "auto", eval_every: int | None = None, seed: int = 0) -> tuple[PretrainResult, float]:
     """One `bort pretrain` through the library entry; returns its report and the training wall time."""
     import shutil
 
@@ -91,7 +95,8 @@ def main() -> None:
         sys.exit("run benchmarks/extract_fptas.py first: it prepares the MiniLM MLM teacher and extracts the student")
     args.out.mkdir(parents=True, exist_ok=True)
     from bort.data.corpus import load_corpus
-    from bort.models.teacher import load_teacher, read_config
+    from bort.models.loading import read_config
+    from bort.models.teacher import load_teacher
 
     teacher = load_teacher(args.teacher)
     corpus = load_corpus(str(WIKITEXT), teacher.tokenizer, seq_len=128)
@@ -118,13 +123,13 @@ def main() -> None:
     for name, kw in (("kd_random", {}), ("mlm_random", {"loss": "mlm"}), ("kd_teacher_init", {"init": "teacher"})):
         report, wall = bort_run(args.out / name, teacher=str(args.teacher), student=str(args.student), steps=args.steps, batch=args.batch,
                                 eval_every=max(1, args.steps // 5), **kw)
-        runs[name] = {"steps": args.steps, "wall_s": wall, "mlm_accuracy": report["mlm_accuracy"], "kd_ce": report["kd_ce"],
-                      "s_per_million_tokens": wall / (report["tokens_seen"] / 1e6)}
+        runs[name] = {"steps": args.steps, "wall_s": wall, "mlm_accuracy": report.mlm_accuracy, "kd_ce": report.kd_ce,
+                      "s_per_million_tokens": wall / (report.tokens_seen / 1e6)}
     equal_wall_steps = int(args.steps * runs["kd_random"]["wall_s"] / runs["mlm_random"]["wall_s"])
     report, wall = bort_run(args.out / "mlm_equal_wall", teacher=str(args.teacher), student=str(args.student), steps=equal_wall_steps,
                             batch=args.batch, loss="mlm", eval_every=max(1, equal_wall_steps // 5))
-    runs["mlm_equal_wall"] = {"steps": equal_wall_steps, "wall_s": wall, "mlm_accuracy": report["mlm_accuracy"], "kd_ce": report["kd_ce"],
-                              "s_per_million_tokens": wall / (report["tokens_seen"] / 1e6)}
+    runs["mlm_equal_wall"] = {"steps": equal_wall_steps, "wall_s": wall, "mlm_accuracy": report.mlm_accuracy, "kd_ce": report.kd_ce,
+                              "s_per_million_tokens": wall / (report.tokens_seen / 1e6)}
 
     summary = {"date": str(date.today()), "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, torch threads {torch.get_num_threads()}",
                "student": str(args.student), "student_arch": [student_cfg.num_hidden_layers, student_cfg.num_attention_heads, student_cfg.hidden_size,

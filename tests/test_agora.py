@@ -12,14 +12,16 @@ import torch
 from test_finetune import _cfg, write_rte, write_stsb
 
 import bort.agora.recipe as agora_mod
-from bort.agora.recipe import AgoraConfig, _labels, _new_points, agora
-from bort.agora.space import AgoraTheta, grid, load_space, prune
+from bort.agora.recipe import AgoraConfig, AgoraResult, _labels, _new_points, agora
+from bort.agora.space import load_agora_space, prune
 from bort.agora.transforms import make_transform
 from bort.errors import BortError
 from bort.finetune import heads
 from bort.finetune.tasks import get_task, read_split
+from bort.training.hparams import FIELDS, Theta, build_thetas, expand
 
-THETAS = (AgoraTheta(1e-3, 0.01, 0.1, 16, 0), AgoraTheta(1e-3, 0.01, 0.1, 16, 1))
+THETAS = (Theta(lr=1e-3, weight_decay=0.01, warmup=0.1, batch_size=16, seed=0),
+          Theta(lr=1e-3, weight_decay=0.01, warmup=0.1, batch_size=16, seed=1))
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def _agora(model: Path, data: Path, out: Path, **kw) -> AgoraConfig:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, dict]:
+def run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, AgoraResult]:
     out = tmp_path_factory.mktemp("agora") / "F"
     return out, agora(_agora(bert_teacher, rte, out))
 
@@ -42,29 +44,30 @@ def run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, dict]:
 
 
 def test_pruning_halves_theta_every_round():
-    thetas = grid({"lr": [1e-4, 5e-5], "weight_decay": [0.0, 0.1], "warmup": [0.1], "batch_size": [8, 16], "seed": [0]})
+    thetas = build_thetas(expand({"lr": [1e-4, 5e-5], "weight_decay": [0.0, 0.1], "warmup": [0.1], "batch_size": [8, 16], "seed": [0]}),
+                          required=FIELDS)
     sizes = [len(thetas)]
     while thetas:
-        scores = {t.key: t.lr * 1e4 + t.batch_size + t.weight_decay for t in thetas}  # a strict order
+        scores = {t.slug: t.lr * 1e4 + t.batch_size + t.weight_decay for t in thetas}  # a strict order
         kept = prune(thetas, scores)
-        assert all(scores[k.key] >= max(scores[t.key] for t in thetas if t not in kept) for k in kept)  # the better half
+        assert all(scores[k.slug] >= max(scores[t.slug] for t in thetas if t not in kept) for k in kept)  # the better half
         thetas = kept
         sizes.append(len(thetas))
     assert sizes == [8, 4, 2, 1, 0]
-    assert prune(THETAS, {t.key: 0.5 for t in THETAS}) == [THETAS[0]]  # ties keep Θ's order
+    assert prune(THETAS, {t.slug: 0.5 for t in THETAS}) == [THETAS[0]]  # ties keep Θ's order
 
 
 def test_space_presets_and_files(tmp_path):
-    assert len(load_space(None)) == 4 and len(load_space("bort-paper")) == 3 * 4 * 4 * 2 * 5
+    assert len(load_agora_space(None)) == 4 and len(load_agora_space("bort-paper")) == 3 * 4 * 4 * 2 * 5
     path = tmp_path / "space.yaml"
     path.write_text("lr: [1e-4, 2e-5]\nweight_decay: 0.0\nwarmup: [0.1]\nbatch_size: [8]\nseed: [0, 1, 2]\n")
-    space = load_space(str(path))
-    assert len(space) == 6 and space[0] == AgoraTheta(1e-4, 0.0, 0.1, 8, 0)
+    space = load_agora_space(str(path))
+    assert len(space) == 6 and space[0] == Theta(lr=1e-4, weight_decay=0.0, warmup=0.1, batch_size=8, seed=0)
     path.write_text("lr: [1e-4]\n")
     with pytest.raises(BortError, match="missing"):
-        load_space(str(path))
+        load_agora_space(str(path))
     with pytest.raises(BortError, match="does not exist"):
-        load_space(str(tmp_path / "nope.yaml"))
+        load_agora_space(str(tmp_path / "nope.yaml"))
 
 
 # ------------------------------------------------------------------ transformations
@@ -111,7 +114,7 @@ def test_new_points_never_duplicate_or_reach_dev_and_take_the_labellers_labels(t
     out, _ = run
     task = get_task("glue/rte")
     train, dev = read_split(task, rte, "train"), read_split(task, rte, "dev")
-    labeller = out / "rounds" / "0" / THETAS[0].key
+    labeller = out / "rounds" / "0" / THETAS[0].slug
     mistakes = dev[:10] + dev[:10]  # repeated inputs must not give repeated points
     cfg = _agora(labeller, rte, tmp_path / "x", variants=3)
     seen = {ex.texts for ex in train + dev}
@@ -134,9 +137,9 @@ def test_a_given_labeller_labels_the_new_points(tmp_path, bert_teacher, rte):
         (tmp_path / "L" / f).symlink_to(bert_teacher / f)
     result = agora(_agora(bert_teacher, rte, tmp_path / "F", labeller=str(tmp_path / "L"), max_rounds=1))
     points = [json.loads(line) for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
-    assert result["rounds"][0]["new_points"] == len(points) > 0
+    assert result.rounds[0].new_points == len(points) > 0
     assert {p["label"] for p in points} == {"not_entailment"}
-    assert result["rounds"][0]["labeller_dev_accuracy"] == sum(ex.label == "not_entailment" for ex in read_split("glue/rte", rte, "dev")) / 40
+    assert result.rounds[0].labeller_dev_accuracy == sum(ex.label == "not_entailment" for ex in read_split("glue/rte", rte, "dev")) / 40
 
 
 # ------------------------------------------------------------------ whole runs
@@ -150,7 +153,7 @@ def test_agora_end_to_end(run):
     assert records[0]["labeller"] == records[0]["best_folder"]  # the first round's best labels by default
     assert records[0]["labeller_dev_accuracy"] == records[0]["best_metric"]
     best = max(records, key=lambda r: r["best_metric"])
-    assert json.loads((out / "eval.json").read_text())["accuracy"] == best["best_metric"] == result["dev"]["accuracy"]
+    assert json.loads((out / "eval.json").read_text())["accuracy"] == best["best_metric"] == result.dev["accuracy"]
     table = (out / "agora.md").read_text().splitlines()
     assert table[2].startswith("| round") and len(table) == 4 + len(records)
     assert (out / "model.safetensors").read_bytes() == (Path(best["best_folder"]) / "model.safetensors").read_bytes()
@@ -174,7 +177,7 @@ def test_killed_between_rounds_resumes_at_the_next_round(tmp_path, monkeypatch, 
     resumed = agora(_agora(bert_teacher, rte, tmp_path / "F"))
     assert all("/rounds/1/" in str(c) for c in calls) and len(calls) == 1  # round 0 is not trained again
     strip = lambda recs: [{k: v for k, v in r.items() if k not in ("best_folder", "labeller")} for r in recs]
-    assert strip(resumed["rounds"]) == strip(run[1]["rounds"])
+    assert strip(resumed.to_dict()["rounds"]) == strip(run[1].to_dict()["rounds"])
 
 
 def test_killed_after_a_rounds_points_before_its_record_makes_them_once(tmp_path, monkeypatch, bert_teacher, rte, run):
@@ -193,7 +196,7 @@ def test_killed_after_a_rounds_points_before_its_record_makes_them_once(tmp_path
     monkeypatch.setattr(agora_mod, "atomic_write_text", real)
     resumed = agora(_agora(bert_teacher, rte, tmp_path / "F"))
     idx = [json.loads(line)["idx"] for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
-    assert len(idx) == len(set(idx)) == sum(r["new_points"] for r in resumed["rounds"])
+    assert len(idx) == len(set(idx)) == sum(r.new_points for r in resumed.rounds)
 
 
 def test_regression_and_multiple_choice_are_refused(tmp_path, bert_teacher):

@@ -2,7 +2,8 @@
 ê for every candidate, retry a training whose worker dies, and resume a run like the in-process path.
 
 Every run is ε = 1 with FLOPs (not wall-clock) latency, so all runs see exactly the same 14
-eligible candidates of the tiny space, and the ê values can be compared one by one.
+eligible candidates of the tiny space, and the ê values can be compared one by one. A worker is
+killed by handing the backend a :class:`crash_hooks.CrashOnce` surrogate: bort has no crash hook.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ import os
 import pickle
 import socket
 import sqlite3
+from pathlib import Path
 
 import pytest
+from crash_hooks import CrashOnce
 
 from bort.arch import Arch
 from bort.cli import main
 from bort.data.corpus import load_corpus
 from bort.errors import BortError
 from bort.models.teacher import load_teacher
-from bort.search.backends import CRASH_HOOK, BackendConfig
+from bort.search import recipe
+from bort.search.backends import BackendConfig, LocalPool
 from bort.search.ray_backend import check_address
-from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
+from bort.surrogates.error import ErrorSettings, ErrorSurrogate
+from bort.training.hparams import Theta
 
 ELIGIBLE = 14
 
@@ -50,9 +55,17 @@ def assert_same_errors(out, reference) -> None:
 
 
 def crash_once(monkeypatch, tmp_path, arch_key: str):
-    """Arm the test hook: the first worker process to start that ξ exits abruptly; returns the marker."""
+    """Arm the crash for this test's ``bort extract`` runs: the first worker process to start that ξ exits abruptly.
+
+    The run's backend is opened on a :class:`CrashOnce` copy of the run's surrogate; returns the marker file.
+    """
     marker = tmp_path / "crashed"
-    monkeypatch.setenv(CRASH_HOOK, f"{arch_key}@{marker}")
+    real = recipe.open_backend
+
+    def open_crashing(cfg: BackendConfig, surrogate: ErrorSurrogate, device: str):
+        return real(cfg, CrashOnce.wrap(surrogate, arch_key, marker), device)
+
+    monkeypatch.setattr(recipe, "open_backend", open_crashing)
     return marker
 
 
@@ -106,6 +119,22 @@ def test_local_workers_match_in_process_and_retry_a_dead_worker(tmp_path, monkey
     assert result["best"] == json.loads((reference / "result.json").read_text(encoding="utf-8"))["best"]
 
 
+def test_local_pool_gives_up_after_the_retries(tmp_path, bert_teacher, corpus_file):
+    """With --retries 0 a local worker's first death is final: one line naming the candidate and the fix."""
+    teacher = load_teacher(bert_teacher)
+    theta, arch, marker = Theta(batch_size=4), Arch(1, 2, 32, 64), tmp_path / "crashed"
+    settings = ErrorSettings(steps=3, eval_sequences=8, eval_batch_size=4, thetas=(theta,))
+    surrogate = ErrorSurrogate(teacher, load_corpus(corpus_file, teacher.tokenizer, seq_len=32), settings)
+    pool = LocalPool(CrashOnce.wrap(surrogate, arch.key, marker).prepare(), ["cpu"], BackendConfig(retries=0))
+    try:
+        with pytest.raises(BortError, match=r"^the training of ⟨1,2,32,64⟩ \(lr=0.001,batch_size=4,warmup=0.1\) was lost with its worker, "
+                                            r"1 attempt\(s\); see the log above, or raise --retries$"):
+            list(pool.map([(arch, theta)]))
+    finally:
+        pool.close()
+    assert marker.exists(), "the crash hook never fired"
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A real two-CPU Ray cluster on 127.0.0.1, started by the test (bort joins it, and leaves it running)."""
@@ -113,7 +142,10 @@ def ray_cluster():
     # imported, and inherited by its processes) keeps every address on the loopback.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'ray>=2.9' (make test installs it)")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="warning", log_to_driver=False)
+    # Ray's workers get tests/ on their path, so that they can unpickle a crash_hooks.CrashOnce surrogate.
+    path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="warning", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
     yield ray
     ray.shutdown()

@@ -121,16 +121,17 @@ def test_failed_first_attempt_does_not_lock_the_folder(tmp_path, capsys, extract
 def test_theta_file_grid_and_errors(tmp_path):
     """A Θ grid expands to the product of its lists; a bad key or value is one BortError."""
     from bort.errors import BortError
-    from bort.surrogates.error import Theta, load_thetas
+    from bort.surrogates.error import THETA_FIELDS
+    from bort.training.hparams import Theta, load_thetas
 
     grid = tmp_path / "grid.yaml"
     grid.write_text("lr: [1e-3, 5e-4]\nbatch_size: [4, 8]\n")
-    thetas = load_thetas(grid)
+    thetas = load_thetas(grid, allowed=THETA_FIELDS)
     assert len(thetas) == 4 and Theta(lr=5e-4, batch_size=8) in thetas
     for text in ("momentum: [0.9]\n", "- {lr: fast}\n", "[]\n", "lr: [1e-3\n"):
         bad = tmp_path / "bad.yaml"
         bad.write_text(text)
         with pytest.raises(BortError):
-            load_thetas(bad)
+            load_thetas(bad, allowed=THETA_FIELDS)
     with pytest.raises(BortError, match="does not exist"):
-        load_thetas(tmp_path / "missing.yaml")
+        load_thetas(tmp_path / "missing.yaml", allowed=THETA_FIELDS)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bort.data.corpus import load_corpus, pack, read_texts, tokenize_documents
-from bort.data.masking import batch_stream, fixed_masked_batches, mask_tokens
+from bort.data.masking import fixed_masked_batches, mask_tokens, masked_batch_stream
 from bort.errors import BortError
 
 
@@ -72,8 +72,8 @@ def unmask(batch) -> torch.Tensor:
 def test_batch_stream_start_skips_batches(tok, start):
     """``start=k`` is the same stream with its first k batches dropped, across epoch boundaries."""
     blocks = random_blocks(tok, 10, 16)  # 2 batches of 4 per epoch (the last 2 blocks wait)
-    full = list(itertools.islice(batch_stream(blocks, tok, 4, seed=5), start + 4))
-    resumed = list(itertools.islice(batch_stream(blocks, tok, 4, seed=5, start=start), 4))
+    full = list(itertools.islice(masked_batch_stream(blocks, tok, 4, seed=5), start + 4))
+    resumed = list(itertools.islice(masked_batch_stream(blocks, tok, 4, seed=5, start=start), 4))
     for a, b in zip(full[start:], resumed, strict=True):
         assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.labels, b.labels)
 
@@ -81,10 +81,10 @@ def test_batch_stream_start_skips_batches(tok, start):
 def test_batch_stream_epochs_are_permutations(tok):
     blocks = random_blocks(tok, 12, 16)
     rows = {tuple(r.tolist()) for r in blocks}
-    epoch = list(itertools.islice(batch_stream(blocks, tok, 4, seed=1), 3))
+    epoch = list(itertools.islice(masked_batch_stream(blocks, tok, 4, seed=1), 3))
     seen = [tuple(r.tolist()) for b in epoch for r in unmask(b)]
     assert len(seen) == 12 and set(seen) == rows  # every block once per epoch
-    other = list(itertools.islice(batch_stream(blocks, tok, 4, seed=2), 3))
+    other = list(itertools.islice(masked_batch_stream(blocks, tok, 4, seed=2), 3))
     assert [tuple(r.tolist()) for b in other for r in unmask(b)] != seen  # another seed, another order
 
 

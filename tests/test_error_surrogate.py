@@ -9,8 +9,9 @@ import pytest
 from bort.arch import Arch
 from bort.data.corpus import load_corpus
 from bort.models.teacher import load_teacher
-from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
+from bort.surrogates.error import ErrorSettings, ErrorSurrogate
 from bort.training.evaluate import evaluate_mlm
+from bort.training.hparams import Theta
 
 
 @pytest.fixture(scope="module")

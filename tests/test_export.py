@@ -19,7 +19,8 @@ from bort.cli import main
 from bort.errors import BortError
 from bort.export import onnx as onnx_export
 from bort.export.onnx import ExportConfig, export_onnx
-from bort.export.runtime import OnnxPredictor, load_predictor, load_torch_model, sample_inputs
+from bort.export.runtime import OnnxPredictor, load_predictor, sample_inputs
+from bort.models.loading import load_model
 
 LABELS = {0: "negative", 1: "positive"}
 _POS, _NEG = ["good", "great", "love", "happy"], ["bad", "awful", "hate", "sad"]
@@ -83,16 +84,16 @@ def _predict(folder, texts) -> np.ndarray:
 def test_fp32_export_matches_pytorch_on_other_shapes(classifier, tmp_path):
     out = tmp_path / "onnx"
     info = export_onnx(ExportConfig(model=str(classifier), out=out))
-    assert info["check"]["max_relative_error"] < 1e-4
+    assert info.check["max_relative_error"] < 1e-4
     # Layer 1 of 2 fuses into Attention; the last runs for the first token only (unfused). No SkipLayerNormalization (slower).
-    assert info["first_token_last_layer"] and info["fused_operators"].get("Attention") == 1
-    assert "SkipLayerNormalization" not in info["fused_operators"] and info["fused_operators"]["LayerNormalization"] == 4
+    assert info.first_token_last_layer and info.fused_operators.get("Attention") == 1
+    assert "SkipLayerNormalization" not in info.fused_operators and info.fused_operators["LayerNormalization"] == 4
     assert {p.name for p in out.iterdir()} >= {"model.onnx", "config.json", "export.json", "tokenizer.json"}
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"} and config["bort_task"] == "glue/sst2"
     AutoTokenizer.from_pretrained(out)  # self-contained
     onnx_model = load_predictor(out)
-    model, head, _ = load_torch_model(classifier)
+    model, head, _ = load_model(classifier)
     for batch, seq in ((1, 5), (5, 41), (7, 64)):  # none of them the traced 2×16
         inputs = sample_inputs(model.config, head, batch, seq, padded=True, seed=batch)
         want = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits.detach().numpy()
@@ -103,7 +104,7 @@ def test_fp32_export_matches_pytorch_on_other_shapes(classifier, tmp_path):
 def test_first_token_last_layer_gives_the_models_logits(family, classifier, roberta_teacher, tmp_path):
     """The last layer computed for the first token only equals the whole layer where the head reads (padded batches)."""
     folder = classifier if family == "bert" else _roberta_classifier(roberta_teacher, tmp_path / "cls")
-    model, head, _ = load_torch_model(folder, eager_attention=True)
+    model, head, _ = load_model(folder, eager_attention=True)
     feed = {k: torch.from_numpy(v) for k, v in sample_inputs(model.config, head, 4, 19, padded=True, seed=3).items()}
     assert feed["attention_mask"].min() == 0  # padding present
     want = model(**feed).logits
@@ -118,7 +119,7 @@ def test_int8_keeps_the_dev_accuracy(classifier, tmp_path):
     """Issue 6's parity rule on a fine-tuned model: int8 within 1 point of fp32 on held-out data."""
     export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "fp32"))
     info = export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "int8", quantize="int8"))
-    assert info["quantize"] == "int8" and info["check"]["metric"] == "rms_relative_error" and info["check"]["error"] < 0.05
+    assert info.quantize == "int8" and info.check["metric"] == "rms_relative_error" and info.check["error"] < 0.05
     texts, labels = _sentences(400, seed=1)
     torch_pred, fp32, int8 = (_predict(f, texts) for f in (classifier, tmp_path / "fp32", tmp_path / "int8"))
     accuracy = {name: float((p == np.array(labels)).mean()) for name, p in (("torch", torch_pred), ("fp32", fp32), ("int8", int8))}
@@ -148,8 +149,8 @@ def test_other_heads_and_roberta(roberta_teacher, bert_teacher_nohead, bert_toke
                "roberta-cls": _roberta_classifier(roberta_teacher, tmp_path / "roberta-src")}
     for name, src in sources.items():
         info = export_onnx(ExportConfig(model=str(src), out=tmp_path / name, quantize="int8" if name == "mc" else "none"))
-        assert info["check"]["error"] < info["check"]["tolerance"], name
-        assert info["first_token_last_layer"] == (name in ("mc", "roberta-cls")), name
+        assert info.check["error"] < info.check["tolerance"], name
+        assert info.first_token_last_layer == (name in ("mc", "roberta-cls")), name
     assert json.loads((tmp_path / "encoder" / "export.json").read_text())["output"] == "last_hidden_state"
     predictor = load_predictor(tmp_path / "mc")
     assert predictor.run(sample_inputs(predictor.config, predictor.head, 3, 10, padded=True)).shape == (3, 2)
@@ -242,8 +243,8 @@ def test_large_graphs_skip_shape_inference(classifier, tmp_path, monkeypatch):
     """Above the size limit (BERT-large) attention stays unfused, and the export is still exact."""
     monkeypatch.setattr(onnx_export, "_SHAPE_INFERENCE_MAX_BYTES", 0)
     info = export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "big"))
-    assert "Attention" not in info["fused_operators"] and info["fused_operators"]["LayerNormalization"] == 5  # the embeddings' too
-    assert info["check"]["max_relative_error"] < 1e-4
+    assert "Attention" not in info.fused_operators and info.fused_operators["LayerNormalization"] == 5  # the embeddings' too
+    assert info.check["max_relative_error"] < 1e-4
 
 
 def test_predict_regression_and_multiple_choice(bert_tokenizer, tmp_path, capsys):

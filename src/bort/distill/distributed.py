@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from bort.training.run import resolve_device
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -43,7 +45,7 @@ def setup(device: str) -> Dist:
     """Join the process group if a launcher started us; pick this process's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    use_cuda = resolve_device(device).type == "cuda"
     dev = torch.device(f"cuda:{local}" if use_cuda and world > 1 else ("cuda" if use_cuda else "cpu"))
     if use_cuda:
         torch.cuda.set_device(dev)

@@ -7,8 +7,6 @@ evaluation, checkpoints and progress in one ``on_step`` → the Hugging Face fol
 from __future__ import annotations
 
 import json
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,48 +15,51 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from bort.arch import Arch
-from bort.data.corpus import load_corpus
-from bort.data.masking import MaskedBatch, batch_stream, fixed_masked_batches
+from bort.data.corpus import CORPUS, SEQ_LEN, load_corpus
+from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
 from bort.distill.distributed import Dist, setup, teardown
 from bort.distill.init import init_from_teacher
-from bort.errors import BortError, TrainingDiverged
+from bort.errors import BortError
 from bort.models.folder import save_model_folder
-from bort.models.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
+from bort.models.loading import TEACHER, read_config
 from bort.models.student import build_student, masked_logits, student_config
-from bort.models.teacher import load_teacher, read_config
-from bort.training.checkpoint import load_checkpoint, save_checkpoint
+from bort.models.teacher import load_teacher
+from bort.options import nested, opt
+from bort.records import Record
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
 from bort.training.losses import DistillLoss
-from bort.utils import guard_settings, trim_jsonl
+from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
+from bort.training.run import BF16, DEVICE, PROGRESS, SEED, Clock, RunFolder, fingerprint
 
-CHECKPOINT, METRICS, SETTINGS, REPORT = "checkpoint", "metrics.jsonl", "pretrain_settings.json", "pretrain.json"
+METRICS, REPORT = "metrics.jsonl", "pretrain.json"
 
 
 @dataclass(frozen=True)
 class PretrainConfig:
     """Everything ``bort pretrain`` takes. ``batch_size`` is the global batch of one micro-step."""
 
-    out: Path
-    teacher: str = "minilm-l6"
-    corpus: str = "builtin"
-    student: str | None = None
-    arch: Arch | None = None
-    init: str = "random"
+    out: Path = field(metadata=opt("output folder (a Hugging Face model folder); re-running resumes it"))
+    teacher: str = field(default="minilm-l6", metadata=TEACHER)
+    corpus: str = field(default="builtin", metadata=CORPUS)
+    student: str | None = field(default=None, metadata=opt("a folder with the student's config.json, e.g. RUN/best from bort extract",
+                                                           group="student"))
+    arch: Arch | None = field(default=None, metadata=opt("the student's shape D,A,H,I, e.g. 4,8,768,1024", parse=Arch.parse, group="student"))
+    init: str = field(default="random", metadata=opt("random init, or slices of the teacher", choices=("random", "teacher")))
     loss: DistillLoss = field(default_factory=DistillLoss)
-    steps: int = 1000
-    batch_size: int = 32
-    accumulate: int = 1
+    steps: int = field(default=1000, metadata=opt("optimiser steps"))
+    batch_size: int = field(default=32, metadata=opt("global batch size of one micro-step"))
+    accumulate: int = field(default=1, metadata=opt("micro-steps per optimiser step (gradient accumulation)"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup=0.05))
-    seq_len: int = 128
-    save_every: int = 200
-    eval_every: int = 200
-    eval_sequences: int = 64
-    seed: int = 0
-    bf16: str = "auto"
-    device: str = "auto"
-    head: HeadConfig = field(default_factory=HeadConfig)
-    progress: bool = True
+    seq_len: int = field(default=128, metadata=SEQ_LEN)
+    save_every: int = field(default=200, metadata=opt("checkpoint every K steps"))
+    eval_every: int = field(default=200, metadata=opt("evaluate on the held-out slice every K steps"))
+    eval_sequences: int = field(default=64, metadata=opt("held-out sequences of the evaluation"))
+    seed: int = field(default=0, metadata=SEED)
+    bf16: str = field(default="auto", metadata=BF16)
+    device: str = field(default="auto", metadata=DEVICE)
+    head: HeadConfig = field(default_factory=HeadConfig, metadata=nested(prefix="head-", only=("steps",), inherit={"seed": "seed"}))
+    progress: bool = field(default=True, metadata=PROGRESS)
 
     def __post_init__(self) -> None:
         if (self.student is None) == (self.arch is None):
@@ -70,11 +71,21 @@ class PretrainConfig:
         if min(self.steps, self.batch_size, self.accumulate, self.save_every, self.eval_every, self.eval_sequences) < 1:
             raise BortError("--steps, --batch-size, --accumulate, --save-every, --eval-every and --eval-sequences must be at least 1")
 
-    def fingerprint(self) -> dict:
-        """The settings a resumed run must share with the original (all but progress bars)."""
-        d = asdict(self)
-        d.pop("progress")
-        return json.loads(json.dumps(d, default=str))
+
+@dataclass(frozen=True)
+class PretrainResult(Record):
+    """``pretrain.json``: the schedule, the wall time, the student and its loss, and its held-out masked-LM metrics."""
+
+    steps: int
+    tokens_seen: int
+    wall_s: float
+    world_size: int
+    bf16: bool
+    arch: dict[str, int]
+    init: str
+    loss: dict[str, float]
+    mlm_accuracy: float | None
+    kd_ce: float | None
 
 
 def _student_config(cfg: PretrainConfig, teacher_config):
@@ -97,7 +108,7 @@ class _MaskedLM(torch.nn.Module):
         return masked_logits(self.model, input_ids, positions)
 
 
-def pretrain(cfg: PretrainConfig) -> dict:
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Distil the teacher into the student; resumes from ``OUT/checkpoint`` when there is one."""
     d = setup(cfg.device)
     try:
@@ -106,13 +117,10 @@ def pretrain(cfg: PretrainConfig) -> dict:
         teardown(d)
 
 
-def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise BortError(f"--out '{out}' is a file: give a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    if d.main:
-        guard_settings(out / SETTINGS, cfg.fingerprint(), resuming=(out / CHECKPOINT).is_dir())
+def _pretrain(cfg: PretrainConfig, d: Dist) -> PretrainResult:
+    run = RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main)
+    out = run.out
+    run.guard(fingerprint(cfg))
     if cfg.batch_size % d.world:
         raise BortError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
 
@@ -131,14 +139,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
     if cfg.init == "teacher":
         init_from_teacher(student, teacher.model)
     optimizer, scheduler = build_optimizer(student, cfg.optim, cfg.steps)
-    state = TrainState()
-    if (out / CHECKPOINT).is_dir():
-        state, _ = load_checkpoint(out / CHECKPOINT, student, optimizer, scheduler)
-        if d.main:
-            trim_jsonl(out / METRICS, state.step)
-            tqdm.write(f"resuming from step {state.step} of {cfg.steps}", file=sys.stderr)
-    else:
-        torch.manual_seed(cfg.seed + 1 + d.rank)  # dropout RNG
+    state, _ = run.resume(student, optimizer, scheduler, seed=cfg.seed + 1 + d.rank, total=cfg.steps)
     model = _MaskedLM(student)
     if d.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
@@ -147,7 +148,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
     eval_lp = teacher_logprobs(teacher.model, eval_batches) if d.main else None
     autocast = autocast_dtype(cfg.bf16, d.device)
     per_rank = cfg.batch_size // d.world
-    batches = batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed, start=state.step * cfg.accumulate)
+    batches = masked_batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed, start=state.step * cfg.accumulate)
 
     def loss_fn(batch: MaskedBatch) -> torch.Tensor:
         """This rank's shard of the global batch, normalised by the global masked count."""
@@ -162,46 +163,45 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> dict:
             teacher_logits = teacher_logits.clone()
         return cfg.loss(model(shard.input_ids, shard.positions), shard.targets, teacher_logits, count=count)
 
-    started, first_step, prior = time.time(), state.step, state.elapsed
+    clock, first_step = Clock(state.elapsed), state.step
     tokens_per_step = cfg.batch_size * cfg.accumulate * cfg.seq_len
     bar = tqdm(total=cfg.steps, initial=state.step, desc="pretrain", unit="step", disable=not (cfg.progress and d.main))
     last: dict = {}
-    saved = {"step": state.step if (out / CHECKPOINT).is_dir() else None}
+    saved = {"step": state.step if run.resuming else None}
 
     def on_step(st: TrainState, loss: float) -> None:
-        st.elapsed = prior + time.time() - started
-        rate = (st.step - first_step) * tokens_per_step / max(1e-9, time.time() - started)
+        st.elapsed = clock()
+        rate = (st.step - first_step) * tokens_per_step / max(1e-9, clock.session())
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
         if d.main and (st.step % cfg.eval_every == 0 or st.step == cfg.steps):
             last.update(step=st.step, loss=loss, tokens=st.step * tokens_per_step, **evaluate_mlm(student, eval_batches, eval_lp))
             student.train()
-            with open(out / METRICS, "a", encoding="utf-8") as f:
-                f.write(json.dumps(last) + "\n")
+            run.log(last)
         if st.step % cfg.save_every == 0 or st.step == cfg.steps:
-            if d.main:
-                save_checkpoint(out / CHECKPOINT, student, optimizer, scheduler, st)
+            run.save(student, optimizer, scheduler, st)
             saved["step"] = st.step
             d.barrier()
 
-    try:
-        train(model, loss_fn, batches, steps=cfg.steps, optim=cfg.optim, accumulate=cfg.accumulate, autocast=autocast,
-              state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
-    except TrainingDiverged as exc:
-        kept = "no checkpoint was saved yet" if saved["step"] is None else f"the last good checkpoint (step {saved['step']}) is kept in {out / CHECKPOINT}"
-        raise TrainingDiverged(f"{exc}; {kept}") from None
-    finally:
-        bar.close()
+    def kept() -> str:
+        return "no checkpoint was saved yet" if saved["step"] is None else f"the last good checkpoint (step {saved['step']}) is kept in {run.checkpoint}"
+
+    with run.diverged(kept):
+        try:
+            train(model, loss_fn, batches, steps=cfg.steps, optim=cfg.optim, accumulate=cfg.accumulate, autocast=autocast,
+                  state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
+        finally:
+            bar.close()
 
     if d.main and not last:  # resumed a finished run: nothing trained, evaluate what is there
         last.update(evaluate_mlm(student, eval_batches, eval_lp))
-    report = {"steps": cfg.steps, "tokens_seen": cfg.steps * tokens_per_step, "wall_s": state.elapsed,
-              "world_size": d.world, "bf16": autocast is not None, "arch": Arch.from_config(student.config).asdict(),
-              "init": cfg.init, "loss": asdict(cfg.loss), "mlm_accuracy": last.get("mlm_accuracy"), "kd_ce": last.get("kd_ce")}
+    result = PretrainResult(steps=cfg.steps, tokens_seen=cfg.steps * tokens_per_step, wall_s=state.elapsed, world_size=d.world,
+                            bf16=autocast is not None, arch=Arch.from_config(student.config).asdict(), init=cfg.init, loss=asdict(cfg.loss),
+                            mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"))
     if d.main:
-        save_model_folder(out, student, tok, {REPORT: json.dumps(report, indent=2)})
+        save_model_folder(out, student, tok, {REPORT: json.dumps(result.to_dict(), indent=2)})
     d.barrier()
-    return report
+    return result
 
 
-__all__ = ["PretrainConfig", "pretrain"]
+__all__ = ["PretrainConfig", "PretrainResult", "pretrain"]

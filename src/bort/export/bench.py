@@ -9,7 +9,6 @@ machine noise (other processes, clock changes) spreads over all of them alike.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
@@ -25,13 +24,15 @@ import torch
 from transformers import AutoModel, BertConfig
 
 from bort.arch import Arch
+from bort.atomic import atomic_dir, atomic_file, atomic_write_text
 from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_model, export_onnx
-from bort.export.runtime import HEADS, ONNX_FILE, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, load_torch_model, sample_inputs
+from bort.export.runtime import OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, sample_inputs
+from bort.models.loading import ONNX_FILE, head_by_kind, load_model, position_limit, read_config, resolve_model_path
 from bort.models.student import student_config
-from bort.models.teacher import position_limit, read_config, resolve_model_path
+from bort.options import opt
+from bort.records import Record
 from bort.training.loop import autocast_dtype
-from bort.utils import atomic_dir, atomic_file, atomic_write_text
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 _ONNX = {"onnx-fp32": "none", "onnx-int8": "int8"}  # runtime → the export's --quantize
@@ -41,18 +42,21 @@ _ONNX = {"onnx-fp32": "none", "onnx-int8": "int8"}  # runtime → the export's -
 class BenchConfig:
     """What to measure, and how. ``runs`` timed calls per (model, runtime) in each of ``rounds`` rounds."""
 
-    out: Path
-    models: tuple[str, ...] = ()
-    archs: tuple[Arch, ...] = ()
-    teacher: str | None = None  # the family of the --arch models (default: BERT with its 30,522-token vocabulary)
-    batches: tuple[int, ...] = (1, 8)
-    seq: int = 128
-    threads: int = 1
-    runtimes: tuple[str, ...] = RUNTIMES
-    warmup: int = 2
-    rounds: int = 5
-    runs: int = 3
-    seed: int = 0
+    out: Path = field(default=Path("runs/bench"), metadata=opt("output folder"))
+    models: tuple[str, ...] = field(default=(), metadata=opt("PyTorch folders (exported on the fly into OUT/onnx/) or `bort export` folders",
+                                                             nargs="+", metavar="MODEL"))
+    archs: tuple[Arch, ...] = field(default=(), metadata=opt("also random-weight encoders of these shapes", flag="--arch", parse=Arch.parse,
+                                                             nargs="+", metavar="D,A,H,I"))
+    teacher: str | None = field(default=None, metadata=opt("family of the --arch models: a model folder or 'minilm-l6' "
+                                                           "(default: BERT, vocabulary 30,522)"))
+    batches: tuple[int, ...] = field(default=(1, 8), metadata=opt("batch sizes, comma-separated", flag="--batch"))
+    seq: int = field(default=128, metadata=opt("sequence length"))
+    threads: int = field(default=1, metadata=opt("CPU threads of every runtime"))
+    runtimes: tuple[str, ...] = field(default=RUNTIMES, metadata=opt("comma-separated subset of the runtimes"))
+    warmup: int = field(default=2, metadata=opt("untimed calls per model and runtime"))
+    rounds: int = field(default=5, metadata=opt("interleaved rounds"))
+    runs: int = field(default=3, metadata=opt("timed calls per model and runtime in each round"))
+    seed: int = field(default=0, metadata=opt(cli=False))
 
     def __post_init__(self) -> None:
         if not self.models and not self.archs:
@@ -62,6 +66,17 @@ class BenchConfig:
         unknown = set(self.runtimes) - set(RUNTIMES)
         if unknown:
             raise BortError(f"unknown runtime(s) {', '.join(sorted(unknown))}: choose from {', '.join(RUNTIMES)}")
+
+
+@dataclass(frozen=True)
+class BenchResult(Record):
+    """``bench.json``: the settings, the machine, the models and one row per (model, runtime, batch)."""
+
+    settings: dict
+    machine: dict
+    models: list[dict]
+    results: list[dict]
+    skipped: list[str]
 
 
 @dataclass
@@ -100,14 +115,14 @@ def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
         predictor = load_predictor(path, threads=cfg.threads, tokenizer=False)
         _check_seq(predictor.config, name, cfg)
         return _Entry(name, {"source": str(path), "export": info}, [predictor] if predictor.runtime in cfg.runtimes else [])
-    model, head, path = load_torch_model(path)
+    model, head, path = load_model(path)
     _check_seq(model.config, name, cfg)
     entry = _Entry(name, {"source": str(path), "arch": Arch.from_config(model.config).key, "params": sum(p.numel() for p in model.parameters())})
     _add_torch_runtimes(entry, model, head, cfg)
     for runtime, quantize in _ONNX.items():
         if runtime in cfg.runtimes:
             out = cfg.out / "onnx" / f"{_slug(name)}-{runtime}"
-            entry.info[runtime] = {"folder": str(out), "check": export_onnx(ExportConfig(model=str(path), out=out, quantize=quantize))["check"]}
+            entry.info[runtime] = {"folder": str(out), "check": export_onnx(ExportConfig(model=str(path), out=out, quantize=quantize)).check}
             entry.predictors.append(load_predictor(out, threads=cfg.threads, tokenizer=False))
     return entry
 
@@ -118,7 +133,7 @@ def _arch_entry(arch: Arch, base, cfg: BenchConfig) -> _Entry:
     _check_seq(base, name, cfg)
     torch.manual_seed(cfg.seed)
     model = AutoModel.from_config(student_config(base, arch), add_pooling_layer=False).eval().requires_grad_(False)
-    head = HEADS["Model"]
+    head = head_by_kind("encoder")
     entry = _Entry(name, {"arch": arch.key, "params": sum(p.numel() for p in model.parameters()), "family": base.model_type})
     _add_torch_runtimes(entry, model, head, cfg)
     for runtime, quantize in _ONNX.items():
@@ -126,7 +141,7 @@ def _arch_entry(arch: Arch, base, cfg: BenchConfig) -> _Entry:
             model.set_attn_implementation("eager")  # the attention graph ONNX Runtime fuses (see bort.export.onnx)
             out = cfg.out / "onnx" / f"arch-{arch.key.replace(',', '-')}-{runtime}"
             with atomic_dir(out) as tmp:
-                entry.info[runtime] = {"folder": str(out), "check": export_model(model, head, tmp, quantize=quantize)["check"]}
+                entry.info[runtime] = {"folder": str(out), "check": export_model(model, head, tmp, quantize=quantize).check}
             entry.predictors.append(OnnxPredictor(out / ONNX_FILE, model.config, head, quantize=quantize, threads=cfg.threads))
             model.set_attn_implementation("sdpa")  # from_config's default, for the PyTorch runtimes
     return entry
@@ -168,7 +183,7 @@ def _ratios(rows: list[dict], first: str) -> None:
         r["speedup_vs_torch_fp32"] = own / r["median_ms"] if own else None
 
 
-def bench(cfg: BenchConfig) -> dict:
+def bench(cfg: BenchConfig) -> BenchResult:
     """Measure every model on every runtime that applies; write ``bench.json``, ``bench.md`` and ``bench.png`` to ``cfg.out``."""
     torch.set_num_threads(cfg.threads)
     base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
@@ -176,13 +191,15 @@ def bench(cfg: BenchConfig) -> dict:
     rows = [row for batch in cfg.batches for row in _measure(entries, batch, cfg)]
     _ratios(rows, entries[0].name)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs")}
-    doc = {"settings": settings, "machine": _machine(cfg.threads), "models": [{"name": e.name, **e.info} for e in entries], "results": rows,
-           "skipped": [] if _bf16_ok() or "torch-bf16" not in cfg.runtimes else ["torch-bf16: this CPU has no native bfloat16 (emulated, not a fair figure)"]}
+    result = BenchResult(settings=settings, machine=_machine(cfg.threads), models=[{"name": e.name, **e.info} for e in entries], results=rows,
+                         skipped=[] if _bf16_ok() or "torch-bf16" not in cfg.runtimes else
+                         ["torch-bf16: this CPU has no native bfloat16 (emulated, not a fair figure)"])
     cfg.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg.out / "bench.json", json.dumps(doc, indent=2) + "\n")
+    result.write(cfg.out / "bench.json")
+    doc = result.to_dict()
     atomic_write_text(cfg.out / "bench.md", markdown(doc))
     _plot(doc, cfg.out / "bench.png")
-    return doc
+    return result
 
 
 def _machine(threads: int) -> dict:

@@ -15,12 +15,11 @@ no onnxscript, and is the graph ONNX Runtime's BERT fusion patterns are written 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +27,12 @@ import torch
 from transformers import PreTrainedModel
 
 from bort import __version__
+from bort.atomic import atomic_dir
 from bort.errors import BortError
-from bort.export.runtime import (
-    DISABLED_OPTIMIZERS,
-    EXPORT_INFO,
-    INPUT_NAMES,
-    ONNX_FILE,
-    Head,
-    OnnxPredictor,
-    TorchPredictor,
-    load_tokenizer_of,
-    load_torch_model,
-    sample_inputs,
-)
-from bort.models.teacher import position_limit
-from bort.utils import atomic_dir, atomic_write_text
+from bort.export.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, OnnxPredictor, TorchPredictor, sample_inputs
+from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, position_limit
+from bort.options import opt
+from bort.records import Record
 
 QUANTIZE = ("none", "int8")
 # The check: which error over the sample batches must stay within what. fp32 graphs agree with
@@ -63,13 +53,31 @@ _SHAPE_INFERENCE_MAX_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
+class ExportResult(Record):
+    """``export.json``: the graph's head, output and inputs, how it was made and fused, and its check against PyTorch."""
+
+    head: str
+    output: str
+    inputs: list[str]
+    quantize: str
+    opset: int
+    exporter: str
+    first_token_last_layer: bool
+    fused_operators: dict[str, int]
+    disabled_optimizers: list[str]
+    check: dict
+    bort_version: str
+    source: str | None = None  # the model folder it was exported from
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     """What ``bort export`` writes: ``model`` (a folder, alias or Hub name) to the folder ``out``."""
 
-    model: str
-    out: Path
-    quantize: str = "none"
-    opset: int = 17
+    model: str = field(metadata=opt("Hugging Face BERT/RoBERTa folder (e.g. a `bort finetune` output), Hub name or 'minilm-l6'"))
+    out: Path = field(metadata=opt("output folder: model.onnx, config.json, the tokenizer, export.json"))
+    quantize: str = field(default="none", metadata=opt("int8: dynamic int8 quantisation of the matrix products", choices=QUANTIZE))
+    opset: int = field(default=17, metadata=opt("ONNX opset, 14..20"))
 
     def __post_init__(self) -> None:
         if self.quantize not in QUANTIZE:
@@ -224,7 +232,7 @@ def check(onnx_model: OnnxPredictor, reference: TorchPredictor, quantize: str) -
             "shapes": [list(s) for s in _CHECK_SHAPES]}
 
 
-def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: str = "none", opset: int = 17) -> dict:
+def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: str = "none", opset: int = 17) -> ExportResult:
     """Write ``folder/model.onnx`` for a model loaded with eager attention, checked against it.
 
     Returns the export's record (also the content of ``export.json``). Used by :func:`export_onnx`
@@ -243,22 +251,21 @@ def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: 
             shutil.move(str(traced), folder / ONNX_FILE)
     onnx_model = OnnxPredictor(folder / ONNX_FILE, model.config, head, quantize=quantize)
     report = check(onnx_model, TorchPredictor(model, head), quantize)
-    return {"head": head.kind, "output": head.output, "inputs": onnx_model.inputs, "quantize": quantize, "opset": opset,
-            "exporter": "torchscript", "first_token_last_layer": head.kind in FIRST_TOKEN_HEADS, "fused_operators": fused,
-            "disabled_optimizers": list(DISABLED_OPTIMIZERS), "check": report, "bort_version": __version__}
+    return ExportResult(head=head.kind, output=head.output, inputs=onnx_model.inputs, quantize=quantize, opset=opset, exporter="torchscript",
+                        first_token_last_layer=head.kind in FIRST_TOKEN_HEADS, fused_operators=fused,
+                        disabled_optimizers=list(DISABLED_OPTIMIZERS), check=report, bort_version=__version__)
 
 
-def export_onnx(cfg: ExportConfig) -> dict:
+def export_onnx(cfg: ExportConfig) -> ExportResult:
     """Export a model folder to ``cfg.out``: ``model.onnx``, the source's ``config.json`` (labels, task
     metadata), its tokenizer and ``export.json``. The folder appears only once the check has passed.
     """
-    model, head, path = load_torch_model(cfg.model, eager_attention=True)
-    tokenizer = load_tokenizer_of(path)
+    model, head, path = load_model(cfg.model, eager_attention=True)
+    tokenizer = load_tokenizer(path)
     with atomic_dir(cfg.out) as tmp:
-        info = export_model(model, head, tmp, quantize=cfg.quantize, opset=cfg.opset)
-        info["source"] = str(path)
+        info = replace(export_model(model, head, tmp, quantize=cfg.quantize, opset=cfg.opset), source=str(path))
         shutil.copyfile(path / "config.json", tmp / "config.json")  # verbatim: id2label, bort_task, bort_max_seq_len, …
         tokenizer.save_pretrained(tmp)
-        atomic_write_text(tmp / EXPORT_INFO, json.dumps(info, indent=2) + "\n")
+        info.write(tmp / EXPORT_INFO)
     return info
 

@@ -12,7 +12,7 @@ import io
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,8 @@ import numpy as np
 from bort.errors import BortError
 from bort.export.runtime import Predictor
 from bort.finetune.tasks import Example, TaskSpec, get_task, jsonl_objects, read_split
-from bort.models.teacher import position_limit
+from bort.models.loading import position_limit
+from bort.options import nested, opt
 
 FORMATS = ("auto", "text", "tsv", "jsonl")
 # Names of the text fields of TSV headers and JSON objects, first match wins (GLUE's and the common ones).
@@ -33,18 +34,35 @@ _ID_FIELDS = ("idx", "id", "index")
 class PredictConfig:
     """``bort predict``'s settings besides the model."""
 
-    input: str  # a file, "-" for standard input, or (with ``task``) the task's data folder
-    task: str | None = None
-    split: str = "dev"
-    format: str = "auto"
-    batch_size: int = 32
-    max_seq_len: int | None = None
+    input: str = field(metadata=opt("text file (one example per line, a tab between a pair's segments), .tsv with a header, .jsonl, "
+                                    "'-' for standard input, or with --task the task's data folder"))
+    task: str | None = field(default=None, metadata=opt("e.g. glue/rte: its label names (default: the model's bort_task), and how to read "
+                                                        "a task data folder"))
+    split: str = field(default="dev", metadata=opt("split to read from a task data folder"))
+    format: str = field(default="auto", metadata=opt("input format (auto: by file extension; text otherwise)", choices=FORMATS))
+    batch_size: int = field(default=32, metadata=opt("batch size"))
+    max_seq_len: int | None = field(default=None, metadata=opt("default: the length the model was fine-tuned with, else its position limit "
+                                                               "(at most 512)"))
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise BortError(f"--format must be one of {', '.join(FORMATS)}, got '{self.format}'")
         if self.batch_size < 1 or (self.max_seq_len is not None and self.max_seq_len < 2):
             raise BortError("--batch-size must be at least 1 and --max-seq-len at least 2")
+
+
+@dataclass(frozen=True)
+class PredictRun:
+    """``bort predict``: the model and how it runs, and what it reads and writes (:class:`PredictConfig`)."""
+
+    model: str = field(metadata=opt("a `bort export` folder (ONNX Runtime) or a fine-tuned Hugging Face folder (PyTorch)"))
+    data: PredictConfig = field(metadata=nested())
+    output_format: str = field(default="jsonl", metadata=opt("output format", choices=("jsonl", "tsv")))
+    threads: int = field(default=1, metadata=opt("CPU threads"))
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise BortError(f"--threads must be at least 1, got {self.threads}")
 
 
 def _fields(names: Iterable[str], where: str) -> tuple[tuple[str, ...], str | None]:

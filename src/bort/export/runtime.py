@@ -11,72 +11,23 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import transformers
-from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForMultipleChoice, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import PreTrainedModel
 
 from bort.errors import BortError
-from bort.models.teacher import read_config, resolve_model_path
+from bort.models.loading import ONNX_FILE, Head, head_by_kind, load_model, load_tokenizer, read_config, resolve_model_path
 
-ONNX_FILE, EXPORT_INFO = "model.onnx", "export.json"
+EXPORT_INFO = "export.json"
 # ONNX Runtime session optimisations left off. SkipLayerNormFusion: ONNX Runtime 1.32's CPU
 # SkipLayerNormalization kernel took 0.25 ms per call on a 128 × 384 input where the Add and
 # LayerNormalization it replaces take 0.04 ms together: 21% of an int8 student's time at batch 1
 # (docs/BENCHMARKS.md §5). Recorded in export.json for anyone who opens the graph in their own session.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-
-
-@dataclass(frozen=True)
-class Head:
-    """A kind of model top: the Auto class that loads it and the output a predictor returns."""
-
-    kind: str  # "classification" (incl. regression), "multiple_choice", "masked_lm", "encoder"
-    auto: type
-    output: str
-
-
-HEADS = {
-    "ForSequenceClassification": Head("classification", AutoModelForSequenceClassification, "logits"),
-    "ForMultipleChoice": Head("multiple_choice", AutoModelForMultipleChoice, "logits"),
-    "ForMaskedLM": Head("masked_lm", AutoModelForMaskedLM, "logits"),
-    "ForPreTraining": Head("masked_lm", AutoModelForMaskedLM, "logits"),  # original BERT checkpoints: MLM + NSP; the MLM part
-    "Model": Head("encoder", AutoModel, "last_hidden_state"),
-}
-_BY_KIND = {h.kind: h for h in HEADS.values()}
-
-
-def head_of(config: transformers.PretrainedConfig) -> Head:
-    """The head a config's ``architectures`` names; a bare encoder when it names none."""
-    arch = (getattr(config, "architectures", None) or [f"{type(config).__name__}Model"])[0]
-    for suffix, head in HEADS.items():
-        if arch.endswith(suffix):
-            return head
-    known = ", ".join(f"*{s}" for s in HEADS)
-    raise BortError(f"model class '{arch}' is not supported for export and inference; use a folder saved from one of {known}")
-
-
-def load_torch_model(name: str | Path, *, eager_attention: bool = False) -> tuple[PreTrainedModel, Head, Path]:
-    """Load a BERT/RoBERTa folder (or alias, Hub name) with its head, in inference mode, on the CPU.
-
-    ``eager_attention`` selects the plain matrix-product attention, whose exported graph ONNX
-    Runtime's optimizer fuses into its Attention operator (the default SDPA graph does not fuse).
-    """
-    path = resolve_model_path(name)
-    if (path / ONNX_FILE).is_file():
-        raise BortError(f"'{path}' is an ONNX export, not a PyTorch model folder; pass the folder it was exported from")
-    config = read_config(path)
-    head = head_of(config)
-    extra = {"attn_implementation": "eager"} if eager_attention else {}
-    try:
-        model = head.auto.from_pretrained(path, trust_remote_code=False, **extra)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise BortError(f"cannot load the weights in '{path}' ({type(exc).__name__}: {str(exc)[:120]}); re-save the model with save_pretrained") from None
-    return model.eval().requires_grad_(False), head, path
 
 
 def sample_inputs(config: transformers.PretrainedConfig, head: Head, batch: int, seq: int, *, padded: bool, seed: int = 0) -> dict[str, np.ndarray]:
@@ -158,16 +109,8 @@ class OnnxPredictor(Predictor):
         return self.session.run([self.head.output], {n: inputs[n] for n in self.inputs})[0]
 
 
-def load_tokenizer_of(path: Path):
-    """The folder's tokenizer, as saved beside its model."""
-    try:
-        return transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError, TypeError) as exc:
-        raise BortError(f"cannot load the tokenizer in '{path}' ({str(exc)[:120]}); save it beside the model with tokenizer.save_pretrained") from None
-
-
 def export_info(path: Path) -> dict | None:
-    """The ``export.json`` of a ``bort export`` folder; None for any other folder."""
+    """The ``export.json`` of a ``bort export`` folder (see :class:`bort.export.onnx.ExportResult`); None for any other folder."""
     file = path / EXPORT_INFO
     return json.loads(file.read_text(encoding="utf-8")) if (path / ONNX_FILE).is_file() and file.is_file() else None
 
@@ -177,8 +120,8 @@ def load_predictor(name: str | Path, *, threads: int = 1, tokenizer: bool = True
     path = resolve_model_path(name)
     info = export_info(path)
     if info is None:
-        model, head, path = load_torch_model(path)
-        return TorchPredictor(model, head, load_tokenizer_of(path) if tokenizer else None)
+        model, head, path = load_model(path)
+        return TorchPredictor(model, head, load_tokenizer(path) if tokenizer else None)
     config = read_config(path)
-    return OnnxPredictor(path / ONNX_FILE, config, _BY_KIND[info["head"]], load_tokenizer_of(path) if tokenizer else None,
+    return OnnxPredictor(path / ONNX_FILE, config, head_by_kind(info["head"]), load_tokenizer(path) if tokenizer else None,
                          quantize=info["quantize"], threads=threads)

@@ -2,7 +2,8 @@
 
 from bort.finetune import metrics
 from bort.finetune.evaluate import EvaluateConfig, evaluate
-from bort.finetune.recipe import FinetuneConfig, finetune
+from bort.finetune.recipe import FinetuneConfig, FinetuneResult, dev_metrics, finetune, subset, write_eval
 from bort.finetune.tasks import TASKS, Example, TaskSpec, get_task, read_split
 
-__all__ = ["TASKS", "EvaluateConfig", "Example", "FinetuneConfig", "TaskSpec", "evaluate", "finetune", "get_task", "metrics", "read_split"]
+__all__ = ["TASKS", "EvaluateConfig", "Example", "FinetuneConfig", "FinetuneResult", "TaskSpec", "dev_metrics", "evaluate", "finetune", "get_task",
+           "metrics", "read_split", "subset", "write_eval"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bort.errors import BortError
@@ -10,21 +10,35 @@ from bort.finetune import heads, submission
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions, score
 from bort.finetune.tasks import get_task, read_split
-from bort.models.teacher import load_tokenizer, resolve_model_path
+from bort.models.loading import load_tokenizer, resolve_model_path
+from bort.options import opt
+from bort.records import Record
+from bort.training.run import DEVICE, resolve_device
+
+
+@dataclass(frozen=True)
+class EvaluateResult(Record):
+    """The official metrics on a labelled split (empty on unlabelled ones) and the submission files written."""
+
+    task: str
+    split: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     """What ``bort evaluate`` takes. ``predictions``: a folder, or (one output file) the file itself."""
 
-    model: str
-    task: str
-    data: Path
-    split: str = "dev"
-    predictions: Path | None = None
-    batch_size: int = 64
-    max_seq_len: int | None = None  # None: the length the model was fine-tuned with
-    device: str = "cpu"
+    model: str = field(metadata=opt("a `bort finetune` output folder"))
+    task: str = field(metadata=opt("e.g. glue/rte; glue/ax takes the glue/mnli model, superglue/axb and axg the superglue/rte one"))
+    data: Path = field(metadata=opt("the task's own folder of the official download"))
+    split: str = field(default="dev", metadata=opt("dev, test, or a task's own split name such as dev_mismatched"))
+    predictions: Path | None = field(default=None, metadata=opt("folder (or file) for the submission; test predictions go to MODEL/predictions/ "
+                                                                "by default"))
+    batch_size: int = field(default=64, metadata=opt("evaluation batch size"))
+    max_seq_len: int | None = field(default=None, metadata=opt("default: the length the model was fine-tuned with"))
+    device: str = field(default="cpu", metadata=DEVICE)
 
 
 def _splits(task_name: str, split: str, has_dev: bool) -> list[str]:
@@ -46,21 +60,21 @@ def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> di
     return {split: cfg.predictions / name for split, name in names.items()}
 
 
-def evaluate(cfg: EvaluateConfig) -> dict:
+def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     """Metrics on a labelled split (``{}`` on unlabelled ones) and the submission files written."""
     task = get_task(cfg.task)
     splits = _splits(task.name, cfg.split, bool(task.dev_splits))
     path = resolve_model_path(cfg.model)
-    model = heads.load(path, task).to(cfg.device)
+    model = heads.load(path, task).to(resolve_device(cfg.device))
     tokenizer = load_tokenizer(path)
     max_len = cfg.max_seq_len or getattr(model.config, "bort_max_seq_len", 128)
     files = _targets(cfg, path, {s: submission.file_name(task, s) for s in splits})
-    result: dict = {"task": task.name, "split": cfg.split, "metrics": {}, "files": []}
+    result = EvaluateResult(task=task.name, split=cfg.split)
     for split in splits:
         examples = read_split(task, cfg.data, split)
         logits = outputs(model, encode(task, examples, tokenizer, max_len), batch_size=cfg.batch_size, pad_id=tokenizer.pad_token_id)
         preds = predictions(task, examples, logits)
-        result["metrics"].update(score(task, examples, preds))
+        result.metrics.update(score(task, examples, preds))
         if files is not None:
-            result["files"].append(str(submission.write(task, examples, preds, files[split])))
+            result.files.append(str(submission.write(task, examples, preds, files[split])))
     return result

@@ -88,7 +88,7 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-def batch_stream(features: Sequence[Feature], batch_size: int, pad_id: int, seed: int, *, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+def task_batch_stream(features: Sequence[Feature], batch_size: int, pad_id: int, seed: int, *, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
     """Endless shuffled training batches; epoch ``e`` is shuffled by a generator seeded ``seed + e``.
 
     ``start`` skips that many batches (for resuming) without computing them.

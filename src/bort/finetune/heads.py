@@ -24,9 +24,9 @@ from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassif
 
 from bort.errors import BortError
 from bort.finetune.tasks import TaskSpec, get_task
-from bort.models.teacher import read_config
+from bort.models.loading import read_config
 
-HEADS = ("linear", "dense")
+TASK_HEADS = ("linear", "dense")
 SCALE = 1e-4  # s above: small enough that tanh(s·h) = s·h to float precision
 
 
@@ -77,8 +77,8 @@ def build(path: Path, task: TaskSpec, head: str, max_seq_len: int, seed: int) ->
     Fine-tuning always starts a new head. The ``dense`` head keeps a pretrained pooler where the
     checkpoint has one (BERT's next-sentence pooler) unless it came from a bort ``linear`` head.
     """
-    if head not in HEADS:
-        raise BortError(f"unknown head '{head}': choose one of {', '.join(HEADS)}")
+    if head not in TASK_HEADS:
+        raise BortError(f"unknown head '{head}': choose one of {', '.join(TASK_HEADS)}")
     config = read_config(path)
     source_head = getattr(config, "bort_head", None)  # a bort fine-tuned model's head, if any
     for key, value in _task_config(task, head, max_seq_len).items():

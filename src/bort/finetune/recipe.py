@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,61 +21,77 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from bort.errors import BortError, TrainingDiverged
+from bort.atomic import atomic_write_text
+from bort.errors import BortError
 from bort.finetune import heads
-from bort.finetune.features import Feature, batch_stream, encode, steps_per_epoch
+from bort.finetune.features import Feature, encode, steps_per_epoch, task_batch_stream
+from bort.finetune.heads import TASK_HEADS
 from bort.finetune.predict import outputs, predictions, score
 from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
 from bort.models.folder import save_model_folder
-from bort.models.teacher import load_tokenizer, position_limit, read_config, resolve_model_path
-from bort.training.checkpoint import load_checkpoint, save_checkpoint
+from bort.models.loading import load_tokenizer, position_limit, read_config, resolve_model_path
+from bort.options import opt
+from bort.records import Record
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
-from bort.utils import atomic_write_text, guard_settings, trim_jsonl
+from bort.training.run import BF16, DEVICE, PROGRESS, SEED, Clock, RunFolder, fingerprint, resolve_device
 
-CHECKPOINT, LOG, SETTINGS, EVAL, REPORT = "checkpoint", "log.jsonl", "finetune_settings.json", "eval.json", "finetune.json"
+LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Everything ``bort finetune`` takes. ``steps`` (when given) overrides ``epochs``."""
 
-    model: str
-    task: str
-    data: Path
-    out: Path
-    epochs: float = 3.0
-    steps: int | None = None
-    batch_size: int = 32
+    model: str = field(metadata=opt("Hugging Face BERT/RoBERTa folder (the teacher, a `bort pretrain` output), Hub name or 'minilm-l6'"))
+    task: str = field(metadata=opt("e.g. glue/rte, superglue/cb, race/middle"))
+    data: Path = field(metadata=opt("the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, RACE"))
+    out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl"))
+    epochs: float = field(default=3.0, metadata=opt("passes over the training set", group="length"))
+    steps: int | None = field(default=None, metadata=opt("optimiser steps, instead of --epochs", group="length"))
+    batch_size: int = field(default=32, metadata=opt("training batch size"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-5, weight_decay=0.01, warmup=0.1))
-    head: str = "linear"
-    max_seq_len: int = 128
-    eval_every: int | None = None  # steps between dev evaluations; None: once per epoch
-    patience: int = 3  # evaluations without a better dev metric before stopping early; 0: never
-    train_examples: int | None = None  # a seeded random subset of the training set (scarce-data studies)
-    eval_batch_size: int = 64
-    seed: int = 0
-    bf16: str = "auto"
-    device: str = "auto"
-    progress: bool = True
+    head: str = field(default="linear", metadata=opt("linear: first token → dropout → linear; dense: an extra dense + tanh layer first "
+                                                     "(the CoLA option)", choices=TASK_HEADS))
+    max_seq_len: int = field(default=128, metadata=opt("tokens per input, pairs truncated longest first"))
+    eval_every: int | None = field(default=None, metadata=opt("steps between dev evaluations and checkpoints (default: one epoch)"))
+    patience: int = field(default=3, metadata=opt("stop after this many evaluations without a better dev metric (0: never)"))
+    train_examples: int | None = field(default=None, metadata=opt("train on a seeded random subset of this many examples"))
+    eval_batch_size: int = field(default=64, metadata=opt(cli=False))
+    seed: int = field(default=0, metadata=SEED)
+    bf16: str = field(default="auto", metadata=BF16)
+    device: str = field(default="auto", metadata=DEVICE)
+    progress: bool = field(default=True, metadata=PROGRESS)
 
     def __post_init__(self) -> None:
-        if self.head not in heads.HEADS:
-            raise BortError(f"--head must be one of {', '.join(heads.HEADS)}, got '{self.head}'")
+        if self.head not in TASK_HEADS:
+            raise BortError(f"--head must be one of {', '.join(TASK_HEADS)}, got '{self.head}'")
         if not self.epochs > 0 or (self.steps is not None and self.steps < 1):
             raise BortError("--epochs must be positive and --steps at least 1")
         if min(self.batch_size, self.max_seq_len, self.eval_batch_size, self.eval_every or 1, self.train_examples or 1) < 1 or self.patience < 0:
             raise BortError("--batch-size, --max-seq-len, --eval-every and --train-examples must be at least 1, --patience at least 0")
 
-    def fingerprint(self) -> dict:
-        """The settings a resumed run must share with the original (all but progress bars)."""
-        d = asdict(self)
-        d.pop("progress")
-        return json.loads(json.dumps(d, default=str))
+
+@dataclass(frozen=True)
+class FinetuneResult(Record):
+    """``finetune.json``: the run's schedule, its best step, its timings, and the best model's dev metrics."""
+
+    task: str
+    model: str
+    head: str
+    train_examples: int
+    steps: int
+    steps_run: int
+    best_step: int
+    stopped_early: bool
+    train_s: float
+    dev_evals_s: float
+    final_eval_s: float
+    dev: dict[str, float]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when present, else the CPU; any other name as it is."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
+def write_eval(out: Path, metrics: dict[str, float]) -> None:
+    """``eval.json``: a fine-tuned folder's dev metrics."""
+    atomic_write_text(Path(out) / EVAL, json.dumps(metrics, indent=2) + "\n")
 
 
 def subset(examples: list[Example], n: int | None, seed: int) -> list[Example]:
@@ -103,7 +118,7 @@ def dev_metrics(task: TaskSpec, model, dev: dict[str, tuple[list[Example], list[
     return out
 
 
-def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dict:
+def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> FinetuneResult:
     """Fine-tune ``cfg.model`` on ``cfg.task`` and write the best model to ``cfg.out``; returns its report.
 
     ``train_set`` replaces the task's training split (Agora trains on grown sets this way). Running
@@ -113,15 +128,14 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dic
     if not task.dev_splits:
         raise BortError(f"{task.name} has no training data (a diagnostic set): predict it with `bort evaluate` and the model "
                         f"fine-tuned on {'glue/mnli' if task.name == 'glue/ax' else 'superglue/rte'}")
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise BortError(f"--out '{out}' is a file: give a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    settings = {**cfg.fingerprint(), "train_set": None if train_set is None else _digest(train_set)}
+    device = resolve_device(cfg.device)
+    run = RunFolder(cfg.out, "finetune", log=LOG)
+    out = run.out
+    settings = {**fingerprint(cfg), "train_set": None if train_set is None else _digest(train_set)}
     if (out / EVAL).is_file() and (out / REPORT).is_file():  # finished earlier: nothing to redo
-        guard_settings(out / SETTINGS, settings, resuming=True)
-        return json.loads((out / REPORT).read_text(encoding="utf-8"))
-    guard_settings(out / SETTINGS, settings, resuming=(out / CHECKPOINT).is_dir())
+        run.guard(settings, resuming=True)
+        return FinetuneResult.read(out / REPORT)
+    run.guard(settings)
 
     # Data: the training split (or the given set), every dev split, tokenised once.
     train_examples = subset(train_set if train_set is not None else read_split(task, cfg.data, "train"), cfg.train_examples, cfg.seed)
@@ -140,29 +154,22 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dic
     eval_every = min(cfg.eval_every or per_epoch, steps)
 
     # Model and optimiser, or the checkpoint of a killed run.
-    device = resolve_device(cfg.device)
     model = heads.build(path, task, cfg.head, cfg.max_seq_len, cfg.seed).to(device)
     optimizer, scheduler = build_optimizer(model, cfg.optim, steps)
-    state, best = TrainState(), {"metric": None, "step": 0, "bad": 0, "stopped": False, "eval_s": 0.0}
-    if (out / CHECKPOINT).is_dir():
-        state, best = load_checkpoint(out / CHECKPOINT, model, optimizer, scheduler)
-        trim_jsonl(out / LOG, state.step)
-        tqdm.write(f"resuming {task.name} from step {state.step} of {steps}", file=sys.stderr)
-    else:
-        (out / LOG).unlink(missing_ok=True)
-        torch.manual_seed(cfg.seed + 1)  # dropout RNG
+    state, best = run.resume(model, optimizer, scheduler, seed=cfg.seed + 1, total=steps)
+    best = best or {"metric": None, "step": 0, "bad": 0, "stopped": False, "eval_s": 0.0}
     autocast = autocast_dtype(cfg.bf16, device)
     main_metric = task.metrics[0]
 
     def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return model(**{k: v.to(device) for k, v in batch.items()}).loss
 
-    started, prior, window = time.time(), state.elapsed, []
+    clock, window = Clock(state.elapsed), []
     bar = tqdm(total=steps, initial=state.step, desc=f"finetune {task.name}", unit="step", disable=not cfg.progress)
 
     def on_step(st: TrainState, loss: float) -> bool:
         """Every step: progress. Every evaluation: dev metrics, the log, the best model, a checkpoint."""
-        st.elapsed = prior + time.time() - started
+        st.elapsed = clock()
         window.append(loss)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", **({main_metric: f"{best['metric']:.4f}"} if best["metric"] is not None else {}))
@@ -171,40 +178,39 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> dic
         t0 = time.time()
         scores = dev_metrics(task, model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size, autocast=autocast)
         best["eval_s"] += time.time() - t0
-        line = {"step": st.step, "epoch": round(st.step / per_epoch, 3), "train_loss": sum(window) / len(window), **scores,
-                "train_s": st.elapsed - best["eval_s"]}
+        run.log({"step": st.step, "epoch": round(st.step / per_epoch, 3), "train_loss": sum(window) / len(window), **scores,
+                 "train_s": st.elapsed - best["eval_s"]})
         window.clear()
-        with open(out / LOG, "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
         if best["metric"] is None or scores[main_metric] > best["metric"]:
             best.update(metric=scores[main_metric], step=st.step, bad=0)
             save_model_folder(out, heads.stock_copy(model), tokenizer)
         else:
             best["bad"] += 1
         best["stopped"] = bool(cfg.patience) and best["bad"] >= cfg.patience
-        save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, st, extra=best)
+        run.save(model, optimizer, scheduler, st, extra=best)
         return best["stopped"]
 
-    try:
-        if not best["stopped"]:
-            train(model, loss_fn, batch_stream(features, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, start=state.step),
-                  steps=steps, optim=cfg.optim, autocast=autocast, state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
-    except TrainingDiverged as exc:
-        kept = f"the best model so far (step {best['step']}) is in {out}" if best["metric"] is not None else "nothing was saved"
-        raise TrainingDiverged(f"{exc}; {kept}") from None
-    finally:
-        bar.close()
+    def kept() -> str:
+        return f"the best model so far (step {best['step']}) is in {out}" if best["metric"] is not None else "nothing was saved"
+
+    with run.diverged(kept):
+        try:
+            if not best["stopped"]:
+                train(model, loss_fn, task_batch_stream(features, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, start=state.step),
+                      steps=steps, optim=cfg.optim, autocast=autocast, state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
+        finally:
+            bar.close()
 
     # The best model, re-loaded as saved (the stock layout any user loads), scores eval.json.
     t0 = time.time()
     metrics = dev_metrics(task, heads.load(out, task).to(device), dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
-    report = {"task": task.name, "model": str(cfg.model), "head": cfg.head, "train_examples": len(train_examples), "steps": steps,
-              "steps_run": state.step, "best_step": best["step"], "stopped_early": best["stopped"],
-              "train_s": state.elapsed - best["eval_s"], "dev_evals_s": best["eval_s"], "final_eval_s": time.time() - t0, "dev": metrics}
-    atomic_write_text(out / REPORT, json.dumps(report, indent=2) + "\n")
-    atomic_write_text(out / EVAL, json.dumps(metrics, indent=2) + "\n")
-    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
-    return report
+    result = FinetuneResult(task=task.name, model=str(cfg.model), head=cfg.head, train_examples=len(train_examples), steps=steps,
+                            steps_run=state.step, best_step=best["step"], stopped_early=best["stopped"], train_s=state.elapsed - best["eval_s"],
+                            dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics)
+    result.write(out / REPORT)
+    write_eval(out, metrics)
+    shutil.rmtree(run.checkpoint, ignore_errors=True)
+    return result
 
 
-__all__ = ["FinetuneConfig", "dev_metrics", "finetune"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "dev_metrics", "finetune", "subset", "write_eval"]

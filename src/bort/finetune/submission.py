@@ -6,8 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from bort.atomic import atomic_write_text
 from bort.finetune.tasks import Example, TaskSpec
-from bort.utils import atomic_write_text
 
 
 def file_name(task: TaskSpec, split: str) -> str:

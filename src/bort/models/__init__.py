@@ -1,6 +1,7 @@
-"""Teacher loading, student construction and masked-LM helpers for the BERT/RoBERTa family."""
+"""Model folders (any model, any head), the teacher, and student construction for the BERT/RoBERTa family."""
 
+from bort.models.loading import load_model, load_tokenizer, resolve_model_path
 from bort.models.student import build_student, student_config
-from bort.models.teacher import Teacher, load_teacher, resolve_model_path
+from bort.models.teacher import Teacher, load_teacher
 
-__all__ = ["Teacher", "build_student", "load_teacher", "resolve_model_path", "student_config"]
+__all__ = ["Teacher", "build_student", "load_model", "load_teacher", "load_tokenizer", "resolve_model_path", "student_config"]

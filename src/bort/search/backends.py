@@ -1,6 +1,6 @@
 """Where the candidate trainings of ``bort extract`` run: here, in local worker processes, or on Ray.
 
-Every backend runs the same function, :func:`run_trial`, on a copy of the driver's prepared
+Every backend runs the same function, :func:`~bort.search.trial.run_trial`, on a copy of the driver's prepared
 :class:`~bort.surrogates.error.ErrorSurrogate` (the n training batches, the held-out batches and the
 teacher's logits, computed once on the driver), and hands each result back to the driver as it
 finishes. Only the driver writes the run store. A worker that dies has its training retried, up
@@ -12,126 +12,18 @@ backend, the worker or the order: only on float rounding where thread counts or 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import pickle
 import signal
-import socket
-import time
 import traceback
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from bort.arch import Arch
 from bort.errors import BortError
-from bort.surrogates.error import ErrorSurrogate, Theta
-
-BACKENDS = ("local", "ray")
-CRASH_HOOK = "BORT_TEST_CRASH_ONCE"
-
-Job = tuple[Arch, Theta]
-
-
-@dataclass(frozen=True)
-class BackendConfig:
-    """``--backend``, ``--workers``, ``--address``, ``--gpus-per-trial``, ``--retries``, ``--worker-threads``.
-
-    ``workers`` is the number of local worker processes (default: one per GPU with ``--device
-    cuda``, else 1, which trains in this process as before) or, for Ray, the most trainings in
-    flight at once (default: as many as the cluster's resources take).
-    """
-
-    kind: str = "local"
-    workers: int | None = None
-    address: str | None = None
-    gpus_per_trial: float = 0.0
-    retries: int = 2
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        if self.kind not in BACKENDS:
-            raise BortError(f"--backend must be one of {', '.join(BACKENDS)}, got '{self.kind}'")
-        if self.workers is not None and self.workers < 1:
-            raise BortError(f"--workers must be at least 1, got {self.workers}")
-        if self.retries < 0 or self.threads < 1 or self.gpus_per_trial < 0:
-            raise BortError("--retries must be 0 or more, --worker-threads at least 1 and --gpus-per-trial 0 or more")
-        if self.kind == "local" and (self.address is not None or self.gpus_per_trial):
-            raise BortError("--address and --gpus-per-trial are for --backend ray; locally, --device cuda puts one worker on each GPU")
-        if self.kind == "ray" and importlib.util.find_spec("ray") is None:
-            raise BortError("--backend ray needs Ray: run `pip install 'ray>=2.9'` (or install bort[ray]), or use --backend local")
-
-    def describe(self) -> dict:
-        """What result.json records about where the trainings ran."""
-        return {"kind": self.kind, "workers": self.workers, "address": self.address, "gpus_per_trial": self.gpus_per_trial, "threads": self.threads}
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One finished (ξ, θ) training, as a worker hands it back; ``worker`` is host:pid/device.
-
-    ``cpu_seconds`` (this process's CPU time) against ``seconds`` (wall) shows how much of a core
-    the training got: on a shared machine, the benchmark's measure of contention.
-    """
-
-    arch: Arch
-    theta: Theta
-    error: float
-    seconds: float
-    cpu_seconds: float
-    worker: str
-
-
-def run_trial(surrogate: ErrorSurrogate, arch: Arch, theta: Theta) -> Trial:
-    """Train ξ with θ for n steps and return ê: the one per-candidate function of every backend."""
-    start, cpu = time.time(), time.process_time()
-    error = surrogate(arch, theta)
-    return Trial(arch, theta, error, time.time() - start, time.process_time() - cpu, f"{socket.gethostname()}:{os.getpid()}/{surrogate.device}")
-
-
-@dataclass(frozen=True)
-class CrashOnce:
-    """Test hook ``BORT_TEST_CRASH_ONCE=D,A,H,I@FILE``: the first worker to start ξ creates FILE and dies.
-
-    The worker process exits abruptly (``os._exit``, no clean-up), as a killed or crashed node
-    would; the retry finds FILE and trains normally. Only worker processes obey it, never the
-    in-process backend (that would kill the driver). Unset, it costs nothing.
-    """
-
-    arch_key: str
-    marker: str
-
-    @classmethod
-    def from_env(cls) -> CrashOnce | None:
-        value = os.environ.get(CRASH_HOOK)
-        if not value:
-            return None
-        arch_key, _, marker = value.partition("@")
-        return cls(arch_key, marker)
-
-    def __call__(self, arch: Arch) -> None:
-        if arch.key != self.arch_key:
-            return
-        try:
-            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
-        except FileExistsError:
-            return
-        os._exit(1)
-
-
-def setup_worker(surrogate: ErrorSurrogate, device: str, threads: int) -> ErrorSurrogate:
-    """A worker's one-time set-up: its thread count and its device."""
-    torch.set_num_threads(threads)
-    return surrogate.to(device)
-
-
-def run_job(surrogate: ErrorSurrogate, crash: CrashOnce | None, arch: Arch, theta: Theta) -> Trial:
-    if crash is not None:
-        crash(arch)
-    return run_trial(surrogate, arch, theta)
+from bort.search.trial import BackendConfig, Job, Trial, run_trial, setup_worker
+from bort.surrogates.error import ErrorSurrogate
 
 
 class Backend(Protocol):
@@ -158,15 +50,14 @@ class InProcess:
 
 def open_backend(cfg: BackendConfig, surrogate: ErrorSurrogate, device: str) -> Backend:
     """The backend ``cfg`` names, ready to train; ``device`` is ``--device`` (the local workers' device)."""
-    crash = CrashOnce.from_env()
     if cfg.kind == "ray":
         from bort.search.ray_backend import RayPool
 
-        return RayPool(surrogate.prepare(), cfg, crash)
+        return RayPool(surrogate.prepare(), cfg)
     devices = local_devices(cfg.workers, device)
     if len(devices) == 1:
         return InProcess(surrogate)
-    return LocalPool(surrogate.prepare(), devices, cfg, crash)
+    return LocalPool(surrogate.prepare(), devices, cfg)
 
 
 def local_devices(workers: int | None, device: str) -> list[str]:
@@ -179,9 +70,9 @@ def local_devices(workers: int | None, device: str) -> list[str]:
 class _Worker:
     """One spawned worker process and the driver's end of its pipe."""
 
-    def __init__(self, ctx, payload: bytes, device: str, cfg: BackendConfig, crash: CrashOnce | None):
+    def __init__(self, ctx, payload: bytes, device: str, cfg: BackendConfig):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_local_worker_main, args=(child, device, cfg.threads, crash), daemon=True)
+        self.process = ctx.Process(target=_local_worker_main, args=(child, device, cfg.threads), daemon=True)
         self.process.start()
         child.close()
         self.payload = payload
@@ -209,14 +100,14 @@ class _Worker:
         self.conn.close()
 
 
-def _local_worker_main(conn, device: str, threads: int, crash: CrashOnce | None) -> None:
+def _local_worker_main(conn, device: str, threads: int) -> None:
     """A local worker process: receive the surrogate once, then train jobs until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it stops us
     try:
         surrogate = setup_worker(pickle.loads(conn.recv_bytes()), device, threads)
         while (job := conn.recv()) is not None:
             try:
-                message = ("ok", run_job(surrogate, crash, *job))
+                message = ("ok", run_trial(surrogate, *job))
             except BortError as exc:
                 message = ("error", BortError(str(exc)))
             except Exception:  # noqa: BLE001 - sent to the driver, which raises it with the worker's traceback
@@ -234,18 +125,18 @@ class LocalPool:
     'spawn' starts clean interpreters, free of the driver's threads and torch state.
     """
 
-    def __init__(self, surrogate: ErrorSurrogate, devices: list[str], cfg: BackendConfig, crash: CrashOnce | None):
+    def __init__(self, surrogate: ErrorSurrogate, devices: list[str], cfg: BackendConfig):
         import multiprocessing
 
         self._ctx = multiprocessing.get_context("spawn")
         self._payload = pickle.dumps(surrogate, protocol=pickle.HIGHEST_PROTOCOL)
-        self._devices, self._cfg, self._crash = devices, cfg, crash
+        self._devices, self._cfg = devices, cfg
         self._workers = [self._spawn(d) for d in devices]
         for w in self._workers:  # after every start, so that the workers import torch in parallel
             w.send_payload()
 
     def _spawn(self, device: str) -> _Worker:
-        return _Worker(self._ctx, self._payload, device, self._cfg, self._crash)
+        return _Worker(self._ctx, self._payload, device, self._cfg)
 
     def map(self, jobs: list[Job]) -> Iterator[Trial]:
         from multiprocessing.connection import wait

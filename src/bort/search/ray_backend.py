@@ -17,8 +17,9 @@ from collections.abc import Iterator
 
 from bort.arch import Arch
 from bort.errors import BortError
-from bort.search.backends import BackendConfig, CrashOnce, Job, Trial, run_job, setup_worker
-from bort.surrogates.error import ErrorSurrogate, Theta
+from bort.search.trial import BackendConfig, Job, Trial, run_trial, setup_worker
+from bort.surrogates.error import ErrorSurrogate
+from bort.training.hparams import Theta
 
 
 def check_address(address: str | None) -> None:
@@ -37,7 +38,7 @@ def check_address(address: str | None) -> None:
 _WORKER_STATE: dict[str, ErrorSurrogate] = {}
 
 
-def _ray_trial(box: list, device: str, threads: int, crash: CrashOnce | None, arch: Arch, theta: Theta) -> Trial:
+def _ray_trial(box: list, device: str, threads: int, arch: Arch, theta: Theta) -> Trial:
     """One Ray task. The object ref comes boxed in a list so that Ray passes the ref, not a fresh copy per task."""
     import ray
 
@@ -45,16 +46,16 @@ def _ray_trial(box: list, device: str, threads: int, crash: CrashOnce | None, ar
     if ref.hex() not in _WORKER_STATE:
         _WORKER_STATE.clear()
         _WORKER_STATE[ref.hex()] = setup_worker(ray.get(ref), device, threads)
-    return run_job(_WORKER_STATE[ref.hex()], crash, arch, theta)
+    return run_trial(_WORKER_STATE[ref.hex()], arch, theta)
 
 
 class RayPool:
     """Trainings as Ray tasks; ``cfg.workers`` caps how many are in flight (default: all of a phase)."""
 
-    def __init__(self, surrogate: ErrorSurrogate, cfg: BackendConfig, crash: CrashOnce | None):
+    def __init__(self, surrogate: ErrorSurrogate, cfg: BackendConfig):
         import ray
 
-        self._ray, self._cfg, self._crash = ray, cfg, crash
+        self._ray, self._cfg = ray, cfg
         self._started = not ray.is_initialized()
         if self._started:
             self._init()
@@ -87,7 +88,7 @@ class RayPool:
         while pending or in_flight:
             while pending and len(in_flight) < cap:
                 arch, theta = job = pending.popleft()
-                in_flight[self._task.remote([self._ref], self._device, self._cfg.threads, self._crash, arch, theta)] = job
+                in_flight[self._task.remote([self._ref], self._device, self._cfg.threads, arch, theta)] = job
             [done], _ = ray.wait(list(in_flight), num_returns=1)
             arch, theta = in_flight.pop(done)
             try:

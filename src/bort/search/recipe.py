@@ -9,63 +9,62 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from bort.arch import Arch
-from bort.data.corpus import PackedCorpus, load_corpus
+from bort.data.corpus import CORPUS, SEQ_LEN, PackedCorpus, load_corpus
 from bort.errors import BortError
-from bort.models.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
+from bort.models.loading import TEACHER
 from bort.models.teacher import Teacher, load_teacher
+from bort.options import nested, opt
 from bort.search.backends import Backend, BackendConfig, open_backend
 from bort.search.fptas import Candidate, fptas, size_speed_factor
-from bort.search.report import write_outputs
+from bort.search.report import ExtractResult, write_outputs
 from bort.search.store import RunStore
 from bort.space import load_space
-from bort.surrogates.error import ErrorSettings, ErrorSurrogate, Theta
+from bort.surrogates.error import ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import LatencySettings, flops, measure_latency
 from bort.surrogates.params import count_params
+from bort.training.hparams import Theta
 from bort.training.losses import DistillLoss
+from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
+from bort.training.run import DEVICE, PROGRESS, SEED, RunFolder, resolve_device
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
     """Everything ``bort extract`` takes; the defaults are the built-in main job."""
 
-    out: Path = Path("runs/extract")
-    teacher: str = "minilm-l6"
-    corpus: str = "builtin"
-    space: str = "auto"
-    steps: int = 50
-    epsilon: int = 8
-    refine: int = 0
-    seed: int = 0
-    seq_len: int = 128
-    thetas: tuple[Theta, ...] = (Theta(),)
+    out: Path = field(default=Path("runs/extract"), metadata=opt("run folder; re-running the same command resumes it"))
+    teacher: str = field(default="minilm-l6", metadata=TEACHER)
+    corpus: str = field(default="builtin", metadata=CORPUS)
+    space: str = field(default="auto", metadata=opt("'auto' (from the teacher), 'bort-paper', or a YAML file of value lists D/A/H/I"))
+    steps: int = field(default=50, metadata=opt("n: training steps per candidate for ê"))
+    epsilon: int = field(default=8, metadata=opt("ε: interval size; 1 is exhaustive search"))
+    refine: int = field(default=0, metadata=opt("also train every member of the K best intervals", metavar="K"))
+    seed: int = field(default=0, metadata=SEED)
+    seq_len: int = field(default=128, metadata=SEQ_LEN)
+    thetas: tuple[Theta, ...] = field(default=(Theta(),), metadata=opt(cli=False))  # the CLI: --theta FILE, or one θ from --lr …
     loss: DistillLoss = field(default_factory=DistillLoss)
-    eval_sequences: int = 32
-    latency: LatencySettings = field(default_factory=LatencySettings)
-    max_params: int | None = None
-    max_latency_ms: float | None = None
-    head: HeadConfig = field(default_factory=HeadConfig)
-    device: str = "cpu"
+    eval_sequences: int = field(default=32, metadata=opt("held-out sequences that score ê"))
+    latency: LatencySettings = field(default_factory=LatencySettings, metadata=nested(prefix="latency-"))
+    max_params: int | None = field(default=None, metadata=opt("keep only ξ with at most this many parameters"))
+    max_latency_ms: float | None = field(default=None, metadata=opt("keep only ξ at most this slow"))
+    head: HeadConfig = field(default_factory=HeadConfig, metadata=nested(prefix="head-", only=("steps",), inherit={"seed": "seed"}))
+    device: str = field(default="cpu", metadata=DEVICE)
     backend: BackendConfig = field(default_factory=BackendConfig)
-    progress: bool = True
+    progress: bool = field(default=True, metadata=PROGRESS)
 
     def __post_init__(self) -> None:
         if self.epsilon < 1:
             raise BortError(f"--epsilon must be at least 1 (1 is exhaustive search), got {self.epsilon}")
         if self.refine < 0:
             raise BortError(f"--refine must be 0 or more, got {self.refine}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise BortError(f"--device {self.device} is not available here: use --device cpu")
         if self.backend.kind == "ray" and self.device.startswith("cuda") and not self.backend.gpus_per_trial:
             raise BortError("with --backend ray, --device is the driver's: add --gpus-per-trial (e.g. 1) to train the candidates on GPUs")
-        if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise BortError(f"--out '{self.out}' is a file: give a folder for the run")
 
     def error_settings(self) -> ErrorSettings:
         return ErrorSettings(steps=self.steps, seed=self.seed, thetas=self.thetas, loss=self.loss, eval_sequences=self.eval_sequences)
@@ -96,10 +95,10 @@ def _measure(cfg: ExtractConfig, teacher: Teacher, archs: list[Arch], store: Run
     return out
 
 
-def extract(cfg: ExtractConfig) -> dict:
-    """Run the FPTAS of algorithms.md §3 and write the run folder; returns ``result.json``'s content."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+def extract(cfg: ExtractConfig) -> ExtractResult:
+    """Run the FPTAS of algorithms.md §3 and write the run folder; returns ``result.json``'s record."""
+    cfg = replace(cfg, device=str(resolve_device(cfg.device)))
+    out = RunFolder(cfg.out, "extract").out
     started = time.time()
     store = RunStore(out)
     try:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
@@ -14,9 +14,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bort.atomic import atomic_dir, atomic_file, atomic_write_text
 from bort.models.student import build_student
+from bort.records import Record
 from bort.search.fptas import Candidate, SearchResult
-from bort.utils import atomic_dir, atomic_file, atomic_write_text
 
 COLUMNS = ("D", "A", "H", "I", "params", "params_effective", "latency_ms", "flops", "s", "error", "w", "status")
 
@@ -123,34 +124,49 @@ def _fmt(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space, result: SearchResult, teacher_row: dict, latency_device: str | None, wall_s: float) -> dict:
-    """Write every output of the run folder atomically; returns the content of ``result.json``."""
+@dataclass(frozen=True)
+class ExtractResult(Record):
+    """``result.json``: the teacher T, the space, the search's settings and counts, the best ξ and every candidate's row."""
+
+    teacher: dict
+    space: dict
+    space_size: int
+    eligible: int
+    evaluated: int
+    intervals: int
+    epsilon: int
+    steps: int
+    refine: int
+    seed: int
+    thetas: list[str]
+    loss: dict
+    latency: dict
+    latency_device: str | None
+    backend: dict
+    settings: dict
+    corpus: dict
+    wall_s: float
+    best: dict
+    candidates: list[dict]
+
+
+def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space, result: SearchResult, teacher_row: dict, latency_device: str | None,
+                  wall_s: float) -> ExtractResult:
+    """Write every output of the run folder atomically; returns ``result.json``'s record."""
     trained = {c.arch for c in result.trained}
     rows = [candidate_row(c, trained) for c in sorted(result.candidates, key=lambda c: c.arch)]
     best = candidate_row(result.best, trained)
-    doc = {
-        "teacher": teacher_row,
-        "space": space.as_dict(),
-        "space_size": len(result.candidates),
-        "eligible": sum(c.eligible for c in result.candidates),
-        "evaluated": len(result.trained),
-        "intervals": result.intervals,
-        "epsilon": cfg.epsilon,
-        "steps": cfg.steps,
-        "refine": cfg.refine,
-        "seed": cfg.seed,
-        "thetas": [t.key for t in cfg.thetas],
-        "loss": asdict(cfg.loss),
-        "latency": asdict(cfg.latency),
-        "latency_device": latency_device,
-        "backend": cfg.backend.describe(),
-        "settings": {"teacher": str(cfg.teacher), "teacher_path": str(teacher_path), "mlm_teacher_path": str(teacher.path), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len,
-                     "max_params": cfg.max_params, "max_latency_ms": cfg.max_latency_ms},
-        "corpus": {"documents": corpus.documents, "tokens": corpus.tokens, "train_sequences": len(corpus.train), "heldout_sequences": len(corpus.heldout)},
-        "wall_s": wall_s,
-        "best": best,
-        "candidates": rows,
-    }
+    record = ExtractResult(
+        teacher=teacher_row, space=space.as_dict(), space_size=len(result.candidates), eligible=sum(c.eligible for c in result.candidates),
+        evaluated=len(result.trained), intervals=result.intervals, epsilon=cfg.epsilon, steps=cfg.steps, refine=cfg.refine, seed=cfg.seed,
+        thetas=[t.key for t in cfg.thetas], loss=asdict(cfg.loss), latency=asdict(cfg.latency), latency_device=latency_device,
+        backend=cfg.backend.describe(),
+        settings={"teacher": str(cfg.teacher), "teacher_path": str(teacher_path), "mlm_teacher_path": str(teacher.path), "corpus": str(cfg.corpus),
+                  "seq_len": cfg.seq_len, "max_params": cfg.max_params, "max_latency_ms": cfg.max_latency_ms},
+        corpus={"documents": corpus.documents, "tokens": corpus.tokens, "train_sequences": len(corpus.train), "heldout_sequences": len(corpus.heldout)},
+        wall_s=wall_s, best=best, candidates=rows,
+    )
+    doc = record.to_dict()
     atomic_write_text(out / "result.json", json.dumps(doc, indent=2))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -165,4 +181,4 @@ def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space,
         build_student(teacher.config, result.best.arch, seed=cfg.seed).save_pretrained(tmp)
         teacher.tokenizer.save_pretrained(tmp)
         atomic_write_text(tmp / "bort_extract.json", json.dumps({"trained": False, "best": best, "teacher": str(cfg.teacher)}, indent=2))
-    return doc
+    return record

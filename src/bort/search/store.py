@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bort.errors import BortError
-from bort.utils import check_same_settings
+from bort.training.run import check_same_settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

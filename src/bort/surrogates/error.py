@@ -12,54 +12,23 @@ import copy
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from bort.arch import Arch
 from bort.data.corpus import PackedCorpus
-from bort.data.masking import MaskedBatch, batch_stream, fixed_masked_batches
+from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
 from bort.errors import BortError, TrainingDiverged
 from bort.models.student import build_student, masked_logits
 from bort.models.teacher import Teacher
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
-from bort.training.loop import OptimConfig, train
+from bort.training.hparams import Theta
+from bort.training.loop import train
 from bort.training.losses import DistillLoss
-from bort.utils import read_yaml
 
-
-@dataclass(frozen=True)
-class Theta:
-    """One training hyperparameter set θ for the short candidate trainings."""
-
-    lr: float = 1e-3
-    batch_size: int = 16
-    warmup: float = 0.1
-
-    def __post_init__(self) -> None:
-        OptimConfig(lr=self.lr, warmup=self.warmup)  # validates
-        if self.batch_size < 1:
-            raise BortError(f"θ batch size must be at least 1, got {self.batch_size}")
-
-    @property
-    def key(self) -> str:
-        return f"lr={self.lr:g},batch_size={self.batch_size},warmup={self.warmup:g}"
-
-
-def load_thetas(path: Path) -> tuple[Theta, ...]:
-    """Θ from YAML: a list of sets ``[{lr: 1e-3, batch_size: 16}, …]`` or a grid of value lists."""
-    hint = "give a YAML list of {lr, batch_size, warmup} sets, or a grid of value lists"
-    data = read_yaml(path, "--theta file", hint)
-    if isinstance(data, dict):
-        lists = [v if isinstance(v, list) else [v] for v in data.values()]
-        data = [dict(zip(data, combo)) for combo in itertools.product(*lists)]
-    if not isinstance(data, list) or not data or not all(isinstance(d, dict) and set(d) <= {"lr", "batch_size", "warmup"} for d in data):
-        raise BortError(f"--theta file '{path}' has an unexpected layout: {hint}")
-    try:
-        return tuple(Theta(**{k: (int(v) if k == "batch_size" else float(v)) for k, v in d.items()}) for d in data)
-    except (TypeError, ValueError) as exc:
-        raise BortError(f"--theta file '{path}' has a bad value: {exc}") from None
+# The hyperparameters a candidate training's θ may set (``--theta``); the seed is the run's.
+THETA_FIELDS = ("lr", "batch_size", "warmup")
 
 
 @dataclass(frozen=True)
@@ -113,7 +82,7 @@ class ErrorSurrogate:
     def _training_batches(self, batch_size: int) -> list[MaskedBatch]:
         """The n training batches of this batch size: the seeded stream's first n, the same for every candidate."""
         if batch_size not in self._batches:
-            stream = batch_stream(self._train_blocks, self._tokenizer, batch_size, self.settings.seed)
+            stream = masked_batch_stream(self._train_blocks, self._tokenizer, batch_size, self.settings.seed)
             self._batches[batch_size] = list(itertools.islice(stream, self.settings.steps))
         return self._batches[batch_size]
 
@@ -198,7 +167,7 @@ class ErrorSurrogate:
 
         torch.manual_seed(s.seed)  # dropout masks
         try:
-            train(student, loss_fn, batches, steps=s.steps, optim=OptimConfig(lr=theta.lr, warmup=theta.warmup))
+            train(student, loss_fn, batches, steps=s.steps, optim=theta.optim())
         except TrainingDiverged:
             return math.inf
         return evaluate_mlm(student, self.eval_batches, self.teacher_lp)["kd_ce"]

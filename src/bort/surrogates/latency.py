@@ -10,7 +10,7 @@ import contextlib
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
 import torch
@@ -19,6 +19,7 @@ from transformers import AutoModel, PretrainedConfig
 from bort.arch import Arch
 from bort.errors import BortError
 from bort.models.student import student_config
+from bort.options import opt
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -27,14 +28,14 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class LatencySettings:
     """Where and how î is measured. ``mode='flops'`` counts instead of timing."""
 
-    mode: str = "measured"
-    batch: int = 1
-    seq: int = 128
-    threads: int = 1
-    dtype: str = "float32"
-    device: str = "cpu"
-    warmup: int = 3
-    runs: int = 15
+    mode: str = field(default="measured", metadata=opt("î: wall-clock here, or analytic FLOPs", flag="--latency", choices=("measured", "flops")))
+    batch: int = field(default=1, metadata=opt("batch size of the latency measurement (not training)"))
+    seq: int = field(default=128, metadata=opt("sequence length of the latency measurement"))
+    threads: int = field(default=1, metadata=opt("CPU threads of the latency measurement", flag="--threads"))
+    dtype: str = field(default="float32", metadata=opt("dtype of the latency measurement", choices=tuple(DTYPES)))
+    device: str = field(default="cpu", metadata=opt("device to measure latency on, e.g. cpu or cuda:0"))
+    warmup: int = field(default=3, metadata=opt("untimed runs before the timed ones", cli=False))
+    runs: int = field(default=15, metadata=opt("timed runs per measurement; the median is kept"))
 
     def __post_init__(self) -> None:
         if self.mode not in ("measured", "flops"):

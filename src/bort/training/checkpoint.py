@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
+from bort.atomic import atomic_dir
 from bort.errors import BortError
 from bort.training.loop import TrainState
-from bort.utils import atomic_dir
 
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: TrainState, extra: dict | None = None) -> None:

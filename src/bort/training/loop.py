@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from bort.errors import BortError, TrainingDiverged
+from bort.options import opt
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """AdamW with linear warm-up and decay, and gradient clipping."""
 
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    warmup: float = 0.1  # fraction of the steps
-    grad_clip: float = 1.0
+    lr: float = field(default=5e-4, metadata=opt("peak learning rate"))
+    weight_decay: float = field(default=0.01, metadata=opt("AdamW weight decay, not on biases and LayerNorm"))
+    warmup: float = field(default=0.1, metadata=opt("warm-up fraction of the steps"))
+    grad_clip: float = field(default=1.0, metadata=opt("gradient norm clipping; 0 turns it off"))
 
     def __post_init__(self) -> None:
         if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.warmup < 1 or self.grad_clip < 0:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from bort.errors import BortError
+from bort.options import opt
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,9 @@ class DistillLoss:
     is plain self-supervised masked-LM pretraining.
     """
 
-    alpha_mlm: float = 0.1
-    alpha_kd: float = 0.5
-    temperature: float = 2.0
+    alpha_mlm: float = field(default=0.1, metadata=opt("weight of the masked-LM cross-entropy to the gold tokens"))
+    alpha_kd: float = field(default=0.5, metadata=opt("weight of the KL divergence to the teacher's distribution"))
+    temperature: float = field(default=2.0, metadata=opt("distillation temperature τ"))
 
     def __post_init__(self) -> None:
         if self.alpha_mlm < 0 or self.alpha_kd < 0 or self.alpha_mlm + self.alpha_kd == 0:

@@ -1,54 +1,16 @@
-"""Small helpers: reading YAML inputs with one-line errors, and writing outputs atomically."""
+"""Writing outputs atomically: a kill never leaves a half-written file or folder.
+
+Each writer fills a temporary file or folder beside its target and renames it into place.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
-
-from bort.errors import BortError
-
-
-def read_yaml(path: Path, what: str, hint: str) -> Any:
-    """Parse a user's YAML file; a missing or malformed one is a one-line :class:`BortError`."""
-    if not path.is_file():
-        raise BortError(f"{what} '{path}' does not exist: {hint}")
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BortError(f"cannot parse {what} '{path}': {str(exc).splitlines()[0]}; {hint}") from None
-
-
-def guard_settings(path: Path, settings: dict, *, resuming: bool) -> None:
-    """Record a run's settings in ``path``, or, when ``resuming``, refuse settings other than those recorded."""
-    if resuming and path.is_file():
-        check_same_settings(path.parent, json.loads(path.read_text(encoding="utf-8")), settings)
-    else:
-        atomic_write_text(path, json.dumps(settings, indent=2))
-
-
-def trim_jsonl(path: Path, step: int, key: str = "step") -> None:
-    """Drop the lines whose ``key`` is past ``step`` (those after the checkpoint a run resumes from: they come again)."""
-    if path.is_file():
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln)[key] <= step]
-        atomic_write_text(path, "".join(ln + "\n" for ln in lines))
-
-
-def check_same_settings(folder: Path, old: dict, new: dict) -> None:
-    """Refuse to resume the run in ``folder`` when its stored settings differ from ``new``."""
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if diff:
-        k = diff[0]
-        raise BortError(
-            f"'{folder}' holds a run with other settings ({k}: {old.get(k)!r} there, {new.get(k)!r} now); "
-            "repeat the original command to resume, or choose a new --out folder"
-        )
+from typing import Iterator
 
 
 def _umask() -> int:

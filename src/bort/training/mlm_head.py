@@ -1,0 +1,140 @@
+"""Give a teacher without a masked-LM head one (algorithms.md §4; ``bort teacher prepare``).
+
+The head is the family's own (dense → activation → LayerNorm → decoder tied to the word
+embeddings, plus a bias). It is trained on the corpus with the whole encoder frozen, so the tied
+decoder weight (the word embeddings) stays frozen too: only the transform and the bias learn.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from bort.atomic import atomic_dir
+from bort.data.corpus import CORPUS, SEQ_LEN, PackedCorpus, load_corpus
+from bort.data.masking import fixed_masked_batches, masked_batch_stream
+from bort.errors import BortError
+from bort.models.loading import TEACHER
+from bort.models.student import mlm_head
+from bort.models.teacher import Teacher, load_teacher
+from bort.options import opt
+from bort.records import Record
+from bort.training.evaluate import evaluate_mlm
+from bort.training.loop import OptimConfig, train
+from bort.training.run import DEVICE, resolve_device
+
+REPORT = "bort_teacher.json"
+TEACHER_MLM_DIR = "teacher_mlm"  # where a run folder caches its prepared teacher
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """How the head is trained."""
+
+    steps: int = field(default=200, metadata=opt("steps to train the masked-LM head"))
+    batch_size: int = field(default=16, metadata=opt("batch size of the head training"))
+    lr: float = field(default=1e-3, metadata=opt("learning rate of the head training"))
+    seed: int = field(default=0, metadata=opt("seed of the head training and its held-out batches"))
+    eval_sequences: int = field(default=64, metadata=opt("held-out sequences that score the head", cli=False))
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.eval_sequences < 1:
+            raise BortError("head training needs steps, batch size and eval sequences of at least 1")
+
+
+@dataclass(frozen=True)
+class HeadReport(Record):
+    """``bort_teacher.json``: what the head was trained for and on, and the held-out MLM accuracy before and after."""
+
+    teacher: str
+    corpus: str
+    config: dict
+    mlm_accuracy_before: float
+    mlm_accuracy: float
+    final_loss: float
+    heldout_sequences: int
+
+
+def prepare_teacher(teacher: Teacher, corpus: PackedCorpus, out: str | Path, cfg: HeadConfig = HeadConfig()) -> HeadReport:
+    """Train the MLM head of ``teacher`` on ``corpus`` and save a complete MLM teacher to ``out``.
+
+    Returns (and writes to ``out/bort_teacher.json``) the held-out MLM accuracy before and after.
+    """
+    out = Path(out)
+    model, tok = teacher.model, teacher.tokenizer
+    model.requires_grad_(False)
+    head = mlm_head(model)
+    head.requires_grad_(True)
+    model.get_output_embeddings().weight.requires_grad_(False)  # tied to the frozen word embeddings
+    eval_batches = fixed_masked_batches(corpus.heldout, tok, batch_size=cfg.batch_size, max_sequences=cfg.eval_sequences, seed=cfg.seed)
+    before = evaluate_mlm(model, eval_batches)["mlm_accuracy"]
+    device = next(model.parameters()).device
+
+    def loss_fn(batch):
+        batch = batch.to(device)
+        with torch.no_grad():
+            hidden = model.base_model(input_ids=batch.input_ids).last_hidden_state[batch.positions]
+        return F.cross_entropy(head(hidden), batch.targets)
+
+    torch.manual_seed(cfg.seed)
+    model.base_model.eval()  # frozen encoder: no dropout
+    losses = train(head, loss_fn, masked_batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed), steps=cfg.steps, optim=OptimConfig(lr=cfg.lr, weight_decay=0.0))
+    model.eval().requires_grad_(False)
+    after = evaluate_mlm(model, eval_batches)["mlm_accuracy"]
+    report = HeadReport(teacher=str(teacher.path), corpus=corpus.source, config=asdict(cfg), mlm_accuracy_before=before, mlm_accuracy=after,
+                        final_loss=losses[-1], heldout_sequences=min(cfg.eval_sequences, len(corpus.heldout)))
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        report.write(tmp / REPORT)
+    teacher.has_mlm_head = True
+    return report
+
+
+def load_report(folder: Path) -> HeadReport | None:
+    """The head-training report of a prepared teacher folder, if it has one."""
+    path = Path(folder) / REPORT
+    return HeadReport.read(path) if path.is_file() else None
+
+
+def ensure_mlm_head(teacher: Teacher, corpus: PackedCorpus, cache: Path, cfg: HeadConfig, *, device: str = "cpu") -> Teacher:
+    """The teacher with a masked-LM head: as it is, or with a head trained once and cached in ``cache``.
+
+    A cached head is reused only if it was trained for this teacher with the same settings.
+    """
+    if teacher.has_mlm_head:
+        return teacher
+    report = load_report(cache)
+    if report is not None and report.teacher == str(teacher.path) and report.config == asdict(cfg):
+        return load_teacher(cache, device=device)
+    report = prepare_teacher(teacher, corpus, cache, cfg)
+    tqdm.write(f"trained the teacher's MLM head: held-out MLM accuracy {report.mlm_accuracy:.3f} (saved in {cache})", file=sys.stderr)
+    return teacher
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything ``bort teacher prepare`` takes."""
+
+    out: Path = field(metadata=opt("folder for the complete MLM teacher"))
+    teacher: str = field(default="minilm-l6", metadata=TEACHER)
+    corpus: str = field(default="builtin", metadata=CORPUS)
+    seq_len: int = field(default=128, metadata=SEQ_LEN)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    device: str = field(default="cpu", metadata=DEVICE)
+    force: bool = field(default=False, metadata=opt("retrain the head even if the teacher has one"))
+
+
+def prepare(cfg: PrepareConfig) -> HeadReport:
+    """``bort teacher prepare``: load the teacher and the corpus, and train the teacher's masked-LM head into ``cfg.out``."""
+    teacher = load_teacher(cfg.teacher, device=resolve_device(cfg.device))
+    teacher.check_seq_len(cfg.seq_len, "--seq-len")
+    corpus = load_corpus(cfg.corpus, teacher.tokenizer, seq_len=cfg.seq_len)
+    if teacher.has_mlm_head and not cfg.force:
+        raise BortError(f"teacher '{cfg.teacher}' already has an MLM head; add --force to retrain it")
+    return prepare_teacher(teacher, corpus, cfg.out, cfg.head)
