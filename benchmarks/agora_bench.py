@@ -30,6 +30,7 @@ from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT
 from bort.agora.recipe import AgoraConfig, agora
 from bort.agora.space import load_agora_space
 from bort.atomic import atomic_write_text
+from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, finetune, subset
 from bort.finetune.tasks import get_task, read_split
 from bort.training.loop import OptimConfig
@@ -54,9 +55,10 @@ def one(args: argparse.Namespace, task: str, n: int, seed: int) -> dict:
     steps = args.steps_small if n <= 64 else args.steps  # per training: a fixed budget, not epochs of a growing set
     # One dev evaluation per training, at its end (eval_every past the last step): the study's cost is the trainings.
     base = FinetuneConfig(model=args.model, task=spec.name, data=data, out=out / f"agora{suffix}", steps=steps, train_examples=n, seed=seed,
-                          patience=0, eval_every=10**9, max_seq_len=args.max_seq_len, progress=False)
+                          patience=0, eval_every=10**9, max_seq_len=args.max_seq_len, progress=False,
+                          augment=Augment(transform=args.transform, infill_model=args.infill_model))
     t0 = time.time()
-    result = agora(AgoraConfig(base=base, thetas=tuple(thetas), labeller=labeller, transform=args.transform, infill_model=args.infill_model))
+    result = agora(AgoraConfig(base=base, thetas=tuple(thetas), labeller=labeller))
     agora_s = time.time() - t0
     folders = [Path(r.best_folder).parent / k for r in result.rounds for k in r.scores]
     total_steps = sum(_steps(f) for f in folders)

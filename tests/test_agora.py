@@ -12,12 +12,13 @@ import torch
 from test_finetune import _cfg, write_rte, write_stsb
 
 import bort.agora.recipe as agora_mod
-from bort.agora.recipe import AgoraConfig, AgoraResult, _labels, _new_points, agora
+from bort.agora.recipe import AgoraConfig, AgoraResult, _labels, _new_points, _point, agora
 from bort.agora.space import load_agora_space, prune
-from bort.agora.transforms import make_transform
 from bort.errors import BortError
 from bort.finetune import heads
+from bort.finetune.augment import Augment
 from bort.finetune.tasks import get_task, read_split
+from bort.finetune.transforms import make_transform
 from bort.training.hparams import FIELDS, Theta, build_thetas, expand
 
 THETAS = (Theta(lr=1e-3, weight_decay=0.01, warmup=0.1, batch_size=16, seed=0),
@@ -30,8 +31,8 @@ def rte(tmp_path_factory) -> Path:
 
 
 def _agora(model: Path, data: Path, out: Path, **kw) -> AgoraConfig:
-    base = _cfg(model, "glue/rte", data, out, epochs=3)
-    return AgoraConfig(**{"base": base, "thetas": THETAS, "transform": "swap", "variants": 2, **kw})
+    base = _cfg(model, "glue/rte", data, out, epochs=3, augment=Augment(transform="swap"))
+    return AgoraConfig(**{"base": base, "thetas": THETAS, "variants": 2, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,9 @@ def test_word_transforms_change_the_input_and_follow_the_seed(name):
     assert out == f(inputs, seed=1) and len(out) == 2
     assert all(new != old for new, old in zip(out, inputs))
     assert all(sorted(n.split()) == sorted(o.split()) for new, old in zip(out, inputs) for n, o in zip(new, old)) or name == "dropout"
+    # The seed decides the change: seeds 0 and 2 give other outputs than seed 1 (a transform ignoring its seed gives one output).
+    assert f(inputs, seed=0) != out and f(inputs, seed=2) != out
+    assert len({tuple(f(inputs, seed=s)) for s in range(8)}) > 2
 
 
 def test_mlm_infill_replaces_masked_tokens_with_other_tokens(bert_teacher, bert_teacher_nohead):
@@ -119,7 +123,7 @@ def test_new_points_never_duplicate_or_reach_dev_and_take_the_labellers_labels(t
     cfg = _agora(labeller, rte, tmp_path / "x", variants=3)
     seen = {ex.texts for ex in train + dev}
     before = set(seen)
-    points = _new_points(cfg, task, mistakes, seen, labeller, 0, make_transform("dropout"))
+    points = [_point(line) for line in _new_points(cfg, task, mistakes, seen, labeller, 0, make_transform("dropout"))]
     texts = [p.texts for p in points]
     assert len(texts) == len(set(texts)) > 0
     assert not set(texts) & before  # nothing equal to a training or dev input

@@ -110,10 +110,13 @@ def test_resume_with_different_settings(tmp_path, capsys, extract_args, bert_tea
 
 
 def test_failed_first_attempt_does_not_lock_the_folder(tmp_path, capsys, extract_args, bert_teacher):
-    """A run stopped by a mistyped teacher stored no result, so the corrected command may use its folder."""
+    """A run stopped by a mistyped teacher stored no result and leaves no new folder behind; in a folder the user made, what
+    it leaves (a store without results) does not stop the corrected command."""
     out = tmp_path / "run"
     in_process(capsys, extract_args(tmp_path / "typo", out, "--latency", "flops"))
-    assert (out / "bort.sqlite").is_file()
+    assert not out.exists()
+    out.mkdir()
+    in_process(capsys, extract_args(tmp_path / "typo", out, "--latency", "flops"))
     assert main(extract_args(bert_teacher, out, "--latency", "flops", "--epsilon", "20")) == 0
     assert (out / "result.json").is_file()
 

@@ -148,12 +148,66 @@ def test_other_heads_and_roberta(roberta_teacher, bert_teacher_nohead, bert_toke
     sources = {"roberta-mlm": roberta_teacher, "encoder": bert_teacher_nohead, "mc": mc,
                "roberta-cls": _roberta_classifier(roberta_teacher, tmp_path / "roberta-src")}
     for name, src in sources.items():
-        info = export_onnx(ExportConfig(model=str(src), out=tmp_path / name, quantize="int8" if name == "mc" else "none"))
+        info = export_onnx(ExportConfig(model=str(src), out=tmp_path / f"{name}-onnx", quantize="int8" if name == "mc" else "none"))
         assert info.check["error"] < info.check["tolerance"], name
         assert info.first_token_last_layer == (name in ("mc", "roberta-cls")), name
-    assert json.loads((tmp_path / "encoder" / "export.json").read_text())["output"] == "last_hidden_state"
-    predictor = load_predictor(tmp_path / "mc")
+    assert json.loads((tmp_path / "encoder-onnx" / "export.json").read_text())["output"] == "last_hidden_state"
+    predictor = load_predictor(tmp_path / "mc-onnx")
     assert predictor.run(sample_inputs(predictor.config, predictor.head, 3, 10, padded=True)).shape == (3, 2)
+
+
+def _fresh_hf_vs_onnx(auto_class, src, out, feed: dict[str, np.ndarray], output: str) -> None:
+    """The exported ``out/model.onnx`` under a plain ONNX Runtime session against ``auto_class.from_pretrained(src)``, the
+    way any user loads the source folder, on the same inputs: the exporter's own check is not the reference here."""
+    import onnxruntime as ort
+
+    model = auto_class.from_pretrained(src).eval()
+    with torch.inference_mode():
+        want = getattr(model(**{k: torch.from_numpy(v) for k, v in feed.items()}), output).numpy()
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert set(names) <= set(feed), names
+    got = session.run(None, {n: feed[n] for n in names})[0]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def _text_batch(tokenizer, texts, pairs=None) -> dict[str, np.ndarray]:
+    """A padded batch of real text as int64 arrays, with token type ids (zeros where the tokenizer has none)."""
+    enc = tokenizer(texts, pairs, padding=True, return_tensors="np")
+    feed = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+    feed["token_type_ids"] = enc["token_type_ids"].astype(np.int64) if "token_type_ids" in enc else np.zeros_like(feed["input_ids"])
+    assert feed["attention_mask"].min() == 0  # padding present
+    return feed
+
+
+_TEXTS = ["a small model learns", "the teacher and the student read the same long text about the quick brown fox", "hello",
+          "words around them decide", "what a great film it was, we loved every minute of it"]
+
+
+def test_roberta_and_multiple_choice_exports_match_fresh_hf_models(roberta_teacher, bert_tokenizer, tmp_path):
+    from transformers import AutoModelForMaskedLM, AutoModelForMultipleChoice
+
+    roberta_cls = _roberta_classifier(roberta_teacher, tmp_path / "roberta-src")
+    roberta_tok = AutoTokenizer.from_pretrained(roberta_teacher)
+    for name, src, auto_class, output in (("roberta-cls", roberta_cls, AutoModelForSequenceClassification, "logits"),
+                                          ("roberta-mlm", roberta_teacher, AutoModelForMaskedLM, "logits")):
+        export_onnx(ExportConfig(model=str(src), out=tmp_path / name))
+        for texts, pairs in ((_TEXTS, None), (_TEXTS[:3], _TEXTS[2:])):
+            _fresh_hf_vs_onnx(auto_class, src, tmp_path / name, _text_batch(roberta_tok, texts, pairs), output)
+
+    torch.manual_seed(0)
+    mc = tmp_path / "mc"
+    model = BertForMultipleChoice(bert_config(len(bert_tokenizer)))
+    torch.nn.init.normal_(model.classifier.weight, std=1.0)  # a head that tells the choices apart
+    model.save_pretrained(mc)
+    bert_tokenizer.save_pretrained(mc)
+    export_onnx(ExportConfig(model=str(mc), out=tmp_path / "mc-onnx"))
+    contexts, endings = ["the fox", "a dog sat on the mat by the red house"], ["jumps", "sleeps all day", "runs"]
+    flat = _text_batch(bert_tokenizer, [c for c in contexts for _ in endings], [e for _ in contexts for e in endings])
+    feed = {k: v.reshape(len(contexts), len(endings), -1) for k, v in flat.items()}  # 3 choices where the trace had 2
+    assert feed["token_type_ids"].max() == 1
+    _fresh_hf_vs_onnx(AutoModelForMultipleChoice, mc, tmp_path / "mc-onnx", feed, "logits")
 
 
 def test_refuses_to_write_on_a_mismatch(classifier, tmp_path, monkeypatch, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -9,7 +10,8 @@ import sqlite3
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
 from bort.arch import Arch
 from bort.cli import main
@@ -71,16 +73,56 @@ def test_result_json_layout(exhaustive):
     assert TEACHER_ARCH not in {arch_of(c).astuple() for c in r["candidates"]}
 
 
+def _built(teacher_folder, arch: Arch):
+    """The teacher's base model (no pooler, no MLM head: what p̂ counts) actually built at shape ``arch``, eager attention."""
+    config = copy.deepcopy(AutoConfig.from_pretrained(teacher_folder))
+    config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size = arch.astuple()
+    torch.manual_seed(0)
+    return AutoModel.from_config(config, add_pooling_layer=False, attn_implementation="eager").eval()
+
+
+def reference_params(teacher_folder, arch: Arch) -> tuple[int, int]:
+    """(total, without the embeddings) counted on a real model, not with bort's formula."""
+    model = _built(teacher_folder, arch)
+    total = sum(p.numel() for p in model.parameters())
+    return total, total - sum(p.numel() for p in model.embeddings.parameters())
+
+
+def reference_flops(teacher_folder, arch: Arch, *, seq: int, batch: int) -> int:
+    """FLOPs of the matrix products of one real forward, counted by torch (2 per multiply-add; embedding lookups,
+    LayerNorm, softmax and bias adds are no matrix products)."""
+    model = _built(teacher_folder, arch)
+    ids = torch.randint(model.config.vocab_size, (batch, seq), generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(input_ids=ids)
+    return counter.get_total_flops()
+
+
+def test_reference_counts_are_worked_by_hand(bert_teacher):
+    """The references above on the teacher ⟨2,4,64,128⟩ (vocabulary V, 64 positions, 2 token types), by hand."""
+    V, H, I = AutoConfig.from_pretrained(bert_teacher).vocab_size, 64, 128  # noqa: E741
+    layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H
+    assert reference_params(bert_teacher, Arch(*TEACHER_ARCH)) == ((V + 64 + 2) * H + 2 * H + 2 * layer, 2 * layer)
+    S = 32  # noqa: N806
+    assert reference_flops(bert_teacher, Arch(*TEACHER_ARCH), seq=S, batch=3) == 3 * 2 * 2 * (S * (4 * H * H + 2 * H * I) + 2 * S * S * H)
+
+
 def test_numbers_are_consistent(exhaustive, bert_teacher):
-    """p̂, FLOPs, S and W of every row recomputed from first principles; null exactly where ineligible."""
+    """p̂, FLOPs, S and W of every row recomputed from first principles; null exactly where ineligible.
+
+    p̂ is checked against a real model's parameter count, FLOPs against torch's FLOP counter on a real forward."""
     _, r = exhaustive
     t = r["teacher"]
     config = load_teacher(bert_teacher).config
+    seq, batch = r["latency"]["seq"], r["latency"]["batch"]
     assert t["params"] == count_params(config, Arch(*TEACHER_ARCH)).total
+    assert t["params"] == reference_params(bert_teacher, Arch(*TEACHER_ARCH))[0]
     for c in r["candidates"]:
         a = arch_of(c)
         assert c["params"] == count_params(config, a).total and c["params_effective"] == count_params(config, a).effective
-        assert c["flops"] == flops(a, seq=r["latency"]["seq"], batch=r["latency"]["batch"])
+        assert (c["params"], c["params_effective"]) == reference_params(bert_teacher, a), a
+        assert c["flops"] == flops(a, seq=seq, batch=batch)
+        assert c["flops"] == reference_flops(bert_teacher, a, seq=seq, batch=batch), a
         eligible = c["params"] < t["params"] and c["latency_ms"] < t["latency_ms"]
         if not eligible:
             assert c["s"] is None and c["error"] is None and c["w"] is None and c["status"] == "ineligible"

@@ -233,9 +233,9 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, bert_tea
 
 def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch, bert_teacher, rte):
     monkeypatch.setattr(run_mod, "save_checkpoint", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    (tmp_path / "F" / "checkpoint").mkdir(parents=True)  # as a killed run leaves it
     settings = {**run_mod.fingerprint(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F")), "train_set": None}  # as finetune records them
     run_mod.RunFolder(tmp_path / "F", "finetune", log=recipe_mod.LOG).guard(settings, resuming=False)
+    (tmp_path / "F" / "checkpoint").mkdir()  # as a killed run leaves it
     with pytest.raises(BortError, match="other settings"):
         finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", batch_size=8))
 
@@ -246,9 +246,34 @@ def test_early_stopping_stops_after_patience(tmp_path, bert_teacher, rte):
     assert report.stopped_early and report.steps_run == 3 * 10 and report.best_step == 10
 
 
-def test_train_subset_is_seeded(tmp_path, bert_teacher, rte):
+def test_train_subset_is_seeded(tmp_path, bert_teacher, rte, monkeypatch):
+    full = read_split(get_task("glue/rte"), rte, "train")
+    trained: list = []  # the examples each finetune tokenises for training (its first encode call)
+    real_encode = recipe_mod.encode
+
+    def spy(task, examples, *args, **kwargs):
+        if len(trained) < runs:
+            trained.append(list(examples))
+        return real_encode(task, examples, *args, **kwargs)
+
+    monkeypatch.setattr(recipe_mod, "encode", spy)
+    runs = 1
     a = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "a", train_examples=32, epochs=1))
     assert a.train_examples == 32 and a.steps == 2
+    runs = 2
+    finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "b", train_examples=32, epochs=1, seed=1))
+    seed0, seed1 = trained
+    assert len(seed0) == len(seed1) == 32 and len(full) == 160
+    index = {e.idx: i for i, e in enumerate(full)}
+    assert len(index) == len(full) and all(full[index[e.idx]] == e for e in seed0 + seed1)
+    picked0, picked1 = [index[e.idx] for e in seed0], [index[e.idx] for e in seed1]
+    # a random 32 of the 160 in their original order: not the first 32, another 32 for another seed
+    assert picked0 == sorted(set(picked0)) and picked1 == sorted(set(picked1))
+    assert picked0 != list(range(32)) and max(picked0) >= 64 and picked0 != picked1
+    # seeded: the same seed picks the same examples, another seed others
+    assert recipe_mod.subset(full, 32, 0) == seed0 and recipe_mod.subset(full, 32, 1) == seed1
+    assert recipe_mod.subset(full, 32, 0) == recipe_mod.subset(full, 32, 0) != recipe_mod.subset(full, 32, 2)
+    assert recipe_mod.subset(full, None, 0) == full and recipe_mod.subset(full, 500, 0) == full
 
 
 def test_regression_stsb(tmp_path, bert_teacher):

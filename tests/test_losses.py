@@ -51,10 +51,23 @@ def test_distill_loss_defaults_are_the_released_codes():
     assert (loss.alpha_mlm, loss.alpha_kd, loss.temperature) == (0.1, 0.5, 2.0)
 
 
-@pytest.mark.parametrize("kwargs", [{"alpha_mlm": 0.0, "alpha_kd": 0.0}, {"alpha_mlm": -1.0}, {"temperature": 0.0}])
+@pytest.mark.parametrize("kwargs", [{"alpha_mlm": -1.0}, {"alpha_kd": -0.5}, {"temperature": 0.0}])
 def test_distill_loss_rejects_bad_settings(kwargs):
     with pytest.raises(BortError):
         DistillLoss(**kwargs)
+
+
+def test_no_logit_term_is_refused_where_one_is_needed():
+    """Both logit weights 0 is a representation-only objective (no MLM head); ê needs a logit term, and pretraining some term."""
+    from bort.arch import Arch
+    from bort.distill import PretrainConfig
+    from bort.surrogates.error import ErrorSettings
+
+    assert not DistillLoss(alpha_mlm=0.0, alpha_kd=0.0).active and DistillLoss().active
+    with pytest.raises(BortError, match="ê needs a logit term"):
+        ErrorSettings(loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
+    with pytest.raises(BortError, match="every loss weight is 0"):
+        PretrainConfig(out="o", arch=Arch(1, 2, 32, 64), loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
 
 
 def test_soft_cross_entropy_matches_reference():

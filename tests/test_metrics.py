@@ -1,4 +1,4 @@
-"""GLUE/SuperGLUE metrics of bort.finetune.metrics against hand-worked values and, where installed, scipy and scikit-learn."""
+"""GLUE/SuperGLUE metrics of bort.finetune.metrics against hand-worked values and against scipy and scikit-learn (both in the test extra)."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def test_correlations_constant_input_is_zero() -> None:
 
 @pytest.mark.parametrize("ties", [False, True])
 def test_correlations_match_scipy(ties: bool) -> None:
-    stats = pytest.importorskip("scipy.stats")
+    import scipy.stats as stats  # the test extra installs scipy: a missing one fails here instead of skipping
     for seed in range(5):
         preds, labels = _random_floats(40, seed, ties=ties)
         assert pearson(preds, labels) == pytest.approx(float(stats.pearsonr(preds, labels)[0]), abs=1e-12)
@@ -155,7 +155,7 @@ def test_macro_f1_counts_class_only_in_preds() -> None:
 
 
 def test_classification_metrics_match_sklearn() -> None:
-    skm = pytest.importorskip("sklearn.metrics")
+    import sklearn.metrics as skm  # the test extra installs scikit-learn: a missing one fails here instead of skipping
     for seed in range(5):
         preds, labels = _random_classes(50, 3, seed)
         assert accuracy(preds, labels) == pytest.approx(skm.accuracy_score(labels, preds))

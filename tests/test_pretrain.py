@@ -113,11 +113,76 @@ def test_init_teacher_refuses_a_wider_or_deeper_student(bert_teacher):
         init_from_teacher(build_student(teacher.config, Arch(3, 2, 32, 64)), teacher.model)
 
 
+def _teacher_slices(teacher_folder, student_state: dict) -> dict:
+    """What ``--init teacher`` must give a ⟨1,2,32,64⟩ student of a 2-layer teacher, worked out here from the
+    teacher's own weights: student layer 0 is teacher layer 1 (⌊1·2/1⌋ − 1), every tensor its leading slice."""
+    teacher = AutoModelForMaskedLM.from_pretrained(teacher_folder).state_dict()
+    expected = {}
+    for name, tensor in student_state.items():
+        source = name.replace(".layer.0.", ".layer.1.")
+        expected[name] = teacher[source][tuple(slice(0, n) for n in tensor.shape)]
+    return expected
+
+
+def _matrix_gap(state: dict, expected: dict) -> float:
+    """Mean |Δ| over the student's matrices (LayerNorm weights are 1 and biases 0 under any initialisation)."""
+    gaps = [(state[k].float() - expected[k].float()).abs().mean().item() for k in state if state[k].ndim == 2]
+    return sum(gaps) / len(gaps)
+
+
 def test_init_teacher_and_mlm_loss_run(tmp_path, bert_teacher, corpus_file):
     out = tmp_path / "pt"
     assert main(_args(bert_teacher, out, corpus_file, "--init", "teacher", "--loss", "mlm")) == 0
     report = json.loads((out / "pretrain.json").read_text())
     assert report["init"] == "teacher" and report["loss"]["alpha_kd"] == 0.0 and report["loss"]["alpha_mlm"] == 1.0
+    # 6 AdamW steps of lr ≤ 5e-4 move a weight by a few 1e-3 at most: the student is still near the teacher's slices,
+    # where a random start (std 0.02 against the teacher's 0.02) is about 0.022 away on average.
+    state = AutoModelForMaskedLM.from_pretrained(out).state_dict()
+    assert _matrix_gap(state, _teacher_slices(bert_teacher, state)) < 0.005
+
+
+def test_init_teacher_reaches_the_student(tmp_path, bert_teacher, corpus_file):
+    """``--init teacher`` end to end: with a learning rate of 1e-30 the one step changes nothing a float32 can hold,
+    so the saved student is its step-0 self, which must be the teacher's slices, tensor for tensor."""
+    out = tmp_path / "pt"
+    assert main(_args(bert_teacher, out, corpus_file, "--init", "teacher", "--lr", "1e-30", "--steps", "1", "--save-every", "1",
+                      "--eval-every", "1")) == 0
+    state = AutoModelForMaskedLM.from_pretrained(out).state_dict()
+    expected = _teacher_slices(bert_teacher, state)
+    assert Arch.from_config(AutoModelForMaskedLM.from_pretrained(out).config) == Arch(1, 2, 32, 64)
+    for name, tensor in state.items():
+        torch.testing.assert_close(tensor, expected[name], msg=lambda m, name=name: f"{name}: {m}")
+    # and a random start is not that (the comparison can tell the two apart)
+    rand = tmp_path / "rand"
+    assert main(_args(bert_teacher, rand, corpus_file, "--lr", "1e-30", "--steps", "1", "--save-every", "1", "--eval-every", "1")) == 0
+    assert _matrix_gap(AutoModelForMaskedLM.from_pretrained(rand).state_dict(), expected) > 0.01
+
+
+@pytest.fixture(scope="module")
+def other_teacher(tmp_path_factory, bert_teacher):
+    """The tiny teacher's tokenizer and shape with other weights (seed 1): another teacher for the same student."""
+    folder = tmp_path_factory.mktemp("other") / "teacher"
+    shutil.copytree(bert_teacher, folder)
+    config = AutoModelForMaskedLM.from_pretrained(bert_teacher).config
+    torch.manual_seed(1)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(folder)
+    return folder
+
+
+def test_mlm_loss_does_not_use_the_teacher(tmp_path, bert_teacher, other_teacher, corpus_file):
+    """``--loss mlm`` trains on the gold tokens alone: two different teachers give the same student, weight for weight,
+    where the default distillation loss gives two different students."""
+    runs = {}
+    for loss in ("mlm", "kd"):
+        for name, teacher in (("a", bert_teacher), ("b", other_teacher)):
+            out = tmp_path / f"{loss}-{name}"
+            assert main(_args(teacher, out, corpus_file, "--loss", loss, "--steps", "3")) == 0
+            runs[loss, name] = _weights(out)
+    assert runs["mlm", "a"].keys() == runs["mlm", "b"].keys()
+    for key in runs["mlm", "a"]:
+        torch.testing.assert_close(runs["mlm", "b"][key], runs["mlm", "a"][key], rtol=0, atol=0)
+    assert any(not torch.equal(runs["kd", "a"][k], runs["kd", "b"][k]) for k in runs["kd", "a"])
+    assert any(not torch.equal(runs["kd", "a"][k], runs["mlm", "a"][k]) for k in runs["kd", "a"])
 
 
 def test_diverging_loss_stops_with_one_line(tmp_path, bert_teacher, corpus_file, bort_cmd):

@@ -46,7 +46,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     fixed = {"loss": DistillLoss(alpha_mlm=1.0, alpha_kd=0.0)} if args.loss == "mlm" else {}
     report = pretrain(options.build(PretrainConfig, args, **fixed))
     if os.environ.get("RANK", "0") == "0":
-        print(json.dumps({k: getattr(report, k) for k in ("steps", "tokens_seen", "mlm_accuracy", "kd_ce")}))
+        print(json.dumps({"steps": report.steps, "tokens_seen": report.tokens_seen, "output": report.output, **report.heldout}))
     return 0
 
 

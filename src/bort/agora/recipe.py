@@ -5,8 +5,8 @@
 2. take the round's best model and the dev examples it gets wrong;
 3. transform each mistaken example into new inputs, dropping duplicates and anything equal to an
    existing training or dev input;
-4. label them with the labeller (a given model, or the first round's best) and add them to the
-   training set, never to dev;
+4. label them with the labeller (a given model, or the first round's best; with ``--teacher``, the
+   teacher's soft labels) and add them to the training set, never to dev;
 5. keep the better half of Θ (after ``replay`` extra rounds with the same Θ).
 
 ``OUT/agora.json`` gets one record per finished round and ``OUT/agora_points.jsonl`` the added
@@ -20,18 +20,21 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from bort.agora.space import prune
-from bort.agora.transforms import TRANSFORMS, make_transform
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
 from bort.finetune import FinetuneConfig, FinetuneResult, finetune, heads, subset, write_eval
+from bort.finetune.augment import soft_field
+from bort.finetune.distill import TaskTeacher, from_soft
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions
 from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
+from bort.finetune.transforms import fresh_inputs, make_transform
 from bort.models.folder import copy_model_files
-from bort.models.loading import load_tokenizer
+from bort.models.loading import load_tokenizer, resolve_model_path
 from bort.options import opt
 from bort.records import Record
 from bort.training.hparams import Theta
@@ -42,15 +45,12 @@ RECORDS, POINTS, TABLE = "agora.json", "agora_points.jsonl", "agora.md"
 
 @dataclass(frozen=True)
 class AgoraConfig:
-    """``base`` sets the task, data, model, output and schedule of every fine-tuning; θ sets the rest."""
+    """``base`` sets the task, data, model, output, schedule, teacher and transformation of every fine-tuning; θ sets the rest."""
 
     base: FinetuneConfig
     thetas: tuple[Theta, ...]
     labeller: str | None = field(default=None, metadata=opt("model folder that labels new points (e.g. the fine-tuned teacher); "
-                                                            "default: the first round's best"))
-    transform: str = field(default="mlm-infill", metadata=opt("how new inputs are made", choices=TRANSFORMS))
-    infill_model: str | None = field(default=None, metadata=opt("masked-LM for mlm-infill (e.g. a prepared teacher); default: --model, "
-                                                                "if it has an MLM head"))
+                                                            "default: --teacher, else the first round's best"))
     variants: int = field(default=4, metadata=opt("new inputs made from each mistaken dev example"))
     replay: int = field(default=0, metadata=opt("run each Θ K more times before pruning it", metavar="K"))
     max_rounds: int | None = field(default=None, metadata=opt("stop after R rounds (default: until Θ is empty)"))
@@ -60,6 +60,8 @@ class AgoraConfig:
             raise BortError("the Agora space Θ is empty: give at least one hyperparameter set")
         if self.variants < 1 or self.replay < 0 or (self.max_rounds is not None and self.max_rounds < 1):
             raise BortError("--variants and --max-rounds must be at least 1, --replay at least 0")
+        if self.labeller and self.base.distill.teacher and self.labeller != self.base.distill.teacher:
+            raise BortError("--labeller and --teacher differ: with --teacher, the teacher labels Agora's new points (give one of them)")
 
 
 @dataclass(frozen=True)
@@ -99,18 +101,23 @@ def _labels(task: TaskSpec, folder: Path, examples: list[Example], base: Finetun
     return [task.labels[p] for p in predictions(task, examples, logits)]
 
 
-def _new_points(cfg: AgoraConfig, task: TaskSpec, mistakes: list[Example], seen: set[tuple[str, ...]], labeller: Path, round_: int,
-                transform) -> list[Example]:
-    """Steps 3–4: transformed, de-duplicated, labelled new training points."""
-    fresh: list[tuple[str, ...]] = []
-    for v in range(cfg.variants):
-        for texts in transform([ex.texts for ex in mistakes], seed=cfg.base.seed * 100_003 + round_ * 101 + v):
-            if texts not in seen and all(t.strip() for t in texts):
-                seen.add(texts)
-                fresh.append(texts)
-    points = [Example(idx=f"agora-{round_}-{i}", texts=texts, label=None) for i, texts in enumerate(fresh)]
-    names = _labels(task, labeller, points, cfg.base) if points else []
-    return [replace(p, label=name) for p, name in zip(points, names)]
+def _point(line: dict) -> Example:
+    """The training example of a line of ``agora_points.jsonl``."""
+    return Example(idx=line["idx"], texts=tuple(line["texts"]), label=line["label"])
+
+
+def _new_points(cfg: AgoraConfig, task: TaskSpec, mistakes: list[Example], seen: set[tuple[str, ...]], labeller: Path | TaskTeacher,
+                round_: int, transform) -> list[dict]:
+    """Steps 3–4: transformed, de-duplicated, labelled new training points, as lines of ``agora_points.jsonl``: the
+    labeller's label, or a teacher's soft label with its argmax as the label."""
+    fresh = fresh_inputs(transform, [ex.texts for ex in mistakes], cfg.variants, seen, lambda v: cfg.base.seed * 100_003 + round_ * 101 + v)
+    points = [Example(idx=f"agora-{round_}-{i}", texts=texts, label=None) for i, (_, texts) in enumerate(fresh)]
+    if not points:
+        return []
+    if isinstance(labeller, TaskTeacher):
+        soft = labeller.soft_labels(points)
+        return [{"round": round_, "idx": p.idx, "texts": p.texts, "label": from_soft(task, s)[0], soft_field(task): s} for p, s in zip(points, soft)]
+    return [{"round": round_, "idx": p.idx, "texts": p.texts, "label": name} for p, name in zip(points, _labels(task, labeller, points, cfg.base))]
 
 
 def _theta_config(base: FinetuneConfig, theta: Theta, out: Path) -> FinetuneConfig:
@@ -125,8 +132,12 @@ def agora(cfg: AgoraConfig) -> AgoraResult:
     if not task.dev_splits:
         raise BortError(f"{task.name} has no training data (a diagnostic set); Agora needs train and dev splits")
     device = resolve_device(base.device)
-    run = RunFolder(base.out, "agora", log=POINTS)
-    out = run.out
+    with RunFolder(base.out, "agora", log=POINTS) as run:
+        return _agora(cfg, task, device, run)
+
+
+def _agora(cfg: AgoraConfig, task: TaskSpec, device: torch.device, run: RunFolder) -> AgoraResult:
+    base, out = cfg.base, run.out
     run.guard(json.loads(json.dumps({**asdict(cfg), "base": fingerprint(base)}, default=str)), resuming=(out / RECORDS).is_file())
     records = [AgoraRound.from_dict(r) for r in json.loads((out / RECORDS).read_text())["rounds"]] if (out / RECORDS).is_file() else []
 
@@ -136,13 +147,14 @@ def agora(cfg: AgoraConfig) -> AgoraResult:
     done = len(records)
     run.trim_log(done - 1, key="round")  # points of a round killed before its record are made again
     if (out / POINTS).is_file():
-        for line in (out / POINTS).read_text(encoding="utf-8").splitlines():
-            p = json.loads(line)
-            train_set.append(Example(idx=p["idx"], texts=tuple(p["texts"]), label=p["label"]))
+        train_set += [_point(json.loads(line)) for line in (out / POINTS).read_text(encoding="utf-8").splitlines()]
     seen = {ex.texts for ex in train_set + dev}
     by_slug = {t.slug: t for t in cfg.thetas}
     thetas = [by_slug[k] for k in records[-1].theta_left_keys] if records else list(cfg.thetas)
-    labeller = Path(cfg.labeller) if cfg.labeller else (Path(records[0].best_folder) if records else None)
+    teacher = TaskTeacher(base.distill.teacher, task, resolve_model_path(base.model), device=device, max_len=base.max_seq_len,
+                          batch_size=base.eval_batch_size) if base.distill.teacher else None  # a labeller with soft labels
+    given = teacher.path if teacher else cfg.labeller
+    labeller = Path(given) if given else (Path(records[0].best_folder) if records else None)
     labeller_accuracy = records[0].labeller_dev_accuracy if records else None
     transform = None
     main = task.metrics[0]
@@ -165,11 +177,11 @@ def agora(cfg: AgoraConfig) -> AgoraResult:
                 tqdm.write(f"agora: warning: the labeller's dev accuracy is {labeller_accuracy:.3f}, not above 2/3; "
                            "its labels for new points may hurt (give a better --labeller)", file=sys.stderr)
         if wrong and transform is None:
-            transform = make_transform(cfg.transform, cfg.infill_model or base.model, device=str(device))
-        points = _new_points(cfg, task, wrong, seen, labeller, r, transform) if wrong else []  # steps 3-4
-        run.log(*({"round": r, "idx": p.idx, "texts": p.texts, "label": p.label} for p in points))
+            transform = make_transform(base.augment.transform, base.augment.infill_model or base.model, device=str(device))
+        points = _new_points(cfg, task, wrong, seen, teacher or labeller, r, transform) if wrong else []  # steps 3-4
+        run.log(*points)
         size = len(train_set)
-        train_set = train_set + points
+        train_set = train_set + [_point(p) for p in points]
         keys = [t.slug for t in thetas]
         runs = 1 + next((i for i, rec in enumerate(reversed(records)) if rec.theta_keys != keys), len(records))
         left = thetas if runs <= cfg.replay else prune(thetas, scores)  # step 6, replay: this Θ again; else step 5

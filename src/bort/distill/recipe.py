@@ -7,14 +7,16 @@ evaluation, checkpoints and progress in one ``on_step`` → the Hugging Face fol
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 
 from bort.arch import Arch
+from bort.atomic import atomic_write_text
 from bort.data.corpus import CORPUS, SEQ_LEN, load_corpus
 from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
 from bort.distill.distributed import Dist, setup, teardown
@@ -22,14 +24,16 @@ from bort.distill.init import init_from_teacher
 from bort.errors import BortError
 from bort.models.folder import save_model_folder
 from bort.models.loading import TEACHER, read_config
-from bort.models.student import build_student, masked_logits, student_config
-from bort.models.teacher import load_teacher
+from bort.models.sentence import read_pooling, sentence_files
+from bort.models.student import build_student, mlm_head, student_config
+from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
 from bort.records import Record
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
+from bort.training.objectives import Distiller, RepresentationLoss
 from bort.training.run import BF16, DEVICE, PROGRESS, SEED, Clock, RunFolder, fingerprint
 
 METRICS, REPORT = "metrics.jsonl", "pretrain.json"
@@ -47,6 +51,7 @@ class PretrainConfig:
     arch: Arch | None = field(default=None, metadata=opt("the student's shape D,A,H,I, e.g. 4,8,768,1024", parse=Arch.parse, group="student"))
     init: str = field(default="random", metadata=opt("random init, or slices of the teacher", choices=("random", "teacher")))
     loss: DistillLoss = field(default_factory=DistillLoss)
+    representation: RepresentationLoss = field(default_factory=RepresentationLoss)
     steps: int = field(default=1000, metadata=opt("optimiser steps"))
     batch_size: int = field(default=32, metadata=opt("global batch size of one micro-step"))
     accumulate: int = field(default=1, metadata=opt("micro-steps per optimiser step (gradient accumulation)"))
@@ -70,11 +75,13 @@ class PretrainConfig:
             raise BortError(f"--bf16 must be auto, on or off, got '{self.bf16}'")
         if min(self.steps, self.batch_size, self.accumulate, self.save_every, self.eval_every, self.eval_sequences) < 1:
             raise BortError("--steps, --batch-size, --accumulate, --save-every, --eval-every and --eval-sequences must be at least 1")
+        if not (self.loss.active or self.representation.active):
+            raise BortError("every loss weight is 0: give at least one of --alpha-mlm, --alpha-kd, --alpha-hidden, --alpha-attn, --alpha-embed")
 
 
 @dataclass(frozen=True)
 class PretrainResult(Record):
-    """``pretrain.json``: the schedule, the wall time, the student and its loss, and its held-out masked-LM metrics."""
+    """``pretrain.json``: the schedule, the wall time, the student and its losses, and the held-out value of every active term."""
 
     steps: int
     tokens_seen: int
@@ -86,6 +93,9 @@ class PretrainResult(Record):
     loss: dict[str, float]
     mlm_accuracy: float | None
     kd_ce: float | None
+    representation: dict = field(default_factory=dict)
+    heldout: dict[str, float] = field(default_factory=dict)  # every active term: mlm_accuracy, kd_ce, hidden_mse, attn_kl, embed_distance
+    output: str = "masked-lm"  # "masked-lm", or "encoder" (no logit term: a bare encoder, sentence-transformers files carried over)
 
 
 def _student_config(cfg: PretrainConfig, teacher_config):
@@ -97,77 +107,120 @@ def _student_config(cfg: PretrainConfig, teacher_config):
     return student_config(teacher_config, Arch.from_config(config))
 
 
-class _MaskedLM(torch.nn.Module):
-    """Masked-position logits as a module, so DistributedDataParallel sees the forward."""
+def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool) -> PreTrainedModel:
+    """A masked-LM student (a logit term needs its head) or a bare encoder, random (seeded) or from the teacher's slices."""
+    config = _student_config(cfg, teacher.config)
+    if logits:
+        student, source = build_student(teacher.config, Arch.from_config(config), seed=cfg.seed), teacher.model
+    else:  # no head to train or save: the encoder, with its pooler as the teacher's own folder has it
+        torch.manual_seed(cfg.seed)
+        student = AutoModel.from_config(config)
+        student.config.architectures = [type(student).__name__]
+        # The teacher's encoder as its folder holds it: with its pooler (a fresh one where the checkpoint has none).
+        source = AutoModel.from_pretrained(teacher.path, trust_remote_code=False) if cfg.init == "teacher" else None
+    if cfg.init == "teacher":
+        init_from_teacher(student, source)
+    if getattr(student, "pooler", None) is not None:
+        student.pooler.requires_grad_(False)  # kept for the folder's loaders; no objective trains it
+    return student
 
-    def __init__(self, model: PreTrainedModel):
-        super().__init__()
-        self.model = model
 
-    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return masked_logits(self.model, input_ids, positions)
+@torch.inference_mode()
+def _evaluate(distiller: Distiller, teacher: Teacher, batches: list[MaskedBatch], teacher_lp, cfg: PretrainConfig) -> dict[str, float]:
+    """The held-out value of every active term: masked-LM accuracy and H(p_T, p_S), and the representation terms."""
+    out = evaluate_mlm(distiller.student, batches, teacher_lp) if cfg.loss.active else {}
+    if cfg.representation.active:
+        device, sums = next(distiller.parameters()).device, {}
+        distiller.eval()
+        for batch in batches:
+            ids, mask = _inputs(batch.to(device), cfg.loss.active)
+            terms = distiller.terms(distiller(ids, mask), distiller.teacher_views(teacher.model.base_model, ids, mask), mask)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) / len(batches)
+        distiller.train()
+        out.update(sums)
+    return out
+
+
+def _inputs(batch: MaskedBatch, masked: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input ids (masked where a logit term reads the masked positions, else the original text) and the attention
+    mask (packed corpus blocks have no padding)."""
+    ids = batch.input_ids if masked else torch.where(batch.positions, batch.labels, batch.input_ids)
+    return ids, torch.ones_like(ids)
 
 
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Distil the teacher into the student; resumes from ``OUT/checkpoint`` when there is one."""
     d = setup(cfg.device)
     try:
-        return _pretrain(cfg, d)
+        with RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main) as run:
+            return _pretrain(cfg, d, run)
     finally:
         teardown(d)
 
 
-def _pretrain(cfg: PretrainConfig, d: Dist) -> PretrainResult:
-    run = RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main)
+def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     out = run.out
     run.guard(fingerprint(cfg))
     if cfg.batch_size % d.world:
         raise BortError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
+    logits, rep = cfg.loss.active, cfg.representation
 
-    # Teacher and corpus. A head-less teacher gets its MLM head once (rank 0), cached in OUT.
+    # Teacher and corpus. A head-less teacher gets its MLM head (once, on rank 0, cached in OUT) only if a logit term needs it.
     teacher = load_teacher(cfg.teacher, device=d.device)
+    source = teacher.path  # its sentence-transformers files, if any, are here (not in the MLM-head cache)
     teacher.check_seq_len(cfg.seq_len, "--seq-len")
     tok = teacher.tokenizer
     corpus = load_corpus(cfg.corpus, tok, seq_len=cfg.seq_len)
-    if d.main:
+    if logits:
+        if d.main:
+            teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=str(d.device))
+        d.barrier()
         teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=str(d.device))
-    d.barrier()
-    teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=str(d.device))
+    pooling = read_pooling(source)
+    if rep.alpha_embed and d.main:
+        tqdm.write(f"pretrain: sentence embeddings pooled by {pooling.mode}{', normalised' if pooling.normalize else ''} ({pooling.source})",
+                   file=sys.stderr)
 
-    # Student: random (seeded) or slices of the teacher.
-    student = build_student(teacher.config, Arch.from_config(_student_config(cfg, teacher.config)), seed=cfg.seed).to(d.device)
-    if cfg.init == "teacher":
-        init_from_teacher(student, teacher.model)
-    optimizer, scheduler = build_optimizer(student, cfg.optim, cfg.steps)
-    state, _ = run.resume(student, optimizer, scheduler, seed=cfg.seed + 1 + d.rank, total=cfg.steps)
-    model = _MaskedLM(student)
-    if d.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+    # Student (with the projections of the representation terms), optimiser, or the checkpoint of a killed run.
+    student = _student(cfg, teacher, logits).to(d.device)
+    distiller = Distiller(student, teacher.config, rep, pooling).to(d.device)
+    optimizer, scheduler = build_optimizer(distiller, cfg.optim, cfg.steps)
+    state, _ = run.resume(distiller, optimizer, scheduler, seed=cfg.seed + 1 + d.rank, total=cfg.steps)
+    # Relations alone read the last layer's Q/K/V, not the rest of that layer: DDP must expect unused parameters then.
+    unused = not (logits or rep.alpha_hidden or rep.alpha_embed)
+    model = torch.nn.parallel.DistributedDataParallel(distiller, find_unused_parameters=unused) if d.world > 1 else distiller
 
     eval_batches = fixed_masked_batches(corpus.heldout, tok, batch_size=16, max_sequences=cfg.eval_sequences, seed=cfg.seed)
-    eval_lp = teacher_logprobs(teacher.model, eval_batches) if d.main else None
+    eval_lp = teacher_logprobs(teacher.model, eval_batches) if d.main and logits else None
     autocast = autocast_dtype(cfg.bf16, d.device)
     per_rank = cfg.batch_size // d.world
     batches = masked_batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed, start=state.step * cfg.accumulate)
 
     def loss_fn(batch: MaskedBatch) -> torch.Tensor:
-        """This rank's shard of the global batch, normalised by the global masked count."""
+        """This rank's shard of the global batch; the logit terms normalised by the global masked count."""
         rows = slice(d.rank * per_rank, (d.rank + 1) * per_rank)
         shard = MaskedBatch(batch.input_ids[rows], batch.labels[rows])
         count = d.sum(float(shard.positions.sum())) / d.world
         shard = shard.to(d.device)
-        teacher_logits = None
-        if cfg.loss.needs_teacher:
-            with torch.inference_mode():
-                teacher_logits = masked_logits(teacher.model, shard.input_ids, shard.positions)
-            teacher_logits = teacher_logits.clone()
-        return cfg.loss(model(shard.input_ids, shard.positions), shard.targets, teacher_logits, count=count)
+        ids, mask = _inputs(shard, logits)
+        views = model(ids, mask, shard.positions if logits else None)
+        with torch.inference_mode():
+            t_views = distiller.teacher_views(teacher.model.base_model, ids, mask) if rep.active else None
+            t_logits = None
+            if cfg.loss.needs_teacher:
+                last = t_views.last if t_views is not None else teacher.model.base_model(input_ids=ids).last_hidden_state
+                t_logits = mlm_head(teacher.model)(last[shard.positions])
+        loss = cfg.loss(views.logits, shard.targets, None if t_logits is None else t_logits.clone(), count=count) if logits else 0.0
+        if rep.active:
+            t_views = t_views.detached()
+            loss = loss + distiller.weighted(distiller.terms(views, t_views, mask))
+        return loss
 
     clock, first_step = Clock(state.elapsed), state.step
     tokens_per_step = cfg.batch_size * cfg.accumulate * cfg.seq_len
     bar = tqdm(total=cfg.steps, initial=state.step, desc="pretrain", unit="step", disable=not (cfg.progress and d.main))
     last: dict = {}
-    saved = {"step": state.step if run.resuming else None}
 
     def on_step(st: TrainState, loss: float) -> None:
         st.elapsed = clock()
@@ -175,18 +228,13 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> PretrainResult:
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
         if d.main and (st.step % cfg.eval_every == 0 or st.step == cfg.steps):
-            last.update(step=st.step, loss=loss, tokens=st.step * tokens_per_step, **evaluate_mlm(student, eval_batches, eval_lp))
-            student.train()
+            last.update(step=st.step, loss=loss, tokens=st.step * tokens_per_step, **_evaluate(distiller, teacher, eval_batches, eval_lp, cfg))
             run.log(last)
         if st.step % cfg.save_every == 0 or st.step == cfg.steps:
-            run.save(student, optimizer, scheduler, st)
-            saved["step"] = st.step
+            run.save(distiller, optimizer, scheduler, st)
             d.barrier()
 
-    def kept() -> str:
-        return "no checkpoint was saved yet" if saved["step"] is None else f"the last good checkpoint (step {saved['step']}) is kept in {run.checkpoint}"
-
-    with run.diverged(kept):
+    with run.diverged():  # names checkpoint/good, saved before the loss began to rise
         try:
             train(model, loss_fn, batches, steps=cfg.steps, optim=cfg.optim, accumulate=cfg.accumulate, autocast=autocast,
                   state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
@@ -194,12 +242,17 @@ def _pretrain(cfg: PretrainConfig, d: Dist) -> PretrainResult:
             bar.close()
 
     if d.main and not last:  # resumed a finished run: nothing trained, evaluate what is there
-        last.update(evaluate_mlm(student, eval_batches, eval_lp))
+        last.update(_evaluate(distiller, teacher, eval_batches, eval_lp, cfg))
+    heldout = {k: last[k] for k in ("mlm_accuracy", "kd_ce", "hidden_mse", "attn_kl", "embed_distance") if k in last}
     result = PretrainResult(steps=cfg.steps, tokens_seen=cfg.steps * tokens_per_step, wall_s=state.elapsed, world_size=d.world,
                             bf16=autocast is not None, arch=Arch.from_config(student.config).asdict(), init=cfg.init, loss=asdict(cfg.loss),
-                            mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"))
+                            mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"), representation=asdict(rep), heldout=heldout,
+                            output="masked-lm" if logits else "encoder")
     if d.main:
         save_model_folder(out, student, tok, {REPORT: json.dumps(result.to_dict(), indent=2)})
+        if not logits:  # an encoder, loaded by SentenceTransformer(OUT) as the teacher was
+            for name, text in sentence_files(source).items():
+                atomic_write_text(out / name, text)
     d.barrier()
     return result
 

@@ -32,6 +32,7 @@ from bort.models.loading import ONNX_FILE, head_by_kind, load_model, position_li
 from bort.models.student import student_config
 from bort.options import opt
 from bort.records import Record
+from bort.training.run import check_out
 from bort.training.loop import autocast_dtype
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
@@ -61,8 +62,10 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if not self.models and not self.archs:
             raise BortError("nothing to benchmark: pass --models FOLDER … and/or --arch D,A,H,I")
-        if min(self.batches, default=0) < 1 or min(self.seq, self.threads, self.rounds, self.runs) < 1 or self.warmup < 0:
+        if min(self.batches, default=0) < 1 or min(self.seq, self.threads, self.rounds, self.runs) < 1:
             raise BortError("--batch sizes, --seq, --threads, --rounds and --runs must be at least 1")
+        if self.warmup < 0:
+            raise BortError(f"--warmup must be 0 or more, got {self.warmup}")
         unknown = set(self.runtimes) - set(RUNTIMES)
         if unknown:
             raise BortError(f"unknown runtime(s) {', '.join(sorted(unknown))}: choose from {', '.join(RUNTIMES)}")
@@ -185,6 +188,7 @@ def _ratios(rows: list[dict], first: str) -> None:
 
 def bench(cfg: BenchConfig) -> BenchResult:
     """Measure every model on every runtime that applies; write ``bench.json``, ``bench.md`` and ``bench.png`` to ``cfg.out``."""
+    check_out(cfg.out, kind="bort bench", marker="bench.json", inputs=tuple(Path(m) for m in cfg.models if Path(m).exists()))
     torch.set_num_threads(cfg.threads)
     base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
     entries = [_folder_entry(m, cfg) for m in cfg.models] + [_arch_entry(a, base, cfg) for a in cfg.archs]

@@ -5,7 +5,7 @@ last layer for the first token only: :class:`FirstTokenLayer`) → fuse it with 
 transformer optimizer (``model_type="bert"``: bias + GELU; up to BERT-base's size also embedding +
 LayerNorm and attention) → optionally quantise its matrix products to int8 (dynamic quantisation)
 → run the final graph on sample batches of other shapes and compare with PyTorch → only then write
-the folder.
+the folder's files (into a new or empty folder, or an earlier export's: :func:`~bort.training.run.check_out`).
 
 Why the TorchScript exporter (``dynamo=False``): with torch 2.13 and transformers 5 both exporters
 give exact graphs, but the traced one exports in about a second where dynamo takes several, needs
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,12 +26,13 @@ import torch
 from transformers import PreTrainedModel
 
 from bort import __version__
-from bort.atomic import atomic_dir
+from bort.atomic import temp_dir
 from bort.errors import BortError
 from bort.export.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, OnnxPredictor, TorchPredictor, sample_inputs
-from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, position_limit
+from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, position_limit, read_config
 from bort.options import opt
 from bort.records import Record
+from bort.training.run import output_files
 
 QUANTIZE = ("none", "int8")
 # The check: which error over the sample batches must stay within what. fp32 graphs agree with
@@ -238,8 +238,10 @@ def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: 
     Returns the export's record (also the content of ``export.json``). Used by :func:`export_onnx`
     and by the benchmark for random-weight models.
     """
-    with tempfile.TemporaryDirectory(prefix="bort-onnx-") as work:
-        traced = Path(work) / "traced.onnx"
+    # The work folder lies in ``folder`` (for bort's stages, itself a temporary), named for this process,
+    # so a killed export leaves nothing in /tmp and its leftovers are removed by the next writer there.
+    with temp_dir(folder, "onnx") as work:
+        traced = work / "traced.onnx"
         try:
             _trace(model, head, traced, opset)
         except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
@@ -258,13 +260,14 @@ def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: 
 
 def export_onnx(cfg: ExportConfig) -> ExportResult:
     """Export a model folder to ``cfg.out``: ``model.onnx``, the source's ``config.json`` (labels, task
-    metadata), its tokenizer and ``export.json``. The folder appears only once the check has passed.
+    metadata), its tokenizer and ``export.json``. The files appear only once the check has passed, each
+    whole; ``cfg.out`` must be new, empty or an earlier export, and not the model's folder (:func:`output_files`).
     """
     model, head, path = load_model(cfg.model, eager_attention=True)
     tokenizer = load_tokenizer(path)
-    with atomic_dir(cfg.out) as tmp:
+    with output_files(cfg.out, kind="bort export", marker=EXPORT_INFO, inputs=(path,)) as tmp:
         info = replace(export_model(model, head, tmp, quantize=cfg.quantize, opset=cfg.opset), source=str(path))
-        shutil.copyfile(path / "config.json", tmp / "config.json")  # verbatim: id2label, bort_task, bort_max_seq_len, …
+        read_config(path).save_pretrained(tmp)  # the source's config (id2label, bort_task, bort_max_seq_len, …) without remote-code fields
         tokenizer.save_pretrained(tmp)
         info.write(tmp / EXPORT_INFO)
     return info

@@ -75,13 +75,24 @@ def _fields(names: Iterable[str], where: str) -> tuple[tuple[str, ...], str | No
     return texts, next((f for f in _ID_FIELDS if f in present), None)
 
 
+def _same_segments(width: int, where: str, first: tuple[int, str] | None) -> tuple[int, str]:
+    """The first example's number of segments and place; an example with another number (a single text among pairs,
+    or a pair among single texts) is refused, naming both places."""
+    if first is not None and width != first[0]:
+        kind = {1: "a single text", 2: "a pair"}
+        raise BortError(f"{where}: {kind[width]}, but {first[1]} is {kind[first[0]]}; make every example a single text, "
+                        "or every one a pair (a tab between its two segments)")
+    return first or (width, where)
+
+
 def _read_text(text: str, name: str) -> list[Example]:
-    examples = []
+    examples, first = [], None
     for n, line in enumerate(io.StringIO(text), 1):
         if line.strip():
             texts = tuple(line.rstrip("\r\n").split("\t"))
             if len(texts) > 2:
                 raise BortError(f"{name}:{n}: {len(texts)} tab-separated segments; an example has one, or two for a pair")
+            first = _same_segments(len(texts), f"{name}:{n}", first)
             examples.append(Example(idx=str(len(examples)), texts=texts, label=None))
     return examples
 
@@ -102,11 +113,12 @@ def _read_tsv(text: str, name: str) -> list[Example]:
 
 
 def _read_jsonl(text: str, name: str) -> list[Example]:
-    examples = []
+    examples, first = [], None
     for n, obj in jsonl_objects(text, name):
         texts, id_key = _fields(obj, f"{name}:{n}")
         idx = str(obj[id_key]) if id_key else str(len(examples))
         context = tuple(str(obj[k]) for k in texts)
+        first = _same_segments(len(context), f"{name}:{n}", first)
         choices = tuple((context[0], str(c)) for c in obj.get("choices", ()))
         examples.append(Example(idx=idx, texts=context, label=None, choices=choices))
     return examples
@@ -120,14 +132,15 @@ def read_examples(cfg: PredictConfig, task: TaskSpec | None) -> list[Example]:
             raise BortError(f"'{path}' is a folder: pass --task to read it as that task's data folder, or pass a file")
         return read_split(task, path, cfg.split)
     if cfg.input == "-":
-        text, name = sys.stdin.read(), "<stdin>"
+        data, name = sys.stdin.buffer.read(), "<stdin>"
     elif not path.is_file():
         raise BortError(f"input '{path}' does not exist: pass a text, TSV or JSON-lines file, '-' for standard input, or a task's data folder")
     else:
-        try:
-            text, name = path.read_text(encoding="utf-8-sig"), str(path)
-        except UnicodeDecodeError:
-            raise BortError(f"input '{path}' is not UTF-8 text; convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+        data, name = path.read_bytes(), str(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BortError(f"input '{name}' is not UTF-8 text; convert it, e.g. `iconv -f latin1 -t utf-8`") from None
     fmt = cfg.format if cfg.format != "auto" else {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower(), "text")
     examples = {"text": _read_text, "tsv": _read_tsv, "jsonl": _read_jsonl}[fmt](text, name)
     if not examples:
@@ -142,9 +155,7 @@ def _task_of(predictor: Predictor, task: str | None) -> TaskSpec | None:
 
 def _encode(predictor: Predictor, examples: Sequence[Example], max_len: int, choices: bool) -> dict[str, np.ndarray]:
     rows = [c for ex in examples for c in ex.choices] if choices else [ex.texts for ex in examples]
-    second = [r[1] for r in rows] if len(rows[0]) > 1 else None
-    if second is not None and any(len(r) != 2 for r in rows):
-        raise BortError("the input mixes single texts and pairs; give every example the same number of segments")
+    second = [r[1] for r in rows] if len(rows[0]) > 1 else None  # the readers give every example the same number of segments
     enc = predictor.tokenizer([r[0] for r in rows], second, truncation=True, max_length=max_len, padding=True,
                               return_tensors="np", return_token_type_ids=True)
     arrays = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -171,7 +182,10 @@ def predict(predictor: Predictor, cfg: PredictConfig) -> tuple[list[dict], dict[
     widths = {len(ex.choices) for ex in examples}
     if choices and (0 in widths or len(widths) > 1):
         raise BortError('a multiple-choice model needs the same number of choices for every example: write JSON lines like {"text": "…", "choices": ["…", "…"]}')
-    max_len = cfg.max_seq_len or getattr(predictor.config, "bort_max_seq_len", None) or min(position_limit(predictor.config), 512)
+    limit = position_limit(predictor.config)
+    if cfg.max_seq_len is not None and cfg.max_seq_len > limit:
+        raise BortError(f"--max-seq-len {cfg.max_seq_len} is longer than the model's {limit} positions; use at most {limit}")
+    max_len = cfg.max_seq_len or getattr(predictor.config, "bort_max_seq_len", None) or min(limit, 512)
     # Longest first, so each batch pads little; the input order is restored after.
     order = sorted(range(len(examples)), key=lambda i: -sum(map(len, examples[i].texts + sum(examples[i].choices, ()))))
     outputs = np.concatenate([predictor.run(_encode(predictor, [examples[i] for i in order[b : b + cfg.batch_size]], max_len, choices))

@@ -19,7 +19,7 @@ import transformers
 from transformers import PreTrainedModel
 
 from bort.errors import BortError
-from bort.models.loading import ONNX_FILE, Head, head_by_kind, load_model, load_tokenizer, read_config, resolve_model_path
+from bort.models.loading import HEADS, ONNX_FILE, Head, head_by_kind, load_model, load_tokenizer, read_config, reading_weights, resolve_model_path
 
 EXPORT_INFO = "export.json"
 # ONNX Runtime session optimisations left off. SkipLayerNormFusion: ONNX Runtime 1.32's CPU
@@ -28,6 +28,9 @@ EXPORT_INFO = "export.json"
 # (docs/BENCHMARKS.md §5). Recorded in export.json for anyone who opens the graph in their own session.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# What ONNX Runtime raises on a graph file it cannot load (none of them is a RuntimeError).
+_ORT_ERRORS = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented", "RuntimeException")
+_QUANTIZE = ("none", "int8")  # bort.export.onnx.QUANTIZE, which imports this module
 
 
 def sample_inputs(config: transformers.PretrainedConfig, head: Head, batch: int, seq: int, *, padded: bool, seed: int = 0) -> dict[str, np.ndarray]:
@@ -88,7 +91,7 @@ class OnnxPredictor(Predictor):
 
     def __init__(self, model_file: Path, config, head: Head, tokenizer=None, *, quantize: str = "none", threads: int = 1) -> None:
         import onnxruntime as ort
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf, NoSuchFile
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
         super().__init__(config, head, tokenizer)
         options = ort.SessionOptions()
@@ -97,11 +100,10 @@ class OnnxPredictor(Predictor):
         # Idle worker threads would otherwise spin for a while after each run and slow whatever runs
         # next (the benchmark interleaves PyTorch and ONNX Runtime in one process).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
+        errors = tuple(getattr(ort_errors, name) for name in _ORT_ERRORS)
+        with reading_weights(model_file, fix="re-export the model with `bort export`", errors=errors):
             self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"],
                                                 disabled_optimizers=list(DISABLED_OPTIMIZERS))
-        except (Fail, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:
-            raise BortError(f"ONNX Runtime cannot load '{model_file}' ({str(exc).splitlines()[0][:160]}); re-export the model with `bort export`") from None
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.runtime = "onnx-int8" if quantize == "int8" else "onnx-fp32"
 
@@ -110,9 +112,24 @@ class OnnxPredictor(Predictor):
 
 
 def export_info(path: Path) -> dict | None:
-    """The ``export.json`` of a ``bort export`` folder (see :class:`bort.export.onnx.ExportResult`); None for any other folder."""
+    """The ``export.json`` of a ``bort export`` folder (see :class:`bort.export.onnx.ExportResult`); None for any other folder.
+
+    A record that is not JSON, or lacks a known ``head`` or ``quantize``, is a :class:`BortError`.
+    """
     file = path / EXPORT_INFO
-    return json.loads(file.read_text(encoding="utf-8")) if (path / ONNX_FILE).is_file() and file.is_file() else None
+    if not ((path / ONNX_FILE).is_file() and file.is_file()):
+        return None
+    fix = "re-export the model with `bort export`"
+    try:
+        info = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BortError(f"cannot parse {file}: {exc}; {fix}") from None
+    kinds = sorted({h.kind for h in HEADS.values()})
+    if not isinstance(info, dict) or info.get("head") not in kinds or info.get("quantize") not in _QUANTIZE:
+        got = {k: info.get(k) for k in ("head", "quantize")} if isinstance(info, dict) else f"a JSON {type(info).__name__}"
+        raise BortError(f"{file} is not a `bort export` record (head one of {', '.join(kinds)}, quantize one of "
+                        f"{', '.join(_QUANTIZE)}; got {got}); {fix}")
+    return info
 
 
 def load_predictor(name: str | Path, *, threads: int = 1, tokenizer: bool = True) -> Predictor:

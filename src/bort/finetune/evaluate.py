@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from bort.errors import BortError
-from bort.finetune import heads, submission
+from bort.finetune import heads, metrics, submission
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions, score
-from bort.finetune.tasks import get_task, read_split
-from bort.models.loading import load_tokenizer, resolve_model_path
+from bort.finetune.tasks import TaskSpec, get_task, read_split
+from bort.models.loading import load_model, load_tokenizer, position_limit, resolve_model_path
+from bort.models.sentence import embed, read_pooling
 from bort.options import opt
 from bort.records import Record
 from bort.training.run import DEVICE, resolve_device
@@ -39,6 +42,13 @@ class EvaluateConfig:
     batch_size: int = field(default=64, metadata=opt("evaluation batch size"))
     max_seq_len: int | None = field(default=None, metadata=opt("default: the length the model was fine-tuned with"))
     device: str = field(default="cpu", metadata=DEVICE)
+    embedding: bool = field(default=False, metadata=opt("score a bare encoder without fine-tuning: the cosine of the two texts' sentence "
+                                                        "embeddings against the gold scores (Pearson, Spearman; e.g. glue/stsb)"))
+
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or (self.max_seq_len is not None and self.max_seq_len < 2):
+            raise BortError("--batch-size must be at least 1 and --max-seq-len at least 2")
 
 
 def _splits(task_name: str, split: str, has_dev: bool) -> list[str]:
@@ -65,9 +75,11 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     task = get_task(cfg.task)
     splits = _splits(task.name, cfg.split, bool(task.dev_splits))
     path = resolve_model_path(cfg.model)
+    if cfg.embedding:
+        return _embedding_scores(cfg, task, path)
     model = heads.load(path, task).to(resolve_device(cfg.device))
     tokenizer = load_tokenizer(path)
-    max_len = cfg.max_seq_len or getattr(model.config, "bort_max_seq_len", 128)
+    max_len = _max_len(cfg, model.config, getattr(model.config, "bort_max_seq_len", 128))
     files = _targets(cfg, path, {s: submission.file_name(task, s) for s in splits})
     result = EvaluateResult(task=task.name, split=cfg.split)
     for split in splits:
@@ -78,3 +90,29 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
         if files is not None:
             result.files.append(str(submission.write(task, examples, preds, files[split])))
     return result
+
+
+def _embedding_scores(cfg: EvaluateConfig, task: TaskSpec, path: Path) -> EvaluateResult:
+    """``--embedding``: Pearson and Spearman between cos(e(text 1), e(text 2)) and the gold scores, the way users of an
+    embedding model measure it; the embeddings pooled as the folder's sentence-transformers pipeline says (else mean)."""
+    if task.kind != "regression":
+        raise BortError(f"--embedding scores sentence-pair similarity tasks (e.g. glue/stsb); {task.name} is {task.kind.replace('_', ' ')}")
+    encoder = load_model(path)[0].base_model.to(resolve_device(cfg.device))
+    tokenizer, pooling = load_tokenizer(path), read_pooling(path)
+    examples = read_split(task, cfg.data, cfg.split)
+    if any(ex.label is None for ex in examples):
+        raise BortError(f"--embedding needs gold scores; the {cfg.split} split of {task.name} has none: use --split dev")
+    max_len = _max_len(cfg, encoder.config, 128)
+    first, second = (embed(encoder, tokenizer, [ex.texts[i] for ex in examples], pooling, batch_size=cfg.batch_size, max_len=max_len)
+                     for i in (0, 1))
+    cos = torch.nn.functional.cosine_similarity(first, second, dim=-1).tolist()
+    gold = [float(ex.label) for ex in examples]
+    return EvaluateResult(task=task.name, split=cfg.split, metrics={"pearson": metrics.pearson(cos, gold), "spearman": metrics.spearman(cos, gold)})
+
+
+def _max_len(cfg: EvaluateConfig, config, default: int) -> int:
+    """``--max-seq-len``, or ``default``; refused past the model's positions."""
+    limit = position_limit(config)
+    if cfg.max_seq_len is not None and cfg.max_seq_len > limit:
+        raise BortError(f"--max-seq-len {cfg.max_seq_len} is longer than the model's {limit} positions; use at most {limit}")
+    return min(cfg.max_seq_len or default, limit)

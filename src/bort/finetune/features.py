@@ -23,6 +23,7 @@ class Feature:
     input_ids: tuple
     token_type_ids: tuple
     target: int | float | None  # label index, regression score, or None (unlabelled)
+    teacher: tuple[float, ...] | None = None  # task distillation: the teacher's log-probabilities (regression: its score)
 
     @property
     def multiple_choice(self) -> bool:
@@ -64,7 +65,7 @@ def encode(task: TaskSpec, examples: Sequence[Example], tokenizer: PreTrainedTok
 
 
 def collate(features: Sequence[Feature], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad to the longest row of the batch; ``labels`` only where every feature has a target."""
+    """Pad to the longest row of the batch; ``labels`` (``teacher``) only where every feature has a target (teacher output)."""
     mc = features[0].multiple_choice
     rows = [r for f in features for r in f.rows]
     types = [r for f in features for r in (f.token_type_ids if mc else (f.token_type_ids,))]
@@ -80,6 +81,8 @@ def collate(features: Sequence[Feature], pad_id: int) -> dict[str, torch.Tensor]
     if all(f.target is not None for f in features):
         dtype = torch.float if isinstance(features[0].target, float) else torch.long
         batch["labels"] = torch.tensor([f.target for f in features], dtype=dtype)
+    if all(f.teacher is not None for f in features):
+        batch["teacher"] = torch.tensor([f.teacher for f in features])
     return batch
 
 

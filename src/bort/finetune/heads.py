@@ -24,7 +24,7 @@ from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassif
 
 from bort.errors import BortError
 from bort.finetune.tasks import TaskSpec, get_task
-from bort.models.loading import read_config
+from bort.models.loading import read_config, reading_weights
 
 TASK_HEADS = ("linear", "dense")
 SCALE = 1e-4  # s above: small enough that tanh(s·h) = s·h to float precision
@@ -84,10 +84,8 @@ def build(path: Path, task: TaskSpec, head: str, max_seq_len: int, seed: int) ->
     for key, value in _task_config(task, head, max_seq_len).items():
         setattr(config, key, value)
     torch.manual_seed(seed)  # the fresh head's weights
-    try:
+    with reading_weights(path):
         model = _auto_class(task).from_pretrained(path, config=config, trust_remote_code=False, ignore_mismatched_sizes=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise BortError(f"cannot load '{path}' as a {task.kind} model ({type(exc).__name__}: {str(exc)[:120]}); pass a BERT/RoBERTa folder") from None
     std = model.config.initializer_range
     roberta_seq = hasattr(model, "classifier") and hasattr(model.classifier, "out_proj")
     if roberta_seq:  # RobertaForSequenceClassification: the dense + tanh sit in the classifier
@@ -126,11 +124,9 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
 
 def load(path: Path, task: TaskSpec) -> PreTrainedModel:
     """A fine-tuned folder as saved (stock layout), in inference mode, checked against ``task``."""
-    read_config(path)  # a missing folder or config gets its one-line error
-    try:
-        model = _auto_class(task).from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise BortError(f"cannot load '{path}' as a {task.kind} model ({type(exc).__name__}: {str(exc)[:120]}); pass a `bort finetune` output folder") from None
+    config = read_config(path)  # a missing folder or config gets its one-line error
+    with reading_weights(path):
+        model = _auto_class(task).from_pretrained(path, config=config, trust_remote_code=False)
     if task.kind == "classification":
         names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
         if names != task.labels:

@@ -5,7 +5,8 @@ shared training loop, with dev evaluation, the best model, the log and checkpoin
 → the best model re-scored as saved → ``eval.json``.
 
 ``OUT`` is the Hugging Face folder of the best model so far, beside ``log.jsonl`` (one line per
-evaluation), ``finetune_settings.json`` and ``checkpoint/`` (removed when the run finishes).
+evaluation), ``finetune_settings.json`` and ``checkpoint/`` (removed when the run finishes); with
+``--teacher`` (:mod:`bort.finetune.distill`) also the teacher's outputs and any new inputs (:mod:`bort.finetune.augment`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,6 +26,8 @@ from tqdm.auto import tqdm
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
 from bort.finetune import heads
+from bort.finetune.augment import Augment, augment, augmented_features
+from bort.finetune.distill import Objective, TaskDistill, TaskTeacher
 from bort.finetune.features import Feature, encode, steps_per_epoch, task_batch_stream
 from bort.finetune.heads import TASK_HEADS
 from bort.finetune.predict import outputs, predictions, score
@@ -56,6 +60,8 @@ class FinetuneConfig:
     eval_every: int | None = field(default=None, metadata=opt("steps between dev evaluations and checkpoints (default: one epoch)"))
     patience: int = field(default=3, metadata=opt("stop after this many evaluations without a better dev metric (0: never)"))
     train_examples: int | None = field(default=None, metadata=opt("train on a seeded random subset of this many examples"))
+    distill: TaskDistill = field(default_factory=TaskDistill)
+    augment: Augment = field(default_factory=Augment)
     eval_batch_size: int = field(default=64, metadata=opt(cli=False))
     seed: int = field(default=0, metadata=SEED)
     bf16: str = field(default="auto", metadata=BF16)
@@ -67,13 +73,17 @@ class FinetuneConfig:
             raise BortError(f"--head must be one of {', '.join(TASK_HEADS)}, got '{self.head}'")
         if not self.epochs > 0 or (self.steps is not None and self.steps < 1):
             raise BortError("--epochs must be positive and --steps at least 1")
-        if min(self.batch_size, self.max_seq_len, self.eval_batch_size, self.eval_every or 1, self.train_examples or 1) < 1 or self.patience < 0:
+        optional = [v for v in (self.eval_every, self.train_examples) if v is not None]  # None: unset; 0 is refused
+        if min(self.batch_size, self.max_seq_len, self.eval_batch_size, *optional) < 1 or self.patience < 0:
             raise BortError("--batch-size, --max-seq-len, --eval-every and --train-examples must be at least 1, --patience at least 0")
+        if self.augment.per_example and not self.distill.teacher:
+            raise BortError("--augment needs --teacher: the teacher labels the new inputs")
 
 
 @dataclass(frozen=True)
 class FinetuneResult(Record):
-    """``finetune.json``: the run's schedule, its best step, its timings, and the best model's dev metrics."""
+    """``finetune.json``: the run's schedule, its best step, its timings, the best model's dev metrics, and the
+    task distillation's teacher, α, τ and new inputs (``augmented``)."""
 
     task: str
     model: str
@@ -87,6 +97,10 @@ class FinetuneResult(Record):
     dev_evals_s: float
     final_eval_s: float
     dev: dict[str, float]
+    teacher: str | None = None
+    alpha_kd: float | None = None
+    temperature: float | None = None
+    augmented: int = 0
 
 
 def write_eval(out: Path, metrics: dict[str, float]) -> None:
@@ -104,6 +118,14 @@ def subset(examples: list[Example], n: int | None, seed: int) -> list[Example]:
 
 def _digest(examples: Sequence[Example]) -> str:
     return hashlib.sha256(json.dumps([asdict(e) for e in examples], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _warn_single_label(task: TaskSpec, examples: Sequence[Example]) -> None:
+    """Say on stderr when a classification task's training examples all hold one label: training goes on, but learns only it."""
+    labels = {ex.label for ex in examples}
+    if task.kind == "classification" and len(labels) == 1:
+        tqdm.write(f"warning: all {len(examples)} training examples of {task.name} have the label '{labels.pop()}'; "
+                   "the model will learn to predict only it (give it examples of the other labels)", file=sys.stderr)
 
 
 def dev_metrics(task: TaskSpec, model, dev: dict[str, tuple[list[Example], list[Feature]]], *, pad_id: int, batch_size: int,
@@ -129,17 +151,23 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
         raise BortError(f"{task.name} has no training data (a diagnostic set): predict it with `bort evaluate` and the model "
                         f"fine-tuned on {'glue/mnli' if task.name == 'glue/ax' else 'superglue/rte'}")
     device = resolve_device(cfg.device)
-    run = RunFolder(cfg.out, "finetune", log=LOG)
+    with RunFolder(cfg.out, "finetune", log=LOG) as run:
+        return _finetune(cfg, train_set, task, device, run)
+
+
+def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, task: TaskSpec, device: torch.device, run: RunFolder) -> FinetuneResult:
     out = run.out
     settings = {**fingerprint(cfg), "train_set": None if train_set is None else _digest(train_set)}
     if (out / EVAL).is_file() and (out / REPORT).is_file():  # finished earlier: nothing to redo
         run.guard(settings, resuming=True)
+        shutil.rmtree(run.checkpoint, ignore_errors=True)  # a run killed while removing it
         return FinetuneResult.read(out / REPORT)
     run.guard(settings)
 
     # Data: the training split (or the given set), every dev split, tokenised once.
     train_examples = subset(train_set if train_set is not None else read_split(task, cfg.data, "train"), cfg.train_examples, cfg.seed)
     dev_examples = {split: read_split(task, cfg.data, split) for split in task.dev_splits}
+    _warn_single_label(task, train_examples)
     path = resolve_model_path(cfg.model)
     limit = position_limit(read_config(path))
     if cfg.max_seq_len > limit:
@@ -148,6 +176,16 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
     features = encode(task, train_examples, tokenizer, cfg.max_seq_len)
     dev = {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len)) for split, examples in dev_examples.items()}
 
+    # Task distillation: the teacher's outputs on the training inputs (computed once, kept in OUT), and new inputs it labels.
+    teacher, augmented = None, []
+    if cfg.distill.teacher:
+        teacher = TaskTeacher(cfg.distill.teacher, task, path, device=device, max_len=cfg.max_seq_len, batch_size=cfg.eval_batch_size)
+        features = teacher.stored_targets(out, features)
+        if cfg.augment.per_example:
+            seen = {ex.texts for ex in train_examples} | {ex.texts for examples in dev_examples.values() for ex in examples}
+            augmented = augment(cfg.augment, out, train_examples, seen, teacher, seed=cfg.seed, model=cfg.model, device=str(device))
+            features = features + augmented_features(task, augmented, tokenizer, cfg.max_seq_len)
+
     # Schedule: epochs or steps; a dev evaluation (and checkpoint) every epoch unless told otherwise.
     per_epoch = steps_per_epoch(len(features), cfg.batch_size)
     steps = cfg.steps or max(1, round(cfg.epochs * per_epoch))
@@ -155,14 +193,12 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
 
     # Model and optimiser, or the checkpoint of a killed run.
     model = heads.build(path, task, cfg.head, cfg.max_seq_len, cfg.seed).to(device)
-    optimizer, scheduler = build_optimizer(model, cfg.optim, steps)
-    state, best = run.resume(model, optimizer, scheduler, seed=cfg.seed + 1, total=steps)
+    objective = Objective(model, task, cfg.distill, teacher, device)  # the loss, and what trains: the model (and projections)
+    optimizer, scheduler = build_optimizer(objective.module, cfg.optim, steps)
+    state, best = run.resume(objective.module, optimizer, scheduler, seed=cfg.seed + 1, total=steps)
     best = best or {"metric": None, "step": 0, "bad": 0, "stopped": False, "eval_s": 0.0}
     autocast = autocast_dtype(cfg.bf16, device)
     main_metric = task.metrics[0]
-
-    def loss_fn(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**{k: v.to(device) for k, v in batch.items()}).loss
 
     clock, window = Clock(state.elapsed), []
     bar = tqdm(total=steps, initial=state.step, desc=f"finetune {task.name}", unit="step", disable=not cfg.progress)
@@ -187,7 +223,7 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
         else:
             best["bad"] += 1
         best["stopped"] = bool(cfg.patience) and best["bad"] >= cfg.patience
-        run.save(model, optimizer, scheduler, st, extra=best)
+        run.save(objective.module, optimizer, scheduler, st, extra=best)
         return best["stopped"]
 
     def kept() -> str:
@@ -196,7 +232,7 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
     with run.diverged(kept):
         try:
             if not best["stopped"]:
-                train(model, loss_fn, task_batch_stream(features, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, start=state.step),
+                train(objective.module, objective, task_batch_stream(features, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, start=state.step),
                       steps=steps, optim=cfg.optim, autocast=autocast, state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
         finally:
             bar.close()
@@ -206,7 +242,9 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
     metrics = dev_metrics(task, heads.load(out, task).to(device), dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
     result = FinetuneResult(task=task.name, model=str(cfg.model), head=cfg.head, train_examples=len(train_examples), steps=steps,
                             steps_run=state.step, best_step=best["step"], stopped_early=best["stopped"], train_s=state.elapsed - best["eval_s"],
-                            dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics)
+                            dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics,
+                            **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "temperature": cfg.distill.temperature,
+                                "augmented": len(augmented)} if teacher else {}))
     result.write(out / REPORT)
     write_eval(out, metrics)
     shutil.rmtree(run.checkpoint, ignore_errors=True)

@@ -8,15 +8,17 @@ from pathlib import Path
 from transformers import AutoConfig, PreTrainedModel
 
 from bort.atomic import atomic_write_text, staged_files
-from bort.models.loading import model_files
+from bort.models.loading import model_files, strip_remote_code
 
 
 def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[str, str] | None = None) -> None:
     """Write the model's and tokenizer's files, and ``files`` (name → text), into the folder ``out``.
 
     Each is renamed into place (:func:`~bort.atomic.staged_files`), so no file is ever half-written;
-    the folder's other files (checkpoint/, logs) are left alone.
+    the folder's other files (checkpoint/, logs) are left alone. The config is written without its
+    remote-code fields (:func:`~bort.models.loading.strip_remote_code`).
     """
+    strip_remote_code(model.config)
     with staged_files(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

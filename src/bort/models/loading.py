@@ -7,15 +7,22 @@ executed (``trust_remote_code=False`` everywhere).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
+import pickle
 import re
+import warnings
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import transformers
+from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -42,6 +49,16 @@ _MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.")
 MODEL_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin*", "tokenizer*", "vocab*", "merges.txt",
                "special_tokens_map.json", "added_tokens.json")
 ONNX_FILE = "model.onnx"  # the graph of a `bort export` folder
+# Config fields that ask a loader to import and run the model's own Python code. bort never runs
+# it (trust_remote_code=False), and strips them so that no folder it writes asks anyone else to.
+REMOTE_CODE_FIELDS = ("auto_map", "trust_remote_code", "custom_pipelines")
+RESAVE = "re-save the model with save_pretrained"
+# What reading a damaged or hostile checkpoint raises: a truncated or garbage safetensors file
+# (SafetensorError), a .bin that is a pickle of more than tensors or no pickle at all
+# (UnpicklingError: torch.load(weights_only=True) runs none of its code), a truncated zip
+# (RuntimeError), an empty file (EOFError), a bad index (ValueError, KeyError), a .bin of another
+# object than a state dict (TypeError), a missing or unreadable file (OSError).
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
 TEACHER = opt("Hugging Face BERT/RoBERTa folder, Hub name, or the alias 'minilm-l6'")
 
 transformers.logging.set_verbosity_error()
@@ -95,38 +112,88 @@ def _hub_download(repo_id: str) -> Path:
         ) from None
 
 
+def strip_remote_code(config: transformers.PretrainedConfig) -> transformers.PretrainedConfig:
+    """Remove :data:`REMOTE_CODE_FIELDS` from ``config`` (in place) and return it.
+
+    Every config bort reads goes through here, and so does every model it writes.
+    """
+    for key in REMOTE_CODE_FIELDS:
+        vars(config).pop(key, None)
+    return config
+
+
 def read_config(path: Path) -> transformers.PretrainedConfig:
-    """Read and check a BERT/RoBERTa ``config.json``."""
+    """Read and check a BERT/RoBERTa ``config.json``, without its remote-code fields (:func:`strip_remote_code`)."""
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise BortError(f"'{path}' has no config.json: pass a Hugging Face model folder (saved with save_pretrained)")
     try:
-        model_type = json.loads(cfg_file.read_text(encoding="utf-8")).get("model_type")
+        raw = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BortError(f"cannot parse {cfg_file}: {exc}; re-save the model with save_pretrained") from None
+        raise BortError(f"cannot parse {cfg_file}: {exc}; {RESAVE}") from None
+    if not isinstance(raw, dict):
+        raise BortError(f"{cfg_file} holds a JSON {type(raw).__name__}, not an object of settings; {RESAVE}")
+    model_type = raw.get("model_type")
     if model_type not in FAMILIES:
         raise BortError(f"'{path}' is a '{model_type}' model; bort works with the BERT and RoBERTa families ({', '.join(FAMILIES)})")
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    except (ValueError, TypeError, KeyError, AttributeError, StrictDataclassError) as exc:  # a setting of the wrong type
+        raise BortError(f"{cfg_file} has a bad setting ({type(exc).__name__}: {_reason(exc)}); {RESAVE}") from None
     Arch.from_config(config)  # validates the teacher's own ξ
-    return config
+    return strip_remote_code(config)
+
+
+def _reason(exc: BaseException, limit: int = 140) -> str:
+    """An exception's message on one line, cut to ``limit`` characters."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
+def _weights_file(path: Path) -> Path:
+    """The file a loader reads in the model folder ``path`` (the folder itself when it holds none)."""
+    if not path.is_dir():
+        return path
+    return next((path / f for f in _WEIGHT_FILES if (path / f).is_file()), path)
+
+
+@contextlib.contextmanager
+def reading_weights(path: Path, *, fix: str = RESAVE, errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Run a block that reads the weights of ``path`` (a model folder or a file), turning any reading error into one line.
+
+    A damaged or hostile checkpoint (see :data:`_READ_ERRORS`, plus ``errors``) becomes a
+    :class:`BortError` naming the file and ``fix``; the warnings loaders print along the way are silenced.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    except (*_READ_ERRORS, *errors) as exc:
+        if isinstance(exc, pickle.UnpicklingError):
+            reason = "not a weights-only PyTorch checkpoint"  # torch's own message is a paragraph of advice
+        elif isinstance(exc, EOFError):
+            reason = "the file ends early"
+        else:
+            reason = _reason(exc)
+        raise BortError(f"cannot read the checkpoint '{_weights_file(path)}' ({type(exc).__name__}: {reason}); {fix}") from None
 
 
 def checkpoint_keys(path: Path) -> list[str]:
     """Names of the tensors in a folder's checkpoint, read without loading them."""
     from safetensors import safe_open
 
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index).is_file():
-            return list(json.loads((path / index).read_text())["weight_map"])
-    try:
+    with reading_weights(path):
+        for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+            if (path / index).is_file():
+                return list(json.loads((path / index).read_text(encoding="utf-8"))["weight_map"])
         if (path / "model.safetensors").is_file():
             with safe_open(str(path / "model.safetensors"), framework="pt") as f:
                 return list(f.keys())
         if (path / "pytorch_model.bin").is_file():
-            state = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True, mmap=True)
+            file = path / "pytorch_model.bin"  # memory-mapped, unless a plain pickle (torch.save before 1.6), which cannot be
+            state = torch.load(file, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(file))
+            if not isinstance(state, dict):
+                raise TypeError(f"it holds a {type(state).__name__}, not a state dict")
             return list(state)
-    except Exception as exc:
-        raise BortError(f"cannot read the checkpoint in '{path}' ({type(exc).__name__}: {str(exc)[:120]}); re-save the model with save_pretrained") from None
     raise BortError(f"'{path}' holds no weights ({' or '.join(_WEIGHT_FILES[::2])}): pass a complete Hugging Face model folder")
 
 
@@ -199,8 +266,6 @@ def load_model(name: str | Path, *, eager_attention: bool = False) -> tuple[PreT
     config = read_config(path)
     head = head_of(config)
     extra = {"attn_implementation": "eager"} if eager_attention else {}
-    try:
-        model = head.auto.from_pretrained(path, trust_remote_code=False, **extra)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise BortError(f"cannot load the weights in '{path}' ({type(exc).__name__}: {str(exc)[:120]}); re-save the model with save_pretrained") from None
+    with reading_weights(path):
+        model = head.auto.from_pretrained(path, config=config, trust_remote_code=False, **extra)
     return model.eval().requires_grad_(False), head, path

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from bort.arch import Arch
+from bort.models.loading import strip_remote_code
 
 MLM_CLASS = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"}
 
@@ -15,9 +16,10 @@ MLM_CLASS = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"}
 def student_config(teacher_config: PretrainedConfig, arch: Arch) -> PretrainedConfig:
     """The teacher's config with only ξ changed (algorithms.md §1).
 
-    Family, vocabulary, maximum positions, type vocabulary and activation are kept.
+    Family, vocabulary, maximum positions, type vocabulary and activation are kept; remote-code
+    fields are not (:func:`~bort.models.loading.strip_remote_code`).
     """
-    config = copy.deepcopy(teacher_config)
+    config = strip_remote_code(copy.deepcopy(teacher_config))
     config.num_hidden_layers = arch.D
     config.num_attention_heads = arch.A
     config.hidden_size = arch.H

@@ -63,6 +63,7 @@ class ExtractConfig:
             raise BortError(f"--epsilon must be at least 1 (1 is exhaustive search), got {self.epsilon}")
         if self.refine < 0:
             raise BortError(f"--refine must be 0 or more, got {self.refine}")
+        self.error_settings()  # validates n and the loss
         if self.backend.kind == "ray" and self.device.startswith("cuda") and not self.backend.gpus_per_trial:
             raise BortError("with --backend ray, --device is the driver's: add --gpus-per-trial (e.g. 1) to train the candidates on GPUs")
 
@@ -98,7 +99,12 @@ def _measure(cfg: ExtractConfig, teacher: Teacher, archs: list[Arch], store: Run
 def extract(cfg: ExtractConfig) -> ExtractResult:
     """Run the FPTAS of algorithms.md §3 and write the run folder; returns ``result.json``'s record."""
     cfg = replace(cfg, device=str(resolve_device(cfg.device)))
-    out = RunFolder(cfg.out, "extract").out
+    with RunFolder(cfg.out, "extract", marker=RunStore.FILENAME) as run:  # locked while this call runs
+        return _extract(cfg, run)
+
+
+def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
+    out = run.out
     started = time.time()
     store = RunStore(out)
     try:
@@ -162,6 +168,10 @@ def extract(cfg: ExtractConfig) -> ExtractResult:
             latency_device=store.latency_device(cfg.latency.key) if measured else None,
             wall_s=time.time() - started,
         )
+    except BaseException:
+        if not store.has_results():  # a first run refused before any result: its store may go with the folder
+            run.disposable |= {RunStore.FILENAME, f"{RunStore.FILENAME}-wal", f"{RunStore.FILENAME}-shm"}
+        raise
     finally:
         store.close()
 

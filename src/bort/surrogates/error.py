@@ -46,6 +46,8 @@ class ErrorSettings:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise BortError(f"--steps must be at least 1, got {self.steps}")
+        if not self.loss.active:
+            raise BortError("ê needs a logit term: --alpha-mlm and --alpha-kd must not both be 0 (e.g. --alpha-mlm 0.1 --alpha-kd 0.5)")
         if not self.thetas:
             raise BortError("the hyperparameter set Θ is empty: give at least one θ")
         if self.eval_sequences < 1:

@@ -2,12 +2,20 @@
 
 ``DIR/model.safetensors`` holds the weights; ``DIR/trainer.pt`` the optimiser, scheduler, loop
 state, RNG states and the recipe's own ``extra`` record (plain tensors, numbers and strings, read back
-with ``weights_only=True``). The data position is the loop's step: batch streams are pure functions of
-their seed and start.
+with ``weights_only=True``), ``DIR/state.json`` the loop state as text. The data position is the loop's
+step: batch streams are pure functions of their seed and start.
+
+``DIR/good/`` is the last checkpoint saved while the smoothed loss was at its lowest: after a
+divergence, the state from before the loss began to rise (the latest checkpoint can already hold a
+huge loss). Its files are hard links, so keeping it costs no second write; it lives inside the
+checkpoint, so it is swapped in with it and goes when a finished run removes it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,12 +26,16 @@ from bort.atomic import atomic_dir
 from bort.errors import BortError
 from bort.training.loop import TrainState
 
+GOOD, STATE = "good", "state.json"
+
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: TrainState, extra: dict | None = None) -> None:
     """Write the checkpoint into a temporary folder and swap it in: a kill never leaves half of one.
 
     ``extra`` is what the recipe needs besides the loop state (e.g. fine-tuning's best dev metric).
+    ``good/`` becomes this checkpoint when the smoothed loss is at its lowest, else stays as it was.
     """
+    folder = Path(folder)
     with atomic_dir(folder) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         trainer = {
@@ -35,6 +47,28 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
             "extra": extra or {},
         }
         torch.save(trainer, tmp / "trainer.pt")
+        (tmp / STATE).write_text(json.dumps(asdict(state)), encoding="utf-8")
+        if state.smooth is not None and state.smooth <= state.min_loss:
+            _link_files(tmp, tmp / GOOD)
+        elif (folder / GOOD).is_dir():
+            _link_files(folder / GOOD, tmp / GOOD)
+
+
+def _link_files(src: Path, dst: Path) -> None:
+    """Hard-link the files of ``src`` into the new folder ``dst`` (copies where the file system has no hard links)."""
+    files = [f for f in src.iterdir() if f.is_file()]
+    dst.mkdir()
+    for f in files:
+        try:
+            os.link(f, dst / f.name)
+        except OSError:
+            shutil.copy2(f, dst / f.name)
+
+
+def good_state(folder: Path) -> TrainState | None:
+    """The loop state of ``folder/good/`` (see the module's doc), or None when there is none."""
+    path = Path(folder) / GOOD / STATE
+    return TrainState(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) -> tuple[TrainState, dict]:

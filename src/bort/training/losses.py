@@ -24,10 +24,15 @@ class DistillLoss:
     temperature: float = field(default=2.0, metadata=opt("distillation temperature τ"))
 
     def __post_init__(self) -> None:
-        if self.alpha_mlm < 0 or self.alpha_kd < 0 or self.alpha_mlm + self.alpha_kd == 0:
-            raise BortError("loss weights must be non-negative and not both zero (e.g. --alpha-mlm 0.1 --alpha-kd 0.5)")
+        if self.alpha_mlm < 0 or self.alpha_kd < 0:
+            raise BortError("--alpha-mlm and --alpha-kd must be 0 or more (e.g. --alpha-mlm 0.1 --alpha-kd 0.5)")
         if self.temperature <= 0:
             raise BortError(f"temperature must be positive, got {self.temperature}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any logit term is on (both weights 0: a representation-only objective, no MLM head)."""
+        return self.alpha_mlm + self.alpha_kd > 0
 
     @property
     def needs_teacher(self) -> bool:

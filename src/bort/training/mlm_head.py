@@ -15,18 +15,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bort.atomic import atomic_dir
 from bort.data.corpus import CORPUS, SEQ_LEN, PackedCorpus, load_corpus
 from bort.data.masking import fixed_masked_batches, masked_batch_stream
 from bort.errors import BortError
-from bort.models.loading import TEACHER
+from bort.models.loading import TEACHER, strip_remote_code
 from bort.models.student import mlm_head
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import opt
 from bort.records import Record
 from bort.training.evaluate import evaluate_mlm
 from bort.training.loop import OptimConfig, train
-from bort.training.run import DEVICE, resolve_device
+from bort.training.run import DEVICE, check_out, output_files, resolve_device
 
 REPORT = "bort_teacher.json"
 TEACHER_MLM_DIR = "teacher_mlm"  # where a run folder caches its prepared teacher
@@ -60,15 +59,39 @@ class HeadReport(Record):
     heldout_sequences: int
 
 
+@torch.no_grad()
+def _seeded_init(head: torch.nn.Module, model, seed: int) -> None:
+    """Initialise a fresh head from ``seed``: ``from_pretrained`` drew it from the global RNG, which differs between
+    processes, so two runs (or a run and its resume) would otherwise train different heads. The decoder weight is the
+    word-embedding matrix (tied) and is left alone."""
+    torch.manual_seed(seed)
+    tied = model.get_output_embeddings().weight
+    for module in head.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight is not tied:
+            module.weight.normal_(std=model.config.initializer_range)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, torch.nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+    for name, param in head.named_parameters():
+        if name.split(".")[-1] == "bias" and param is not tied and param.ndim == 1 and param.numel() == tied.shape[0]:
+            param.zero_()  # the decoder's output bias
+
+
 def prepare_teacher(teacher: Teacher, corpus: PackedCorpus, out: str | Path, cfg: HeadConfig = HeadConfig()) -> HeadReport:
     """Train the MLM head of ``teacher`` on ``corpus`` and save a complete MLM teacher to ``out``.
 
     Returns (and writes to ``out/bort_teacher.json``) the held-out MLM accuracy before and after.
+    ``out`` must be new, empty or a prepared teacher's folder, and not the teacher's own
+    (:func:`~bort.training.run.check_out`); it is checked before the head trains.
     """
-    out = Path(out)
+    out = check_out(out, kind="bort teacher prepare", marker=REPORT, inputs=(teacher.path,))
     model, tok = teacher.model, teacher.tokenizer
     model.requires_grad_(False)
     head = mlm_head(model)
+    if not teacher.has_mlm_head:
+        _seeded_init(head, model, cfg.seed)
     head.requires_grad_(True)
     model.get_output_embeddings().weight.requires_grad_(False)  # tied to the frozen word embeddings
     eval_batches = fixed_masked_batches(corpus.heldout, tok, batch_size=cfg.batch_size, max_sequences=cfg.eval_sequences, seed=cfg.seed)
@@ -88,7 +111,8 @@ def prepare_teacher(teacher: Teacher, corpus: PackedCorpus, out: str | Path, cfg
     after = evaluate_mlm(model, eval_batches)["mlm_accuracy"]
     report = HeadReport(teacher=str(teacher.path), corpus=corpus.source, config=asdict(cfg), mlm_accuracy_before=before, mlm_accuracy=after,
                         final_loss=losses[-1], heldout_sequences=min(cfg.eval_sequences, len(corpus.heldout)))
-    with atomic_dir(out) as tmp:
+    with output_files(out, kind="bort teacher prepare", marker=REPORT, inputs=(teacher.path,)) as tmp:
+        strip_remote_code(model.config)  # no remote-code field of the teacher's reaches the prepared folder
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         report.write(tmp / REPORT)

@@ -1,11 +1,15 @@
 """The one run scaffold of every stage that trains (pretraining, fine-tuning, Agora, extraction).
 
-A :class:`RunFolder` is a stage's output folder. It checks the folder, records the run's settings
-and refuses to resume with other ones, restores the checkpoint of a killed run (trimming the
-metric log to it), or starts afresh with a clean log and a seeded RNG. It appends metric lines,
+A :class:`RunFolder` is a stage's output folder. It checks and locks the folder, records the run's
+settings and refuses to resume with other ones, restores the checkpoint of a killed run (trimming
+the metric log to it), or starts afresh with a clean log and a seeded RNG. It appends metric lines,
 saves checkpoints, tells where a diverged run left its last good state, and keeps the time trained
 over every session of a resumed run. :func:`resolve_device` turns ``--device`` into a device, with
 a one-line error for one that is not there.
+
+The rule for every output folder (run folders, ``bort export``, ``bort teacher prepare``) is
+:func:`check_out`: bort writes only into a new or empty folder or into its own output of the same
+kind, never into or around its input, and never deletes a file it did not write.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +27,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from bort.atomic import atomic_write_text
+from bort.atomic import LOCK, FolderLock, atomic_write_text, is_temp, lock_kind, recover_dir, remove_leftovers, staged_files
 from bort.errors import BortError, TrainingDiverged
 from bort.options import opt
-from bort.training.checkpoint import load_checkpoint, save_checkpoint
+from bort.training.checkpoint import GOOD, good_state, load_checkpoint, save_checkpoint
 from bort.training.loop import TrainState
 
 CHECKPOINT = "checkpoint"
@@ -91,22 +96,114 @@ class Clock:
         return self.prior + self.session()
 
 
+def check_out(out: str | Path, *, kind: str, marker: str, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Refuse an output folder that bort may not write, with a one-line :class:`BortError`; return it as a path.
+
+    Refused: a file; a folder that is, holds or lies inside one of the ``inputs`` (the model folders a
+    stage reads); a non-empty folder that is not the output of a ``kind`` run (``bort export``, …),
+    which has ``marker`` or, for a run killed before it wrote that, the lock file of one. Bort's own
+    temporaries and lock file do not count as content.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BortError(f"--out '{out}' is a file; give a new or empty folder")
+    where = out.resolve()
+    for src in inputs:
+        src = Path(src).resolve()
+        if where == src or src in where.parents or where in src.parents:
+            relation = "is" if where == src else "lies inside" if src in where.parents else "holds"
+            raise BortError(f"--out '{out}' {relation} the input folder '{src}'; give a new or empty folder outside it")
+    if not out.is_dir() or (out / marker).exists() or lock_kind(out) == kind:
+        return out
+    if any(not is_temp(p.name) and p.name != LOCK for p in out.iterdir()):
+        raise BortError(f"--out '{out}' is not empty and has no {marker}, so it is not a `{kind}` folder; give a new or empty folder")
+    return out
+
+
+class OutputFolder:
+    """An output folder checked by :func:`check_out`, created if need be, and (with ``lock``) locked for
+    this process (:class:`~bort.atomic.FolderLock`) and cleared of the temporaries of killed runs.
+
+    The lock lasts while the object lives: until :meth:`close`, the end of a ``with`` block, its
+    garbage collection or the end of the process.
+    """
+
+    def __init__(self, out: str | Path, *, kind: str, marker: str, inputs: tuple[str | Path, ...] = (), lock: bool = True) -> None:
+        self.path = check_out(out, kind=kind, marker=marker, inputs=inputs)
+        self.created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock = FolderLock(self.path, kind) if lock else None
+        if lock:
+            remove_leftovers(self.path)
+
+    def close(self) -> None:
+        """Release the lock (if held)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def output_files(out: str | Path, *, kind: str, marker: str, inputs: tuple[str | Path, ...] = ()) -> Iterator[Path]:
+    """Yield a temporary folder to fill with a stage's outputs; if the block succeeds, each file is renamed
+    into ``out`` (checked and locked as an :class:`OutputFolder`), whose other files stay. If it fails,
+    ``out`` is as it was: removed if this call made it."""
+    folder = OutputFolder(out, kind=kind, marker=marker, inputs=inputs)
+    try:
+        with staged_files(folder.path) as tmp:
+            yield tmp
+    except BaseException:
+        if folder.created:
+            shutil.rmtree(folder.path, ignore_errors=True)  # only this run's lock and temporaries are in it
+        raise
+    finally:
+        folder.close()
+
+
+def _empty_tree(path: Path) -> bool:
+    """A folder holding nothing but empty folders (Agora's ``rounds/0/`` after its first training was refused)."""
+    return path.is_dir() and not path.is_symlink() and all(_empty_tree(p) for p in path.iterdir())
+
+
 class RunFolder:
     """A stage's output folder: ``<stage>_settings.json``, ``checkpoint/`` and a JSON-lines log (for stages that keep one).
 
-    ``main`` is False on the other processes of a data-parallel job: they read the checkpoint but
-    write nothing.
+    The folder is an :class:`OutputFolder` of the stage's command whose ``marker`` (default: the
+    settings file) says it is one; it stays locked while the object lives (or until :meth:`close`).
+    ``main`` is False on the other processes of a data-parallel job: they check the folder and read
+    the checkpoint but neither lock nor write.
     """
 
-    def __init__(self, out: str | Path, stage: str, *, log: str = "metrics.jsonl", main: bool = True) -> None:
-        out = Path(out)
-        if out.exists() and not out.is_dir():
-            raise BortError(f"--out '{out}' is a file: give a folder")
-        out.mkdir(parents=True, exist_ok=True)
-        self.out, self.stage, self.main = out, stage, main
-        self.settings_file = out / f"{stage}_settings.json"
-        self.checkpoint = out / CHECKPOINT
-        self.log_file = out / log
+    def __init__(self, out: str | Path, stage: str, *, log: str = "metrics.jsonl", main: bool = True, marker: str | None = None) -> None:
+        kind = "bort finetune --agora" if stage == "agora" else f"bort {stage}"  # the command that writes such a folder
+        self.folder = OutputFolder(out, kind=kind, marker=marker or f"{stage}_settings.json", lock=main)
+        self.out, self.stage, self.main = self.folder.path, stage, main
+        self.settings_file = self.out / f"{stage}_settings.json"
+        self.checkpoint = self.out / CHECKPOINT
+        self.log_file = self.out / log
+        self.disposable = {self.settings_file.name, LOCK}  # what a refused first run may leave, and so is removed
+        if main:
+            recover_dir(self.checkpoint)  # a kill in the middle of a checkpoint swap
+
+    def close(self) -> None:
+        """Release the folder's lock."""
+        self.folder.close()
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        """Release the lock; after a failure, remove the folder if this run made it and it holds nothing but
+        :attr:`disposable` files (a run refused before any work leaves nothing behind)."""
+        self.close()
+        if exc_type is not None and self.main and self.folder.created and self.out.is_dir() and \
+                all(p.name in self.disposable or is_temp(p.name) or _empty_tree(p) for p in self.out.iterdir()):
+            shutil.rmtree(self.out, ignore_errors=True)
 
     @property
     def resuming(self) -> bool:
@@ -153,9 +250,14 @@ class RunFolder:
             save_checkpoint(self.checkpoint, model, optimizer, scheduler, state, extra)
 
     @contextlib.contextmanager
-    def diverged(self, kept: Callable[[], str]) -> Iterator[None]:
-        """Re-raise a :class:`TrainingDiverged` with ``kept()``: what the run leaves behind to go on from."""
+    def diverged(self, kept: Callable[[], str] | None = None) -> Iterator[None]:
+        """Re-raise a :class:`TrainingDiverged` naming the last checkpoint saved before the smoothed loss began to
+        rise (``checkpoint/good``), and ``kept()``, if given: what else the run leaves behind to go on from."""
         try:
             yield
         except TrainingDiverged as exc:
-            raise TrainingDiverged(f"{exc}; {kept()}") from None
+            good = good_state(self.checkpoint)
+            where = ("no checkpoint was saved before the loss began to rise" if good is None else
+                     f"the last checkpoint saved before the loss began to rise (step {good.step}, smoothed loss {good.smooth:.3g}) "
+                     f"is kept in {self.checkpoint / GOOD}")
+            raise TrainingDiverged("; ".join([str(exc), where, *([kept()] if kept else [])])) from None

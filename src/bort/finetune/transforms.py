@@ -1,4 +1,4 @@
-"""Agora's transformation f: new inputs made from a mistaken example (algorithms.md §6, step 3).
+"""New inputs made from existing ones: Agora's transformation f (algorithms.md §6, step 3) and ``bort finetune --augment``.
 
 - ``mlm-infill`` (default): mask 15% of the tokens of each text and fill every masked position
   with the masked-LM's most likely token other than the original one, so each new input differs.
@@ -6,7 +6,7 @@
 - ``swap``: swap one random pair of neighbouring words.
 
 Every transformation maps a list of inputs (tuples of texts) to as many new inputs, and is a pure
-function of its seed.
+function of its seed. :func:`fresh_inputs` makes several variants of each input and keeps the new ones.
 """
 
 from __future__ import annotations
@@ -87,6 +87,18 @@ class MlmInfill:
         flat = [text for texts in inputs for text in texts]
         out = [t for b in range(0, len(flat), self.batch_size) for t in self._fill(flat[b : b + self.batch_size], gen)]
         return [tuple(out[i : i + width]) for i in range(0, len(out), width)]
+
+
+def fresh_inputs(transform: Transform, inputs: Sequence[Texts], variants: int, seen: set[Texts], seed: Callable[[int], int]) -> list[tuple[int, Texts]]:
+    """``variants`` transformations of every input (variant ``v`` with seed ``seed(v)``), keeping each new input that
+    is in ``seen`` neither (it joins it) nor has an empty text: ``(index of its source input, its texts)``, in order."""
+    fresh = []
+    for v in range(variants):
+        for i, texts in enumerate(transform(inputs, seed(v))):
+            if texts not in seen and all(t.strip() for t in texts):
+                seen.add(texts)
+                fresh.append((i, texts))
+    return fresh
 
 
 def make_transform(name: str, infill_model: str | Path | None = None, *, device: str = "cpu") -> Transform:

@@ -1,0 +1,110 @@
+"""``bort finetune --augment K``: new training inputs made from each training example and labelled by the teacher.
+
+The training examples are taken in chunks of :data:`CHUNK`. Each chunk gets ``K`` variants of each of
+its inputs (:func:`~bort.finetune.transforms.fresh_inputs`: variant ``v`` of chunk ``c`` with a seed made
+from the run's seed, ``c`` and ``v``), keeps those equal to no training or dev input nor to an earlier
+new one, and has them labelled with the teacher's soft predictions. A finished chunk is appended to
+``OUT/augmented.jsonl`` (one line per new input: ``idx``, ``source``, ``texts``, and ``soft_label``,
+the probabilities, or ``soft_score`` for regression), then ``OUT/augmented_state.json`` records it
+atomically. A resumed run cuts the file back to the last recorded chunk and goes on from there: the
+same seed gives the same file, with or without a kill. New inputs never enter dev.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from transformers import PreTrainedTokenizerBase
+
+from bort.atomic import atomic_write_text
+from bort.errors import BortError
+from bort.finetune.distill import TaskTeacher, from_soft
+from bort.finetune.features import Feature, encode
+from bort.finetune.spec import Example, TaskSpec
+from bort.finetune.transforms import TRANSFORMS, fresh_inputs, make_transform
+from bort.options import opt
+
+FILE, STATE = "augmented.jsonl", "augmented_state.json"
+CHUNK = 256  # training examples per appended chunk: what a kill during augmentation can cost
+
+
+@dataclass(frozen=True)
+class Augment:
+    """How new inputs are made: ``--augment`` (per training example; needs ``--teacher``) and Agora's too."""
+
+    per_example: int = field(default=0, metadata=opt("new inputs made from each training example and labelled by --teacher "
+                                                     "(TinyBERT used 20; a default is to be set by measurement)", flag="--augment", metavar="K"))
+    transform: str = field(default="mlm-infill", metadata=opt("how new inputs are made (--augment, --agora)", choices=TRANSFORMS))
+    infill_model: str | None = field(default=None, metadata=opt("masked-LM for mlm-infill (e.g. a prepared teacher); default: --model, "
+                                                                "if it has an MLM head"))
+
+    def __post_init__(self) -> None:
+        if self.transform not in TRANSFORMS:
+            raise BortError(f"--transform must be one of {', '.join(TRANSFORMS)}, got '{self.transform}'")
+        if self.per_example < 0:
+            raise BortError(f"--augment must be 0 or more, got {self.per_example}")
+
+
+def soft_field(task: TaskSpec) -> str:
+    """The key of a new input's soft label in ``augmented.jsonl`` and ``agora_points.jsonl``."""
+    return "soft_score" if task.kind == "regression" else "soft_label"
+
+
+def _seed(seed: int, chunk: int, variant: int) -> int:
+    """A 63-bit seed for one (chunk, variant), distinct for every pair."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{chunk}/{variant}".encode()).digest()[:8], "big") >> 1
+
+
+def _resume(path: Path, state: Path, key: str) -> tuple[list[dict], int]:
+    """The lines of the chunks recorded for this ``key`` (the file cut back to them) and the number of those chunks."""
+    done = json.loads(state.read_text(encoding="utf-8")) if state.is_file() else {}
+    if done.get("key") != key or not path.is_file():  # another run's file, or one killed before its first chunk
+        path.unlink(missing_ok=True)
+        return [], 0
+    with open(path, "r+b") as f:
+        f.truncate(done["bytes"])  # lines of a chunk written but not recorded: it is made again
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()], done["chunks"]
+
+
+def augment(cfg: Augment, out: Path, examples: Sequence[Example], seen: set[tuple[str, ...]], teacher: TaskTeacher, *, seed: int,
+            model: str, device: str) -> list[dict]:
+    """Make (or finish) ``out/augmented.jsonl`` from the training ``examples`` and return its lines.
+
+    ``seen`` holds the training and dev inputs (new inputs join it); ``teacher`` labels the new inputs;
+    ``model`` is the mlm-infill default. A file made with other settings or data is made afresh.
+    """
+    task = teacher.task
+    if task.kind == "multiple_choice":
+        raise BortError(f"--augment applies to classification and regression tasks; {task.name} is multiple choice")
+    made_of = [asdict(cfg), seed, model, teacher.identity, teacher.max_len, [ex.texts for ex in examples], sorted(seen)]
+    path, state = Path(out) / FILE, Path(out) / STATE
+    key = hashlib.sha256(json.dumps(made_of).encode()).hexdigest()
+    lines, start = _resume(path, state, key)
+    seen.update(tuple(line["texts"]) for line in lines)
+    name, transform = soft_field(task), None
+    for c in range(start, -(-len(examples) // CHUNK)):
+        part = examples[c * CHUNK : (c + 1) * CHUNK]
+        transform = transform or make_transform(cfg.transform, cfg.infill_model or model, device=device)
+        fresh = fresh_inputs(transform, [ex.texts for ex in part], cfg.per_example, seen, lambda v, c=c: _seed(seed, c, v))
+        new = [Example(idx=f"augmented-{len(lines) + j}", texts=texts, label=None) for j, (_, texts) in enumerate(fresh)]
+        rows = [{"idx": ex.idx, "source": part[i].idx, "texts": list(ex.texts), name: soft}
+                for ex, (i, _), soft in zip(new, fresh, teacher.soft_labels(new) if new else [])]
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(row) + "\n" for row in rows))
+            f.flush()
+            os.fsync(f.fileno())
+        atomic_write_text(state, json.dumps({"key": key, "chunks": c + 1, "bytes": path.stat().st_size}))
+        lines += rows
+    return lines
+
+
+def augmented_features(task: TaskSpec, lines: Sequence[dict], tokenizer: PreTrainedTokenizerBase, max_len: int) -> list[Feature]:
+    """The new inputs as training features: the teacher's prediction as their gold label, its soft label as their teacher target."""
+    labelled = [from_soft(task, line[soft_field(task)]) for line in lines]
+    examples = [Example(idx=line["idx"], texts=tuple(line["texts"]), label=label) for line, (label, _) in zip(lines, labelled)]
+    return [replace(f, teacher=soft) for f, (_, soft) in zip(encode(task, examples, tokenizer, max_len), labelled)]

@@ -1,0 +1,256 @@
+"""Task distillation (``bort finetune --teacher``, ``--augment``) on tiny models and small synthetic tasks.
+
+The teacher is the tiny BERT fine-tuned on an RTE-like task; the student starts from the tiny BERT.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_finetune import _cfg, write_copa, write_rte, write_stsb
+
+import bort.finetune.augment as augment_mod
+import bort.training.run as run_mod
+from bort.agora.recipe import AgoraConfig, agora
+from bort.errors import BortError
+from bort.finetune import heads
+from bort.finetune.augment import Augment
+from bort.finetune.distill import Objective, TaskDistill, TaskTeacher
+from bort.finetune.features import collate, encode
+from bort.finetune.recipe import FinetuneResult, finetune
+from bort.finetune.tasks import Example, get_task, read_split
+from bort.models.loading import load_tokenizer
+from bort.training.hparams import Theta
+from bort.training.objectives import RepresentationLoss
+
+N_TRAIN = 48
+
+
+@pytest.fixture(scope="module")
+def rte(tmp_path_factory) -> Path:
+    return write_rte(tmp_path_factory.mktemp("RTE"), n_train=N_TRAIN, n_dev=24)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, bert_teacher, rte) -> Path:
+    """The tiny BERT fine-tuned on the RTE-like task."""
+    out = tmp_path_factory.mktemp("teacher") / "T"
+    finetune(_cfg(bert_teacher, "glue/rte", rte, out, epochs=4))
+    return out
+
+
+def _save(model, tokenizer_from: Path, folder: Path) -> Path:
+    heads.stock_copy(model).save_pretrained(folder)
+    load_tokenizer(tokenizer_from).save_pretrained(folder)
+    return folder
+
+
+def _start(model: Path, task: str, folder: Path, seed: int = 0) -> Path:
+    """A folder holding the student's start: ``model`` with the fresh head fine-tuning gives it for ``seed``."""
+    return _save(heads.build(model, get_task(task), "linear", 64, seed), model, folder)
+
+
+def _kd(teacher: Path, **kw) -> dict:
+    return {"distill": TaskDistill(teacher=str(teacher), **kw)}
+
+
+def _weights(folder: Path) -> dict:
+    return load_file(folder / "model.safetensors")
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    x, y = _weights(a), _weights(b)
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+@pytest.fixture
+def teacher_rows(monkeypatch) -> list[int]:
+    """The rows of every forward of a task teacher's encoder (the teachers of all runs in the test)."""
+    rows, real = [], TaskTeacher.__init__
+
+    def init(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        self.model.base_model.register_forward_pre_hook(lambda _m, a, kw: rows.append(len(a[0] if a else kw["input_ids"])), with_kwargs=True)
+
+    monkeypatch.setattr(TaskTeacher, "__init__", init)
+    return rows
+
+
+# ------------------------------------------------------------------ the loss
+
+
+def test_alpha_zero_gives_plain_finetunings_weights(tmp_path, bert_teacher, rte, teacher):
+    plain = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "plain", epochs=2))
+    kd = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "kd", epochs=2, **_kd(teacher, alpha_kd=0.0)))
+    assert _same_weights(tmp_path / "plain", tmp_path / "kd") and kd.dev == plain.dev
+    assert (tmp_path / "kd" / "teacher_outputs.safetensors").is_file() and kd.teacher == str(teacher) and plain.teacher is None
+    some = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "kd5", epochs=2, **_kd(teacher, alpha_kd=0.5)))
+    assert not _same_weights(tmp_path / "plain", tmp_path / "kd5") and (some.alpha_kd, some.temperature) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize(("family", "task", "write"), [("bert", "glue/rte", write_rte), ("bert", "glue/stsb", write_stsb),
+                                                        ("roberta", "superglue/copa", write_copa)])
+def test_distillation_terms_vanish_when_the_teacher_is_the_students_start(tmp_path, request, family, task, write):
+    """KD (KL over labels or choices, MSE for regression), hidden-state MSE and attention relations are all 0."""
+    model = request.getfixturevalue(f"{family}_teacher")
+    spec, data = get_task(task), write(tmp_path / "data")
+    start = _start(model, task, tmp_path / "T")
+    student = heads.build(model, spec, "linear", 64, 0).eval()
+    cfg = TaskDistill(teacher=str(start), alpha_kd=1.0, temperature=2.0, representation=RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0))
+    teacher = TaskTeacher(str(start), spec, model, device=torch.device("cpu"), max_len=64, batch_size=16)
+    examples = read_split(spec, data, "train")[:16]
+    features = teacher.stored_targets(tmp_path, encode(spec, examples, teacher.tokenizer, 64))
+    objective = Objective(student, spec, cfg, teacher, torch.device("cpu"))
+    with torch.no_grad():
+        assert abs(objective(collate(features, teacher.tokenizer.pad_token_id)).item()) < 1e-6  # α = 1: no gold term
+    sure = [replace(f, teacher=(5.0,) if spec.kind == "regression" else tuple(torch.tensor([4.0, 0.0]).log_softmax(-1).tolist()))
+            for f in features]  # a teacher sure of the first label (choice), or of the score 5
+    with torch.no_grad():
+        assert objective(collate(sure, teacher.tokenizer.pad_token_id)).item() > 1e-2
+
+
+def test_representation_terms_run_the_teacher_on_every_step(tmp_path, bert_teacher, rte, teacher, teacher_rows):
+    report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=2,
+                           **_kd(teacher, representation=RepresentationLoss(alpha_hidden=0.5, alpha_attn=0.5))))
+    assert report.steps == 6 and sum(teacher_rows) == N_TRAIN + 2 * N_TRAIN  # stored outputs once, then each step's batch
+
+
+# ------------------------------------------------------------------ stored teacher outputs, augmentation, resume
+
+
+def _augmented_cfg(model, data, out, teacher, **kw):
+    return _cfg(model, "glue/rte", data, out, epochs=2, augment=Augment(per_example=2, transform="dropout"), **_kd(teacher), **kw)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(augment_mod, "CHUNK", 16)  # 3 chunks of the 48 training examples
+
+
+def test_augmentation_is_seeded_new_and_labelled_by_the_teacher(tmp_path, bert_teacher, rte, teacher, teacher_rows, small_chunks):
+    report = finetune(_augmented_cfg(bert_teacher, rte, tmp_path / "A", teacher))
+    lines = [json.loads(line) for line in (tmp_path / "A" / "augmented.jsonl").read_text().splitlines()]
+    assert report.augmented == len(lines) > N_TRAIN and report.train_examples == N_TRAIN
+    assert sum(teacher_rows) == N_TRAIN + len(lines)  # every input once: not once per epoch
+    texts = [tuple(line["texts"]) for line in lines]
+    task = get_task("glue/rte")
+    old = {ex.texts for split in ("train", "dev") for ex in read_split(task, rte, split)}
+    assert len(set(texts)) == len(texts) and not set(texts) & old  # new: no duplicates, nothing equal to train or dev
+    assert all(abs(sum(line["soft_label"]) - 1) < 1e-6 for line in lines)
+    expected = TaskTeacher(str(teacher), task, bert_teacher, device=torch.device("cpu"), max_len=64, batch_size=64).soft_labels(
+        [Example(idx="x", texts=t, label=None) for t in texts])
+    assert torch.allclose(torch.tensor([line["soft_label"] for line in lines]), torch.tensor(expected), atol=1e-6)
+    finetune(_augmented_cfg(bert_teacher, rte, tmp_path / "B", teacher))
+    assert (tmp_path / "B" / "augmented.jsonl").read_bytes() == (tmp_path / "A" / "augmented.jsonl").read_bytes()  # same seed
+    finetune(_augmented_cfg(bert_teacher, rte, tmp_path / "C", teacher, seed=1))
+    assert (tmp_path / "C" / "augmented.jsonl").read_bytes() != (tmp_path / "A" / "augmented.jsonl").read_bytes()
+
+
+def test_killed_in_augmentation_and_after_a_checkpoint_resumes_exactly(tmp_path, monkeypatch, bert_teacher, rte, teacher, teacher_rows,
+                                                                        small_chunks):
+    whole = tmp_path / "whole"
+    finetune(_augmented_cfg(bert_teacher, rte, whole, teacher))
+    teacher_rows.clear()
+    out = tmp_path / "F"
+
+    real_write, writes = augment_mod.atomic_write_text, []
+
+    def write_or_die(path, text):
+        writes.append(path)
+        if len(writes) == 2:  # chunk 1's lines are in the file, its record is not
+            raise KeyboardInterrupt
+        real_write(path, text)
+
+    monkeypatch.setattr(augment_mod, "atomic_write_text", write_or_die)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_augmented_cfg(bert_teacher, rte, out, teacher))
+    monkeypatch.setattr(augment_mod, "atomic_write_text", real_write)
+    kept = len((whole / "augmented.jsonl").read_bytes()[: json.loads((out / "augmented_state.json").read_text())["bytes"]].splitlines())
+    assert sum(teacher_rows) == N_TRAIN + len((out / "augmented.jsonl").read_text().splitlines())  # chunks 0 and 1 labelled
+
+    real_save, saves = run_mod.save_checkpoint, []
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        saves.append(1)
+        raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    teacher_rows.clear()
+    monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_augmented_cfg(bert_teacher, rte, out, teacher))
+    monkeypatch.setattr(run_mod, "save_checkpoint", real_save)
+    total = len((whole / "augmented.jsonl").read_text().splitlines())
+    assert (out / "checkpoint").is_dir() and sum(teacher_rows) == total - kept  # the stored outputs are not computed again
+    assert (out / "augmented.jsonl").read_bytes() == (whole / "augmented.jsonl").read_bytes()  # continued without duplicates
+
+    teacher_rows.clear()
+    resumed = finetune(_augmented_cfg(bert_teacher, rte, out, teacher))
+    assert teacher_rows == []  # the resumed training pays nothing for the teacher
+    assert _same_weights(out, whole) and resumed.dev == FinetuneResult.read(whole / "finetune.json").dev
+    assert resumed.augmented == total
+
+
+# ------------------------------------------------------------------ Agora
+
+
+def test_agora_with_a_teacher_gives_soft_labels(tmp_path, bert_teacher, rte, teacher):
+    base = _cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=1, augment=Augment(transform="swap"), **_kd(teacher))
+    thetas = (Theta(lr=1e-3, weight_decay=0.01, warmup=0.1, batch_size=16, seed=0),)
+    result = agora(AgoraConfig(base=base, thetas=thetas, variants=2, max_rounds=1))
+    points = [json.loads(line) for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
+    task = get_task("glue/rte")
+    assert result.rounds[0].labeller == str(teacher) and result.rounds[0].new_points == len(points) > 0
+    assert all(p["label"] == task.labels[max(range(2), key=lambda i: p["soft_label"][i])] for p in points)
+    trained = FinetuneResult.read(tmp_path / "F" / "rounds" / "0" / thetas[0].slug / "finetune.json")
+    assert trained.teacher == str(teacher)  # the round's trainings distil the teacher too
+    with pytest.raises(BortError, match="--labeller and --teacher differ"):
+        AgoraConfig(base=base, thetas=thetas, labeller=str(bert_teacher))
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def test_a_teacher_of_another_task_family_or_tokenizer_is_refused(tmp_path, bert_teacher, roberta_teacher, rte, teacher):
+    cases = {
+        "predicts the labels (0, 1) but glue/rte has (entailment, not_entailment)": _start(bert_teacher, "glue/cola", tmp_path / "cola"),
+        "is a regression model but glue/rte is a classification task": _start(bert_teacher, "glue/stsb", tmp_path / "stsb"),
+        "has a multiple-choice head but glue/rte is a classification task": _start(bert_teacher, "superglue/copa", tmp_path / "copa"),
+        "has no task head (a masked-lm model)": bert_teacher,
+        "has another tokenizer than --model": _start(roberta_teacher, "glue/rte", tmp_path / "roberta"),
+    }
+    for message, folder in cases.items():
+        with pytest.raises(BortError, match="^" + re.escape(f"--teacher '{folder}' {message}")):
+            finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", **_kd(folder)))
+    stsb = write_stsb(tmp_path / "STS-B")
+    with pytest.raises(BortError, match="is a classification model but glue/stsb is a regression task"):
+        finetune(_cfg(bert_teacher, "glue/stsb", stsb, tmp_path / "G", **_kd(teacher)))
+
+
+def test_augment_needs_a_teacher_and_a_text_task(tmp_path, bort_cmd, bert_teacher, roberta_teacher, rte):
+    with pytest.raises(BortError, match="--augment needs --teacher"):
+        _cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", augment=Augment(per_example=2))
+    copa = write_copa(tmp_path / "COPA")
+    start = _start(roberta_teacher, "superglue/copa", tmp_path / "T")
+    with pytest.raises(BortError, match="--augment applies to classification and regression tasks; superglue/copa is multiple choice"):
+        finetune(_cfg(roberta_teacher, "superglue/copa", copa, tmp_path / "G", augment=Augment(per_example=2, transform="swap"), **_kd(start)))
+    run = subprocess.run([*bort_cmd, "finetune", "--model", str(bert_teacher), "--task", "glue/rte", "--data", str(rte), "--out",
+                          str(tmp_path / "H"), "--augment", "2"], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1] == "bort: error: --augment needs --teacher: the teacher labels the new inputs"
+
+
+def test_cli_distils_and_augments(tmp_path, bort_cmd, bert_teacher, rte, teacher):
+    run = subprocess.run([*bort_cmd, "finetune", "--model", str(bert_teacher), "--task", "glue/rte", "--data", str(rte), "--out", str(tmp_path / "F"),
+                          "--max-seq-len", "64", "--steps", "4", "--no-progress", "--bf16", "off", "--teacher", str(teacher), "--alpha-kd", "0.8",
+                          "--temperature", "2", "--augment", "1", "--transform", "swap"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    report = FinetuneResult.read(tmp_path / "F" / "finetune.json")
+    lines = (tmp_path / "F" / "augmented.jsonl").read_text().splitlines()
+    assert (report.teacher, report.alpha_kd, report.temperature, report.augmented) == (str(teacher), 0.8, 2.0, len(lines)) and lines
