@@ -185,4 +185,4 @@ def test_ray_gives_up_after_the_retries(tmp_path, monkeypatch, capsys, ray_clust
     out = tmp_path / "no_retry"
     assert main(extract_args(bert_teacher, out, "--epsilon", "1", "--latency", "flops", "--backend", "ray", "--retries", "0", "--workers", "1")) == 2
     assert "bort: error: the training of ⟨1,2,32,64⟩ (lr=0.001,batch_size=4,warmup=0.1) was lost with its worker, 1 attempt(s)" in capsys.readouterr().err
-    assert "1,2,32,64" not in trials(out)
+    assert not out.exists() or "1,2,32,64" not in trials(out)  # a run that stored nothing leaves no folder

@@ -23,11 +23,11 @@ def setup(bert_teacher, corpus_file):
 
 
 def test_teacher_scores_its_own_entropy(setup):
-    """ê of the teacher itself is H(p_T, p_T), the floor; any student's ê is at least that (Gibbs)."""
+    """The teacher's own cross-entropy is H(p_T, p_T), its entropy; any student's ê is at least the floor (Gibbs)."""
     teacher, corpus, settings = setup
     surrogate = ErrorSurrogate(teacher, corpus, settings)
     own = evaluate_mlm(teacher.model, surrogate.eval_batches, surrogate.teacher_lp)["kd_ce"]
-    assert own == pytest.approx(surrogate.floor(), rel=1e-5)
+    assert own == pytest.approx(surrogate.entropy(), rel=1e-5)
     assert sum(len(b.targets) for b in surrogate.eval_batches) == sum(len(lp) for lp in surrogate.teacher_lp) > 0
     e = surrogate(Arch(1, 2, 32, 64), Theta(batch_size=4))
     assert e >= surrogate.floor() - 1e-6

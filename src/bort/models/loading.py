@@ -81,11 +81,11 @@ def resolve_model_path(name: str | Path) -> Path:
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise BortError(f"teacher '{name}' is a file, not a folder: pass the Hugging Face model folder that holds config.json")
+            raise BortError(f"model '{name}' is a file, not a folder: pass the Hugging Face model folder that holds config.json")
         return path
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or not _HUB_ID.match(name)
     if looks_like_path:
-        raise BortError(f"teacher folder '{name}' does not exist: pass an existing Hugging Face model folder, a Hub name, or 'minilm-l6'")
+        raise BortError(f"model folder '{name}' does not exist: pass an existing Hugging Face model folder, a Hub name, or 'minilm-l6'")
     return _hub_download(name)
 
 

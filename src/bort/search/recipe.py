@@ -18,6 +18,7 @@ from bort.arch import Arch
 from bort.data.corpus import CORPUS, SEQ_LEN, PackedCorpus, load_corpus
 from bort.errors import BortError
 from bort.models.loading import TEACHER
+from bort.models.sentence import read_pooling
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
 from bort.search.backends import Backend, BackendConfig, open_backend
@@ -25,12 +26,13 @@ from bort.search.fptas import Candidate, fptas, size_speed_factor
 from bort.search.report import ExtractResult, write_outputs
 from bort.search.store import RunStore
 from bort.space import load_space
-from bort.surrogates.error import ErrorSettings, ErrorSurrogate
+from bort.surrogates.error import ERROR_KINDS, INITS, ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import LatencySettings, flops, measure_latency
 from bort.surrogates.params import count_params
 from bort.training.hparams import Theta
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
+from bort.training.objectives import RepresentationLoss
 from bort.training.run import DEVICE, PROGRESS, SEED, RunFolder, resolve_device
 
 
@@ -43,16 +45,23 @@ class ExtractConfig:
     corpus: str = field(default="builtin", metadata=CORPUS)
     space: str = field(default="auto", metadata=opt("'auto' (from the teacher), 'bort-paper', or a YAML file of value lists D/A/H/I"))
     steps: int = field(default=50, metadata=opt("n: training steps per candidate for ê"))
+    error: str = field(default="kl", metadata=opt("ê with a logit term: held-out KL(p_T‖p_S), the excess over the teacher's entropy; "
+                                                   "or the cross-entropy H(p_T, p_S)",
+                                                   choices=tuple(ERROR_KINDS)))
+    init: str = field(default="random", metadata=opt("the candidates' start for ê: seeded random weights, or slices of the teacher", choices=INITS))
     epsilon: int = field(default=8, metadata=opt("ε: interval size; 1 is exhaustive search"))
     refine: int = field(default=0, metadata=opt("also train every member of the K best intervals", metavar="K"))
     seed: int = field(default=0, metadata=SEED)
     seq_len: int = field(default=128, metadata=SEQ_LEN)
     thetas: tuple[Theta, ...] = field(default=(Theta(),), metadata=opt(cli=False))  # the CLI: --theta FILE, or one θ from --lr …
     loss: DistillLoss = field(default_factory=DistillLoss)
+    representation: RepresentationLoss = field(default_factory=RepresentationLoss)  # with --alpha-mlm 0 --alpha-kd 0: ê from representations
     eval_sequences: int = field(default=32, metadata=opt("held-out sequences that score ê"))
     latency: LatencySettings = field(default_factory=LatencySettings, metadata=nested(prefix="latency-"))
     max_params: int | None = field(default=None, metadata=opt("keep only ξ with at most this many parameters"))
     max_latency_ms: float | None = field(default=None, metadata=opt("keep only ξ at most this slow"))
+    min_speedup: float | None = field(default=None, metadata=opt("keep only ξ at least this many times faster than T by î (latency, or FLOPs)",
+                                                                 metavar="X"))
     head: HeadConfig = field(default_factory=HeadConfig, metadata=nested(prefix="head-", only=("steps",), inherit={"seed": "seed"}))
     device: str = field(default="cpu", metadata=DEVICE)
     backend: BackendConfig = field(default_factory=BackendConfig)
@@ -63,12 +72,16 @@ class ExtractConfig:
             raise BortError(f"--epsilon must be at least 1 (1 is exhaustive search), got {self.epsilon}")
         if self.refine < 0:
             raise BortError(f"--refine must be 0 or more, got {self.refine}")
+        if self.min_speedup is not None and not self.min_speedup > 0:
+            raise BortError(f"--min-speedup must be a positive factor (e.g. 4 for 4× faster than the teacher), got {self.min_speedup}")
         self.error_settings()  # validates n and the loss
         if self.backend.kind == "ray" and self.device.startswith("cuda") and not self.backend.gpus_per_trial:
             raise BortError("with --backend ray, --device is the driver's: add --gpus-per-trial (e.g. 1) to train the candidates on GPUs")
 
     def error_settings(self) -> ErrorSettings:
-        return ErrorSettings(steps=self.steps, seed=self.seed, thetas=self.thetas, loss=self.loss, eval_sequences=self.eval_sequences)
+        """ê's settings, from the run's."""
+        return ErrorSettings(steps=self.steps, seed=self.seed, thetas=self.thetas, loss=self.loss, eval_sequences=self.eval_sequences,
+                             kind=self.error, init=self.init, representation=self.representation)
 
     @property
     def training_device(self) -> str:
@@ -121,13 +134,18 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
             teacher.check_seq_len(cfg.latency.seq, "--latency-seq")
         corpus = load_corpus(cfg.corpus, teacher.tokenizer, seq_len=cfg.seq_len)
         source_path = teacher.path
-        teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=cfg.device)
+        if cfg.loss.active:  # ê from representations needs no masked-LM head
+            teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=cfg.device)
         space = load_space(cfg.space, teacher.arch)
         T = teacher.arch
         p_t = count_params(teacher.config, T)
         archs = [a for a in space.archs(exclude=T) if cfg.max_params is None or count_params(teacher.config, a).total <= cfg.max_params]
         if not archs:
             raise BortError(f"no architecture of the space has at most --max-params {cfg.max_params} parameters; raise the limit")
+        too_big = next((a for a in archs if a.D > T.D or a.H > T.H or a.I > T.I), None) if cfg.init == "teacher" else None
+        if too_big is not None:
+            raise BortError(f"--init teacher: ⟨{too_big.key}⟩ of the space is larger than the teacher ⟨{T.key}⟩ in D, H or I; "
+                            "use --init random or a smaller space")
 
         measured = cfg.latency.mode == "measured"
         latency = _measure(cfg, teacher, [T, *archs], store) if measured else {}
@@ -140,6 +158,12 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
 
         def cost(a: Arch) -> float:
             return latency[a] if measured else flops(a, seq=cfg.latency.seq, batch=cfg.latency.batch)
+
+        if cfg.min_speedup is not None:
+            archs = [a for a in archs if cost(T) >= cfg.min_speedup * cost(a)]
+            if not archs:
+                raise BortError(f"no architecture of the space is --min-speedup {cfg.min_speedup:g}× faster than the teacher "
+                                f"by {'latency' if measured else 'FLOPs'}; lower it")
 
         candidates = []
         for a in archs:
@@ -164,7 +188,8 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
         return write_outputs(
             out, cfg=cfg, teacher=teacher, teacher_path=source_path, corpus=corpus, space=space, result=result,
             teacher_row={**T.asdict(), "params": p_t.total, "params_effective": p_t.effective, "latency_ms": latency.get(T),
-                         "flops": flops(T, seq=cfg.latency.seq, batch=cfg.latency.batch), "error_floor": error_fn.floor()},
+                         "flops": flops(T, seq=cfg.latency.seq, batch=cfg.latency.batch), "error_floor": error_fn.floor(),
+                         "entropy": error_fn.entropy()},
             latency_device=store.latency_device(cfg.latency.key) if measured else None,
             wall_s=time.time() - started,
         )
@@ -189,12 +214,17 @@ class _ErrorFunction:
 
     def surrogate(self) -> ErrorSurrogate:
         if self._surrogate is None:
-            self._surrogate = ErrorSurrogate(self.teacher, self.corpus, self.cfg.error_settings(), device=self.cfg.device)
+            pooling = read_pooling(self.teacher.path) if self.cfg.representation.alpha_embed else None
+            self._surrogate = ErrorSurrogate(self.teacher, self.corpus, self.cfg.error_settings(), device=self.cfg.device, pooling=pooling)
         return self._surrogate
 
     def floor(self) -> float:
-        """The teacher's entropy, the lowest reachable ê: reported even when nothing was trained now."""
+        """The lowest reachable ê (the teacher's entropy for CE, else 0): reported even when nothing was trained now."""
         return self.surrogate().floor()
+
+    def entropy(self) -> float | None:
+        """The teacher's mean entropy on the held-out masked positions (None for ê from representations)."""
+        return self.surrogate().entropy()
 
     def backend(self) -> Backend:
         """Started on the first training, so a fully resumed run starts no workers and no cluster."""

@@ -1,4 +1,4 @@
-"""The run folder's outputs: result.json, candidates.csv, pareto.png, report.md and best/."""
+"""The run folder's outputs: result.json, candidates.csv, pareto.json, pareto.png, report.md and best/."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from bort.atomic import atomic_dir, atomic_file, atomic_write_text
 from bort.models.student import build_student
 from bort.records import Record
 from bort.search.fptas import Candidate, SearchResult
+from bort.search.pareto import pareto_doc
+
+ERROR_LABELS = {"kl": "KL(p_T ‖ p_S) to the teacher", "ce": "cross-entropy to the teacher",
+                "representation": "weighted representation terms to the teacher"}
 
 COLUMNS = ("D", "A", "H", "I", "params", "params_effective", "latency_ms", "flops", "s", "error", "w", "status")
 
@@ -47,8 +51,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def plot_pareto(path: Path, rows: list[dict], best: dict, teacher: dict) -> None:
-    """Size and latency (or FLOPs) against ê, with the Pareto front, the chosen ξ and T marked."""
+def plot_pareto(path: Path, rows: list[dict], best: dict, teacher: dict, pareto: dict) -> None:
+    """Size and latency (or FLOPs) against ê, with the Pareto front, the chosen ξ, the best ξ per speed-up and T marked."""
     trained = [r for r in rows if r["error"] is not None]
     cost_key, cost_label = ("latency_ms", "latency (ms)") if best["latency_ms"] is not None else ("flops", "FLOPs")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -57,13 +61,17 @@ def plot_pareto(path: Path, rows: list[dict], best: dict, teacher: dict) -> None
         ax.scatter(xs, [r["error"] for r in trained], s=18, alpha=0.6, label="trained candidates")
         front = pareto_front([(r[key], r["error"]) for r in trained])
         ax.step([x for x, _ in front], [y for _, y in front], where="post", color="tab:orange", label="Pareto front")
+        ax.scatter([e[key] for e in pareto["front"]], [e["error"] for e in pareto["front"]], s=70, facecolors="none",
+                   edgecolors="tab:green", label="front on (p̂, î, ê)")
+        for name, e in pareto["best_by_speedup"].items():
+            ax.annotate(f"best ≥{name}", (e[key], e["error"]), textcoords="offset points", xytext=(6, 6), fontsize=7, color="tab:purple")
         ax.scatter([best[key]], [best["error"]], marker="*", s=220, color="tab:red", zorder=5, label=f"chosen ⟨{best['D']},{best['A']},{best['H']},{best['I']}⟩")
         if teacher.get(key) is not None:
             ax.axvline(teacher[key], color="gray", linestyle="--", label=f"teacher T ⟨{teacher['D']},{teacher['A']},{teacher['H']},{teacher['I']}⟩")
         if teacher.get("error_floor") is not None:
-            ax.axhline(teacher["error_floor"], color="gray", linestyle=":", label="teacher entropy (ê floor)")
+            ax.axhline(teacher["error_floor"], color="gray", linestyle=":", label="ê floor")
         ax.set_xlabel(label)
-        ax.set_ylabel("ê: cross-entropy to the teacher")
+        ax.set_ylabel(f"ê: {ERROR_LABELS[pareto['error_kind']]}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("bort extract: size and speed against error")
@@ -73,7 +81,7 @@ def plot_pareto(path: Path, rows: list[dict], best: dict, teacher: dict) -> None
     plt.close(fig)
 
 
-def _markdown(result: dict, rows: list[dict]) -> str:
+def _markdown(result: dict, rows: list[dict], pareto: dict) -> str:
     t, b = result["teacher"], result["best"]
     lines = [
         "# bort extract report",
@@ -86,10 +94,12 @@ def _markdown(result: dict, rows: list[dict]) -> str:
          f"Θ = {', '.join(result['thetas'])}"),
         _latency_line(result),
         f"- trained {result['evaluated']} candidates in {result['wall_s']:.0f} s, {_backend_text(result['backend'])}",
+        f"- ê: {ERROR_LABELS[result['error_kind']]} (`--error {result['error_kind']}`), teacher entropy {_fmt(t.get('entropy'), 4)}",
         "",
         (f"**Best: ⟨{b['D']},{b['A']},{b['H']},{b['I']}⟩**, W = {b['w']:.4g}, {b['params']:,} parameters "
          f"({100 * b['params'] / t['params']:.1f}% of T), latency {_fmt(b['latency_ms'])} ms, ê = {b['error']:.4f}"),
         "",
+        *_pareto_lines(pareto),
         "## Candidates ranked by W (trained ones first)",
         "",
         "| rank | D | A | H | I | params | effective | latency ms | GFLOPs | S | ê | W | status |",
@@ -102,6 +112,20 @@ def _markdown(result: dict, rows: list[dict]) -> str:
             f"{r['flops'] / 1e9:.3f} | {_fmt(r['s'], 4)} | {_fmt(r['error'], 4)} | {_fmt(r['w'], 4)} | {r['status']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _pareto_lines(pareto: dict) -> list[str]:
+    """report.md's tables of the best ξ per speed-up and of the front (pareto.json), each ξ ready for ``bort pretrain --arch``."""
+    cost = "latency ms" if pareto["cost"] == "latency_ms" else "GFLOPs"
+
+    def row(label: str, e: dict) -> str:
+        value = _fmt(e["latency_ms"]) if pareto["cost"] == "latency_ms" else f"{e['flops'] / 1e9:.3f}"
+        return f"| {label} | `--arch {e['arch']}` | {e['params']:,} | {value} | {e['speedup']:.1f}× | {_fmt(e['error'], 4)} | {_fmt(e['w'], 4)} |"
+
+    head = [f"| | ξ | params | {cost} | speed-up | ê | W |", "|---|---|---:|---:|---:|---:|---:|"]
+    by_speedup = [row(f"≥ {k[:-1]}×", e) for k, e in pareto["best_by_speedup"].items()] or ["| — | no trained ξ is 2× faster than T | | | | | |"]
+    return ["## Best ξ per speed-up (pareto.json)", "", *head, *by_speedup, "",
+            "## Pareto front on (p̂, î, ê)", "", *head, *(row("front", e) for e in pareto["front"]), ""]
 
 
 def _latency_line(result: dict) -> str:
@@ -139,6 +163,7 @@ class ExtractResult(Record):
     refine: int
     seed: int
     thetas: list[str]
+    error_kind: str
     loss: dict
     latency: dict
     latency_device: str | None
@@ -159,10 +184,12 @@ def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space,
     record = ExtractResult(
         teacher=teacher_row, space=space.as_dict(), space_size=len(result.candidates), eligible=sum(c.eligible for c in result.candidates),
         evaluated=len(result.trained), intervals=result.intervals, epsilon=cfg.epsilon, steps=cfg.steps, refine=cfg.refine, seed=cfg.seed,
-        thetas=[t.key for t in cfg.thetas], loss=asdict(cfg.loss), latency=asdict(cfg.latency), latency_device=latency_device,
+        thetas=[t.key for t in cfg.thetas], error_kind=cfg.error_settings().error_kind, loss=asdict(cfg.loss), latency=asdict(cfg.latency),
+        latency_device=latency_device,
         backend=cfg.backend.describe(),
         settings={"teacher": str(cfg.teacher), "teacher_path": str(teacher_path), "mlm_teacher_path": str(teacher.path), "corpus": str(cfg.corpus),
-                  "seq_len": cfg.seq_len, "max_params": cfg.max_params, "max_latency_ms": cfg.max_latency_ms},
+                  "seq_len": cfg.seq_len, "max_params": cfg.max_params, "max_latency_ms": cfg.max_latency_ms, "min_speedup": cfg.min_speedup,
+                  "init": cfg.init, "representation": asdict(cfg.representation)},
         corpus={"documents": corpus.documents, "tokens": corpus.tokens, "train_sequences": len(corpus.train), "heldout_sequences": len(corpus.heldout)},
         wall_s=wall_s, best=best, candidates=rows,
     )
@@ -173,8 +200,10 @@ def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space,
     writer.writeheader()
     writer.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS} for r in rows)
     atomic_write_text(out / "candidates.csv", buf.getvalue())
-    plot_pareto(out / "pareto.png", rows, best, teacher_row)
-    atomic_write_text(out / "report.md", _markdown(doc, rows))
+    pareto = pareto_doc(rows, teacher_row, record.error_kind)
+    atomic_write_text(out / "pareto.json", json.dumps(pareto, indent=2))
+    plot_pareto(out / "pareto.png", rows, best, teacher_row, pareto)
+    atomic_write_text(out / "report.md", _markdown(doc, rows, pareto))
     with atomic_dir(out / "best") as tmp:
         # The chosen shape in the teacher's family, randomly initialised from the run's seed, with
         # the teacher's tokenizer: loadable by AutoModelForMaskedLM, and the input of `bort pretrain`.

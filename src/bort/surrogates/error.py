@@ -2,8 +2,15 @@
 
 Every candidate starts from the same seed, sees the same training batches with the same masks,
 and is scored on the same fixed held-out masked batches, so ê depends on ξ and θ alone: a
-resumed search reproduces it exactly. ê is the mean cross-entropy H(p_T, p_S) over the held-out
-masked positions; with several hyperparameter sets Θ it is the minimum over θ.
+resumed search reproduces it exactly. ê is, over the held-out masked positions, the mean
+KL(p_T ‖ p_S) (``kind="kl"``, the default: the excess over the teacher's entropy, 0 for a student
+equal to the teacher) or the mean cross-entropy H(p_T, p_S) (``kind="ce"``, the paper's literal
+form); with several hyperparameter sets Θ it is the minimum over θ. A candidate starts from
+seeded random weights, or (``init="teacher"``) from slices of the teacher, as pretraining may.
+
+With both logit weights 0 and representation terms on (:mod:`bort.training.objectives`), a bare
+encoder trains on those terms alone and ê is their weighted held-out value (``error_kind``
+``"representation"``): a teacher without an MLM head needs none trained.
 """
 
 from __future__ import annotations
@@ -14,26 +21,33 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from bort.arch import Arch
 from bort.data.corpus import PackedCorpus
 from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
+from bort.distill.init import init_from_teacher
 from bort.errors import BortError, TrainingDiverged
-from bort.models.student import build_student, masked_logits
+from bort.models.sentence import Pooling
+from bort.models.student import build_student, masked_logits, student_config
 from bort.models.teacher import Teacher
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.hparams import Theta
 from bort.training.loop import train
 from bort.training.losses import DistillLoss
+from bort.training.objectives import Distiller, RepresentationLoss
 
 # The hyperparameters a candidate training's θ may set (``--theta``); the seed is the run's.
 THETA_FIELDS = ("lr", "batch_size", "warmup")
 
+# What ê measures against the teacher, and the metric of evaluate_mlm that gives it.
+ERROR_KINDS = {"kl": "kd_kl", "ce": "kd_ce"}
+INITS = ("random", "teacher")
+
 
 @dataclass(frozen=True)
 class ErrorSettings:
-    """n (``steps``), the seed, Θ, the loss and the size of the held-out set."""
+    """n (``steps``), the seed, Θ, the loss, the size of the held-out set, what ê measures (``kind``) and the candidates' ``init``."""
 
     steps: int = 50
     seed: int = 0
@@ -42,12 +56,20 @@ class ErrorSettings:
     eval_sequences: int = 32
     eval_batch_size: int = 16
     teacher_cache_gb: float = 4.0
+    kind: str = "kl"
+    init: str = "random"
+    representation: RepresentationLoss = field(default_factory=RepresentationLoss)
 
     def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise BortError(f"--init must be one of {', '.join(INITS)}, got '{self.init}'")
+        if self.kind not in ERROR_KINDS:
+            raise BortError(f"--error must be one of {', '.join(ERROR_KINDS)}, got '{self.kind}'")
         if self.steps < 1:
             raise BortError(f"--steps must be at least 1, got {self.steps}")
-        if not self.loss.active:
-            raise BortError("ê needs a logit term: --alpha-mlm and --alpha-kd must not both be 0 (e.g. --alpha-mlm 0.1 --alpha-kd 0.5)")
+        if self.loss.active == self.representation.active:
+            raise BortError("ê needs either a logit term (--alpha-mlm, --alpha-kd; e.g. --alpha-mlm 0.1 --alpha-kd 0.5) or, with both of "
+                            "those 0, representation terms (--alpha-hidden, --alpha-attn, --alpha-embed), not both kinds")
         if not self.thetas:
             raise BortError("the hyperparameter set Θ is empty: give at least one θ")
         if self.eval_sequences < 1:
@@ -55,7 +77,13 @@ class ErrorSettings:
 
     def fingerprint(self) -> dict:
         """What fixes every ê of a run (stored, and checked when a run resumes)."""
-        return {"steps": self.steps, "seed": self.seed, "loss": asdict(self.loss), "eval_sequences": self.eval_sequences}
+        return {"steps": self.steps, "seed": self.seed, "loss": asdict(self.loss), "eval_sequences": self.eval_sequences,
+                "error_kind": self.error_kind, "init": self.init, "representation": asdict(self.representation)}
+
+    @property
+    def error_kind(self) -> str:
+        """What ê measures: ``kind`` (kl or ce) with a logit term, else ``"representation"``."""
+        return self.kind if self.loss.active else "representation"
 
 
 class ErrorSurrogate:
@@ -63,13 +91,14 @@ class ErrorSurrogate:
 
     It pickles (for worker processes and Ray tasks) once :meth:`prepare` has run: the copy carries
     the n training batches, the held-out batches and the teacher's logits, not the corpus, and
-    the teacher model only where its logits do not fit the cache.
+    the teacher model only where its logits do not fit the cache, the student starts from its
+    slices, or ê comes from representations.
     """
 
-    def __init__(self, teacher: Teacher, corpus: PackedCorpus, settings: ErrorSettings, *, device: str = "cpu"):
+    def __init__(self, teacher: Teacher, corpus: PackedCorpus, settings: ErrorSettings, *, device: str = "cpu", pooling: Pooling | None = None):
         if len(corpus.heldout) < 1:
             raise BortError("the corpus has no held-out blocks; give more text")
-        self.config, self.settings = teacher.config, settings
+        self.config, self.settings, self.pooling = teacher.config, settings, pooling
         self.teacher_model: PreTrainedModel | None = teacher.model
         self._tokenizer: PreTrainedTokenizerBase | None = teacher.tokenizer
         self._train_blocks: torch.Tensor | None = corpus.train
@@ -77,7 +106,7 @@ class ErrorSurrogate:
         self.eval_batches: list[MaskedBatch] = fixed_masked_batches(
             corpus.heldout, teacher.tokenizer, batch_size=settings.eval_batch_size, max_sequences=settings.eval_sequences, seed=settings.seed
         )
-        self.teacher_lp = teacher_logprobs(teacher.model, self.eval_batches)
+        self.teacher_lp = teacher_logprobs(teacher.model, self.eval_batches) if settings.loss.active else []
         self._batches: dict[int, list[MaskedBatch]] = {}
         self._logit_cache: dict[int, list[torch.Tensor]] = {}
 
@@ -108,9 +137,9 @@ class ErrorSurrogate:
         return logits.clone()  # leave inference mode, so autograd may use it
 
     def _needs_teacher_model(self) -> bool:
-        """Whether a training still runs the teacher: its loss needs logits that are not all cached."""
+        """Whether a training still needs the teacher: it starts from its slices, or its loss needs logits that are not all cached."""
         cached = all(len(self._logit_cache.get(t.batch_size, ())) == self.settings.steps for t in self.settings.thetas)
-        return self.settings.loss.needs_teacher and not cached
+        return self.settings.init == "teacher" or self.settings.representation.active or (self.settings.loss.needs_teacher and not cached)
 
     def prepare(self) -> ErrorSurrogate:
         """Compute ahead, for every θ's batch size, the n training batches and (within the cache budget) the teacher's logits.
@@ -142,10 +171,43 @@ class ErrorSurrogate:
             state["teacher_model"] = copy.deepcopy(self.teacher_model).cpu()  # the worker moves it to its own device
         return state
 
-    def floor(self) -> float:
-        """H(p_T, p_T): the teacher's own entropy, the lowest ê any student can reach."""
+    def entropy(self) -> float | None:
+        """H(p_T, p_T): the teacher's own mean entropy over the held-out masked positions (None for ê from representations)."""
+        if not self.teacher_lp:
+            return None
         total = sum(float(-(lp.exp() * lp).sum()) for lp in self.teacher_lp)
         return total / sum(len(lp) for lp in self.teacher_lp)
+
+    def floor(self) -> float:
+        """The lowest ê any student can reach: the teacher's entropy for CE (Gibbs), else 0."""
+        return self.entropy() if self.settings.error_kind == "ce" else 0.0
+
+    def score(self, model: PreTrainedModel | Distiller) -> float:
+        """ê on the fixed held-out batches: of a masked-LM ``model`` (kl, ce), or of a :class:`Distiller` (representation)."""
+        if self.settings.error_kind != "representation":
+            return evaluate_mlm(model, self.eval_batches, self.teacher_lp)[ERROR_KINDS[self.settings.kind]]
+        model.eval()
+        with torch.inference_mode():
+            total = sum(float(self._representation_loss(model, batch)) for batch in self.eval_batches)
+        return total / len(self.eval_batches)
+
+    def _representation_loss(self, distiller: Distiller, batch: MaskedBatch) -> torch.Tensor:
+        """The weighted representation terms on one batch's original (unmasked) text."""
+        batch = batch.to(self.device)
+        ids = torch.where(batch.positions, batch.labels, batch.input_ids)
+        mask = torch.ones_like(ids)
+        with torch.inference_mode():
+            teacher = distiller.teacher_views(self.teacher_model.base_model, ids, mask)
+        return distiller.weighted(distiller.terms(distiller(ids, mask), teacher.detached(), mask))
+
+    def _distiller(self, arch: Arch) -> Distiller:
+        """A bare encoder of shape ``arch`` (seeded, or the teacher's slices) with the projections of the representation terms."""
+        s = self.settings
+        torch.manual_seed(s.seed)
+        encoder = AutoModel.from_config(student_config(self.config, arch), add_pooling_layer=False)
+        if s.init == "teacher":
+            init_from_teacher(encoder, self.teacher_model.base_model)
+        return Distiller(encoder, self.config, s.representation, self.pooling).to(self.device)
 
     def __call__(self, arch: Arch, theta: Theta) -> float:
         """Train a fresh student of shape ``arch`` with ``theta`` for n steps and return ê.
@@ -154,22 +216,29 @@ class ErrorSurrogate:
         stop the search.
         """
         s = self.settings
-        student = build_student(self.config, arch, seed=s.seed).to(self.device)
         batches = iter(self._training_batches(theta.batch_size))
-        loss = s.loss
+        if s.error_kind == "representation":
+            student = self._distiller(arch)
 
-        step = 0
+            def loss_fn(batch: MaskedBatch) -> torch.Tensor:
+                return self._representation_loss(student, batch)
+        else:
+            student = build_student(self.config, arch, seed=s.seed)
+            if s.init == "teacher":
+                init_from_teacher(student, self.teacher_model)
+            student.to(self.device)
+            step = 0
 
-        def loss_fn(batch: MaskedBatch) -> torch.Tensor:
-            nonlocal step
-            batch = batch.to(self.device)
-            teacher_logits = self._teacher_logits(step, batch, theta.batch_size) if loss.needs_teacher else None
-            step += 1
-            return loss(masked_logits(student, batch.input_ids, batch.positions), batch.targets, teacher_logits)
+            def loss_fn(batch: MaskedBatch) -> torch.Tensor:
+                nonlocal step
+                batch = batch.to(self.device)
+                teacher_logits = self._teacher_logits(step, batch, theta.batch_size) if s.loss.needs_teacher else None
+                step += 1
+                return s.loss(masked_logits(student, batch.input_ids, batch.positions), batch.targets, teacher_logits)
 
         torch.manual_seed(s.seed)  # dropout masks
         try:
             train(student, loss_fn, batches, steps=s.steps, optim=theta.optim())
         except TrainingDiverged:
             return math.inf
-        return evaluate_mlm(student, self.eval_batches, self.teacher_lp)["kd_ce"]
+        return self.score(student)

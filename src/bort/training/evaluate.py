@@ -1,4 +1,4 @@
-"""Held-out masked-LM metrics: accuracy against the gold tokens, and H(p_T, p_S) against a teacher."""
+"""Held-out masked-LM metrics: accuracy against the gold tokens, and H(p_T, p_S) and KL(p_T ‖ p_S) against a teacher."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from transformers import PreTrainedModel
 
 from bort.data.masking import MaskedBatch
 from bort.models.student import masked_logits
-from bort.training.losses import soft_cross_entropy
+from bort.training.losses import soft_cross_entropy, soft_kl
 
 
 @torch.inference_mode()
@@ -20,19 +20,21 @@ def teacher_logprobs(teacher: PreTrainedModel, batches: list[MaskedBatch]) -> li
 
 @torch.inference_mode()
 def evaluate_mlm(model: PreTrainedModel, batches: list[MaskedBatch], teacher_lp: list[torch.Tensor] | None = None) -> dict[str, float]:
-    """``mlm_accuracy`` over all masked positions, and ``kd_ce`` = mean H(p_T, p_S) if teacher log-probs are given."""
+    """``mlm_accuracy`` over all masked positions; ``kd_ce`` = mean H(p_T, p_S) and ``kd_kl`` = mean KL(p_T ‖ p_S) if teacher log-probs are given."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct, count, ce = 0, 0, 0.0
+    correct, count, ce, kl = 0, 0, 0.0, 0.0
     for i, batch in enumerate(batches):
         logits = masked_logits(model, batch.input_ids.to(device), batch.positions.to(device))
         correct += int((logits.argmax(-1).cpu() == batch.targets).sum())
         count += int(batch.targets.numel())
         if teacher_lp is not None:
             ce += float(soft_cross_entropy(logits.cpu(), teacher_lp[i]))
+            kl += float(soft_kl(logits.cpu(), teacher_lp[i]))
     model.train(was_training)
     metrics = {"mlm_accuracy": correct / count}
     if teacher_lp is not None:
         metrics["kd_ce"] = ce / count
+        metrics["kd_kl"] = kl / count
     return metrics

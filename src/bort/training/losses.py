@@ -66,3 +66,8 @@ class DistillLoss:
 def soft_cross_entropy(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
     """H(p_T, p_S) = −Σ p_T log p_S summed over positions (divide by the count for the mean)."""
     return -(teacher_logprobs.exp() * F.log_softmax(student_logits.float(), dim=-1)).sum()
+
+
+def soft_kl(student_logits: torch.Tensor, teacher_logprobs: torch.Tensor) -> torch.Tensor:
+    """KL(p_T ‖ p_S) = Σ p_T (log p_T − log p_S) summed over positions: H(p_T, p_S) − H(p_T), 0 for p_S = p_T."""
+    return (teacher_logprobs.exp() * (teacher_logprobs - F.log_softmax(student_logits.float(), dim=-1))).sum()

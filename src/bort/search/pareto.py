@@ -1,0 +1,59 @@
+"""``RUN/pareto.json``: the trained candidates no other beats on (p̂, î, ê), and the best-W ξ at each speed-up.
+
+Both work on the rows of ``result.json`` (plain dicts), so they are tested on synthetic numbers.
+"""
+
+from __future__ import annotations
+
+SPEEDUPS = (2, 4, 8, 16)
+
+
+def _trained(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["error"] is not None]
+
+
+def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Whether ``a`` is no worse than ``b`` in every coordinate and better in one (lower is better)."""
+    return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+
+
+def front(rows: list[dict], cost_key: str) -> list[dict]:
+    """The trained rows (finite ê) that no other trained row dominates on (params, ``cost_key``, error), by params."""
+    trained = _trained(rows)
+    points = [(r["params"], r[cost_key], r["error"]) for r in trained]
+    keep = [r for r, p in zip(trained, points) if not any(dominates(q, p) for q in points)]
+    return sorted(keep, key=lambda r: (r["params"], r[cost_key], r["error"]))
+
+
+def speedup(row: dict, teacher: dict, cost_key: str) -> float:
+    """How many times faster than the teacher ``row`` is by î (latency or FLOPs)."""
+    return teacher[cost_key] / row[cost_key]
+
+
+def best_by_speedup(rows: list[dict], teacher: dict, cost_key: str, factors: tuple[int, ...] = SPEEDUPS) -> dict[str, dict]:
+    """``"4x" → row``: the best-W trained row among those at least that many times faster than T (ties: fewer
+    parameters); a factor no trained row reaches is left out."""
+    scored = [r for r in _trained(rows) if r["w"] is not None]
+    out = {}
+    for f in factors:
+        fast = [r for r in scored if speedup(r, teacher, cost_key) >= f]
+        if fast:
+            out[f"{f}x"] = max(fast, key=lambda r: (r["w"], -r["params"]))
+    return out
+
+
+def entry(row: dict, teacher: dict, cost_key: str) -> dict:
+    """One ξ of pareto.json: its shape, numbers, speed-up and ``arch`` as ``bort pretrain --arch`` takes it."""
+    keys = ("D", "A", "H", "I", "params", "latency_ms", "flops", "error", "w")
+    return {**{k: row[k] for k in keys}, "speedup": speedup(row, teacher, cost_key), "arch": f"{row['D']},{row['A']},{row['H']},{row['I']}"}
+
+
+def pareto_doc(rows: list[dict], teacher: dict, error_kind: str) -> dict:
+    """pareto.json's content: ``front`` and ``best_by_speedup`` of the candidate rows, with the cost and ê they use."""
+    cost_key = "latency_ms" if teacher.get("latency_ms") is not None else "flops"
+    return {
+        "cost": cost_key,
+        "error_kind": error_kind,
+        "front": [entry(r, teacher, cost_key) for r in front(rows, cost_key)],
+        "best_by_speedup": {k: entry(r, teacher, cost_key) for k, r in best_by_speedup(rows, teacher, cost_key).items()},
+    }
