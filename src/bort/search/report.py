@@ -63,8 +63,13 @@ def plot_pareto(path: Path, rows: list[dict], best: dict, teacher: dict, pareto:
         ax.step([x for x, _ in front], [y for _, y in front], where="post", color="tab:orange", label="Pareto front")
         ax.scatter([e[key] for e in pareto["front"]], [e["error"] for e in pareto["front"]], s=70, facecolors="none",
                    edgecolors="tab:green", label="front on (p̂, î, ê)")
+        labels: dict[str, list[str]] = {}  # one label per point, naming every speed-up it is the best at
         for name, e in pareto["best_by_speedup"].items():
-            ax.annotate(f"best ≥{name}", (e[key], e["error"]), textcoords="offset points", xytext=(6, 6), fontsize=7, color="tab:purple")
+            labels.setdefault(e["arch"], []).append(name)
+        for arch, names in labels.items():
+            e = pareto["best_by_speedup"][names[0]]
+            ax.annotate(f"best ≥{', '.join(names)}", (e[key], e["error"]), textcoords="offset points", xytext=(6, 6), fontsize=7,
+                        color="tab:purple")
         ax.scatter([best[key]], [best["error"]], marker="*", s=220, color="tab:red", zorder=5, label=f"chosen ⟨{best['D']},{best['A']},{best['H']},{best['I']}⟩")
         if teacher.get(key) is not None:
             ax.axvline(teacher[key], color="gray", linestyle="--", label=f"teacher T ⟨{teacher['D']},{teacher['A']},{teacher['H']},{teacher['I']}⟩")
