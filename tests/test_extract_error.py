@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
+from test_extract import run, trials
 
 from bort.arch import Arch
 from bort.cli import main
@@ -19,21 +19,6 @@ from bort.surrogates.latency import flops
 from bort.training.hparams import Theta
 from bort.training.losses import DistillLoss
 from bort.training.objectives import RepresentationLoss
-
-
-def run(args: list[str]) -> dict:
-    assert main(args) == 0
-    out = args[args.index("--out") + 1]
-    with open(f"{out}/result.json", encoding="utf-8") as f:
-        return json.load(f)
-
-
-def trials(out) -> list[tuple]:
-    db = sqlite3.connect(out / "bort.sqlite")
-    try:
-        return db.execute("SELECT arch, theta, error, seconds, created FROM trial ORDER BY arch, theta").fetchall()
-    finally:
-        db.close()
 
 
 def key(row: dict) -> str:

@@ -20,11 +20,11 @@ from bort.atomic import atomic_write_text
 from bort.data.corpus import CORPUS, SEQ_LEN, load_corpus
 from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
 from bort.distill.distributed import Dist, setup, teardown
-from bort.distill.init import init_from_teacher
 from bort.errors import BortError
 from bort.models.folder import save_model_folder
 from bort.models.loading import TEACHER, read_config
 from bort.models.sentence import read_pooling, sentence_files
+from bort.models.slices import init_from_teacher
 from bort.models.student import build_student, mlm_head, student_config
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
@@ -33,7 +33,7 @@ from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
-from bort.training.objectives import Distiller, RepresentationLoss
+from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms
 from bort.training.run import BF16, DEVICE, PROGRESS, SEED, Clock, RunFolder, fingerprint
 
 METRICS, REPORT = "metrics.jsonl", "pretrain.json"
@@ -130,23 +130,8 @@ def _evaluate(distiller: Distiller, teacher: Teacher, batches: list[MaskedBatch]
     """The held-out value of every active term: masked-LM accuracy and H(p_T, p_S), and the representation terms."""
     out = evaluate_mlm(distiller.student, batches, teacher_lp) if cfg.loss.active else {}
     if cfg.representation.active:
-        device, sums = next(distiller.parameters()).device, {}
-        distiller.eval()
-        for batch in batches:
-            ids, mask = _inputs(batch.to(device), cfg.loss.active)
-            terms = distiller.terms(distiller(ids, mask), distiller.teacher_views(teacher.model.base_model, ids, mask), mask)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v) / len(batches)
-        distiller.train()
-        out.update(sums)
+        out.update(heldout_terms(distiller, teacher.model.base_model, batches, masked=cfg.loss.active))
     return out
-
-
-def _inputs(batch: MaskedBatch, masked: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The input ids (masked where a logit term reads the masked positions, else the original text) and the attention
-    mask (packed corpus blocks have no padding)."""
-    ids = batch.input_ids if masked else torch.where(batch.positions, batch.labels, batch.input_ids)
-    return ids, torch.ones_like(ids)
 
 
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
@@ -203,7 +188,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
         shard = MaskedBatch(batch.input_ids[rows], batch.labels[rows])
         count = d.sum(float(shard.positions.sum())) / d.world
         shard = shard.to(d.device)
-        ids, mask = _inputs(shard, logits)
+        ids, mask = block_inputs(shard, logits)
         views = model(ids, mask, shard.positions if logits else None)
         with torch.inference_mode():
             t_views = distiller.teacher_views(teacher.model.base_model, ids, mask) if rep.active else None

@@ -32,8 +32,8 @@ from bort.models.loading import ONNX_FILE, head_by_kind, load_model, position_li
 from bort.models.student import student_config
 from bort.options import opt
 from bort.records import Record
-from bort.training.run import check_out
 from bort.training.loop import autocast_dtype
+from bort.training.run import check_out
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 _ONNX = {"onnx-fp32": "none", "onnx-int8": "int8"}  # runtime → the export's --quantize

@@ -26,16 +26,16 @@ from transformers import AutoModel, PreTrainedModel, PreTrainedTokenizerBase
 from bort.arch import Arch
 from bort.data.corpus import PackedCorpus
 from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
-from bort.distill.init import init_from_teacher
 from bort.errors import BortError, TrainingDiverged
 from bort.models.sentence import Pooling
+from bort.models.slices import init_from_teacher
 from bort.models.student import build_student, masked_logits, student_config
 from bort.models.teacher import Teacher
 from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.hparams import Theta
 from bort.training.loop import train
 from bort.training.losses import DistillLoss
-from bort.training.objectives import Distiller, RepresentationLoss
+from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms
 
 # The hyperparameters a candidate training's θ may set (``--theta``); the seed is the run's.
 THETA_FIELDS = ("lr", "batch_size", "warmup")
@@ -186,16 +186,11 @@ class ErrorSurrogate:
         """ê on the fixed held-out batches: of a masked-LM ``model`` (kl, ce), or of a :class:`Distiller` (representation)."""
         if self.settings.error_kind != "representation":
             return evaluate_mlm(model, self.eval_batches, self.teacher_lp)[ERROR_KINDS[self.settings.kind]]
-        model.eval()
-        with torch.inference_mode():
-            total = sum(float(self._representation_loss(model, batch)) for batch in self.eval_batches)
-        return total / len(self.eval_batches)
+        return float(model.weighted(heldout_terms(model, self.teacher_model.base_model, self.eval_batches, masked=False)))
 
     def _representation_loss(self, distiller: Distiller, batch: MaskedBatch) -> torch.Tensor:
         """The weighted representation terms on one batch's original (unmasked) text."""
-        batch = batch.to(self.device)
-        ids = torch.where(batch.positions, batch.labels, batch.input_ids)
-        mask = torch.ones_like(ids)
+        ids, mask = block_inputs(batch.to(self.device), masked=False)
         with torch.inference_mode():
             teacher = distiller.teacher_views(self.teacher_model.base_model, ids, mask)
         return distiller.weighted(distiller.terms(distiller(ids, mask), teacher.detached(), mask))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from bort.data.masking import MaskedBatch
 from bort.errors import BortError
 from bort.models.sentence import Pooling, pool
 from bort.models.student import mlm_head
@@ -207,3 +208,23 @@ class Distiller(torch.nn.Module):
         """Σ α · term over the active terms."""
         weights = {"hidden_mse": self.loss.alpha_hidden, "attn_kl": self.loss.alpha_attn, "embed_distance": self.loss.alpha_embed}
         return sum(weights[k] * v for k, v in terms.items())
+
+
+def block_inputs(batch: MaskedBatch, masked: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A packed corpus batch's input ids (masked, where a logit term reads the masked positions; else the original
+    text) and its attention mask (packed blocks have no padding)."""
+    ids = batch.input_ids if masked else torch.where(batch.positions, batch.labels, batch.input_ids)
+    return ids, torch.ones_like(ids)
+
+
+@torch.inference_mode()
+def heldout_terms(distiller: Distiller, teacher_encoder: torch.nn.Module, batches: list[MaskedBatch], *, masked: bool) -> dict[str, float]:
+    """The mean of each active term over held-out batches, the inputs as in training (see :func:`block_inputs`)."""
+    device, sums, was_training = next(distiller.parameters()).device, {}, distiller.training
+    distiller.eval()
+    for batch in batches:
+        ids, mask = block_inputs(batch.to(device), masked)
+        for k, v in distiller.terms(distiller(ids, mask), distiller.teacher_views(teacher_encoder, ids, mask), mask).items():
+            sums[k] = sums.get(k, 0.0) + float(v) / len(batches)
+    distiller.train(was_training)
+    return sums
