@@ -552,7 +552,7 @@ def test_the_table_spans_every_verb_and_the_probes_defects():
 @pytest.mark.parametrize(("argv", "needle"), [
     (["pretrain", "--arch", "1,2,32,64", "--bf16", "maybe"], "argument --bf16: invalid choice: 'maybe'"),
     (["export", "--model", "m", "--quantize", "int4"], "argument --quantize: invalid choice: 'int4'"),
-    (["predict", "--model", "m", "--input", "x", "--output-format", "csv"], "argument --output-format: invalid choice: 'csv'"),
+    (["predict", "--model", "m", "--input", "x", "--output-format", "xml"], "argument --output-format: invalid choice: 'xml'"),
     (["extract", "--latency", "guess"], "argument --latency: invalid choice: 'guess'"),
     (["export", "--out", "o"], "the following arguments are required: --model"),
     (["finetune", "--model", "m", "--task", "glue/rte", "--data", "d", "--out", "o", "--epochs", "1", "--steps", "2"],

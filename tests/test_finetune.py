@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,22 @@ def rte_run(tmp_path_factory, bert_teacher, rte) -> tuple[Path, FinetuneResult]:
     return out, finetune(_cfg(bert_teacher, "glue/rte", rte, out))
 
 
+def test_train_time_leaves_out_the_dev_evaluations(tmp_path, monkeypatch, bert_teacher, rte):
+    """Each dev evaluation is made to take 0.4 s more: ``train_s`` grows by the training alone and ``dev_evals_s`` holds them."""
+    real = recipe_mod.dev_metrics
+
+    def slow(*args, **kwargs):
+        time.sleep(0.4)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipe_mod, "dev_metrics", slow)
+    report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F"))
+    log = [json.loads(line) for line in (tmp_path / "F" / "log.jsonl").read_text().splitlines()]
+    train_s = [r["train_s"] for r in log]
+    assert 0 < train_s[0] and train_s == sorted(train_s) and report.train_s == pytest.approx(train_s[-1])
+    assert report.dev_evals_s >= 0.4 * len(log)
+
+
 # ------------------------------------------------------------------ heads
 
 
@@ -142,7 +159,7 @@ def test_dense_head_is_the_stock_head(bert_teacher):
     model = heads.build(bert_teacher, get_task("glue/cola"), "dense", 64, seed=0)
     assert isinstance(model.bert.pooler.activation, torch.nn.Tanh)
     assert heads.stock_copy(model) is model
-    assert model.config.id2label == {0: "0", 1: "1"}
+    assert model.config.id2label == {0: "unacceptable", 1: "acceptable"}
 
 
 def test_fresh_head_depends_on_seed_only(bert_teacher):
@@ -327,7 +344,7 @@ def test_cli_finetune_and_evaluate(tmp_path, bort_cmd, bert_teacher, rte):
         (["finetune", "--task", "glue/rte", "--head", "nope"], "invalid choice: 'nope'"),
         (["finetune", "--task", "glue/rte", "--max-seq-len", "512"], "--max-seq-len 512 is longer than the model's 64 positions"),
         (["finetune", "--task", "glue/rte", "--steps", "3", "--epochs", "2"], "not allowed with argument"),
-        (["evaluate", "--task", "glue/mnli"], "needs (contradiction, entailment, neutral)"),
+        (["evaluate", "--task", "glue/mnli"], "needs (entailment, neutral, contradiction)"),
         (["evaluate", "--task", "glue/stsb"], "is a regression task"),
         (["evaluate", "--task", "glue/ax"], "test-only"),
     ],

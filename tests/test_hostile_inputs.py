@@ -81,7 +81,7 @@ def finetune_args(model, data, out) -> list:
 def classifier(tmp_path_factory, bert_tokenizer) -> pathlib.Path:
     """A random-weight tiny BERT classifier for glue/sst2, saved as `bort finetune` would."""
     config = bert_config(len(bert_tokenizer))
-    config.num_labels, config.id2label, config.label2id = 2, {0: "0", 1: "1"}, {"0": 0, "1": 1}
+    config.num_labels, config.id2label, config.label2id = 2, {0: "negative", 1: "positive"}, {"negative": 0, "positive": 1}
     config.bort_task, config.bort_max_seq_len = "glue/sst2", 32
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("classifier")
@@ -347,7 +347,7 @@ def test_single_label_training_split_warns_once(labels, warned, classifier, tmp_
     assert main([str(a) for a in finetune_args(classifier, tmp_path / "data", tmp_path / "out")]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     if warned:
-        assert len(warnings) == 1 and "all 16 training examples of glue/sst2 have the label '1'" in warnings[0]
+        assert len(warnings) == 1 and "all 16 training examples of glue/sst2 have the label 'positive'" in warnings[0]
         assert "will learn to predict only it" in warnings[0]
     else:
         assert warnings == []

@@ -220,7 +220,7 @@ def test_agora_with_a_teacher_gives_soft_labels(tmp_path, bert_teacher, rte, tea
 
 def test_a_teacher_of_another_task_family_or_tokenizer_is_refused(tmp_path, bert_teacher, roberta_teacher, rte, teacher):
     cases = {
-        "predicts the labels (0, 1) but glue/rte has (entailment, not_entailment)": _start(bert_teacher, "glue/cola", tmp_path / "cola"),
+        "predicts the labels (unacceptable, acceptable) but glue/rte has (entailment, not_entailment)": _start(bert_teacher, "glue/cola", tmp_path / "cola"),
         "is a regression model but glue/rte is a classification task": _start(bert_teacher, "glue/stsb", tmp_path / "stsb"),
         "has a multiple-choice head but glue/rte is a classification task": _start(bert_teacher, "superglue/copa", tmp_path / "copa"),
         "has no task head (a masked-lm model)": bert_teacher,

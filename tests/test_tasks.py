@@ -63,7 +63,7 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
         "glue/cola",
         "train",
         {"train.tsv": _tsv(("gj04", "1", "", "The sailors rode the breeze."), ("gj04", "0", "*", "The more we study verbs, the crazier."))},
-        [E("0", ("The sailors rode the breeze.",), "1"), E("1", ("The more we study verbs, the crazier.",), "0")],
+        [E("0", ("The sailors rode the breeze.",), "acceptable"), E("1", ("The more we study verbs, the crazier.",), "unacceptable")],
     ),
     (
         "glue/cola",
@@ -75,7 +75,7 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
         "glue/sst2",
         "dev",
         {"dev.tsv": _tsv(("sentence", "label"), ("it 's a charming journey . ", "1"), ("unflinchingly bleak ", "0"))},
-        [E("0", ("it 's a charming journey . ",), "1"), E("1", ("unflinchingly bleak ",), "0")],
+        [E("0", ("it 's a charming journey . ",), "positive"), E("1", ("unflinchingly bleak ",), "negative")],
     ),
     (
         "glue/sst2",
@@ -95,8 +95,8 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
             )
         },
         [
-            E("0", ('Amrozi accused "the witness".', "Referring to him as the witness."), "1"),
-            E("1", ("Yucaipa owned Dominick's.", "Yucaipa bought Dominick's."), "0"),
+            E("0", ('Amrozi accused "the witness".', "Referring to him as the witness."), "equivalent"),
+            E("1", ("Yucaipa owned Dominick's.", "Yucaipa bought Dominick's."), "not_equivalent"),
         ],
     ),
     (
@@ -134,8 +134,8 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
             )
         },
         [
-            E("133273", ("How is the life of a math student?", "Which level of prepration is enough?"), "0"),
-            E("402555", ("How do I control my horny emotions?", "How do you control your horniness?"), "1"),
+            E("133273", ("How is the life of a math student?", "Which level of prepration is enough?"), "not_duplicate"),
+            E("402555", ("How do I control my horny emotions?", "How do you control your horniness?"), "duplicate"),
         ],
     ),
     (
@@ -200,7 +200,7 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
         "glue/wnli",
         "train",
         {"train.tsv": _tsv(("index", "sentence1", "sentence2", "label"), ("0", "I stuck a pin through a carrot.", "The carrot had a hole.", "1"))},
-        [E("0", ("I stuck a pin through a carrot.", "The carrot had a hole."), "1")],
+        [E("0", ("I stuck a pin through a carrot.", "The carrot had a hole."), "entailment")],
     ),
     (
         "glue/ax",
@@ -245,7 +245,7 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
             E(
                 "0",
                 ("My body cast a shadow.",),
-                "0",
+                "choice1",
                 choices=(
                     ("My body cast a shadow.", "What was the cause? The sun was rising."),
                     ("My body cast a shadow.", "What was the cause? The grass was cut."),
@@ -254,7 +254,7 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
             E(
                 "1",
                 ("I tipped the bottle.",),
-                "1",
+                "choice2",
                 choices=(("I tipped the bottle.", "What was the effect? It was empty."), ("I tipped the bottle.", "What was the effect? It spilled.")),
             ),
         ],
@@ -281,9 +281,9 @@ CASES: list[tuple[str, str, dict[str, str], list[Example]]] = [
             )
         },
         [
-            E("0-0-0", (_PASSAGE, "What is blue? The sky"), "1", group="0-0", candidate="0"),
-            E("0-0-1", (_PASSAGE, "What is blue? Grass"), "0", group="0-0", candidate="1"),
-            E("0-1-2", (_PASSAGE, "What is green? Grass"), "1", group="0-1", candidate="2"),
+            E("0-0-0", (_PASSAGE, "What is blue? The sky"), "True", group="0-0", candidate="0"),
+            E("0-0-1", (_PASSAGE, "What is blue? Grass"), "False", group="0-0", candidate="1"),
+            E("0-1-2", (_PASSAGE, "What is green? Grass"), "True", group="0-1", candidate="2"),
         ],
     ),
     (
@@ -478,7 +478,7 @@ def test_unknown_label_lists_the_allowed_ones(tmp_path: Path) -> None:
             )
         },
     )
-    _raises("superglue/cb", tmp_path, "train", "train.jsonl:2:", "contradiction, entailment, neutral")
+    _raises("superglue/cb", tmp_path, "train", "train.jsonl:2:", "entailment, contradiction, neutral")
     _write(tmp_path, {"train/high/h1.txt": _race("high1.txt", "Art.", ["Q?"], [["a", "b", "c", "d"]], ["E"])})
     _raises("race/high", tmp_path, "train", "h1.txt:1:", "A, B, C, D")
     _write(tmp_path, {"dev.tsv": _tsv(STSB_HEADER, ("0", "g", "f", "y", "0", "n", "n", "A.", "B.", "high"))})

@@ -115,9 +115,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from bort.compress import CompressConfig, compress
+    from bort.compress.report import summary
+
+    print("\n".join(summary(compress(options.build(CompressConfig, args)))))
+    print(f"wrote {args.out}/report.md, report.png, compress.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bort`` parser: one subcommand per stage, its options generated from the stage's config."""
     from bort.agora.recipe import AgoraConfig
+    from bort.compress import CompressConfig
     from bort.distill.recipe import PretrainConfig
     from bort.export.bench import BenchConfig
     from bort.export.onnx import ExportConfig
@@ -171,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     verb("bench", BenchConfig, cmd_bench, "CPU latency and throughput on PyTorch and ONNX Runtime, fp32/bf16/int8",
          "Benchmark models on every runtime that applies (PyTorch fp32 and bf16 autocast, ONNX Runtime fp32 and int8), "
          "all in one interleaved run; writes OUT/bench.json, bench.md and bench.png.")
+
+    verb("compress", CompressConfig, cmd_compress, "one command: teacher (and tasks) → a fast student, with a report",
+         "Extract the best student at least --min-speedup× faster, pretrain it from the teacher, fine-tune and distil it on each --task, "
+         "export it to int8 ONNX and bench it against the teacher; writes OUT/report.md, report.png and compress.json. "
+         "Re-running the same command resumes it stage by stage.")
 
     teacher = sub.add_parser("teacher", help="teacher utilities").add_subparsers(dest="teacher_command", required=True, metavar="ACTION")
     verb("prepare", PrepareConfig, cmd_teacher_prepare, "train a masked-LM head for a teacher without one (frozen encoder)",

@@ -31,8 +31,10 @@ from bort.finetune.augment import soft_field
 from bort.finetune.distill import TaskTeacher, from_soft
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions
-from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
+from bort.finetune.source import TaskData, open_task
+from bort.finetune.tasks import Example, TaskSpec
 from bort.finetune.transforms import fresh_inputs, make_transform
+from bort.models.card import Card
 from bort.models.folder import copy_model_files
 from bort.models.loading import load_tokenizer, resolve_model_path
 from bort.options import opt
@@ -126,24 +128,26 @@ def _theta_config(base: FinetuneConfig, theta: Theta, out: Path) -> FinetuneConf
 
 def agora(cfg: AgoraConfig) -> AgoraResult:
     """Run Agora; returns every round's record and the best one, and writes the best model to ``cfg.base.out``."""
-    base, task = cfg.base, get_task(cfg.base.task)
+    base = cfg.base
+    data = open_task(base.task, base.data, base.own)
+    task = data.spec
     if task.kind != "classification":
         raise BortError(f"Agora applies to classification tasks; {task.name} is {task.kind.replace('_', ' ')}: fine-tune it with plain `bort finetune`")
     if not task.dev_splits:
         raise BortError(f"{task.name} has no training data (a diagnostic set); Agora needs train and dev splits")
     device = resolve_device(base.device)
-    with RunFolder(base.out, "agora", log=POINTS) as run:
-        return _agora(cfg, task, device, run)
+    with RunFolder(base.out, "agora", log=POINTS, report_to=base.report_to) as run:
+        return _agora(cfg, data, device, run)
 
 
-def _agora(cfg: AgoraConfig, task: TaskSpec, device: torch.device, run: RunFolder) -> AgoraResult:
-    base, out = cfg.base, run.out
+def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolder) -> AgoraResult:
+    base, out, task = cfg.base, run.out, data.spec
     run.guard(json.loads(json.dumps({**asdict(cfg), "base": fingerprint(base)}, default=str)), resuming=(out / RECORDS).is_file())
     records = [AgoraRound.from_dict(r) for r in json.loads((out / RECORDS).read_text())["rounds"]] if (out / RECORDS).is_file() else []
 
     # Data: the (optionally subsampled) training split, plus the points of finished rounds.
-    train_set = subset(read_split(task, base.data, "train"), base.train_examples, base.seed)
-    dev = read_split(task, base.data, task.dev_splits[0])
+    train_set = subset(data.split("train"), base.train_examples, base.seed)
+    dev = data.split(task.dev_splits[0])
     done = len(records)
     run.trim_log(done - 1, key="round")  # points of a round killed before its record are made again
     if (out / POINTS).is_file():
@@ -190,6 +194,7 @@ def _agora(cfg: AgoraConfig, task: TaskSpec, device: torch.device, run: RunFolde
                                   best_theta=best_key, best_folder=str(best_folder), labeller=str(labeller),
                                   labeller_dev_accuracy=labeller_accuracy, scores=scores))
         atomic_write_text(out / RECORDS, json.dumps({"task": task.name, "rounds": [rec.to_dict() for rec in records]}, indent=2) + "\n")
+        run.track(records[-1].to_dict(), r)  # the round's numbers (each θ's fine-tuning reports its own, in its folder)
         tqdm.write(f"agora round {r}: best {main} {scores[best_key]:.4f} ({best_key}); {len(wrong)} mistakes, {len(points)} new points; "
                    f"Θ {len(thetas)} → {len(left)}", file=sys.stderr)
         thetas = left
@@ -199,6 +204,8 @@ def _agora(cfg: AgoraConfig, task: TaskSpec, device: torch.device, run: RunFolde
     copy_model_files(Path(best.best_folder), out)
     write_eval(out, dev)
     atomic_write_text(out / TABLE, table(task.name, records))
+    Card("bort finetune --agora", str(base.model), task.name, metrics=dev,
+         settings={"rounds": len(records), "best_round": best.round, "best_theta": best.best_theta, **run.settings}).write(out)
     return AgoraResult(rounds=records, best=best, dev=dev)
 
 

@@ -21,6 +21,7 @@ from bort.data.corpus import CORPUS, SEQ_LEN, load_corpus
 from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
 from bort.distill.distributed import Dist, setup, teardown
 from bort.errors import BortError
+from bort.models.card import Card
 from bort.models.folder import save_model_folder
 from bort.models.loading import TEACHER, read_config
 from bort.models.sentence import read_pooling, sentence_files
@@ -34,7 +35,8 @@ from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_op
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms
-from bort.training.run import BF16, DEVICE, PROGRESS, SEED, Clock, RunFolder, fingerprint
+from bort.training.run import BF16, DEVICE, PROGRESS, REPORT_TO, SEED, Clock, RunFolder, fingerprint
+from bort.training.tracking import check_report_to
 
 METRICS, REPORT = "metrics.jsonl", "pretrain.json"
 
@@ -65,8 +67,10 @@ class PretrainConfig:
     device: str = field(default="auto", metadata=DEVICE)
     head: HeadConfig = field(default_factory=HeadConfig, metadata=nested(prefix="head-", only=("steps",), inherit={"seed": "seed"}))
     progress: bool = field(default=True, metadata=PROGRESS)
+    report_to: str = field(default="none", metadata=REPORT_TO)
 
     def __post_init__(self) -> None:
+        check_report_to(self.report_to)
         if (self.student is None) == (self.arch is None):
             raise BortError("give the student as exactly one of --student FOLDER (e.g. RUN/best) or --arch D,A,H,I")
         if self.init not in ("random", "teacher"):
@@ -138,7 +142,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Distil the teacher into the student; resumes from ``OUT/checkpoint`` when there is one."""
     d = setup(cfg.device)
     try:
-        with RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main) as run:
+        with RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main, report_to=cfg.report_to) as run:
             return _pretrain(cfg, d, run)
     finally:
         teardown(d)
@@ -234,10 +238,11 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
                             mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"), representation=asdict(rep), heldout=heldout,
                             output="masked-lm" if logits else "encoder")
     if d.main:
-        save_model_folder(out, student, tok, {REPORT: json.dumps(result.to_dict(), indent=2)})
-        if not logits:  # an encoder, loaded by SentenceTransformer(OUT) as the teacher was
+        if not logits:  # an encoder, loaded by SentenceTransformer(OUT) as the teacher was (first, so that its card says so)
             for name, text in sentence_files(source).items():
                 atomic_write_text(out / name, text)
+        save_model_folder(out, student, tok, {REPORT: json.dumps(result.to_dict(), indent=2)},
+                          card=Card("bort pretrain", str(cfg.teacher), settings=fingerprint(cfg), metrics=heldout, evaluation="Held-out metrics"))
     d.barrier()
     return result
 

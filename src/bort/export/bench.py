@@ -1,8 +1,9 @@
 """``bort bench``: CPU latency and throughput of models on every runtime that applies, measured together.
 
 Runtimes: PyTorch eager fp32, PyTorch under bfloat16 autocast (where the CPU has native bf16),
-ONNX Runtime fp32 and ONNX Runtime int8. A PyTorch folder is exported on the fly; a ``bort export``
-folder runs on its own runtime only; ``--arch D,A,H,I`` adds a random-weight encoder of that shape.
+ONNX Runtime fp32 and ONNX Runtime int8. A PyTorch folder is exported on the fly; an ONNX folder
+(a ``bort export``, or Optimum's) runs on its own runtime only; ``--arch D,A,H,I`` adds a
+random-weight encoder of that shape.
 Every (model, runtime) is warmed up, then all are timed in rounds, in a rotating order, so that
 machine noise (other processes, clock changes) spreads over all of them alike.
 """
@@ -21,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import AutoModel, BertConfig
 
 from bort.arch import Arch
@@ -33,7 +35,7 @@ from bort.models.student import student_config
 from bort.options import opt
 from bort.records import Record
 from bort.training.loop import autocast_dtype
-from bort.training.run import check_out
+from bort.training.run import PROGRESS, check_out
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 _ONNX = {"onnx-fp32": "none", "onnx-int8": "int8"}  # runtime → the export's --quantize
@@ -44,7 +46,8 @@ class BenchConfig:
     """What to measure, and how. ``runs`` timed calls per (model, runtime) in each of ``rounds`` rounds."""
 
     out: Path = field(default=Path("runs/bench"), metadata=opt("output folder"))
-    models: tuple[str, ...] = field(default=(), metadata=opt("PyTorch folders (exported on the fly into OUT/onnx/) or `bort export` folders",
+    models: tuple[str, ...] = field(default=(), metadata=opt("PyTorch folders (exported on the fly into OUT/onnx/), or ONNX folders of "
+                                                             "`bort export` or Optimum",
                                                              nargs="+", metavar="MODEL"))
     archs: tuple[Arch, ...] = field(default=(), metadata=opt("also random-weight encoders of these shapes", flag="--arch", parse=Arch.parse,
                                                              nargs="+", metavar="D,A,H,I"))
@@ -58,6 +61,7 @@ class BenchConfig:
     rounds: int = field(default=5, metadata=opt("interleaved rounds"))
     runs: int = field(default=3, metadata=opt("timed calls per model and runtime in each round"))
     seed: int = field(default=0, metadata=opt(cli=False))
+    progress: bool = field(default=True, metadata=PROGRESS)
 
     def __post_init__(self) -> None:
         if not self.models and not self.archs:
@@ -125,7 +129,8 @@ def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
     for runtime, quantize in _ONNX.items():
         if runtime in cfg.runtimes:
             out = cfg.out / "onnx" / f"{_slug(name)}-{runtime}"
-            entry.info[runtime] = {"folder": str(out), "check": export_onnx(ExportConfig(model=str(path), out=out, quantize=quantize)).check}
+            export = ExportConfig(model=str(path), out=out, quantize=quantize, progress=cfg.progress)
+            entry.info[runtime] = {"folder": str(out), "check": export_onnx(export).check}
             entry.predictors.append(load_predictor(out, threads=cfg.threads, tokenizer=False))
     return entry
 
@@ -159,15 +164,18 @@ def _time(predictor: Predictor, inputs: dict, n: int) -> list[float]:
     return times
 
 
-def _measure(entries: list[_Entry], batch: int, cfg: BenchConfig) -> list[dict]:
+def _measure(entries: list[_Entry], batch: int, cfg: BenchConfig, bar: tqdm) -> list[dict]:
     items = [(e, p, sample_inputs(p.config, p.head, batch, cfg.seq, padded=False, seed=cfg.seed)) for e in entries for p in e.predictors]
     times: list[list[float]] = [[] for _ in items]
+    bar.set_postfix_str(f"batch {batch}")
     for _, p, inputs in items:
         _time(p, inputs, cfg.warmup)
+        bar.update(cfg.warmup)
     for r in range(cfg.rounds):
         for k in range(len(items)):  # rotate the order each round: no item always runs right after the same one
             i = (k + r) % len(items)
             times[i] += _time(items[i][1], items[i][2], cfg.runs)
+            bar.update(cfg.runs)  # between timed calls, never inside one
     rows = []
     for (e, p, _), t in zip(items, times):
         median = statistics.median(t)
@@ -192,9 +200,12 @@ def bench(cfg: BenchConfig) -> BenchResult:
     torch.set_num_threads(cfg.threads)
     base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
     entries = [_folder_entry(m, cfg) for m in cfg.models] + [_arch_entry(a, base, cfg) for a in cfg.archs]
-    rows = [row for batch in cfg.batches for row in _measure(entries, batch, cfg)]
+    calls = len(cfg.batches) * sum(len(e.predictors) for e in entries) * (cfg.warmup + cfg.rounds * cfg.runs)
+    # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
+    with tqdm(total=calls, desc="bench", unit="call", disable=None if cfg.progress else True) as bar:
+        rows = [row for batch in cfg.batches for row in _measure(entries, batch, cfg, bar)]
     _ratios(rows, entries[0].name)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs")}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs", "progress")}
     result = BenchResult(settings=settings, machine=_machine(cfg.threads), models=[{"name": e.name, **e.info} for e in entries], results=rows,
                          skipped=[] if _bf16_ok() or "torch-bf16" not in cfg.runtimes else
                          ["torch-bf16: this CPU has no native bfloat16 (emulated, not a fair figure)"])

@@ -4,8 +4,14 @@ Steps: trace the model to ONNX with dynamic batch and sequence axes (for a seque
 last layer for the first token only: :class:`FirstTokenLayer`) → fuse it with ONNX Runtime's
 transformer optimizer (``model_type="bert"``: bias + GELU; up to BERT-base's size also embedding +
 LayerNorm and attention) → optionally quantise its matrix products to int8 (dynamic quantisation)
-→ run the final graph on sample batches of other shapes and compare with PyTorch → only then write
+→ run the final graph on sample batches of other shapes and compare with PyTorch (:mod:`bort.export.check`) → only then write
 the folder's files (into a new or empty folder, or an earlier export's: :func:`~bort.training.run.check_out`).
+
+A sentence-transformers model (a bare encoder whose folder has ``modules.json``) gets a second output,
+``sentence_embedding``: the last hidden state pooled and normalised as its pipeline says
+(:mod:`bort.models.sentence`), checked like the first. Its export keeps the pipeline's files and the
+PyTorch weights, so that ``SentenceTransformer(OUT)`` loads it as it loaded the source (and, with
+Optimum installed, ``SentenceTransformer(OUT, backend="onnx")`` runs ``model.onnx``).
 
 Why the TorchScript exporter (``dynamo=False``): with torch 2.13 and transformers 5 both exporters
 give exact graphs, but the traced one exports in about a second where dynamo takes several, needs
@@ -18,37 +24,34 @@ import contextlib
 import logging
 import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from bort import __version__
-from bort.atomic import temp_dir
+from bort.atomic import atomic_write_text, temp_dir
 from bort.errors import BortError
-from bort.export.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, OnnxPredictor, TorchPredictor, sample_inputs
-from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, position_limit, read_config
+from bort.export.check import check
+from bort.export.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, SENTENCE_OUTPUT, OnnxPredictor, TorchPredictor, sample_inputs
+from bort.models.card import Card
+from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, read_config
+from bort.models.sentence import Pooling, pool, read_pooling, sentence_files
 from bort.options import opt
 from bort.records import Record
-from bort.training.run import output_files
+from bort.training.run import PROGRESS, output_files
 
 QUANTIZE = ("none", "int8")
-# The check: which error over the sample batches must stay within what. fp32 graphs agree with
-# PyTorch to ~1e-6 of the output's scale, so fp32 is held to max |Δ| / max |PyTorch| ≤ 1e-3. int8
-# moves outputs by a few % (more on the random token ids of the check than on text, and most for
-# MiniLM-like models, whose activations have outliers), so it is held to the relative RMS error
-# ‖Δ‖ / ‖PyTorch‖ ≤ 0.2, which catches a broken graph; its real check is the task metric
-# (docs/BENCHMARKS.md §5 and tests/test_export.py).
-GATE = {"none": ("max_relative_error", 1e-3), "int8": ("rms_relative_error", 0.2)}
 # The task head's layers: the pooler/classification dense and the classifier. They run on one token
 # per sequence (no measurable cost), and a bort "linear" head stores its classifier as W/1e-4 behind
 # a 1e-4·I pooler, so they stay fp32.
 _HEAD_LAYERS = ("pooler", "classifier")
 # The heads that read only the first token of the last layer (:class:`FirstTokenLayer`).
 FIRST_TOKEN_HEADS = ("classification", "multiple_choice")
-_TRACE_SHAPE, _CHECK_SHAPES = (2, 16), ((3, 23), (1, 9))
+_TRACE_SHAPE = (2, 16)  # [batch, sequence] of the traced sample (check.CHECK_SHAPES differ)
 _SHAPE_INFERENCE_MAX_BYTES = 1 << 30
 
 
@@ -68,6 +71,7 @@ class ExportResult(Record):
     check: dict
     bort_version: str
     source: str | None = None  # the model folder it was exported from
+    sentence_embedding: dict | None = None  # the pooling of the ``sentence_embedding`` output, where the graph has one
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class ExportConfig:
     out: Path = field(metadata=opt("output folder: model.onnx, config.json, the tokenizer, export.json"))
     quantize: str = field(default="none", metadata=opt("int8: dynamic int8 quantisation of the matrix products", choices=QUANTIZE))
     opset: int = field(default=17, metadata=opt("ONNX opset, 14..20"))
+    progress: bool = field(default=True, metadata=PROGRESS)
 
     def __post_init__(self) -> None:
         if self.quantize not in QUANTIZE:
@@ -87,14 +92,15 @@ class ExportConfig:
 
 
 class _Forward(torch.nn.Module):
-    """The model called with positional token inputs, returning only its primary output."""
+    """The model called with positional token inputs, returning its primary output (and, with ``pooling``, the sentence embedding)."""
 
-    def __init__(self, model: PreTrainedModel, output: str) -> None:
+    def __init__(self, model: PreTrainedModel, output: str, pooling: Pooling | None = None) -> None:
         super().__init__()
-        self.model, self.output = model, output
+        self.model, self.output, self.pooling = model, output, pooling
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        return getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids), self.output)
+        out = getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids), self.output)
+        return out if self.pooling is None else (out, pool(out, attention_mask, self.pooling))
 
 
 class FirstTokenLayer(torch.nn.Module):
@@ -140,7 +146,7 @@ def _first_token_last_layer(model: PreTrainedModel, head: Head):
         layers[-1] = last
 
 
-def _trace(model: PreTrainedModel, head: Head, file: Path, opset: int) -> None:
+def _trace(model: PreTrainedModel, head: Head, file: Path, opset: int, pooling: Pooling | None) -> None:
     seq_axes = {0: "batch", 1: "sequence"}
     if head.kind == "multiple_choice":
         seq_axes, out_axes = {0: "batch", 1: "choices", 2: "sequence"}, {0: "batch", 1: "choices"}
@@ -148,12 +154,13 @@ def _trace(model: PreTrainedModel, head: Head, file: Path, opset: int) -> None:
         out_axes = {0: "batch"} if head.kind == "classification" else seq_axes
     inputs = sample_inputs(model.config, head, *_TRACE_SHAPE, padded=True)
     # The wrapper goes to eval mode too: the exporter restores the mode it finds on the module it is given.
-    wrapper = _Forward(model, head.output).eval()
+    wrapper = _Forward(model, head.output, pooling).eval()
+    outputs = {head.output: out_axes, **({SENTENCE_OUTPUT: {0: "batch"}} if pooling else {})}
     with warnings.catch_warnings(), _first_token_last_layer(model, head):
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow fixed by the trace
         torch.onnx.export(
             wrapper, tuple(torch.from_numpy(inputs[n]) for n in INPUT_NAMES), str(file), input_names=list(INPUT_NAMES),
-            output_names=[head.output], dynamic_axes={**{n: seq_axes for n in INPUT_NAMES}, head.output: out_axes},
+            output_names=list(outputs), dynamic_axes={**{n: seq_axes for n in INPUT_NAMES}, **outputs},
             opset_version=opset, dynamo=False,
         )
 
@@ -200,75 +207,77 @@ def _quantize(src: Path, dst: Path, head_nodes: list[str]) -> None:
         root.level = level
 
 
-def check(onnx_model: OnnxPredictor, reference: TorchPredictor, quantize: str) -> dict:
-    """Compare the ONNX graph with PyTorch on padded batches of shapes other than the traced one.
-
-    Returns the relative errors (max |Δ| / max |PyTorch|, and ‖Δ‖ / ‖PyTorch‖), the gated one and its
-    tolerance (:data:`GATE`), and for logits the share of rows whose argmax agrees. A
-    :class:`BortError` saying by how much when the gated error is past its tolerance.
-    """
-    seq_cap = position_limit(reference.config)
-    wants, gots = [], []
-    for seed, (batch, seq) in enumerate(_CHECK_SHAPES):
-        inputs = sample_inputs(reference.config, reference.head, batch, min(seq, seq_cap), padded=True, seed=seed + 1)
-        want, got = reference.run(inputs), onnx_model.run(inputs)
-        if got.shape != want.shape:
-            raise BortError(f"the ONNX graph's output has shape {got.shape} where PyTorch's has {want.shape}; nothing written, report this model")
-        wants.append(want.reshape(-1, want.shape[-1]))
-        gots.append(got.reshape(-1, got.shape[-1]))
-    want, got = np.concatenate(wants), np.concatenate(gots)
-    errors = {"max_relative_error": float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)),
-              "rms_relative_error": float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12))}
-    metric, tolerance = GATE[quantize]
-    if not errors[metric] <= tolerance:  # also catches NaN
-        kind = "int8 " if quantize == "int8" else ""
-        what = "max |Δ| / max |PyTorch|" if metric == "max_relative_error" else "‖Δ‖ / ‖PyTorch‖"
-        raise BortError(
-            f"the {kind}ONNX graph misses PyTorch's outputs by {errors[metric]:.3g} ({what}; tolerance {tolerance:g}); "
-            "nothing written: try another --opset" + (" or --quantize none" if quantize == "int8" else "")
-        )
-    agreement = float((got.argmax(-1) == want.argmax(-1)).mean()) if reference.head.output == "logits" else None
-    return {**errors, "metric": metric, "error": errors[metric], "tolerance": tolerance, "argmax_agreement": agreement,
-            "shapes": [list(s) for s in _CHECK_SHAPES]}
+@contextlib.contextmanager
+def _stage(bar: tqdm | None, name: str) -> Iterator[None]:
+    """One stage of an export on its progress bar (if any): named while it runs, counted when it ends."""
+    if bar is not None:
+        bar.set_postfix_str(name)
+    yield
+    if bar is not None:
+        bar.update()
 
 
-def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: str = "none", opset: int = 17) -> ExportResult:
+def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: str = "none", opset: int = 17, pooling: Pooling | None = None,
+                 bar: tqdm | None = None) -> ExportResult:
     """Write ``folder/model.onnx`` for a model loaded with eager attention, checked against it.
 
-    Returns the export's record (also the content of ``export.json``). Used by :func:`export_onnx`
-    and by the benchmark for random-weight models.
+    With ``pooling`` (a bare encoder only), the graph also outputs the sentence embedding. ``bar``
+    shows the stages. Returns the export's record (also the content of ``export.json``). Used by
+    :func:`export_onnx` and by the benchmark for random-weight models.
     """
     # The work folder lies in ``folder`` (for bort's stages, itself a temporary), named for this process,
     # so a killed export leaves nothing in /tmp and its leftovers are removed by the next writer there.
     with temp_dir(folder, "onnx") as work:
         traced = work / "traced.onnx"
-        try:
-            _trace(model, head, traced, opset)
-        except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
-            raise BortError(f"torch.onnx cannot export this model at opset {opset} ({str(exc).splitlines()[0][:160]}); try another --opset") from None
-        fused, head_nodes = _optimize(traced, model.config)
+        with _stage(bar, "trace"):
+            try:
+                _trace(model, head, traced, opset, pooling)
+            except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
+                raise BortError(f"torch.onnx cannot export this model at opset {opset} ({str(exc).splitlines()[0][:160]}); "
+                                "try another --opset") from None
+        with _stage(bar, "fuse"):
+            fused, head_nodes = _optimize(traced, model.config)
         if quantize == "int8":
-            _quantize(traced, folder / ONNX_FILE, head_nodes)
+            with _stage(bar, "quantize"):
+                _quantize(traced, folder / ONNX_FILE, head_nodes)
         else:
             shutil.move(str(traced), folder / ONNX_FILE)
-    onnx_model = OnnxPredictor(folder / ONNX_FILE, model.config, head, quantize=quantize)
-    report = check(onnx_model, TorchPredictor(model, head), quantize)
+    with _stage(bar, "check"):
+        onnx_model = OnnxPredictor(folder / ONNX_FILE, model.config, head, quantize=quantize)
+        report = check(onnx_model, TorchPredictor(model, head), quantize, pooling)
     return ExportResult(head=head.kind, output=head.output, inputs=onnx_model.inputs, quantize=quantize, opset=opset, exporter="torchscript",
                         first_token_last_layer=head.kind in FIRST_TOKEN_HEADS, fused_operators=fused,
-                        disabled_optimizers=list(DISABLED_OPTIMIZERS), check=report, bort_version=__version__)
+                        disabled_optimizers=list(DISABLED_OPTIMIZERS), check=report, bort_version=__version__,
+                        sentence_embedding=None if pooling is None else {"mode": pooling.mode, "normalize": pooling.normalize})
 
 
 def export_onnx(cfg: ExportConfig) -> ExportResult:
     """Export a model folder to ``cfg.out``: ``model.onnx``, the source's ``config.json`` (labels, task
-    metadata), its tokenizer and ``export.json``. The files appear only once the check has passed, each
+    metadata), its tokenizer and ``export.json``; for a sentence-transformers encoder also its pipeline's
+    files and weights (see the module's docstring). The files appear only once the check has passed, each
     whole; ``cfg.out`` must be new, empty or an earlier export, and not the model's folder (:func:`output_files`).
     """
-    model, head, path = load_model(cfg.model, eager_attention=True)
-    tokenizer = load_tokenizer(path)
-    with output_files(cfg.out, kind="bort export", marker=EXPORT_INFO, inputs=(path,)) as tmp:
-        info = replace(export_model(model, head, tmp, quantize=cfg.quantize, opset=cfg.opset), source=str(path))
-        read_config(path).save_pretrained(tmp)  # the source's config (id2label, bort_task, bort_max_seq_len, …) without remote-code fields
-        tokenizer.save_pretrained(tmp)
-        info.write(tmp / EXPORT_INFO)
+    # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
+    with tqdm(total=4 + (cfg.quantize == "int8"), desc="export", unit="stage", disable=None if cfg.progress else True) as bar:
+        with _stage(bar, "load"):
+            model, head, path = load_model(cfg.model, eager_attention=True)
+            tokenizer = load_tokenizer(path)
+            # The pooling first: it refuses a damaged modules.json, which sentence_files then reads.
+            pooling = read_pooling(path) if head.kind == "encoder" and (path / "modules.json").is_file() else None
+            st_files = sentence_files(path) if pooling else {}
+        with output_files(cfg.out, kind="bort export", marker=EXPORT_INFO, inputs=(path,)) as tmp:
+            info = replace(export_model(model, head, tmp, quantize=cfg.quantize, opset=cfg.opset, pooling=pooling, bar=bar), source=str(path))
+            with _stage(bar, "write"):
+                if st_files:  # the weights, for SentenceTransformer(OUT); before the config, which replaces the one written here
+                    model.save_pretrained(tmp)
+                read_config(path).save_pretrained(tmp)  # the source's config (id2label, bort_task, bort_max_seq_len, …) without remote-code fields
+                tokenizer.save_pretrained(tmp)
+                for name, text in st_files.items():  # straight into OUT, each file atomically: staged files move one level only (1_Pooling/ is a folder)
+                    atomic_write_text(tmp.parent / name, text)
+                info.write(tmp / EXPORT_INFO)
+        # The model card (README.md), last: it describes the files now in OUT (the sentence-transformers ones too).
+        Card("bort export", str(cfg.model), settings={"quantize": cfg.quantize, "opset": cfg.opset}, params=model.num_parameters(),
+             metrics={k: v for k, v in info.check.items() if k.endswith(("_error", "_agreement")) and v is not None},
+             evaluation="Agreement with PyTorch on sample batches").write(cfg.out)
     return info
 

@@ -1,7 +1,7 @@
 """``bort predict``: batched predictions with label names, from an ONNX export or a PyTorch folder.
 
-Input: plain text (one example per line, a tab between the two segments of a pair), a TSV file with
-a header row, JSON lines, or, with a task, the task's own folder of the official download (whose
+Input: plain text (one example per line, a tab between the two segments of a pair), a CSV or TSV file with
+a header row (a model of one's own data reads its own columns), JSON lines, or, with a task, the task's own folder of the official download (whose
 labels, where present, also give the task's metrics).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +18,14 @@ import numpy as np
 
 from bort.errors import BortError
 from bort.export.runtime import Predictor
-from bort.finetune.tasks import Example, TaskSpec, get_task, jsonl_objects, read_split
+from bort.finetune.readers.own import write_rows
+from bort.finetune.source import OwnData, TaskData, model_task
+from bort.finetune.tasks import Example, TaskSpec, jsonl_objects
 from bort.models.loading import position_limit
+from bort.models.sentence import Pooling, max_seq_length, read_pooling
 from bort.options import nested, opt
 
-FORMATS = ("auto", "text", "tsv", "jsonl")
+FORMATS = ("auto", "text", "tsv", "csv", "jsonl")
 # Names of the text fields of TSV headers and JSON objects, first match wins (GLUE's and the common ones).
 _TEXT_FIELDS = (("sentence1", "sentence2"), ("question1", "question2"), ("question", "sentence"), ("#1 String", "#2 String"),
                 ("premise", "hypothesis"), ("text", "text_pair"), ("sentence",), ("text",))
@@ -34,7 +36,7 @@ _ID_FIELDS = ("idx", "id", "index")
 class PredictConfig:
     """``bort predict``'s settings besides the model."""
 
-    input: str = field(metadata=opt("text file (one example per line, a tab between a pair's segments), .tsv with a header, .jsonl, "
+    input: str = field(metadata=opt("text file (one example per line, a tab between a pair's segments), .csv or .tsv with a header, .jsonl, "
                                     "'-' for standard input, or with --task the task's data folder"))
     task: str | None = field(default=None, metadata=opt("e.g. glue/rte: its label names (default: the model's bort_task), and how to read "
                                                         "a task data folder"))
@@ -43,6 +45,10 @@ class PredictConfig:
     batch_size: int = field(default=32, metadata=opt("batch size"))
     max_seq_len: int | None = field(default=None, metadata=opt("default: the length the model was fine-tuned with, else its position limit "
                                                                "(at most 512)"))
+    embed: bool = field(default=False, metadata=opt("write each input's sentence embedding (idx, embedding) instead of labels: the export's "
+                                                    "sentence_embedding output, else the encoder pooled as the folder's sentence-transformers "
+                                                    "pipeline says (mean where it has none)"))
+    own: OwnData = field(default_factory=OwnData, metadata=nested(only=("text_columns", "label_column")))  # a model of one's own data: its columns
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -57,7 +63,7 @@ class PredictRun:
 
     model: str = field(metadata=opt("a `bort export` folder (ONNX Runtime) or a fine-tuned Hugging Face folder (PyTorch)"))
     data: PredictConfig = field(metadata=nested())
-    output_format: str = field(default="jsonl", metadata=opt("output format", choices=("jsonl", "tsv")))
+    output_format: str = field(default="jsonl", metadata=opt("output format", choices=("jsonl", "tsv", "csv")))
     threads: int = field(default=1, metadata=opt("CPU threads"))
 
     def __post_init__(self) -> None:
@@ -97,8 +103,9 @@ def _read_text(text: str, name: str) -> list[Example]:
     return examples
 
 
-def _read_tsv(text: str, name: str) -> list[Example]:
-    rows = [r for r in csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE) if any(r)]
+def _read_table(text: str, name: str, delimiter: str) -> list[Example]:
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL  # TSV as GLUE writes it: no quoting
+    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting) if any(r)]
     if not rows:
         raise BortError(f"{name} is empty: write a header row, then one example per row")
     texts, id_col = _fields(rows[0], f"{name}'s header")
@@ -106,7 +113,7 @@ def _read_tsv(text: str, name: str) -> list[Example]:
     examples = []
     for n, row in enumerate(rows[1:], 2):
         if len(row) != len(rows[0]):
-            raise BortError(f"{name}:{n}: {len(row)} tab-separated columns, the header has {len(rows[0])}; fix the row")
+            raise BortError(f"{name}:{n}: {len(row)} columns, the header has {len(rows[0])}; fix the row")
         idx = row[pos[id_col]] if id_col else str(len(examples))
         examples.append(Example(idx=idx, texts=tuple(row[pos[c]] for c in texts), label=None))
     return examples
@@ -124,13 +131,17 @@ def _read_jsonl(text: str, name: str) -> list[Example]:
     return examples
 
 
-def read_examples(cfg: PredictConfig, task: TaskSpec | None) -> list[Example]:
-    """The examples to predict: from the task's data folder, or from a text, TSV or JSON-lines file (or stdin)."""
+def read_examples(cfg: PredictConfig, data: TaskData | None) -> list[Example]:
+    """The examples to predict: from the task's data folder, from a CSV, TSV or JSON-lines file in the columns of a
+    model of one's own data (labels, where given, are scored), or from a text, CSV, TSV or JSON-lines file (or stdin)."""
     path = Path(cfg.input)
     if cfg.input != "-" and path.is_dir():
-        if task is None:
+        if data is None or data.own is not None:
             raise BortError(f"'{path}' is a folder: pass --task to read it as that task's data folder, or pass a file")
-        return read_split(task, path, cfg.split)
+        return data.split(cfg.split)
+    fmt = cfg.format if cfg.format != "auto" else {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower(), "text")
+    if data is not None and data.own is not None and fmt != "text" and cfg.input != "-":
+        return data.read_file(path, need_label=False)
     if cfg.input == "-":
         data, name = sys.stdin.buffer.read(), "<stdin>"
     elif not path.is_file():
@@ -141,16 +152,19 @@ def read_examples(cfg: PredictConfig, task: TaskSpec | None) -> list[Example]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BortError(f"input '{name}' is not UTF-8 text; convert it, e.g. `iconv -f latin1 -t utf-8`") from None
-    fmt = cfg.format if cfg.format != "auto" else {".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower(), "text")
-    examples = {"text": _read_text, "tsv": _read_tsv, "jsonl": _read_jsonl}[fmt](text, name)
+    readers = {"text": _read_text, "tsv": lambda t, n: _read_table(t, n, "\t"), "csv": lambda t, n: _read_table(t, n, ","), "jsonl": _read_jsonl}
+    examples = readers[fmt](text, name)
     if not examples:
         raise BortError(f"{name} holds no examples: write one example per line")
     return examples
 
 
-def _task_of(predictor: Predictor, task: str | None) -> TaskSpec | None:
-    name = task or getattr(predictor.config, "bort_task", None)
-    return get_task(name) if name else None
+def _task_of(predictor: Predictor, cfg: PredictConfig) -> TaskData | None:
+    """The model's task (or ``--task``) and how to read its files; None for a model that names none."""
+    config = predictor.config
+    if not (cfg.task or getattr(config, "bort_task", None)):
+        return None
+    return model_task(config, cfg.task, Path(cfg.input) if Path(cfg.input).is_dir() else None, cfg.own)
 
 
 def _encode(predictor: Predictor, examples: Sequence[Example], max_len: int, choices: bool) -> dict[str, np.ndarray]:
@@ -167,31 +181,62 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def _max_len(predictor: Predictor, cfg: PredictConfig, preferred: int | None = None) -> int:
+    """``--max-seq-len``, else ``preferred``, else the length the model was fine-tuned with, else its position limit (at most 512)."""
+    limit = position_limit(predictor.config)
+    if cfg.max_seq_len is not None and cfg.max_seq_len > limit:
+        raise BortError(f"--max-seq-len {cfg.max_seq_len} is longer than the model's {limit} positions; use at most {limit}")
+    return min(cfg.max_seq_len or preferred or getattr(predictor.config, "bort_max_seq_len", None) or 512, limit)
+
+
+def _in_order(run, predictor: Predictor, examples: Sequence[Example], max_len: int, choices: bool, batch_size: int) -> np.ndarray:
+    """``run`` over the encoded examples in batches, longest first so that each batch pads little; its rows in input order."""
+    order = sorted(range(len(examples)), key=lambda i: -sum(map(len, examples[i].texts + sum(examples[i].choices, ()))))
+    outputs = np.concatenate([run(_encode(predictor, [examples[i] for i in order[b : b + batch_size]], max_len, choices))
+                              for b in range(0, len(order), batch_size)])
+    rows = np.empty_like(outputs)
+    rows[order] = outputs
+    return rows
+
+
+def embeddings(predictor: Predictor, cfg: PredictConfig) -> list[dict]:
+    """``--embed``: one row per example, in input order, with its ``idx`` and sentence ``embedding``.
+
+    Pooled as the model folder's sentence-transformers pipeline says (mean where it has none; an
+    export's ``sentence_embedding`` output has it built in), and truncated at its ``max_seq_length``
+    as sentence-transformers does.
+    """
+    examples = read_examples(cfg, _task_of(predictor, cfg))
+    if len(examples[0].texts) > 1 or examples[0].choices:
+        raise BortError("--embed embeds single texts, and this input holds pairs or choices: write one text per line (or per example)")
+    folder = predictor.folder
+    pooling = read_pooling(folder) if folder else Pooling()
+    max_len = _max_len(predictor, cfg, max_seq_length(folder) if folder else None)
+    vectors = _in_order(lambda inputs: predictor.embed(inputs, pooling), predictor, examples, max_len, False, cfg.batch_size)
+    return [{"idx": ex.idx, "embedding": v.tolist()} for ex, v in zip(examples, vectors)]
+
+
 def predict(predictor: Predictor, cfg: PredictConfig) -> tuple[list[dict], dict[str, float] | None]:
     """One output row per example, in input order, and the task's metrics when the input is labelled.
 
     Rows hold ``idx`` and ``label`` with its probability ``score`` (classification), ``score``
-    (regression), or ``choice`` with its probability ``score`` (multiple choice).
+    (regression), or ``choice`` with its probability ``score`` (multiple choice); with ``cfg.embed``,
+    ``embedding`` (:func:`embeddings`).
     """
+    if cfg.embed:
+        return embeddings(predictor, cfg), None
     kind = predictor.head.kind
     if kind not in ("classification", "multiple_choice"):
-        raise BortError(f"predict needs a model with a task head; this one is a bare {kind.replace('_', '-')} model: fine-tune it first (bort finetune)")
-    task = _task_of(predictor, cfg.task)
-    examples = read_examples(cfg, task)
+        raise BortError(f"predict needs a model with a task head; this one is a bare {kind.replace('_', '-')} model: fine-tune it first "
+                        "(bort finetune), or pass --embed for its sentence embeddings")
+    data = _task_of(predictor, cfg)
+    task = data.spec if data else None
+    examples = read_examples(cfg, data)
     choices = kind == "multiple_choice"
     widths = {len(ex.choices) for ex in examples}
     if choices and (0 in widths or len(widths) > 1):
         raise BortError('a multiple-choice model needs the same number of choices for every example: write JSON lines like {"text": "…", "choices": ["…", "…"]}')
-    limit = position_limit(predictor.config)
-    if cfg.max_seq_len is not None and cfg.max_seq_len > limit:
-        raise BortError(f"--max-seq-len {cfg.max_seq_len} is longer than the model's {limit} positions; use at most {limit}")
-    max_len = cfg.max_seq_len or getattr(predictor.config, "bort_max_seq_len", None) or min(limit, 512)
-    # Longest first, so each batch pads little; the input order is restored after.
-    order = sorted(range(len(examples)), key=lambda i: -sum(map(len, examples[i].texts + sum(examples[i].choices, ()))))
-    outputs = np.concatenate([predictor.run(_encode(predictor, [examples[i] for i in order[b : b + cfg.batch_size]], max_len, choices))
-                              for b in range(0, len(order), cfg.batch_size)])
-    logits = np.empty_like(outputs)
-    logits[order] = outputs
+    logits = _in_order(predictor.run, predictor, examples, _max_len(predictor, cfg), choices, cfg.batch_size)
     regression = kind == "classification" and (predictor.config.problem_type == "regression" or predictor.config.num_labels == 1)
     probs = _softmax(logits)
     if regression:
@@ -217,8 +262,5 @@ def _metrics(task: TaskSpec | None, examples: Sequence[Example], logits: np.ndar
 
 
 def format_rows(rows: Sequence[dict], fmt: str) -> str:
-    """The rows as JSON lines, or as TSV with a header row."""
-    if fmt == "jsonl":
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    keys = list(rows[0]) if rows else []
-    return "\t".join(keys) + "\n" + "".join("\t".join(str(r[k]) for k in keys) + "\n" for r in rows)
+    """The rows as JSON lines, or as CSV or TSV with a header row."""
+    return write_rows(rows, fmt)

@@ -1,9 +1,11 @@
 """One predictor interface over PyTorch and ONNX Runtime, and the model folders both read.
 
-A model folder is either a Hugging Face BERT/RoBERTa folder (run by PyTorch) or a ``bort export``
-folder (``model.onnx`` beside the source's ``config.json`` and tokenizer, run by ONNX Runtime).
-Either way a :class:`Predictor` maps a batch of token arrays to the model's primary output:
-the logits of a task head, or the last hidden state of a bare encoder.
+A model folder is either a Hugging Face BERT/RoBERTa folder (run by PyTorch) or an ONNX folder (run
+by ONNX Runtime): a ``bort export`` (``model.onnx`` beside the source's ``config.json``, tokenizer and
+``export.json``), or one exported by Optimum (``config.json`` and :data:`ONNX_FILES`, no ``export.json``:
+the head comes from ``config.architectures``, the input and output names from the graph).
+Either way a :class:`Predictor` maps a batch of token arrays to the model's primary output (the
+logits of a task head, or the last hidden state of a bare encoder), and to sentence embeddings.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import transformers
 from transformers import PreTrainedModel
 
 from bort.errors import BortError
-from bort.models.loading import HEADS, ONNX_FILE, Head, head_by_kind, load_model, load_tokenizer, read_config, reading_weights, resolve_model_path
+from bort.models.loading import HEADS, ONNX_FILE, Head, head_by_kind, head_of, load_model, load_tokenizer, read_config, reading_weights, resolve_model_path
+from bort.models.sentence import Pooling, pool
 
 EXPORT_INFO = "export.json"
 # ONNX Runtime session optimisations left off. SkipLayerNormFusion: ONNX Runtime 1.32's CPU
@@ -28,6 +31,10 @@ EXPORT_INFO = "export.json"
 # (docs/BENCHMARKS.md §5). Recorded in export.json for anyone who opens the graph in their own session.
 DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# The graph files of an ONNX folder without ``export.json`` (Optimum's names), the first present is run.
+# Optimum names a dynamically quantised graph ``model_quantized.onnx``: the name says it is int8.
+ONNX_FILES = (ONNX_FILE, "onnx/model.onnx", "model_quantized.onnx", "onnx/model_quantized.onnx")
+SENTENCE_OUTPUT = "sentence_embedding"  # the pooled output of an export of a sentence-transformers model
 # What ONNX Runtime raises on a graph file it cannot load (none of them is a RuntimeError).
 _ORT_ERRORS = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented", "RuntimeException")
 _QUANTIZE = ("none", "int8")  # bort.export.onnx.QUANTIZE, which imports this module
@@ -58,9 +65,10 @@ def sample_inputs(config: transformers.PretrainedConfig, head: Head, batch: int,
 
 
 class Predictor(abc.ABC):
-    """A loaded model: its config, head and tokenizer (None for random-weight models), and :meth:`run`."""
+    """A loaded model: its config, head and tokenizer (None for random-weight models), :meth:`run` and :meth:`embed`."""
 
     runtime: str  # "torch-fp32", "torch-bf16", "onnx-fp32" or "onnx-int8"
+    folder: Path | None = None  # the model folder it was loaded from (:func:`load_predictor`)
 
     def __init__(self, config: transformers.PretrainedConfig, head: Head, tokenizer=None) -> None:
         self.config, self.head, self.tokenizer = config, head, tokenizer
@@ -68,6 +76,10 @@ class Predictor(abc.ABC):
     @abc.abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The primary output (float32) for a batch of ``input_ids``, ``attention_mask``, ``token_type_ids``."""
+
+    @abc.abstractmethod
+    def embed(self, inputs: dict[str, np.ndarray], pooling: Pooling) -> np.ndarray:
+        """Sentence embeddings ``[batch, hidden]``: the encoder's last hidden state pooled as ``pooling`` says."""
 
 
 class TorchPredictor(Predictor):
@@ -78,16 +90,30 @@ class TorchPredictor(Predictor):
         self.model, self.bf16 = model, bf16
         self.runtime = "torch-bf16" if bf16 else "torch-fp32"
 
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
     @torch.inference_mode()
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
-        with autocast:
+        with self._autocast():
             return getattr(self.model(**feed), self.head.output).float().numpy()
+
+    @torch.inference_mode()
+    def embed(self, inputs: dict[str, np.ndarray], pooling: Pooling) -> np.ndarray:
+        feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        with self._autocast():  # the encoder under any head (a classifier's too)
+            hidden = self.model.base_model(**feed).last_hidden_state.float()
+        return pool(hidden, feed["attention_mask"], pooling).numpy()
 
 
 class OnnxPredictor(Predictor):
-    """An ONNX Runtime session on the CPU; ``quantize`` is what the export recorded ("none" or "int8")."""
+    """An ONNX Runtime session on the CPU; ``quantize`` is what the export recorded ("none" or "int8").
+
+    The inputs it feeds and the outputs it reads are the graph's own: the primary output is the
+    head's (``logits`` or ``last_hidden_state``, as bort and Optimum name them) or else the graph's first
+    (``token_embeddings`` in a sentence-transformers graph), and :data:`SENTENCE_OUTPUT` where there is one.
+    """
 
     def __init__(self, model_file: Path, config, head: Head, tokenizer=None, *, quantize: str = "none", threads: int = 1) -> None:
         import onnxruntime as ort
@@ -105,20 +131,46 @@ class OnnxPredictor(Predictor):
             self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"],
                                                 disabled_optimizers=list(DISABLED_OPTIMIZERS))
         self.inputs = [i.name for i in self.session.get_inputs()]
+        unknown = [n for n in self.inputs if n not in INPUT_NAMES]
+        if unknown:
+            raise BortError(f"the graph '{model_file}' takes the input(s) {', '.join(unknown)}, which bort does not feed; "
+                            f"export it with the inputs {', '.join(INPUT_NAMES)} only")
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = head.output if head.output in outputs else outputs[0]
+        self.sentence_output = SENTENCE_OUTPUT if SENTENCE_OUTPUT in outputs else None
         self.runtime = "onnx-int8" if quantize == "int8" else "onnx-fp32"
 
+    def _output(self, name: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([name], {n: inputs[n] for n in self.inputs})[0]
+
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run([self.head.output], {n: inputs[n] for n in self.inputs})[0]
+        return self._output(self.output, inputs)
+
+    def embed(self, inputs: dict[str, np.ndarray], pooling: Pooling) -> np.ndarray:
+        """The graph's :data:`SENTENCE_OUTPUT` (pooled as the export's source said), or a bare encoder's hidden state pooled here."""
+        if self.sentence_output is not None:
+            return self._output(self.sentence_output, inputs)
+        if self.head.kind != "encoder":
+            raise BortError(f"this ONNX graph has no {SENTENCE_OUTPUT} output and gives a {self.head.kind.replace('_', '-')} head's "
+                            f"{self.output}; embed with the PyTorch folder it was exported from, or export a bare encoder")
+        return pool(torch.from_numpy(self.run(inputs)), torch.from_numpy(inputs["attention_mask"]), pooling).numpy()
 
 
 def export_info(path: Path) -> dict | None:
-    """The ``export.json`` of a ``bort export`` folder (see :class:`bort.export.onnx.ExportResult`); None for any other folder.
+    """The record of an ONNX folder, with the ``file`` of its graph; None for a PyTorch folder.
 
-    A record that is not JSON, or lacks a known ``head`` or ``quantize``, is a :class:`BortError`.
+    A ``bort export``'s is its ``export.json`` (see :class:`bort.export.onnx.ExportResult`); one that is
+    not JSON, or lacks a known ``head`` or ``quantize``, is a :class:`BortError`. A folder with one of
+    :data:`ONNX_FILES` and no ``export.json`` (Optimum's) gets a record made from its config's
+    ``architectures`` (the head) and the graph's file name (``quantized``: int8).
     """
     file = path / EXPORT_INFO
     if not ((path / ONNX_FILE).is_file() and file.is_file()):
-        return None
+        graph = next((name for name in ONNX_FILES if (path / name).is_file()), None)
+        if graph is None:
+            return None
+        return {"head": head_of(read_config(path)).kind, "quantize": "int8" if "quantized" in graph else "none", "file": graph,
+                "exporter": "not bort (no export.json)"}
     fix = "re-export the model with `bort export`"
     try:
         info = json.loads(file.read_text(encoding="utf-8"))
@@ -129,16 +181,18 @@ def export_info(path: Path) -> dict | None:
         got = {k: info.get(k) for k in ("head", "quantize")} if isinstance(info, dict) else f"a JSON {type(info).__name__}"
         raise BortError(f"{file} is not a `bort export` record (head one of {', '.join(kinds)}, quantize one of "
                         f"{', '.join(_QUANTIZE)}; got {got}); {fix}")
-    return info
+    return {**info, "file": ONNX_FILE}
 
 
 def load_predictor(name: str | Path, *, threads: int = 1, tokenizer: bool = True) -> Predictor:
-    """A ``bort export`` folder as an ONNX Runtime predictor, any other model folder as a PyTorch fp32 one."""
+    """An ONNX folder (:func:`export_info`) as an ONNX Runtime predictor, any other model folder as a PyTorch fp32 one."""
     path = resolve_model_path(name)
     info = export_info(path)
     if info is None:
         model, head, path = load_model(path)
-        return TorchPredictor(model, head, load_tokenizer(path) if tokenizer else None)
-    config = read_config(path)
-    return OnnxPredictor(path / ONNX_FILE, config, head_by_kind(info["head"]), load_tokenizer(path) if tokenizer else None,
-                         quantize=info["quantize"], threads=threads)
+        predictor: Predictor = TorchPredictor(model, head, load_tokenizer(path) if tokenizer else None)
+    else:
+        predictor = OnnxPredictor(path / info["file"], read_config(path), head_by_kind(info["head"]), load_tokenizer(path) if tokenizer else None,
+                                  quantize=info["quantize"], threads=threads)
+    predictor.folder = path
+    return predictor

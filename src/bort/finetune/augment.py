@@ -38,7 +38,7 @@ class Augment:
     """How new inputs are made: ``--augment`` (per training example; needs ``--teacher``) and Agora's too."""
 
     per_example: int = field(default=0, metadata=opt("new inputs made from each training example and labelled by --teacher "
-                                                     "(TinyBERT used 20; a default is to be set by measurement)", flag="--augment", metavar="K"))
+                                                     "(TinyBERT used 20; 4 by dropout in BENCHMARKS §9)", flag="--augment", metavar="K"))
     transform: str = field(default="mlm-infill", metadata=opt("how new inputs are made (--augment, --agora)", choices=TRANSFORMS))
     infill_model: str | None = field(default=None, metadata=opt("masked-LM for mlm-infill (e.g. a prepared teacher); default: --model, "
                                                                 "if it has an MLM head"))

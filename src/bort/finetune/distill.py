@@ -44,21 +44,20 @@ _TINY = torch.finfo(torch.float64).tiny  # a soft label that underflowed to 0 re
 
 @dataclass(frozen=True)
 class TaskDistill:
-    """``--teacher`` and the weights of the task-distillation loss. α and τ are provisional, to be set by measurement."""
+    """``--teacher`` and the weights of the task-distillation loss. α = 1 (the teacher's predictions alone, as in
+    TinyBERT's second stage) by measurement: docs/BENCHMARKS.md §9; τ = 1 is not measured yet."""
 
     teacher: str | None = field(default=None, metadata=opt("fine-tuned model of the same task (e.g. a `bort finetune` output): "
                                                            "the student also learns its predictions"))
-    alpha_kd: float = field(default=0.5, metadata=opt("α: weight of the teacher's predictions, 1 − α that of the gold labels "
-                                                      "(provisional, to be set by measurement)"))
-    temperature: float = field(default=1.0, metadata=opt("τ of the KL to the teacher's distribution (provisional)"))
+    alpha_kd: float = field(default=1.0, metadata=opt("α: weight of the teacher's predictions, 1 − α that of the gold labels "
+                                                      "(BENCHMARKS §9)"))
+    temperature: float = field(default=1.0, metadata=opt("τ of the KL to the teacher's distribution"))
     representation: RepresentationLoss = field(default_factory=RepresentationLoss,
                                                metadata=nested(only=("alpha_hidden", "alpha_attn", "layer_map")))
 
     def __post_init__(self) -> None:
         if not 0 <= self.alpha_kd <= 1 or not self.temperature > 0:
             raise BortError(f"--alpha-kd must be between 0 and 1 and --temperature positive, got {self.alpha_kd} and {self.temperature}")
-        if self.representation.active and not self.teacher:
-            raise BortError("--alpha-hidden and --alpha-attn need --teacher: they compare the student with the fine-tuned teacher")
 
 
 def _kind(task: TaskSpec) -> str:

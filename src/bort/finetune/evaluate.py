@@ -11,10 +11,10 @@ from bort.errors import BortError
 from bort.finetune import heads, metrics, submission
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions, score
-from bort.finetune.tasks import TaskSpec, get_task, read_split
-from bort.models.loading import load_model, load_tokenizer, position_limit, resolve_model_path
+from bort.finetune.source import OwnData, TaskData, model_task
+from bort.models.loading import load_model, load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.models.sentence import embed, read_pooling
-from bort.options import opt
+from bort.options import nested, opt
 from bort.records import Record
 from bort.training.run import DEVICE, resolve_device
 
@@ -34,8 +34,10 @@ class EvaluateConfig:
     """What ``bort evaluate`` takes. ``predictions``: a folder, or (one output file) the file itself."""
 
     model: str = field(metadata=opt("a `bort finetune` output folder"))
-    task: str = field(metadata=opt("e.g. glue/rte; glue/ax takes the glue/mnli model, superglue/axb and axg the superglue/rte one"))
-    data: Path = field(metadata=opt("the task's own folder of the official download"))
+    task: str | None = field(default=None, metadata=opt("e.g. glue/rte (default: the model's own); glue/ax takes the glue/mnli model, "
+                                                        "superglue/axb and axg the superglue/rte one"))
+    data: Path | None = field(default=None, metadata=opt("the task's own folder of the official download (default: the Hugging Face Hub)"))
+    own: OwnData = field(default_factory=OwnData, metadata=nested(only=("validation_file", "test_file", "text_columns", "label_column")))
     split: str = field(default="dev", metadata=opt("dev, test, or a task's own split name such as dev_mismatched"))
     predictions: Path | None = field(default=None, metadata=opt("folder (or file) for the submission; test predictions go to MODEL/predictions/ "
                                                                 "by default"))
@@ -63,27 +65,28 @@ def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> di
     """Where each split's submission goes (``names``: split → leaderboard file name); None for dev without --predictions."""
     if cfg.predictions is None:
         return {split: model_path / "predictions" / name for split, name in names.items()} if cfg.split.startswith("test") else None
-    if cfg.predictions.suffix in (".tsv", ".jsonl", ".json"):
+    if cfg.predictions.suffix in (".tsv", ".jsonl", ".json", ".csv"):
         if len(names) > 1:
-            raise BortError(f"--predictions {cfg.predictions}: {cfg.task} writes {len(names)} files ({', '.join(names.values())}); give a folder")
+            raise BortError(f"--predictions {cfg.predictions}: {cfg.task or 'glue/mnli'} writes {len(names)} files ({', '.join(names.values())}); give a folder")
         return {split: cfg.predictions for split in names}
     return {split: cfg.predictions / name for split, name in names.items()}
 
 
 def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     """Metrics on a labelled split (``{}`` on unlabelled ones) and the submission files written."""
-    task = get_task(cfg.task)
-    splits = _splits(task.name, cfg.split, bool(task.dev_splits))
     path = resolve_model_path(cfg.model)
+    data = model_task(read_config(path), cfg.task, cfg.data, cfg.own)
+    task = data.spec
+    splits = _splits(task.name, cfg.split, bool(task.dev_splits))
     if cfg.embedding:
-        return _embedding_scores(cfg, task, path)
+        return _embedding_scores(cfg, data, path)
     model = heads.load(path, task).to(resolve_device(cfg.device))
     tokenizer = load_tokenizer(path)
     max_len = _max_len(cfg, model.config, getattr(model.config, "bort_max_seq_len", 128))
     files = _targets(cfg, path, {s: submission.file_name(task, s) for s in splits})
     result = EvaluateResult(task=task.name, split=cfg.split)
     for split in splits:
-        examples = read_split(task, cfg.data, split)
+        examples = data.split(split)
         logits = outputs(model, encode(task, examples, tokenizer, max_len), batch_size=cfg.batch_size, pad_id=tokenizer.pad_token_id)
         preds = predictions(task, examples, logits)
         result.metrics.update(score(task, examples, preds))
@@ -92,14 +95,15 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     return result
 
 
-def _embedding_scores(cfg: EvaluateConfig, task: TaskSpec, path: Path) -> EvaluateResult:
+def _embedding_scores(cfg: EvaluateConfig, data: TaskData, path: Path) -> EvaluateResult:
     """``--embedding``: Pearson and Spearman between cos(e(text 1), e(text 2)) and the gold scores, the way users of an
     embedding model measure it; the embeddings pooled as the folder's sentence-transformers pipeline says (else mean)."""
+    task = data.spec
     if task.kind != "regression":
         raise BortError(f"--embedding scores sentence-pair similarity tasks (e.g. glue/stsb); {task.name} is {task.kind.replace('_', ' ')}")
     encoder = load_model(path)[0].base_model.to(resolve_device(cfg.device))
     tokenizer, pooling = load_tokenizer(path), read_pooling(path)
-    examples = read_split(task, cfg.data, cfg.split)
+    examples = data.split(cfg.split)
     if any(ex.label is None for ex in examples):
         raise BortError(f"--embedding needs gold scores; the {cfg.split} split of {task.name} has none: use --split dev")
     max_len = _max_len(cfg, encoder.config, 128)

@@ -23,7 +23,7 @@ import torch
 from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassification, PreTrainedModel
 
 from bort.errors import BortError
-from bort.finetune.tasks import TaskSpec, get_task
+from bort.finetune.tasks import TaskSpec
 from bort.models.loading import read_config, reading_weights
 
 TASK_HEADS = ("linear", "dense")
@@ -107,7 +107,7 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
     """A copy of a training-form model in the stock Hugging Face layout, ready for ``save_pretrained``."""
     if model.config.bort_head != "linear":
         return model
-    stock = _auto_class(get_task(model.config.bort_task)).from_config(model.config)
+    stock = type(model)._from_config(model.config)  # the same stock class; the linear head's parts are swapped in below
     state = dict(model.state_dict())
     H = model.config.hidden_size
     eye = torch.eye(H) * SCALE

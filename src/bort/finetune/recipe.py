@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -31,13 +31,17 @@ from bort.finetune.distill import Objective, TaskDistill, TaskTeacher
 from bort.finetune.features import Feature, encode, steps_per_epoch, task_batch_stream
 from bort.finetune.heads import TASK_HEADS
 from bort.finetune.predict import outputs, predictions, score
-from bort.finetune.tasks import Example, TaskSpec, get_task, read_split
+from bort.finetune.source import OwnData, TaskData, open_task
+from bort.finetune.submission import write as write_predictions
+from bort.finetune.tasks import Example, TaskSpec
+from bort.models.card import Card
 from bort.models.folder import save_model_folder
 from bort.models.loading import load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.options import opt
 from bort.records import Record
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
-from bort.training.run import BF16, DEVICE, PROGRESS, SEED, Clock, RunFolder, fingerprint, resolve_device
+from bort.training.run import BF16, DEVICE, PROGRESS, REPORT_TO, SEED, Clock, RunFolder, fingerprint, resolve_device
+from bort.training.tracking import check_report_to
 
 LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
 
@@ -47,9 +51,11 @@ class FinetuneConfig:
     """Everything ``bort finetune`` takes. ``steps`` (when given) overrides ``epochs``."""
 
     model: str = field(metadata=opt("Hugging Face BERT/RoBERTa folder (the teacher, a `bort pretrain` output), Hub name or 'minilm-l6'"))
-    task: str = field(metadata=opt("e.g. glue/rte, superglue/cb, race/middle"))
-    data: Path = field(metadata=opt("the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, RACE"))
     out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl"))
+    task: str | None = field(default=None, metadata=opt("e.g. glue/rte, superglue/cb, race/middle (or your own files: --train-file …)"))
+    data: Path | None = field(default=None, metadata=opt("the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, "
+                                                         "RACE (default: load the task from the Hugging Face Hub)"))
+    own: OwnData = field(default_factory=OwnData)
     epochs: float = field(default=3.0, metadata=opt("passes over the training set", group="length"))
     steps: int | None = field(default=None, metadata=opt("optimiser steps, instead of --epochs", group="length"))
     batch_size: int = field(default=32, metadata=opt("training batch size"))
@@ -67,8 +73,10 @@ class FinetuneConfig:
     bf16: str = field(default="auto", metadata=BF16)
     device: str = field(default="auto", metadata=DEVICE)
     progress: bool = field(default=True, metadata=PROGRESS)
+    report_to: str = field(default="none", metadata=REPORT_TO)
 
     def __post_init__(self) -> None:
+        check_report_to(self.report_to)
         if self.head not in TASK_HEADS:
             raise BortError(f"--head must be one of {', '.join(TASK_HEADS)}, got '{self.head}'")
         if not self.epochs > 0 or (self.steps is not None and self.steps < 1):
@@ -76,6 +84,8 @@ class FinetuneConfig:
         optional = [v for v in (self.eval_every, self.train_examples) if v is not None]  # None: unset; 0 is refused
         if min(self.batch_size, self.max_seq_len, self.eval_batch_size, *optional) < 1 or self.patience < 0:
             raise BortError("--batch-size, --max-seq-len, --eval-every and --train-examples must be at least 1, --patience at least 0")
+        if self.distill.representation.active and not self.distill.teacher:  # checked here: a TaskDistill without teacher is a template (compress)
+            raise BortError("--alpha-hidden and --alpha-attn need --teacher: they compare the student with the fine-tuned teacher")
         if self.augment.per_example and not self.distill.teacher:
             raise BortError("--augment needs --teacher: the teacher labels the new inputs")
 
@@ -101,6 +111,7 @@ class FinetuneResult(Record):
     alpha_kd: float | None = None
     temperature: float | None = None
     augmented: int = 0
+    labels: list[str] | None = None  # classification: the label names, in the order of their ids
 
 
 def write_eval(out: Path, metrics: dict[str, float]) -> None:
@@ -146,17 +157,18 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
     ``train_set`` replaces the task's training split (Agora trains on grown sets this way). Running
     again resumes from the last evaluation; a finished run returns its report without training.
     """
-    task = get_task(cfg.task)
+    data = open_task(cfg.task, cfg.data, cfg.own)
+    task = data.spec
     if not task.dev_splits:
         raise BortError(f"{task.name} has no training data (a diagnostic set): predict it with `bort evaluate` and the model "
                         f"fine-tuned on {'glue/mnli' if task.name == 'glue/ax' else 'superglue/rte'}")
     device = resolve_device(cfg.device)
-    with RunFolder(cfg.out, "finetune", log=LOG) as run:
-        return _finetune(cfg, train_set, task, device, run)
+    with RunFolder(cfg.out, "finetune", log=LOG, report_to=cfg.report_to) as run:
+        return _finetune(cfg, train_set, data, device, run)
 
 
-def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, task: TaskSpec, device: torch.device, run: RunFolder) -> FinetuneResult:
-    out = run.out
+def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskData, device: torch.device, run: RunFolder) -> FinetuneResult:
+    out, task = run.out, data.spec
     settings = {**fingerprint(cfg), "train_set": None if train_set is None else _digest(train_set)}
     if (out / EVAL).is_file() and (out / REPORT).is_file():  # finished earlier: nothing to redo
         run.guard(settings, resuming=True)
@@ -165,14 +177,16 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, task: TaskSp
     run.guard(settings)
 
     # Data: the training split (or the given set), every dev split, tokenised once.
-    train_examples = subset(train_set if train_set is not None else read_split(task, cfg.data, "train"), cfg.train_examples, cfg.seed)
-    dev_examples = {split: read_split(task, cfg.data, split) for split in task.dev_splits}
+    train_examples = subset(train_set if train_set is not None else data.split("train"), cfg.train_examples, cfg.seed)
+    dev_examples = {split: data.split(split) for split in task.dev_splits}
+    test_examples = data.split("test") if data.own is not None and data.own.test_file is not None else None
     _warn_single_label(task, train_examples)
     path = resolve_model_path(cfg.model)
     limit = position_limit(read_config(path))
     if cfg.max_seq_len > limit:
         raise BortError(f"--max-seq-len {cfg.max_seq_len} is longer than the model's {limit} positions; use at most {limit}")
     tokenizer = load_tokenizer(path)
+    tokenizer.model_max_length = cfg.max_seq_len  # saved: transformers.pipeline() then truncates as bort does
     features = encode(task, train_examples, tokenizer, cfg.max_seq_len)
     dev = {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len)) for split, examples in dev_examples.items()}
 
@@ -193,12 +207,15 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, task: TaskSp
 
     # Model and optimiser, or the checkpoint of a killed run.
     model = heads.build(path, task, cfg.head, cfg.max_seq_len, cfg.seed).to(device)
+    for key, value in data.config.items():  # one's own data: the columns, so that evaluate and predict read its files again
+        setattr(model.config, key, value)
     objective = Objective(model, task, cfg.distill, teacher, device)  # the loss, and what trains: the model (and projections)
     optimizer, scheduler = build_optimizer(objective.module, cfg.optim, steps)
     state, best = run.resume(objective.module, optimizer, scheduler, seed=cfg.seed + 1, total=steps)
     best = best or {"metric": None, "step": 0, "bad": 0, "stopped": False, "eval_s": 0.0}
     autocast = autocast_dtype(cfg.bf16, device)
     main_metric = task.metrics[0]
+    card = Card("bort finetune", str(cfg.model), task.name, settings=settings)  # README.md, with the saved model's dev metrics
 
     clock, window = Clock(state.elapsed), []
     bar = tqdm(total=steps, initial=state.step, desc=f"finetune {task.name}", unit="step", disable=not cfg.progress)
@@ -214,12 +231,13 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, task: TaskSp
         t0 = time.time()
         scores = dev_metrics(task, model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size, autocast=autocast)
         best["eval_s"] += time.time() - t0
+        st.elapsed = clock()  # the evaluation is in both elapsed and eval_s, so train_s = elapsed − eval_s never counts it
         run.log({"step": st.step, "epoch": round(st.step / per_epoch, 3), "train_loss": sum(window) / len(window), **scores,
                  "train_s": st.elapsed - best["eval_s"]})
         window.clear()
         if best["metric"] is None or scores[main_metric] > best["metric"]:
             best.update(metric=scores[main_metric], step=st.step, bad=0)
-            save_model_folder(out, heads.stock_copy(model), tokenizer)
+            save_model_folder(out, heads.stock_copy(model), tokenizer, card=replace(card, metrics=scores))
         else:
             best["bad"] += 1
         best["stopped"] = bool(cfg.patience) and best["bad"] >= cfg.patience
@@ -239,14 +257,20 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, task: TaskSp
 
     # The best model, re-loaded as saved (the stock layout any user loads), scores eval.json.
     t0 = time.time()
-    metrics = dev_metrics(task, heads.load(out, task).to(device), dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
+    best_model = heads.load(out, task).to(device)
+    metrics = dev_metrics(task, best_model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
+    if test_examples is not None:  # --test-file: the best model's predictions, in the test file's format
+        logits = outputs(best_model, encode(task, test_examples, tokenizer, cfg.max_seq_len), batch_size=cfg.eval_batch_size,
+                         pad_id=tokenizer.pad_token_id)
+        write_predictions(task, test_examples, predictions(task, test_examples, logits), out / "predictions" / task.submission)
     result = FinetuneResult(task=task.name, model=str(cfg.model), head=cfg.head, train_examples=len(train_examples), steps=steps,
                             steps_run=state.step, best_step=best["step"], stopped_early=best["stopped"], train_s=state.elapsed - best["eval_s"],
-                            dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics,
+                            dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics, labels=list(task.labels) or None,
                             **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "temperature": cfg.distill.temperature,
                                 "augmented": len(augmented)} if teacher else {}))
     result.write(out / REPORT)
     write_eval(out, metrics)
+    replace(card, metrics=metrics).write(out)
     shutil.rmtree(run.checkpoint, ignore_errors=True)
     return result
 

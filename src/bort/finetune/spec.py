@@ -31,3 +31,4 @@ class TaskSpec:
     metrics: tuple[str, ...]  # official metric names, the leaderboard's main one first
     dev_splits: tuple[str, ...]  # labelled evaluation splits; () for the test-only diagnostics
     submission: str  # leaderboard file name, e.g. "RTE.tsv", "CB.jsonl", "RACE-middle.json"
+    official: tuple[str, ...] = ()  # the official files' (and leaderboards') label for each name, where it differs: SST-2 ("0", "1")

@@ -1,4 +1,4 @@
-"""Leaderboard submission files: GLUE ``<Task>.tsv``, SuperGLUE ``<Task>.jsonl``, RACE JSON answers."""
+"""Leaderboard submission files: GLUE ``<Task>.tsv``, SuperGLUE ``<Task>.jsonl``, RACE JSON answers; and one's own data's predictions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bort.atomic import atomic_write_text
+from bort.finetune.readers.own import OWN, file_format, write_rows
 from bort.finetune.tasks import Example, TaskSpec
 
 
@@ -24,8 +25,8 @@ def _number(idx: str) -> int | str:
 def _glue(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> str:
     if task.kind == "regression":  # STS-B scores are on 0..5
         values = [f"{min(5.0, max(0.0, p)):.3f}" for p in preds]
-    else:
-        values = [task.labels[p] for p in preds]
+    else:  # the leaderboard's labels: 0/1 for SST-2, CoLA, MRPC, QQP and WNLI, names for the others
+        values = [(task.official or task.labels)[p] for p in preds]
     return "index\tprediction\n" + "".join(f"{ex.idx}\t{v}\n" for ex, v in zip(examples, values))
 
 
@@ -56,9 +57,20 @@ def _race(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> str:
     return json.dumps({ex.idx: task.labels[p] for ex, p in zip(examples, preds)}, indent=1) + "\n"
 
 
+def rows(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> list[dict]:
+    """One row per example: its ``idx`` and predicted ``label`` name, or ``score`` (regression)."""
+    if task.kind == "regression":
+        return [{"idx": ex.idx, "score": float(p)} for ex, p in zip(examples, preds)]
+    return [{"idx": ex.idx, "label": task.labels[p]} for ex, p in zip(examples, preds)]
+
+
 def write(task: TaskSpec, examples: Sequence[Example], preds: Sequence, path: Path) -> Path:
-    """Write ``preds`` (from :func:`bort.finetune.predict.predictions`) in the leaderboard's format."""
+    """Write ``preds`` (from :func:`bort.finetune.predict.predictions`) in the leaderboard's format; for
+    one's own data, :func:`rows` as CSV, TSV or JSON lines (by ``path``'s extension)."""
     family = task.name.split("/")[0]
-    text = {"glue": _glue, "superglue": _superglue, "race": _race}[family](task, examples, preds)
+    if family == OWN:
+        text = write_rows(rows(task, examples, preds), file_format(path))
+    else:
+        text = {"glue": _glue, "superglue": _superglue, "race": _race}[family](task, examples, preds)
     atomic_write_text(path, text)
     return path

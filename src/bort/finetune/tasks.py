@@ -16,35 +16,38 @@ from bort.finetune.readers import glue, race, superglue
 from bort.finetune.readers.common import jsonl_objects
 from bort.finetune.spec import Example, TaskSpec
 
+# Label names and order as Hugging Face `datasets` has them (its glue and super_glue ClassLabel names);
+# ``official`` gives the label the official files and leaderboards use for each name, where it differs.
 _BIN = ("0", "1")
 _BOOL = ("False", "True")
-_NLI3 = ("contradiction", "entailment", "neutral")
+_NLI3 = ("entailment", "neutral", "contradiction")
 _NLI2 = ("entailment", "not_entailment")
 _ACC = ("accuracy",)
 
 
-def _task(name: str, labels: tuple[str, ...], metrics: tuple[str, ...], submission: str, kind: str = "classification", dev=("dev",)) -> TaskSpec:
-    return TaskSpec(name=name, kind=kind, labels=labels, metrics=metrics, dev_splits=dev, submission=submission)
+def _task(name: str, labels: tuple[str, ...], metrics: tuple[str, ...], submission: str, kind: str = "classification", dev=("dev",),
+          official: tuple[str, ...] = ()) -> TaskSpec:
+    return TaskSpec(name=name, kind=kind, labels=labels, metrics=metrics, dev_splits=dev, submission=submission, official=official)
 
 
 TASKS: dict[str, TaskSpec] = {
     t.name: t
     for t in (
-        _task("glue/cola", _BIN, ("mcc",), "CoLA.tsv"),
-        _task("glue/sst2", _BIN, _ACC, "SST-2.tsv"),
-        _task("glue/mrpc", _BIN, ("f1", "accuracy"), "MRPC.tsv"),
+        _task("glue/cola", ("unacceptable", "acceptable"), ("mcc",), "CoLA.tsv", official=_BIN),
+        _task("glue/sst2", ("negative", "positive"), _ACC, "SST-2.tsv", official=_BIN),
+        _task("glue/mrpc", ("not_equivalent", "equivalent"), ("f1", "accuracy"), "MRPC.tsv", official=_BIN),
         _task("glue/stsb", (), ("pearson", "spearman"), "STS-B.tsv", kind="regression"),
-        _task("glue/qqp", _BIN, ("f1", "accuracy"), "QQP.tsv"),
+        _task("glue/qqp", ("not_duplicate", "duplicate"), ("f1", "accuracy"), "QQP.tsv", official=_BIN),
         _task("glue/mnli", _NLI3, _ACC, "MNLI-m.tsv", dev=("dev_matched", "dev_mismatched")),
         _task("glue/qnli", _NLI2, _ACC, "QNLI.tsv"),
         _task("glue/rte", _NLI2, _ACC, "RTE.tsv"),
-        _task("glue/wnli", _BIN, _ACC, "WNLI.tsv"),
+        _task("glue/wnli", ("not_entailment", "entailment"), _ACC, "WNLI.tsv", official=_BIN),
         _task("glue/ax", _NLI3, ("mcc",), "AX.tsv", dev=()),
         _task("superglue/boolq", _BOOL, _ACC, "BoolQ.jsonl"),
-        _task("superglue/cb", _NLI3, ("macro_f1", "accuracy"), "CB.jsonl"),
-        _task("superglue/copa", _BIN, _ACC, "COPA.jsonl", kind="multiple_choice"),
-        _task("superglue/multirc", _BIN, ("f1a", "em"), "MultiRC.jsonl"),
-        _task("superglue/record", _BIN, ("record_f1", "record_em"), "ReCoRD.jsonl"),
+        _task("superglue/cb", ("entailment", "contradiction", "neutral"), ("macro_f1", "accuracy"), "CB.jsonl"),
+        _task("superglue/copa", ("choice1", "choice2"), _ACC, "COPA.jsonl", kind="multiple_choice", official=_BIN),
+        _task("superglue/multirc", _BOOL, ("f1a", "em"), "MultiRC.jsonl", official=_BIN),
+        _task("superglue/record", _BIN, ("record_f1", "record_em"), "ReCoRD.jsonl"),  # a cast: (query, entity) is the answer or not
         _task("superglue/rte", _NLI2, _ACC, "RTE.jsonl"),
         _task("superglue/wic", _BOOL, _ACC, "WiC.jsonl"),
         _task("superglue/wsc", _BOOL, _ACC, "WSC.jsonl"),

@@ -8,11 +8,13 @@ from pathlib import Path
 from transformers import AutoConfig, PreTrainedModel
 
 from bort.atomic import atomic_write_text, staged_files
+from bort.models.card import Card
 from bort.models.loading import model_files, strip_remote_code
 
 
-def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[str, str] | None = None) -> None:
-    """Write the model's and tokenizer's files, and ``files`` (name → text), into the folder ``out``.
+def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[str, str] | None = None, card: Card | None = None) -> None:
+    """Write the model's and tokenizer's files, and ``files`` (name → text), into the folder ``out``; then its
+    model card (``README.md``, :class:`~bort.models.card.Card`), which reads the folder as it now is.
 
     Each is renamed into place (:func:`~bort.atomic.staged_files`), so no file is ever half-written;
     the folder's other files (checkpoint/, logs) are left alone. The config is written without its
@@ -25,6 +27,8 @@ def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[
         for name, text in (files or {}).items():
             atomic_write_text(tmp / name, text)
     AutoConfig.from_pretrained(out)  # the folder must load
+    if card is not None:
+        card.write(out)
 
 
 def copy_model_files(src: Path, dst: Path) -> None:

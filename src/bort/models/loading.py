@@ -215,6 +215,9 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
         raise BortError(f"cannot load the tokenizer in '{path}' ({str(exc)[:120]}); save it with tokenizer.save_pretrained") from None
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise BortError(f"the tokenizer in '{path}' lacks a mask, CLS or SEP token; use the model's own BERT/RoBERTa tokenizer")
+    for key in REMOTE_CODE_FIELDS:  # so that no tokenizer_config.json bort writes asks for remote code
+        tokenizer.init_kwargs.pop(key, None)
+    tokenizer._auto_map = None
     return tokenizer
 
 

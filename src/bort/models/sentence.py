@@ -91,3 +91,13 @@ def sentence_files(src: Path) -> dict[str, str]:
         if sub and (src / sub).is_dir():
             files.update({f"{sub}/{f.name}": f.read_text(encoding="utf-8") for f in sorted((src / sub).iterdir()) if f.is_file()})
     return files
+
+
+def max_seq_length(folder: Path) -> int | None:
+    """The length a sentence-transformers folder truncates its inputs at (``sentence_bert_config.json``); None where it says none."""
+    file = Path(folder) / "sentence_bert_config.json"
+    try:
+        value = json.loads(file.read_text(encoding="utf-8")).get("max_seq_length") if file.is_file() else None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise BortError(f"cannot read '{file}' ({type(exc).__name__}: {str(exc)[:100]}); repair it, or remove it") from None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

@@ -22,7 +22,7 @@ from bort.models.sentence import read_pooling
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
 from bort.search.backends import Backend, BackendConfig, open_backend
-from bort.search.fptas import Candidate, fptas, size_speed_factor
+from bort.search.fptas import Candidate, fptas, size_speed_factor, w_coefficient
 from bort.search.report import ExtractResult, write_outputs
 from bort.search.store import RunStore
 from bort.space import load_space
@@ -33,7 +33,8 @@ from bort.training.hparams import Theta
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.training.objectives import RepresentationLoss
-from bort.training.run import DEVICE, PROGRESS, SEED, RunFolder, resolve_device
+from bort.training.run import DEVICE, PROGRESS, REPORT_TO, SEED, RunFolder, resolve_device
+from bort.training.tracking import check_report_to
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,10 @@ class ExtractConfig:
     device: str = field(default="cpu", metadata=DEVICE)
     backend: BackendConfig = field(default_factory=BackendConfig)
     progress: bool = field(default=True, metadata=PROGRESS)
+    report_to: str = field(default="none", metadata=REPORT_TO)
 
     def __post_init__(self) -> None:
+        check_report_to(self.report_to)
         if self.epsilon < 1:
             raise BortError(f"--epsilon must be at least 1 (1 is exhaustive search), got {self.epsilon}")
         if self.refine < 0:
@@ -112,7 +115,7 @@ def _measure(cfg: ExtractConfig, teacher: Teacher, archs: list[Arch], store: Run
 def extract(cfg: ExtractConfig) -> ExtractResult:
     """Run the FPTAS of algorithms.md §3 and write the run folder; returns ``result.json``'s record."""
     cfg = replace(cfg, device=str(resolve_device(cfg.device)))
-    with RunFolder(cfg.out, "extract", marker=RunStore.FILENAME) as run:  # locked while this call runs
+    with RunFolder(cfg.out, "extract", marker=RunStore.FILENAME, report_to=cfg.report_to) as run:  # locked while this call runs
         return _extract(cfg, run)
 
 
@@ -176,7 +179,7 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
                 )
             )
 
-        error_fn = _ErrorFunction(cfg, teacher, corpus, store, n_intervals=-(-sum(c.eligible for c in candidates) // cfg.epsilon))
+        error_fn = _ErrorFunction(cfg, teacher, corpus, store, n_intervals=-(-sum(c.eligible for c in candidates) // cfg.epsilon), run=run)
         try:
             result = fptas(candidates, error_fn, epsilon=cfg.epsilon, refine=cfg.refine)
         finally:
@@ -203,11 +206,13 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
 
 class _ErrorFunction:
     """ê for the search, a phase (batch of candidates) at a time: min over Θ, each (ξ, θ) read from
-    the store or trained on the backend. Only this driver writes the store, each result as it arrives.
+    the store or trained on the backend. Only this driver writes the store, each result as it arrives, and
+    sends it to the run's tracker (``--report-to``), with the count of trainings in the store as the step.
     """
 
-    def __init__(self, cfg: ExtractConfig, teacher: Teacher, corpus: PackedCorpus, store: RunStore, n_intervals: int):
-        self.cfg, self.teacher, self.corpus, self.store = cfg, teacher, corpus, store
+    def __init__(self, cfg: ExtractConfig, teacher: Teacher, corpus: PackedCorpus, store: RunStore, n_intervals: int, run: RunFolder):
+        self.cfg, self.teacher, self.corpus, self.store, self.run = cfg, teacher, corpus, store, run
+        self.trials = len(store.trials())
         self._surrogate: ErrorSurrogate | None = None
         self._backend: Backend | None = None
         self.bar = tqdm(total=n_intervals, desc="candidates", unit="ξ", disable=not cfg.progress)
@@ -238,8 +243,13 @@ class _ErrorFunction:
         left = Counter(arch for arch, _ in jobs)
         self.bar.total = max(self.bar.total, self.bar.n + len(batch))  # refinement trains more than the planned representatives
         self.bar.update(len(batch) - len(left))  # already in the store
+        by_arch = {c.arch: c for c in batch}
         for trial in self.backend().map(jobs) if jobs else ():
             self.store.put_trial(trial.arch.key, trial.theta.key, trial.error, trial.seconds, trial.worker)
+            self.trials += 1
+            c = by_arch[trial.arch]
+            self.run.track({"error": trial.error, "params": c.params, "latency_ms": c.latency_ms, "flops": c.flops, "s": c.s,
+                            "w": w_coefficient(c.s, trial.error)}, self.trials)
             left[trial.arch] -= 1
             if not left[trial.arch]:
                 self.bar.set_postfix_str(str(trial.arch))

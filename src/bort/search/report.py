@@ -15,6 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bort.atomic import atomic_dir, atomic_file, atomic_write_text
+from bort.models.card import Card
 from bort.models.student import build_student
 from bort.records import Record
 from bort.search.fptas import Candidate, SearchResult
@@ -215,4 +216,9 @@ def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space,
         build_student(teacher.config, result.best.arch, seed=cfg.seed).save_pretrained(tmp)
         teacher.tokenizer.save_pretrained(tmp)
         atomic_write_text(tmp / "bort_extract.json", json.dumps({"trained": False, "best": best, "teacher": str(cfg.teacher)}, indent=2))
+        where = f"PyTorch, batch {cfg.latency.batch} × {cfg.latency.seq} tokens, {latency_device}"
+        Card("bort extract", str(cfg.teacher), settings={"epsilon": cfg.epsilon, "steps": cfg.steps, "space": str(cfg.space), **record.settings},
+             metrics={f"ê ({record.error_kind})": best["error"], "S": best["s"], "W": best["w"]}, evaluation="Search scores (algorithms.md §3)",
+             latency={where: best["latency_ms"], f"the teacher, {where}": teacher_row["latency_ms"]} if best["latency_ms"] is not None else {},
+             ).write(tmp, name=out / "best")
     return record

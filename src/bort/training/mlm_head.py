@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from bort.data.corpus import CORPUS, SEQ_LEN, PackedCorpus, load_corpus
 from bort.data.masking import fixed_masked_batches, masked_batch_stream
 from bort.errors import BortError
+from bort.models.card import Card
 from bort.models.loading import TEACHER, strip_remote_code
 from bort.models.student import mlm_head
 from bort.models.teacher import Teacher, load_teacher
@@ -25,7 +26,7 @@ from bort.options import opt
 from bort.records import Record
 from bort.training.evaluate import evaluate_mlm
 from bort.training.loop import OptimConfig, train
-from bort.training.run import DEVICE, check_out, output_files, resolve_device
+from bort.training.run import DEVICE, PROGRESS, check_out, output_files, resolve_device
 
 REPORT = "bort_teacher.json"
 TEACHER_MLM_DIR = "teacher_mlm"  # where a run folder caches its prepared teacher
@@ -79,12 +80,14 @@ def _seeded_init(head: torch.nn.Module, model, seed: int) -> None:
             param.zero_()  # the decoder's output bias
 
 
-def prepare_teacher(teacher: Teacher, corpus: PackedCorpus, out: str | Path, cfg: HeadConfig = HeadConfig()) -> HeadReport:
+def prepare_teacher(teacher: Teacher, corpus: PackedCorpus, out: str | Path, cfg: HeadConfig = HeadConfig(), *,
+                    progress: bool = False) -> HeadReport:
     """Train the MLM head of ``teacher`` on ``corpus`` and save a complete MLM teacher to ``out``.
 
     Returns (and writes to ``out/bort_teacher.json``) the held-out MLM accuracy before and after.
     ``out`` must be new, empty or a prepared teacher's folder, and not the teacher's own
-    (:func:`~bort.training.run.check_out`); it is checked before the head trains.
+    (:func:`~bort.training.run.check_out`); it is checked before the head trains. ``progress``:
+    a progress bar of the training steps on standard error.
     """
     out = check_out(out, kind="bort teacher prepare", marker=REPORT, inputs=(teacher.path,))
     model, tok = teacher.model, teacher.tokenizer
@@ -104,9 +107,16 @@ def prepare_teacher(teacher: Teacher, corpus: PackedCorpus, out: str | Path, cfg
             hidden = model.base_model(input_ids=batch.input_ids).last_hidden_state[batch.positions]
         return F.cross_entropy(head(hidden), batch.targets)
 
+    def on_step(state, loss: float) -> None:  # returns None: a true value would stop the training
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
     torch.manual_seed(cfg.seed)
     model.base_model.eval()  # frozen encoder: no dropout
-    losses = train(head, loss_fn, masked_batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed), steps=cfg.steps, optim=OptimConfig(lr=cfg.lr, weight_decay=0.0))
+    # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
+    with tqdm(total=cfg.steps, desc="teacher prepare", unit="step", disable=None if progress else True) as bar:
+        losses = train(head, loss_fn, masked_batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed), steps=cfg.steps,
+                       optim=OptimConfig(lr=cfg.lr, weight_decay=0.0), on_step=on_step)
     model.eval().requires_grad_(False)
     after = evaluate_mlm(model, eval_batches)["mlm_accuracy"]
     report = HeadReport(teacher=str(teacher.path), corpus=corpus.source, config=asdict(cfg), mlm_accuracy_before=before, mlm_accuracy=after,
@@ -116,6 +126,8 @@ def prepare_teacher(teacher: Teacher, corpus: PackedCorpus, out: str | Path, cfg
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         report.write(tmp / REPORT)
+        Card("bort teacher prepare", str(teacher.path), settings={"corpus": corpus.source, **asdict(cfg)}, evaluation="Held-out masked-LM accuracy",
+             metrics={"before": before, "after": after}).write(tmp, name=out)
     teacher.has_mlm_head = True
     return report
 
@@ -152,6 +164,7 @@ class PrepareConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     device: str = field(default="cpu", metadata=DEVICE)
     force: bool = field(default=False, metadata=opt("retrain the head even if the teacher has one"))
+    progress: bool = field(default=True, metadata=PROGRESS)
 
 
 def prepare(cfg: PrepareConfig) -> HeadReport:
@@ -161,4 +174,4 @@ def prepare(cfg: PrepareConfig) -> HeadReport:
     corpus = load_corpus(cfg.corpus, teacher.tokenizer, seq_len=cfg.seq_len)
     if teacher.has_mlm_head and not cfg.force:
         raise BortError(f"teacher '{cfg.teacher}' already has an MLM head; add --force to retrain it")
-    return prepare_teacher(teacher, corpus, cfg.out, cfg.head)
+    return prepare_teacher(teacher, corpus, cfg.out, cfg.head, progress=cfg.progress)

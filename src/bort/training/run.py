@@ -4,7 +4,9 @@ A :class:`RunFolder` is a stage's output folder. It checks and locks the folder,
 settings and refuses to resume with other ones, restores the checkpoint of a killed run (trimming
 the metric log to it), or starts afresh with a clean log and a seeded RNG. It appends metric lines,
 saves checkpoints, tells where a diverged run left its last good state, and keeps the time trained
-over every session of a resumed run. :func:`resolve_device` turns ``--device`` into a device, with
+over every session of a resumed run. With ``--report-to``, the scalars of every evaluation also go
+to a tracker (:mod:`bort.training.tracking`): each log line with a ``step``, and what a stage
+sends with :meth:`RunFolder.track`. :func:`resolve_device` turns ``--device`` into a device, with
 a one-line error for one that is not there.
 
 The rule for every output folder (run folders, ``bort export``, ``bort teacher prepare``) is
@@ -32,6 +34,7 @@ from bort.errors import BortError, TrainingDiverged
 from bort.options import opt
 from bort.training.checkpoint import GOOD, good_state, load_checkpoint, save_checkpoint
 from bort.training.loop import TrainState
+from bort.training.tracking import TRACKERS, Tracker, numbers, open_tracker
 
 CHECKPOINT = "checkpoint"
 # The options every training stage shares, documented once.
@@ -39,6 +42,7 @@ SEED = opt("seed of the initialisation, the batches and dropout")
 DEVICE = opt("auto (CUDA when present), cpu, cuda or cuda:N")
 BF16 = opt("bfloat16 autocast where the hardware has it", choices=("auto", "on", "off"))
 PROGRESS = opt("no progress bars (they go to standard error)")
+REPORT_TO = opt("also send the scalars of every evaluation to TensorBoard (OUT/runs/), Weights & Biases or MLflow", choices=TRACKERS)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -58,9 +62,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def fingerprint(cfg) -> dict:
-    """A config's settings as JSON values, less ``progress`` (progress bars change no result): what a resumed run must share."""
+    """A config's settings as JSON values, less ``progress`` and ``report_to`` (progress bars and trackers change no
+    result): what a resumed run must share."""
     d = dataclasses.asdict(cfg)
-    d.pop("progress", None)
+    for key in ("progress", "report_to"):
+        d.pop(key, None)
     return json.loads(json.dumps(d, default=str))
 
 
@@ -176,10 +182,12 @@ class RunFolder:
     The folder is an :class:`OutputFolder` of the stage's command whose ``marker`` (default: the
     settings file) says it is one; it stays locked while the object lives (or until :meth:`close`).
     ``main`` is False on the other processes of a data-parallel job: they check the folder and read
-    the checkpoint but neither lock nor write.
+    the checkpoint but neither lock nor write. ``report_to`` names the tracker (:data:`~bort.training.tracking.TRACKERS`),
+    opened at the first scalars and closed with the folder.
     """
 
-    def __init__(self, out: str | Path, stage: str, *, log: str = "metrics.jsonl", main: bool = True, marker: str | None = None) -> None:
+    def __init__(self, out: str | Path, stage: str, *, log: str = "metrics.jsonl", main: bool = True, marker: str | None = None,
+                 report_to: str = "none") -> None:
         kind = "bort finetune --agora" if stage == "agora" else f"bort {stage}"  # the command that writes such a folder
         self.folder = OutputFolder(out, kind=kind, marker=marker or f"{stage}_settings.json", lock=main)
         self.out, self.stage, self.main = self.folder.path, stage, main
@@ -187,12 +195,20 @@ class RunFolder:
         self.checkpoint = self.out / CHECKPOINT
         self.log_file = self.out / log
         self.disposable = {self.settings_file.name, LOCK}  # what a refused first run may leave, and so is removed
+        self.report_to, self.settings = report_to, {}
+        self.tracker: Tracker | None = None
+        self.purge_step: int | None = None  # where a resumed run's scalars start again (they replace the tracker's later ones)
         if main:
             recover_dir(self.checkpoint)  # a kill in the middle of a checkpoint swap
 
     def close(self) -> None:
-        """Release the folder's lock."""
-        self.folder.close()
+        """End the tracker's run (if one was opened) and release the folder's lock."""
+        try:
+            if self.tracker is not None:
+                self.tracker.close()
+        finally:
+            self.tracker = None
+            self.folder.close()
 
     def __enter__(self) -> RunFolder:
         return self
@@ -213,6 +229,7 @@ class RunFolder:
     def guard(self, settings: dict, *, resuming: bool | None = None) -> None:
         """Record the run's settings, or, when resuming (default: a checkpoint is here), refuse other ones."""
         resuming = self.resuming if resuming is None else resuming
+        self.settings = settings
         if not self.main:
             return
         if resuming and self.settings_file.is_file():
@@ -231,18 +248,33 @@ class RunFolder:
             return state, extra
         if self.main:
             self.log_file.unlink(missing_ok=True)  # lines of a run killed before its first checkpoint
+            self.purge_step = 0  # and their scalars in the tracker
         torch.manual_seed(seed)
         return TrainState(), None
 
     def trim_log(self, upto: int, key: str = "step") -> None:
-        """Drop the log lines past ``upto`` (see :func:`trim_jsonl`)."""
+        """Drop the log lines past ``upto`` (see :func:`trim_jsonl`); the tracker's scalars past it are replaced too."""
         trim_jsonl(self.log_file, upto, key)
+        self.purge_step = upto + 1
 
     def log(self, *lines: dict) -> None:
-        """Append lines to the log."""
+        """Append lines to the log, and send the scalars of each line with a ``step`` to the tracker."""
         if self.main and lines:
             with open(self.log_file, "a", encoding="utf-8") as f:
                 f.writelines(json.dumps(line) + "\n" for line in lines)
+            for line in lines:
+                if "step" in line:
+                    self.track(line, line["step"])
+
+    def track(self, scalars: dict, step: int) -> None:
+        """Send the numbers of ``scalars`` (:func:`~bort.training.tracking.numbers`, less ``step``) to the tracker, on the
+        main process; the tracker opens at the first call, so a run refused before any work leaves no trace there."""
+        if not self.main or self.report_to == "none":
+            return
+        if self.tracker is None:
+            self.tracker = open_tracker(self.report_to, self.out, run_name=f"{self.stage} {self.out.name}", settings=self.settings,
+                                        purge_step=self.purge_step)
+        self.tracker.log({k: v for k, v in numbers(scalars).items() if k != "step"}, step)
 
     def save(self, model: torch.nn.Module, optimizer, scheduler, state: TrainState, extra: dict | None = None) -> None:
         """Write the checkpoint (atomically), on the main process only."""

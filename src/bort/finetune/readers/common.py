@@ -38,6 +38,8 @@ def parse_label(task: TaskSpec, value: Any) -> str | float:
         except (TypeError, ValueError):
             raise RowError(f"score {str(value)[:40]!r} is not a number") from None
     name = str(value).strip() if isinstance(value, (str, bool, int)) else repr(value)
+    if name in task.official:  # the official files' label (SST-2 "1") → its name ("positive")
+        name = task.labels[task.official.index(name)]
     if name not in task.labels:
         raise RowError(f"label {name[:40]!r} is not one of {', '.join(task.labels)} (is this the {task.name} file?)")
     return name

@@ -85,6 +85,7 @@ _SUPERGLUE: dict[str, tuple[str | None, _Convert]] = {  # test-only file name (N
     "superglue/axb": ("AX-b.jsonl", _pair("sentence1", "sentence2")),
     "superglue/axg": ("AX-g.jsonl", _pair("premise", "hypothesis", group="pair_id")),
 }
+CONVERTERS: dict[str, _Convert] = {name: convert for name, (_, convert) in _SUPERGLUE.items()}  # also read the Hub's rows
 
 
 def read(task: TaskSpec, folder: Path, split: str) -> list[Example]:

@@ -1,0 +1,117 @@
+"""``CompressConfig``: everything ``bort compress`` takes, built from the stages' own config dataclasses.
+
+Each stage's options come from its config, nested (:func:`bort.options.nested`): the extraction's
+``--space``/``--epsilon``, the objectives ``--alpha-*`` of pretraining, fine-tuning's ``--epochs``,
+``--lr``, ``--batch-size`` and data options, the task distillation's ``--task-alpha-kd`` and
+``--augment``, the benchmark's ``--bench-*``. The nested default instances hold compress's own
+defaults (those that differ from the stage's); the fields a stage gets from the run (its folder, the
+teacher, the corpus, the seed, the budgets) are set per stage by :mod:`bort.compress.recipe`, so
+their placeholders here are never used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bort.arch import Arch
+from bort.data.corpus import CORPUS, SEQ_LEN
+from bort.distill.recipe import PretrainConfig
+from bort.errors import BortError
+from bort.export.bench import BenchConfig
+from bort.finetune.augment import Augment
+from bort.finetune.distill import TaskDistill
+from bort.finetune.recipe import FinetuneConfig
+from bort.models.loading import TEACHER
+from bort.options import nested, opt
+from bort.search.recipe import ExtractConfig
+from bort.training.loop import OptimConfig
+from bort.training.losses import DistillLoss
+from bort.training.objectives import RepresentationLoss
+from bort.training.run import DEVICE, PROGRESS, SEED
+
+_PLACEHOLDER = Path("<set per stage>")
+# Fine-tuning's options, teacher and student alike; ``own``: one's own files (--train-file …), then the run's one task.
+_FINETUNE = ("own", "epochs", "batch_size", "optim", "head", "max_seq_len", "patience", "train_examples")
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """``bort compress``: teacher (and tasks) → extract → pretrain → fine-tune → int8 ONNX → bench → report.
+
+    The defaults are the README's main job: MiniLM, the built-in corpus, no task, within 30 minutes on 2 cores.
+    """
+
+    out: Path = field(default=Path("runs/compress"), metadata=opt("run folder, one subfolder per stage; re-running the same command resumes it"))
+    teacher: str = field(default="minilm-l6", metadata=TEACHER)
+    corpus: str = field(default="builtin", metadata=CORPUS)
+    tasks: tuple[str, ...] = field(default=(), metadata=opt("tasks to fine-tune and distil, e.g. glue/sst2 glue/rte (none: a task-agnostic "
+                                                           "student)", flag="--task", nargs="+", metavar="NAME"))
+    data: tuple[Path, ...] = field(default=(), metadata=opt("each --task's folder of the official download, in the same order "
+                                                            "(default: the Hugging Face Hub)", nargs="+", metavar="FOLDER"))
+    task_teachers: tuple[str, ...] = field(default=(), metadata=opt("already fine-tuned teachers, one per --task, instead of fine-tuning "
+                                                                    "--teacher on each", flag="--task-teacher", nargs="+", metavar="FOLDER"))
+    min_speedup: float = field(default=4.0, metadata=opt("the student is at least this many times faster than the teacher by î", metavar="X"))
+    extract_steps: int = field(default=20, metadata=opt("n: training steps per extraction candidate for ê"))
+    pretrain_steps: int = field(default=200, metadata=opt("pretraining steps of the chosen student"))
+    finetune_steps: int | None = field(default=None, metadata=opt("fine-tuning steps per model and task, instead of --epochs", group="length"))
+    init: str = field(default="teacher", metadata=opt("start of the extraction candidates and the student: slices of the teacher, or random",
+                                                      choices=("teacher", "random")))
+    # BENCHMARKS §7: the hidden-state objective with teacher init keeps the most of a MiniLM-like teacher; its MLM head is a poor signal.
+    loss: DistillLoss = field(default_factory=lambda: DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
+    representation: RepresentationLoss = field(default_factory=lambda: RepresentationLoss(alpha_hidden=1.0, alpha_embed=1.0))
+    # ε 16 (the extraction's default is 8): about half the trainings, so that the main job fits in 30 minutes on 2 cores.
+    extract: ExtractConfig = field(default_factory=lambda: ExtractConfig(epsilon=16), metadata=nested(only=("space", "epsilon", "refine", "latency")))
+    # lr 1e-4: the teacher's slices are trained gently (§7's setting); the placeholder arch is the extraction's choice at run time.
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(out=_PLACEHOLDER, arch=Arch(1, 1, 1, 1),
+                                                                            optim=OptimConfig(lr=1e-4, warmup=0.05)),
+                                     metadata=nested(prefix="pretrain-", only=("batch_size", "optim", "head")))
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(model="", out=_PLACEHOLDER),
+                                     metadata=nested(only=_FINETUNE))
+    # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
+    # (α 1) and its hidden states and attention relations, over 4 new inputs per example (dropout: the transform that needs no masked-LM).
+    student_lr: float = field(default=3e-4, metadata=opt("peak learning rate of the student's fine-tuning (the teacher's is --lr)"))
+    task_distill: TaskDistill = field(default_factory=lambda: TaskDistill(representation=RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0)),
+                                      metadata=nested(prefix="task-", only=("alpha_kd", "temperature", "representation")))
+    augment: Augment = field(default_factory=lambda: Augment(per_example=4, transform="dropout"),
+                             metadata=nested(only=("per_example", "transform")))
+    bench: BenchConfig = field(default_factory=lambda: BenchConfig(archs=(Arch(1, 1, 1, 1),)),  # the models: the run's teachers and students
+                               metadata=nested(prefix="bench-", only=("seq", "threads", "rounds", "runs", "warmup")))
+    seq_len: int = field(default=128, metadata=SEQ_LEN)
+    seed: int = field(default=0, metadata=SEED)
+    device: str = field(default="auto", metadata=DEVICE)
+    progress: bool = field(default=True, metadata=PROGRESS)
+
+    def __post_init__(self) -> None:
+        if self.own_data and self.tasks:
+            raise BortError("give either --task NAME … (with --data FOLDER …) or your own files (--train-file …), not both")
+        if self.data and len(self.data) != len(self.tasks):
+            raise BortError(f"--data needs one folder per --task: got {len(self.tasks)} task(s) and {len(self.data)} folder(s)")
+        if self.task_teachers and len(self.task_teachers) != len(self.jobs()):
+            raise BortError(f"--task-teacher needs one fine-tuned teacher per task: got {len(self.task_teachers)} for {len(self.jobs())} task(s)")
+        if len({_slug(t) for t in self.tasks}) != len(self.tasks):
+            raise BortError("--task names a task twice; give each once")
+        if not self.min_speedup > 0:
+            raise BortError(f"--min-speedup must be a positive factor (e.g. 4 for 4× faster than the teacher), got {self.min_speedup}")
+        if min(self.extract_steps, self.pretrain_steps, self.finetune_steps or 1) < 1:
+            raise BortError("--extract-steps, --pretrain-steps and --finetune-steps must be at least 1")
+        if not (self.loss.active or self.representation.active):
+            raise BortError("every objective weight is 0: give at least one of --alpha-hidden, --alpha-attn, --alpha-embed, --alpha-mlm, --alpha-kd")
+
+    @property
+    def own_data(self) -> bool:
+        """Whether the task is the user's own files (``--train-file …``)."""
+        return self.finetune.own.given
+
+    def jobs(self) -> list[tuple[str, dict, str | None]]:
+        """One ``(name, task and data of fine-tuning, given teacher)`` per task (none without a task); ``name`` is the
+        subfolder under RUN/finetune and RUN/export."""
+        given = list(self.task_teachers) or [None] * max(len(self.tasks), 1)
+        if self.own_data:
+            return [(_slug(str(self.finetune.own.train_file or self.finetune.own.validation_file)), {}, given[0])]
+        return [(_slug(t), {"task": t, "data": d}, g) for t, d, g in zip(self.tasks, self.data or (None,) * len(self.tasks), given)]
+
+
+def _slug(name: str) -> str:
+    """A task's folder name: ``glue/sst2`` → ``sst2``; a file ``data/train.csv`` → ``train``."""
+    return Path(name).stem if "." in Path(name).name else name.rstrip("/").rsplit("/", 1)[-1]

@@ -1,0 +1,131 @@
+"""The recipe behind ``bort compress``, readable top to bottom: the existing stages, chained.
+
+teacher (→ ``RUN/teacher_mlm`` only if a logit objective needs an MLM head) → ``RUN/extract`` (the
+best ξ at least ``--min-speedup``× faster) → ``RUN/pretrain`` (teacher init, the chosen objectives)
+→ for each task ``RUN/finetune/<task>/teacher`` (unless ``--task-teacher``) and ``…/student`` (task
+distillation with augmentation) → ``RUN/export/<task>`` (int8 ONNX; ``RUN/export/encoder`` without a
+task) → ``RUN/bench`` (teacher and student side by side) → ``RUN/report.md``, ``report.png`` and
+``compress.json``. Each stage is the stage's own library entry; this module only fills in their configs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from bort.arch import Arch
+from bort.compress.config import CompressConfig
+from bort.compress.report import CompressResult, write_report
+from bort.compress.stages import Ledger
+from bort.distill.recipe import pretrain
+from bort.export.bench import bench
+from bort.export.onnx import ExportConfig, export_onnx
+from bort.finetune.augment import Augment
+from bort.finetune.distill import TaskDistill
+from bort.finetune.evaluate import EvaluateConfig, evaluate
+from bort.finetune.recipe import finetune
+from bort.models.loading import has_mlm_head, resolve_model_path
+from bort.search.recipe import extract
+from bort.training.losses import DistillLoss
+from bort.training.mlm_head import TEACHER_MLM_DIR, PrepareConfig, prepare
+from bort.training.objectives import RepresentationLoss
+from bort.training.run import RunFolder, fingerprint, resolve_device
+
+
+def compress(cfg: CompressConfig) -> CompressResult:
+    """Run (or resume) every stage of ``cfg`` in ``cfg.out`` and write the report; returns ``compress.json``'s record."""
+    device = str(resolve_device(cfg.device))
+    with RunFolder(cfg.out, "compress", marker="compress_settings.json") as run:
+        run.guard(fingerprint(cfg), resuming=run.settings_file.is_file())  # a changed setting: one line, nothing run
+        return _compress(cfg, run.out, device)
+
+
+def _main_metric(dev: dict[str, float]) -> str:
+    """The task's main metric: the first of its dev metrics (the task's own order, e.g. MRPC's F1, STS-B's Pearson)."""
+    return next(iter(dev))
+
+
+def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
+    jobs = cfg.jobs()
+    teacher_path = resolve_model_path(cfg.teacher)
+    needs_head = cfg.loss.active and not has_mlm_head(teacher_path)
+    total = int(needs_head) + 2 + sum(2 if given is None else 1 for *_, given in jobs) + max(len(jobs), 1) + 1
+    ledger = Ledger(out, total)
+    common = {"seed": cfg.seed, "progress": cfg.progress}  # what every stage takes from the run
+
+    # 1. An MLM head, only for a logit objective and a teacher without one; later stages then distil the prepared teacher.
+    teacher = cfg.teacher
+    if needs_head:
+        folder = out / TEACHER_MLM_DIR
+        head = replace(cfg.pretrain.head, seed=cfg.seed)
+        ledger.run("teacher_mlm", folder, lambda: prepare(PrepareConfig(out=folder, teacher=cfg.teacher, corpus=cfg.corpus, seq_len=cfg.seq_len,
+                                                                        head=head, device=device)).to_dict(), what="train the teacher's MLM head")
+        teacher = str(folder)
+
+    # 2. Extraction: ê from the pretraining objectives (the logit terms if any, else the representation terms), candidates ≥ X× faster.
+    logit = cfg.loss.active
+    extract_cfg = replace(cfg.extract, out=out / "extract", teacher=teacher, corpus=cfg.corpus, seq_len=cfg.seq_len, steps=cfg.extract_steps,
+                          init=cfg.init, min_speedup=cfg.min_speedup, device=device, loss=cfg.loss if logit else DistillLoss(0.0, 0.0),
+                          representation=RepresentationLoss() if logit else cfg.representation, **common)
+
+    def extract_stage() -> dict:
+        result = extract(extract_cfg)
+        b, t = result.best, result.teacher
+        cost = "latency_ms" if t["latency_ms"] is not None else "flops"
+        return {"arch": f"{b['D']},{b['A']},{b['H']},{b['I']}", "params": b["params"], "teacher_params": t["params"],
+                "speedup_estimate": t[cost] / b[cost], "error": b["error"], "error_kind": result.error_kind}
+
+    chosen = ledger.run("extract", extract_cfg.out, extract_stage, what=f"the best ξ at least {cfg.min_speedup:g}× faster than the teacher")
+
+    # 3. Pretraining of the chosen ξ from the teacher's slices.
+    student = out / "pretrain"
+    pretrain_cfg = replace(cfg.pretrain, out=student, teacher=teacher, corpus=cfg.corpus, student=None, arch=Arch.parse(chosen["arch"]),
+                           init=cfg.init, loss=cfg.loss, representation=cfg.representation, steps=cfg.pretrain_steps, seq_len=cfg.seq_len,
+                           device=device, head=replace(cfg.pretrain.head, seed=cfg.seed), **common)
+    ledger.run("pretrain", student, lambda: pretrain(pretrain_cfg).to_dict(), what=f"⟨{chosen['arch']}⟩, {cfg.pretrain_steps} steps")
+
+    # 4. Per task: the fine-tuned teacher, the task-distilled student and its int8 export.
+    tasks = {}
+    for name, data, given in jobs:
+        tasks[name] = _task(cfg, ledger, out, name, data, given, student, device, common)
+    if not jobs:
+        encoder = out / "export" / "encoder"
+        ledger.run("export/encoder", encoder, lambda: export_onnx(ExportConfig(model=str(student), out=encoder, quantize="int8")).to_dict(),
+                   what="the task-agnostic student, int8 ONNX")
+
+    # 5. One benchmark: each teacher on every runtime (HF eager fp32 among them), each student's int8 export.
+    pairs = [(t["teacher_folder"], t["student_onnx"]) for t in tasks.values()] or [(cfg.teacher, str(out / "export" / "encoder"))]
+    bench_cfg = replace(cfg.bench, out=out / "bench", models=tuple(m for pair in pairs for m in pair), archs=(), teacher=None)
+
+    def bench_stage() -> dict:
+        bench(bench_cfg)
+        return {"models": list(bench_cfg.models)}
+
+    ledger.run("bench", bench_cfg.out, bench_stage, what="teacher and student side by side")
+    return write_report(ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student)
+
+
+def _task(cfg: CompressConfig, ledger: Ledger, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,
+          common: dict) -> dict:
+    """Fine-tune the teacher (or score the given one), distil the student on the task, export it; the task's folders and metrics."""
+    base = replace(cfg.finetune, steps=cfg.finetune_steps, device=device, **data, **common)
+    teacher_out, student_out, export_out = out / "finetune" / name / "teacher", out / "finetune" / name / "student", out / "export" / name
+    if given is None:
+        teacher_dev = ledger.run(f"finetune/{name}/teacher", teacher_out, lambda: finetune(replace(
+            base, model=cfg.teacher, out=teacher_out, distill=TaskDistill(), augment=Augment())).to_dict(), what="fine-tune the teacher")["dev"]
+        teacher_folder = str(teacher_out)
+    else:
+        files = replace(cfg.finetune.own, train_file=None)  # one's own task: its dev split, the validation file
+        teacher_dev = ledger.run(f"finetune/{name}/teacher", Path(given), lambda: {"dev": evaluate(EvaluateConfig(
+            model=given, device=device, own=files, **data)).metrics}, what="score the given teacher")["dev"]
+        teacher_folder = given
+    student_dev = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(replace(
+        base, model=str(student), out=student_out, optim=replace(base.optim, lr=cfg.student_lr), distill=replace(cfg.task_distill, teacher=teacher_folder),
+        augment=cfg.augment)).to_dict(),
+        what="task-distil the student, with augmentation")["dev"]
+    ledger.run(f"export/{name}", export_out, lambda: export_onnx(ExportConfig(model=str(student_out), out=export_out, quantize="int8")).to_dict(),
+               what="the student, int8 ONNX")
+    metric = _main_metric(teacher_dev)
+    return {"task": data.get("task", name), "metric": metric, "teacher_metric": teacher_dev[metric], "student_metric": student_dev[metric],
+            "teacher_dev": teacher_dev, "student_dev": student_dev, "teacher_folder": teacher_folder, "student_folder": str(student_out),
+            "student_onnx": str(export_out)}

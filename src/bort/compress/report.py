@@ -1,0 +1,162 @@
+"""``bort compress``'s answer: ``RUN/compress.json``, ``RUN/report.md`` and ``RUN/report.png``.
+
+The numbers come from the stages' own outputs: the dev metrics of the fine-tuning stages and the
+medians of ``RUN/bench/bench.json`` at its first batch size. For each (teacher, student) pair:
+``speedup_same_runtime`` is the teacher's latency on the student's runtime (int8 ONNX) over the
+student's, ``speedup_vs_eager`` the teacher's on Hugging Face eager PyTorch fp32 over the student's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bort.atomic import atomic_file, atomic_write_text
+from bort.compress.stages import Ledger
+from bort.models.loading import ONNX_FILE
+from bort.records import Record
+
+EAGER = "torch-fp32"  # how users run the teacher today: transformers, eager PyTorch, fp32
+
+
+@dataclass(frozen=True)
+class CompressResult(Record):
+    """``compress.json``: the teacher, the chosen student shape, the stages, and per task (or for the task-agnostic
+    student) the quality kept and the speed-ups, with the final student folder and its int8 export."""
+
+    teacher: str
+    arch: str
+    min_speedup: float
+    bench_batch: int
+    tasks: dict[str, dict] = field(default_factory=dict)
+    student: dict = field(default_factory=dict)  # without a task: the encoder's folder, export and speed-ups
+    stages: list[dict] = field(default_factory=list)
+
+
+def speed(bench_doc: dict, teacher: str, student: str, batch: int) -> dict:
+    """Latency of ``teacher`` (every runtime) and ``student`` (its fastest) at one batch size, and the speed-ups."""
+    rows = [r for r in bench_doc["results"] if r["batch"] == batch]
+    t = {r["runtime"]: r["median_ms"] for r in rows if r["model"] == teacher}
+    s = min((r for r in rows if r["model"] == student), key=lambda r: r["median_ms"])
+    fastest = min(t, key=t.get)
+    return {"teacher_ms": t, "teacher_fastest_runtime": fastest, "student_ms": s["median_ms"], "student_runtime": s["runtime"],
+            "teacher_throughput_seq_s": batch * 1000.0 / t[fastest], "student_throughput_seq_s": s["throughput_seq_s"],
+            "speedup_same_runtime": t[s["runtime"]] / s["median_ms"] if s["runtime"] in t else None,
+            "speedup_vs_eager": t[EAGER] / s["median_ms"] if EAGER in t else None,
+            "speedup_vs_teacher_fastest": t[fastest] / s["median_ms"]}
+
+
+def _pair(bench_doc: dict, teacher: str, student: str) -> dict:
+    """A (teacher, student) pair's numbers: the speed-ups at the first batch size, every batch's under ``by_batch``, the sizes."""
+    batches = bench_doc["settings"]["batches"]
+    info = {m["name"]: m for m in bench_doc["models"]}[teacher]
+    return {**speed(bench_doc, teacher, student, batches[0]), "by_batch": {str(b): speed(bench_doc, teacher, student, b) for b in batches},
+            "teacher_params": info.get("params"), "teacher_onnx_int8_mb": _mb(info.get("onnx-int8", {}).get("folder")), "student_onnx_mb": _mb(student)}
+
+
+def _mb(folder: str | None) -> float | None:
+    path = Path(folder or "") / ONNX_FILE
+    return path.stat().st_size / 1e6 if folder and path.is_file() else None
+
+
+def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], pairs: list[tuple[str, str]], student: Path) -> CompressResult:
+    """Write compress.json, report.md and report.png into the run folder; returns the record."""
+    doc = json.loads((ledger.out / "bench" / "bench.json").read_text(encoding="utf-8"))
+    for task, (t, s) in zip(tasks.values(), pairs):
+        task.update(_pair(doc, t, s), kept=task["student_metric"] / task["teacher_metric"] if task["teacher_metric"] else None)
+    agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0])}
+    record = CompressResult(teacher=str(cfg.teacher), arch=chosen["arch"], min_speedup=cfg.min_speedup, bench_batch=doc["settings"]["batches"][0],
+                            tasks=tasks, student=agnostic, stages=[{k: s[k] for k in ("name", "status", "wall_s", "output")} for s in ledger.stages])
+    ledger.write(**{k: v for k, v in record.to_dict().items() if k != "stages"})
+    atomic_write_text(ledger.out / "report.md", markdown(record.to_dict(), chosen, seq=doc["settings"]["seq"]))
+    plot(record.to_dict(), ledger.out / "report.png")
+    return record
+
+
+def _x(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}×"
+
+
+def summary(result: CompressResult) -> list[str]:
+    """One line per task (or for the task-agnostic student): the quality kept, the speed-ups and the final student."""
+    speedups = "{} on the same runtime, {} vs HF eager"
+    lines = [f"{name}: kept {'–' if t['kept'] is None else format(100 * t['kept'], '.1f') + '%'} of the teacher's {t['metric']} "
+             f"({t['student_metric']:.4f} / {t['teacher_metric']:.4f}); {speedups.format(_x(t['speedup_same_runtime']), _x(t['speedup_vs_eager']))}; "
+             f"student {t['student_folder']} (int8: {t['student_onnx']})" for name, t in result.tasks.items()]
+    s = result.student
+    return lines or [(f"task-agnostic student ⟨{result.arch}⟩: {speedups.format(_x(s['speedup_same_runtime']), _x(s['speedup_vs_eager']))}; "
+                      f"{s['student_folder']} (int8: {s['student_onnx']})")]
+
+
+def _speed_rows(name: str, e: dict) -> list[str]:
+    rows = []
+    for batch, b in e["by_batch"].items():
+        t, fast = b["teacher_ms"], b["teacher_fastest_runtime"]
+        rows.append(f"| {name} | {batch} | {t.get(EAGER, float('nan')):.2f} | {t[fast]:.2f} ({fast}) | {b['student_ms']:.2f} ({b['student_runtime']}) | "
+                    f"{b['teacher_throughput_seq_s']:.1f} → {b['student_throughput_seq_s']:.1f} | {_x(b['speedup_same_runtime'])} | "
+                    f"{_x(b['speedup_vs_eager'])} | {_x(b['speedup_vs_teacher_fastest'])} |")
+    return rows
+
+
+def _size(mb: float | None) -> str:
+    return "–" if mb is None else f"{mb:.1f}"
+
+
+def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
+    """report.md: quality kept, latency and speed-ups, sizes, and each stage's wall time."""
+    lines = ["# bort compress report", "",
+             (f"Teacher `{doc['teacher']}` ({chosen['teacher_params']:,} parameters) → student ⟨{doc['arch']}⟩ ({chosen['params']:,} parameters, "
+              f"{100 * chosen['params'] / chosen['teacher_params']:.1f}%), the best ξ at least {doc['min_speedup']:g}× faster by the "
+              f"extraction's î ({chosen['speedup_estimate']:.1f}×; ê {chosen['error_kind']} {chosen['error']:.4g})."), ""]
+    if doc["tasks"]:
+        lines += ["## Quality (dev)", "", "| task | metric | teacher | student | kept |", "|---|---|---:|---:|---:|"]
+        for e in doc["tasks"].values():
+            kept = "–" if e["kept"] is None else f"{100 * e['kept']:.1f}%"
+            lines.append(f"| {e['task']} | {e['metric']} | {e['teacher_metric']:.4f} | {e['student_metric']:.4f} | {kept} |")
+        lines.append("")
+    speed_head = [f"## Latency (sequence {seq}; median ms, from bench/bench.md) and speed-ups of the student", "",
+                  ("| | batch | teacher, HF eager fp32 | teacher, fastest | student, fastest | sequences/s, teacher's fastest → student | "
+                   "same runtime | vs HF eager | vs teacher's fastest |"), "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    entries = doc["tasks"] or {"task-agnostic encoder": doc["student"]}
+    lines += speed_head + [row for name, e in entries.items() for row in _speed_rows(name, e)] + [""]
+    lines += ["## Final students", "", "| | folder | int8 ONNX | MB (int8 ONNX) | teacher's MB (int8 ONNX) |", "|---|---|---|---:|---:|"]
+    lines += [f"| {name} | `{e['student_folder']}` | `{e['student_onnx']}` | {_size(e['student_onnx_mb'])} | {_size(e['teacher_onnx_int8_mb'])} |"
+              for name, e in entries.items()]
+    lines += ["", "## Stages", "", "| stage | status | wall time | output |", "|---|---|---:|---|"]
+    lines += [f"| {s['name']} | {s['status']} | {'–' if s['wall_s'] is None else format(s['wall_s'], '.0f') + ' s'} | `{s['output']}` |"
+              for s in doc["stages"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc: dict, path: Path) -> None:
+    """report.png: the quality kept against the speed-ups per task, and each stage's wall time."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, e in doc["tasks"].items():
+        kept = 100 * (e["kept"] or 0)
+        for key, marker in (("speedup_same_runtime", "o"), ("speedup_vs_eager", "s")):
+            if e[key] is not None:
+                ax.scatter([e[key]], [kept], marker=marker, s=60, label=f"{name}: {key.removeprefix('speedup_').replace('_', ' ')}")
+                ax.annotate(name, (e[key], kept), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if not doc["tasks"]:
+        ax.text(0.5, 0.5, "no task: a task-agnostic student\n(speed-ups in report.md)", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=7)
+    ax.set_xlabel("speed-up over the teacher (×)")
+    ax.set_ylabel("teacher's dev metric kept (%)")
+    ax.set_title("quality kept vs speed-up")
+    ax.grid(alpha=0.3)
+    stages = [s for s in doc["stages"] if s["wall_s"] is not None]
+    bx.barh([s["name"] for s in stages], [s["wall_s"] for s in stages], color="tab:blue")
+    bx.invert_yaxis()
+    bx.set_xlabel("wall time (s)")
+    bx.set_title("stages")
+    fig.tight_layout()
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,140 @@
+"""A user's own data: CSV, TSV or JSON-lines files (by extension) of text columns and a label column.
+
+:func:`read_rows` reads one file into ``(line, idx, texts, raw label)`` rows; :func:`task_labels` orders the
+label names a training file holds; :func:`examples` turns rows into :class:`Example` rows of a task.
+:func:`write_rows` writes prediction rows in the same three formats. A bad row raises a one-line
+:class:`~bort.errors.BortError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bort.errors import BortError
+from bort.finetune.readers.common import RowError, jsonl_objects, parse_label
+from bort.finetune.spec import Example, TaskSpec
+
+OWN = "own"  # the family of one's own tasks: they are named "own/<training file's stem>"
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+_ID_COLUMNS = ("idx", "id", "index")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One example of a file as written: where it is, its id, its texts, and its label as text (None: none given)."""
+
+    line: int
+    idx: str
+    texts: tuple[str, ...]
+    label: object
+
+
+def file_format(path: Path) -> str:
+    """``csv``, ``tsv`` or ``jsonl``, by the file's extension; a :class:`BortError` for any other."""
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise BortError(f"'{path}': unknown file type '{Path(path).suffix}'; give a .csv, .tsv or .jsonl (JSON lines) file")
+    return fmt
+
+
+def _text(path: Path) -> str:
+    if not path.is_file():
+        raise BortError(f"data file '{path}' does not exist; pass a .csv, .tsv or .jsonl file")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise BortError(f"{path}:{line}: not UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`") from None
+
+
+def _records(path: Path, text: str, fmt: str) -> list[tuple[int, dict]]:
+    """``(line, {column: value})`` of every non-blank record; a header row names the columns of CSV and TSV."""
+    if fmt == "jsonl":
+        return list(jsonl_objects(text, str(path)))
+    reader = csv.reader(io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
+    out, header, start = [], None, 1
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                if header is None:
+                    header = [c.strip() for c in row]
+                elif len(row) != len(header):
+                    raise BortError(f"{path}:{start}: {len(row)} columns, the header has {len(header)} ({', '.join(header)[:120]}); fix the row")
+                else:
+                    out.append((start, dict(zip(header, row))))
+            start = reader.line_num + 1  # a quoted cell may span lines: the next record starts after this one
+    except csv.Error as exc:
+        raise BortError(f"{path}:{reader.line_num}: unreadable row ({exc}); fix the quoting of the line") from None
+    return out
+
+
+def read_rows(path: Path, text_columns: Sequence[str], label_column: str | None, *, need_label: bool) -> list[Row]:
+    """The rows of the file at ``path``: the ``text_columns`` (non-empty) and ``label_column`` of each.
+
+    ``need_label``: every row must have a label (training and validation files); else a row without
+    the column, or with it empty, is unlabelled (None).
+    """
+    path = Path(path)
+    records = _records(path, _text(path), file_format(path))
+    if not records:
+        raise BortError(f"{path}:1: no examples in the file (empty, or only a header); give one example per row")
+    rows = []
+    for line, rec in records:
+        missing = [c for c in text_columns if c not in rec] + ([label_column] if need_label and label_column and label_column not in rec else [])
+        if missing:
+            raise BortError(f"{path}:{line}: no column {', '.join(map(repr, missing))} (found: {', '.join(rec)[:120]}); "
+                            "name the columns with --text-columns and --label-column")
+        texts = tuple("" if rec[c] is None else str(rec[c]) for c in text_columns)
+        empty = [c for c, t in zip(text_columns, texts) if not t.strip()]
+        if empty:
+            raise BortError(f"{path}:{line}: empty text in column '{empty[0]}'; give every example its text, or remove the row")
+        label = rec.get(label_column) if label_column else None
+        if label is not None and str(label).strip() == "":
+            label = None
+        if label is None and need_label:
+            raise BortError(f"{path}:{line}: empty label in column '{label_column}'; give every training and validation example its label")
+        idx = next((str(rec[c]) for c in _ID_COLUMNS if c in rec and c not in text_columns and c != label_column), str(len(rows)))
+        rows.append(Row(line, idx, texts, label))
+    return rows
+
+
+def task_labels(rows: Sequence[Row]) -> tuple[str, ...]:
+    """The label names of a training file, sorted (numerically when every name is a number), which fixes their ids."""
+    names = {str(r.label).strip() for r in rows if r.label is not None}
+
+    def number(name: str) -> float | None:
+        try:
+            return float(name)
+        except ValueError:
+            return None
+
+    numeric = all(number(n) is not None for n in names)
+    return tuple(sorted(names, key=lambda n: (number(n), n) if numeric else (0, n)))
+
+
+def examples(task: TaskSpec, path: Path, rows: Sequence[Row]) -> list[Example]:
+    """The rows as examples of ``task``: labels checked against its names, scores parsed (regression)."""
+    out = []
+    for r in rows:
+        try:
+            label = None if r.label is None else parse_label(task, r.label)
+        except RowError as exc:
+            raise BortError(f"{path}:{r.line}: {exc}; fix the row") from None
+        out.append(Example(idx=r.idx, texts=r.texts, label=label))
+    return out
+
+
+def write_rows(rows: Sequence[dict], fmt: str) -> str:
+    """Prediction rows (dicts of the same keys) as JSON lines, or as CSV or TSV with a header row."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+    keys = list(rows[0]) if rows else []
+    writer.writerows([keys, *([r[k] for k in keys] for r in rows)])
+    return buf.getvalue()

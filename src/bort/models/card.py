@@ -1,0 +1,218 @@
+"""The ``README.md`` model card of every model folder bort writes (a Hugging Face model card).
+
+YAML front matter (``library_name``, ``tags``, ``base_model`` where the source is a Hub name or
+alias, ``pipeline_tag`` where the head has one), then what the model is (its source, architecture
+⟨D,A,H,I⟩ and parameter count, the settings that made it, its metrics and latency where known) and
+how to load it: with transformers (a PyTorch folder), ONNX Runtime and Optimum (an ONNX export),
+and sentence-transformers (a folder with ``modules.json``). A stage says what it knows in a
+:class:`Card`; :meth:`Card.write` reads the rest from the folder, so the snippets match its files.
+The card is bort's own file: it is written only into folders bort writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bort import __version__
+from bort.arch import Arch
+from bort.atomic import atomic_write_text
+from bort.errors import BortError
+from bort.models.loading import ONNX_FILE, head_of, read_config, resolve_model_path
+
+CARD = "README.md"
+# The Hub repositories of bort's aliases, for ``base_model``.
+HUB_NAMES = {"minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"}
+# What each command makes, completed with the source and task.
+_WHAT = {
+    "bort pretrain": "A student encoder distilled from {source} by `bort pretrain`.",
+    "bort finetune": "{source} fine-tuned on {task} by `bort finetune`.",
+    "bort finetune --agora": "{source} fine-tuned on {task} by Agora (`bort finetune --agora`): the best model of all its rounds.",
+    "bort teacher prepare": "{source} with a masked-language-model head trained by `bort teacher prepare` (its encoder frozen).",
+    "bort export": "An ONNX graph of {source}, made by `bort export`: fused by ONNX Runtime's transformer optimizer and checked against PyTorch.",
+    "bort extract": "The student architecture that `bort extract` chose for {source}, with random weights: "
+                    "pretrain it with `bort pretrain --student <this folder>`.",
+}
+# Per head (bort.models.loading.HEADS): the pipeline tag, the transformers class and the Optimum class.
+_HEADS = {
+    "classification": ("text-classification", "AutoModelForSequenceClassification", "ORTModelForSequenceClassification"),
+    "multiple_choice": (None, "AutoModelForMultipleChoice", "ORTModelForMultipleChoice"),
+    "masked_lm": ("fill-mask", "AutoModelForMaskedLM", "ORTModelForMaskedLM"),
+    "encoder": ("feature-extraction", "AutoModel", "ORTModelForFeatureExtraction"),
+}
+_HIDDEN = ("out", "progress", "report_to", "device", "eval_batch_size")  # settings (at any level) that do not change the model
+_TEXT = "A sentence to encode."
+
+
+def hub_name(name: str | None) -> str | None:
+    """The Hub repository of a model bort was given, or None for a folder of one's own: an alias's (by name or by its
+    installed folder), a Hub download's (``…/models--org--name/snapshots/…``), or the name itself when it is no local
+    folder (then bort fetched it from the Hub)."""
+    if not name:
+        return None
+    if name in HUB_NAMES:
+        return HUB_NAMES[name]
+    path = Path(name).expanduser()
+    if not path.exists():
+        return name
+    cached = next((p.name for p in path.resolve().parents if p.name.startswith("models--") and p.parent.name == "hub"), None)
+    if cached:
+        return cached.removeprefix("models--").replace("--", "/")
+    for alias, hub in HUB_NAMES.items():
+        with contextlib.suppress(BortError):  # the alias's package is not installed
+            if resolve_model_path(alias).resolve() == path.resolve():
+                return hub
+    return None
+
+
+def count_params(folder: Path) -> int | None:
+    """The parameters in the folder's safetensors files (each stored tensor once, tied ones too), read from their headers."""
+    from safetensors import safe_open
+
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118 - a safetensors file, not a dict
+    return total
+
+
+def _flat(settings: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in settings.items():
+        if k in _HIDDEN:
+            continue
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {} if v is None else {f"{prefix}{k}": v})
+    return out
+
+
+def _number(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
+def _table(head: tuple[str, str], rows: dict) -> list[str]:
+    lines = [f"| {head[0]} | {head[1]} |", "|---|---|"]
+    return lines + [f"| {k} | {_number(v)[:200].replace('|', '/')} |" for k, v in rows.items()]
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a stage knows about a model folder it writes.
+
+    ``made_by`` is the command (a key of :data:`_WHAT`); ``source`` the model it came from (the
+    teacher, the model fine-tuned or exported) as the user named it; ``metrics`` (name → number) are
+    described by ``evaluation``; ``latency`` (setting → milliseconds) where measured; ``params``
+    where the folder has no safetensors weights (an ONNX export).
+    """
+
+    made_by: str
+    source: str | None = None
+    task: str | None = None
+    settings: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    evaluation: str = "Dev metrics"
+    latency: dict = field(default_factory=dict)
+    params: int | None = None
+
+    def write(self, folder: str | Path, *, name: str | Path | None = None) -> None:
+        """Write ``folder/README.md`` atomically; the load snippets name the folder as ``name`` (default: ``folder``;
+        give the final path when ``folder`` is a temporary to be renamed)."""
+        atomic_write_text(Path(folder) / CARD, self.text(Path(folder), name=str(name if name is not None else folder)))
+
+    def text(self, folder: Path, *, name: str) -> str:
+        """The card of ``folder``, as :meth:`write` writes it."""
+        config = read_config(folder)
+        head = head_of(config).kind
+        onnx, sentence = (folder / ONNX_FILE).is_file(), (folder / "modules.json").is_file()
+        weights = any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model.bin*"))
+        pipeline_tag = "sentence-similarity" if sentence and head == "encoder" else _HEADS[head][0]
+        base = hub_name(self.source)
+        meta = {"library_name": "transformers", "tags": ["bort", "distillation", *(["sentence-transformers"] if sentence else []),
+                                                          *(["onnx"] if onnx else [])],
+                **({"base_model": base} if base else {}), **({"pipeline_tag": pipeline_tag} if pipeline_tag else {})}
+        arch, params = Arch.from_config(config), self.params or count_params(folder)
+        source = f"`{self.source}`" if self.source else "its teacher"
+        facts = {"made by": f"`{self.made_by}` (bort {__version__})", "source": source, "family": config.model_type,
+                 "architecture ⟨D,A,H,I⟩": f"⟨{arch.key}⟩: depth {arch.D}, {arch.A} attention heads, hidden size {arch.H}, "
+                                           f"feed-forward size {arch.I}",
+                 **({"parameters": params} if params else {}), "head": head.replace("_", " "),
+                 **({"labels": ", ".join(config.id2label[i] for i in sorted(config.id2label))} if config.num_labels > 1 and head == "classification" else {}),
+                 **({"task": self.task} if self.task else {})}
+        lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
+                 f"# {Path(name).name or name}", "", _WHAT[self.made_by].format(source=source, task=self.task or "its task"), "",
+                 "## Model", "", *_table(("", ""), facts), ""]
+        if self.metrics:
+            lines += [f"## {self.evaluation}", "", *_table(("metric", "value"), self.metrics), ""]
+        lines += ["## Latency", ""]
+        lines += [*_table(("setting", "ms"), self.latency), ""] if self.latency else \
+            [f"Not measured here: `bort bench --models {name}` measures it on every runtime that applies.", ""]
+        settings = _flat(self.settings)
+        if settings:
+            lines += ["## Settings", "", *_table(("setting", "value"), settings), ""]
+        lines += ["## How to load it", "", *_snippets(name, head, config, weights=weights, onnx=onnx, sentence=sentence)]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _snippets(name: str, head: str, config, *, weights: bool, onnx: bool, sentence: bool) -> list[str]:
+    """Load snippets that match the folder: transformers where it has PyTorch weights, ONNX Runtime and Optimum
+    where it has ``model.onnx``, sentence-transformers where it has ``modules.json``."""
+    model = f"MODEL = {json.dumps(name)}"
+    _, auto, ort_class = _HEADS[head]
+    out = []
+    if weights:
+        out += ["With transformers:", "", "```python", *_transformers(head, config, model, auto), "```", ""]
+    if onnx:
+        batch = ["inputs = {k: v[None] for k, v in inputs.items()}  # one question: [1, choices, tokens]"] if head == "multiple_choice" else []
+        out += ["With ONNX Runtime:", "", "```python", "import onnxruntime as ort", "from transformers import AutoTokenizer", "", model,
+                "tokenizer = AutoTokenizer.from_pretrained(MODEL)", 'session = ort.InferenceSession(f"{MODEL}/model.onnx")',
+                *_inputs(head, "np"), *batch, "names = [i.name for i in session.get_inputs()]",
+                'outputs = session.run(None, {k: v.astype("int64") for k, v in inputs.items() if k in names})',
+                "print(outputs[0].shape)", "```", "",
+                "With Optimum (`pip install optimum[onnxruntime]`):", "", "```python", f"from optimum.onnxruntime import {ort_class}",
+                "from transformers import AutoTokenizer, pipeline", "", model, f"model = {ort_class}.from_pretrained(MODEL)",
+                "tokenizer = AutoTokenizer.from_pretrained(MODEL)", *_use(head, config, "model=model, tokenizer=tokenizer"), "```", ""]
+    if sentence:
+        # Without PyTorch weights only the ONNX backend can load it; with both, PyTorch is the default and ONNX the choice.
+        load = ('SentenceTransformer(MODEL)  # or backend="onnx" to run model.onnx (needs optimum[onnxruntime])' if weights and onnx else
+                'SentenceTransformer(MODEL, backend="onnx")  # needs optimum[onnxruntime]' if onnx else "SentenceTransformer(MODEL)")
+        out += ["With sentence-transformers (its pooling and normalisation, from `modules.json`):", "", "```python",
+                "from sentence_transformers import SentenceTransformer", "", model, f"model = {load}",
+                f"embeddings = model.encode([{json.dumps(_TEXT)}])", "print(embeddings.shape)", "```", ""]
+    return out
+
+
+def _inputs(head: str, tensors: str) -> list[str]:
+    """Tokenising an example: two choices for a multiple-choice head, one sentence otherwise."""
+    extra = ", return_token_type_ids=True" if tensors == "np" else ""  # the ONNX graph takes them, RoBERTa's too
+    if head == "multiple_choice":
+        return ['question, choices = "Where do cats sleep?", ["On the mat.", "In the sky."]',
+                f'inputs = tokenizer([question] * len(choices), choices, padding=True, return_tensors="{tensors}"{extra})']
+    return [f'inputs = tokenizer([{json.dumps(_TEXT)}], padding=True, return_tensors="{tensors}"{extra})']
+
+
+def _use(head: str, config, model_args: str) -> list[str]:
+    """Running the model through a transformers pipeline (the heads that have one) or by hand (multiple choice)."""
+    if head == "classification":
+        scores = ', function_to_apply="none"' if config.num_labels == 1 else ""  # one output: a regression score, not a probability
+        return [f'classifier = pipeline("text-classification", {model_args}{scores})', 'print(classifier("A sentence to classify."))',
+                'print(classifier({"text": "A first sentence.", "text_pair": "A second one."}))  # a sentence pair']
+    if head == "masked_lm":
+        return [f'unmasker = pipeline("fill-mask", {model_args})', 'print(unmasker(f"Paris is the {unmasker.tokenizer.mask_token} of France."))']
+    if head == "encoder":
+        return [f'extractor = pipeline("feature-extraction", {model_args})', f'print(len(extractor({json.dumps(_TEXT)})[0]))  # tokens']
+    return [*_inputs(head, "pt"), "logits = model(**{k: v[None] for k, v in inputs.items()}).logits  # [1, choices]",
+            "print(logits.argmax(-1).item())"]
+
+
+def _transformers(head: str, config, model: str, auto: str) -> list[str]:
+    if head == "multiple_choice":
+        return [f"from transformers import {auto}, AutoTokenizer", "", model, "tokenizer = AutoTokenizer.from_pretrained(MODEL)",
+                f"model = {auto}.from_pretrained(MODEL)", *_use(head, config, "")]
+    return ["from transformers import pipeline", "", model, *_use(head, config, "model=MODEL")]

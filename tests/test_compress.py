@@ -1,0 +1,194 @@
+"""``bort compress`` end to end on a tiny head-less teacher, a small corpus and an RTE-like task.
+
+Extraction by FLOPs (tiny models' latency is all overhead), a few steps per stage, one benchmark round.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import SEQ_LEN
+from test_finetune import write_rte
+
+from bort import options
+from bort.cli import build_parser, main
+from bort.compress import CompressConfig, compress
+from bort.compress.report import EAGER, summary
+from bort.errors import BortError
+
+
+def _flags(teacher: Path, corpus: Path, space: Path, out: Path, *extra: str) -> list[str]:
+    return ["compress", "--teacher", str(teacher), "--corpus", str(corpus), "--space", str(space), "--out", str(out),
+            "--seq-len", str(SEQ_LEN), "--latency", "flops", "--latency-seq", str(SEQ_LEN), "--min-speedup", "2", "--extract-steps", "3",
+            "--epsilon", "4", "--pretrain-steps", "4", "--pretrain-batch-size", "8", "--finetune-steps", "6", "--batch-size", "8",
+            "--max-seq-len", str(SEQ_LEN), "--augment", "1", "--bench-seq", str(SEQ_LEN), "--bench-rounds", "1", "--bench-runs", "1",
+            "--bench-warmup", "0", "--device", "cpu", "--no-progress", *extra]
+
+
+def _config(argv: list[str]) -> CompressConfig:
+    return options.build(CompressConfig, options.parse_args(build_parser(), argv))
+
+
+@pytest.fixture(scope="module")
+def rte(tmp_path_factory) -> Path:
+    return write_rte(tmp_path_factory.mktemp("RTE"), n_train=32, n_dev=16)
+
+
+@pytest.fixture(scope="module")
+def task_run(tmp_path_factory, bert_teacher_nohead, corpus_file, space_file, rte):
+    """One finished run with a task, through the CLI: ``(argv, run folder)``."""
+    out = tmp_path_factory.mktemp("compress") / "RUN"
+    argv = _flags(bert_teacher_nohead, corpus_file, space_file, out, "--task", "glue/rte", "--data", str(rte))
+    assert main(argv) == 0
+    return argv, out
+
+
+def _stage_names(out: Path) -> list[str]:
+    return [s["name"] for s in json.loads((out / "compress.json").read_text())["stages"]]
+
+
+def test_task_run_numbers_come_from_the_stages(task_run):
+    _, out = task_run
+    doc = json.loads((out / "compress.json").read_text())
+    # A head-less teacher and representation objectives: no MLM head stage, ê from representations.
+    assert _stage_names(out) == ["extract", "pretrain", "finetune/rte/teacher", "finetune/rte/student", "export/rte", "bench"]
+    assert all(s["status"] == "done" and s["wall_s"] > 0 and Path(s["output"]).is_dir() for s in doc["stages"])
+    assert json.loads((out / "extract" / "result.json").read_text())["error_kind"] == "representation"
+    assert not (out / "teacher_mlm").exists()
+    pretrained = json.loads((out / "pretrain" / "pretrain.json").read_text())
+    assert pretrained["output"] == "encoder" and pretrained["init"] == "teacher"
+    assert ",".join(str(pretrained["arch"][k]) for k in "DAHI") == doc["arch"]
+
+    t = doc["tasks"]["rte"]
+    teacher_eval = json.loads((out / "finetune" / "rte" / "teacher" / "eval.json").read_text())
+    student_eval = json.loads((out / "finetune" / "rte" / "student" / "eval.json").read_text())
+    assert t["metric"] == "accuracy"
+    assert t["teacher_metric"] == teacher_eval["accuracy"] and t["student_metric"] == student_eval["accuracy"]
+    assert t["kept"] == pytest.approx(student_eval["accuracy"] / teacher_eval["accuracy"])
+    student_ft = json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())
+    assert student_ft["teacher"] == str(out / "finetune" / "rte" / "teacher") and student_ft["augmented"] > 0
+    assert t["student_folder"] == str(out / "finetune" / "rte" / "student") and (Path(t["student_onnx"]) / "model.onnx").is_file()
+    assert json.loads((Path(t["student_onnx"]) / "export.json").read_text())["quantize"] == "int8"
+
+    bench = json.loads((out / "bench" / "bench.json").read_text())
+    ms = {(r["model"], r["runtime"]): r["median_ms"] for r in bench["results"] if r["batch"] == bench["settings"]["batches"][0]}
+    student = ms[(t["student_onnx"], "onnx-int8")]
+    assert t["speedup_same_runtime"] == pytest.approx(ms[(t["teacher_folder"], "onnx-int8")] / student)
+    assert t["speedup_vs_eager"] == pytest.approx(ms[(t["teacher_folder"], EAGER)] / student)
+
+    report = (out / "report.md").read_text()
+    assert f"| glue/rte | accuracy | {t['teacher_metric']:.4f} | {t['student_metric']:.4f} | {100 * t['kept']:.1f}% |" in report
+    assert f"{t['speedup_same_runtime']:.1f}×" in report and all(f"| {name} | done |" in report for name in _stage_names(out))
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resume_skips_finished_stages_and_redoes_an_unfinished_one(task_run, capsys):
+    argv, out = task_run
+    files = [out / "pretrain" / "model.safetensors", out / "finetune" / "rte" / "student" / "model.safetensors",
+             out / "export" / "rte" / "model.onnx"]
+    before = {f: f.stat().st_mtime_ns for f in files}
+    bench_before = (out / "bench" / "bench.json").stat().st_mtime_ns
+    doc = json.loads((out / "compress.json").read_text())
+    next(s for s in doc["stages"] if s["name"] == "bench")["status"] = "running"  # as a run killed during the benchmark leaves it
+    (out / "compress.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert {f: f.stat().st_mtime_ns for f in files} == before
+    assert (out / "bench" / "bench.json").stat().st_mtime_ns != bench_before
+    assert err.count("skipped") == 5 and "[6/6] bench: done in" in err
+    assert json.loads((out / "compress.json").read_text())["stages"][-1]["status"] == "done"
+
+
+def test_changed_settings_are_refused_in_one_line(task_run, capsys):
+    argv, _ = task_run
+    capsys.readouterr()
+    assert main([*argv, "--pretrain-steps", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "holds a run with other settings" in err and "pretrain_steps" in err
+    with pytest.raises(BortError, match="holds a run with other settings"):
+        compress(replace(_config(argv), seed=1))
+
+
+def test_a_given_task_teacher_is_scored_not_fine_tuned(task_run, tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+    _, first = task_run
+    given = first / "finetune" / "rte" / "teacher"
+    out = tmp_path / "RUN"
+    result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--task", "glue/rte", "--data", str(rte),
+                                     "--task-teacher", str(given))))
+    stage = next(s for s in json.loads((out / "compress.json").read_text())["stages"] if s["name"] == "finetune/rte/teacher")
+    assert stage["output"] == str(given) and not (out / "finetune" / "rte" / "teacher").exists()
+    t = result.tasks["rte"]
+    assert t["teacher_folder"] == str(given) and t["teacher_metric"] == json.loads((given / "eval.json").read_text())["accuracy"]
+    assert json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())["teacher"] == str(given)
+
+
+def test_own_csv_data(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+    for split in ("train", "dev"):  # the RTE-like task as one's own CSV: premise, hypothesis, verdict
+        rows = [line.split("\t") for line in (rte / f"{split}.tsv").read_text().splitlines()[1:]]
+        (tmp_path / f"{split}.csv").write_text("premise,hypothesis,verdict\n" + "".join(f"{a},{b},{c}\n" for _, a, b, c in rows))
+    out = tmp_path / "RUN"
+    result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--train-file", str(tmp_path / "train.csv"),
+                                     "--validation-file", str(tmp_path / "dev.csv"), "--text-columns", "premise,hypothesis",
+                                     "--label-column", "verdict")))
+    t = result.tasks["train"]
+    assert t["teacher_metric"] == json.loads((out / "finetune" / "train" / "teacher" / "eval.json").read_text())["accuracy"]
+    assert (out / "export" / "train" / "model.onnx").is_file() and t["kept"] == pytest.approx(t["student_metric"] / t["teacher_metric"])
+    assert json.loads((out / "finetune" / "train" / "student" / "config.json").read_text())["bort_label_column"] == "verdict"
+
+
+def test_yaml_config_equals_the_flags(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+    flags = _flags(bert_teacher_nohead, corpus_file, space_file, tmp_path / "R", "--task", "glue/rte", "--data", str(rte), "--alpha-attn", "0.5")
+    lines, words = [], flags[1:]
+    while words:  # "--flag value" → "flag: value"; the one switch, --no-progress, → "progress: false"
+        flag, words = words[0], words[1:]
+        if flag == "--no-progress":
+            lines.append("progress: false")
+        else:
+            lines.append(f"{flag.lstrip('-')}: {words[0]}")
+            words = words[1:]
+    (tmp_path / "c.yaml").write_text("\n".join(lines) + "\n")
+    from_yaml = _config(["compress", "--config", str(tmp_path / "c.yaml")])
+    assert from_yaml == _config(flags)
+    assert from_yaml.representation.alpha_attn == 0.5 and from_yaml.finetune.steps is None and from_yaml.finetune_steps == 6
+
+
+def test_bad_inputs_are_one_line(tmp_path, rte):
+    with pytest.raises(BortError, match="not both"):
+        _config(["compress", "--task", "glue/rte", "--train-file", "t.csv", "--validation-file", "d.csv"])
+    with pytest.raises(BortError, match="one folder per --task"):
+        CompressConfig(tasks=("glue/rte", "glue/sst2"), data=(rte,))
+    with pytest.raises(BortError, match="one fine-tuned teacher per task"):
+        CompressConfig(tasks=("glue/rte",), data=(rte,), task_teachers=("a", "b"))
+    with pytest.raises(BortError, match="--min-speedup"):
+        CompressConfig(min_speedup=0)
+
+
+def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohead, corpus_file, space_file):
+    out = tmp_path / "RUN"
+    result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out)))
+    assert _stage_names(out) == ["extract", "pretrain", "export/encoder", "bench"]
+    assert result.tasks == {} and result.student["student_folder"] == str(out / "pretrain")
+    assert (out / "export" / "encoder" / "model.onnx").is_file() and not (out / "finetune").exists()
+    bench = json.loads((out / "bench" / "bench.json").read_text())
+    ms = {(r["model"], r["runtime"]): r["median_ms"] for r in bench["results"] if r["batch"] == 1}
+    onnx = str(out / "export" / "encoder")
+    assert result.student["speedup_vs_eager"] == pytest.approx(ms[(str(bert_teacher_nohead), EAGER)] / ms[(onnx, "onnx-int8")])
+    assert json.loads((out / "compress.json").read_text())["student"] == result.student
+    assert "task-agnostic encoder" in (out / "report.md").read_text()
+    s = result.student
+    assert summary(result) == [(f"task-agnostic student ⟨{result.arch}⟩: {s['speedup_same_runtime']:.1f}× on the same runtime, "
+                                f"{s['speedup_vs_eager']:.1f}× vs HF eager; {out / 'pretrain'} (int8: {onnx})")]
+
+
+@pytest.mark.slow
+def test_logit_objectives_train_the_mlm_head_first(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+    out = tmp_path / "RUN"
+    compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--alpha-hidden", "0", "--alpha-embed", "0", "--alpha-kd", "0.5",
+                            "--pretrain-head-steps", "3", "--task", "glue/rte", "--data", str(rte))))
+    assert _stage_names(out)[:2] == ["teacher_mlm", "extract"]
+    assert json.loads((out / "extract" / "result.json").read_text())["error_kind"] == "kl"
+    assert json.loads((out / "pretrain" / "pretrain.json").read_text())["output"] == "masked-lm"
