@@ -61,6 +61,12 @@ def test_task_run_numbers_come_from_the_stages(task_run):
     pretrained = json.loads((out / "pretrain" / "pretrain.json").read_text())
     assert pretrained["output"] == "encoder" and pretrained["init"] == "teacher"
     assert ",".join(str(pretrained["arch"][k]) for k in "DAHI") == doc["arch"]
+    # --pick quality (default): of the trained candidates at least --min-speedup× faster by î, the one of lowest ê.
+    result = json.loads((out / "extract" / "result.json").read_text())
+    cost = "latency_ms" if result["teacher"]["latency_ms"] is not None else "flops"
+    fast = [c for c in result["candidates"] if c["error"] is not None and result["teacher"][cost] >= doc["min_speedup"] * c[cost]]
+    lowest = min(fast, key=lambda c: (c["error"], c["params"]))
+    assert doc["pick"] == "quality" and doc["arch"] == f"{lowest['D']},{lowest['A']},{lowest['H']},{lowest['I']}"
 
     t = doc["tasks"]["rte"]
     teacher_eval = json.loads((out / "finetune" / "rte" / "teacher" / "eval.json").read_text())

@@ -12,7 +12,7 @@ from bort.arch import Arch
 from bort.cli import main
 from bort.data.corpus import load_corpus
 from bort.models.teacher import load_teacher
-from bort.search.pareto import best_by_speedup, dominates, front, pareto_doc
+from bort.search.pareto import best_by_speedup, dominates, front, most_accurate, pareto_doc
 from bort.space import load_space
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import flops
@@ -100,6 +100,16 @@ def test_best_by_speedup():
     e = doc["best_by_speedup"]["4x"]
     assert e["arch"] == "3,2,32,64" and Arch.parse(e["arch"]) == Arch(3, 2, 32, 64) and e["speedup"] == pytest.approx(1600 / 390)
     assert set(e) == {"D", "A", "H", "I", "params", "latency_ms", "flops", "error", "w", "speedup", "arch"}
+
+
+
+def test_most_accurate_takes_the_lowest_error_at_the_speedup():
+    teacher = {"flops": 1600, "latency_ms": None}
+    rows = [row(1, 10, 800, 1.0, w=0.5), row(2, 9, 400, 1.5, w=0.4), row(3, 8, 390, 2.0, w=0.45), row(4, 7, 100, 3.0, w=0.2),
+            row(5, 1, 50, None), row(6, 6, 100, 3.0, w=0.2)]  # 5 untrained, 6 ties 4 on ê with fewer parameters
+    assert most_accurate(rows, teacher, "flops", 2)["D"] == 1  # ê 1.0, where best-W at 2× is also 1
+    assert most_accurate(rows, teacher, "flops", 4)["D"] == 2  # ê 1.5 beats best-W's 3 (ê 2.0)
+    assert most_accurate(rows, teacher, "flops", 8)["D"] == 6 and most_accurate(rows, teacher, "flops", 40) is None
 
 
 # End to end: --error, the store, pareto.json and --min-speedup.

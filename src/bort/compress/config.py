@@ -52,6 +52,9 @@ class CompressConfig:
     task_teachers: tuple[str, ...] = field(default=(), metadata=opt("already fine-tuned teachers, one per --task, instead of fine-tuning "
                                                                     "--teacher on each", flag="--task-teacher", nargs="+", metavar="FOLDER"))
     min_speedup: float = field(default=4.0, metadata=opt("the student is at least this many times faster than the teacher by î", metavar="X"))
+    # docs/design.md: W = S/ê picks the smallest shape when ê is flat; "N× faster, keeping the quality" asks for the lowest ê.
+    pick: str = field(default="quality", metadata=opt("quality: the candidate of lowest ê at --min-speedup; w: the paper's best W = S/ê",
+                                                      choices=("quality", "w")))
     extract_steps: int = field(default=20, metadata=opt("n: training steps per extraction candidate for ê"))
     pretrain_steps: int = field(default=200, metadata=opt("pretraining steps of the chosen student"))
     finetune_steps: int | None = field(default=None, metadata=opt("fine-tuning steps per model and task, instead of --epochs", group="length"))
@@ -91,6 +94,8 @@ class CompressConfig:
             raise BortError(f"--task-teacher needs one fine-tuned teacher per task: got {len(self.task_teachers)} for {len(self.jobs())} task(s)")
         if len({_slug(t) for t in self.tasks}) != len(self.tasks):
             raise BortError("--task names a task twice; give each once")
+        if self.pick not in ("quality", "w"):
+            raise BortError(f"--pick must be quality or w, got '{self.pick}'")
         if not self.min_speedup > 0:
             raise BortError(f"--min-speedup must be a positive factor (e.g. 4 for 4× faster than the teacher), got {self.min_speedup}")
         if min(self.extract_steps, self.pretrain_steps, self.finetune_steps or 1) < 1:

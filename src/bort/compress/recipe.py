@@ -1,7 +1,7 @@
 """The recipe behind ``bort compress``, readable top to bottom: the existing stages, chained.
 
 teacher (→ ``RUN/teacher_mlm`` only if a logit objective needs an MLM head) → ``RUN/extract`` (the
-best ξ at least ``--min-speedup``× faster) → ``RUN/pretrain`` (teacher init, the chosen objectives)
+lowest-ê ξ at least ``--min-speedup``× faster, or with ``--pick w`` the best W) → ``RUN/pretrain`` (teacher init, the chosen objectives)
 → for each task ``RUN/finetune/<task>/teacher`` (unless ``--task-teacher``) and ``…/student`` (task
 distillation with augmentation) → ``RUN/export/<task>`` (int8 ONNX; ``RUN/export/encoder`` without a
 task) → ``RUN/bench`` (teacher and student side by side) → ``RUN/report.md``, ``report.png`` and
@@ -25,6 +25,7 @@ from bort.finetune.distill import TaskDistill
 from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.recipe import finetune
 from bort.models.loading import has_mlm_head, resolve_model_path
+from bort.search.pareto import most_accurate
 from bort.search.recipe import extract
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, PrepareConfig, prepare
@@ -70,12 +71,14 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
 
     def extract_stage() -> dict:
         result = extract(extract_cfg)
-        b, t = result.best, result.teacher
+        t = result.teacher
         cost = "latency_ms" if t["latency_ms"] is not None else "flops"
+        b = result.best if cfg.pick == "w" else most_accurate(result.candidates, t, cost, cfg.min_speedup) or result.best
         return {"arch": f"{b['D']},{b['A']},{b['H']},{b['I']}", "params": b["params"], "teacher_params": t["params"],
                 "speedup_estimate": t[cost] / b[cost], "error": b["error"], "error_kind": result.error_kind}
 
-    chosen = ledger.run("extract", extract_cfg.out, extract_stage, what=f"the best ξ at least {cfg.min_speedup:g}× faster than the teacher")
+    which = "best-W" if cfg.pick == "w" else "lowest-ê"
+    chosen = ledger.run("extract", extract_cfg.out, extract_stage, what=f"the {which} ξ at least {cfg.min_speedup:g}× faster than the teacher")
 
     # 3. Pretraining of the chosen ξ from the teacher's slices.
     student = out / "pretrain"

@@ -33,6 +33,7 @@ class CompressResult(Record):
     teacher: str
     arch: str
     min_speedup: float
+    pick: str  # how the student shape was chosen: quality (lowest ê at the speed-up) or w (best W)
     bench_batch: int
     tasks: dict[str, dict] = field(default_factory=dict)
     student: dict = field(default_factory=dict)  # without a task: the encoder's folder, export and speed-ups
@@ -71,7 +72,7 @@ def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], p
     for task, (t, s) in zip(tasks.values(), pairs):
         task.update(_pair(doc, t, s), kept=task["student_metric"] / task["teacher_metric"] if task["teacher_metric"] else None)
     agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0])}
-    record = CompressResult(teacher=str(cfg.teacher), arch=chosen["arch"], min_speedup=cfg.min_speedup, bench_batch=doc["settings"]["batches"][0],
+    record = CompressResult(teacher=str(cfg.teacher), arch=chosen["arch"], min_speedup=cfg.min_speedup, pick=cfg.pick, bench_batch=doc["settings"]["batches"][0],
                             tasks=tasks, student=agnostic, stages=[{k: s[k] for k in ("name", "status", "wall_s", "output")} for s in ledger.stages])
     ledger.write(**{k: v for k, v in record.to_dict().items() if k != "stages"})
     atomic_write_text(ledger.out / "report.md", markdown(record.to_dict(), chosen, seq=doc["settings"]["seq"]))
@@ -112,7 +113,7 @@ def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
     """report.md: quality kept, latency and speed-ups, sizes, and each stage's wall time."""
     lines = ["# bort compress report", "",
              (f"Teacher `{doc['teacher']}` ({chosen['teacher_params']:,} parameters) → student ⟨{doc['arch']}⟩ ({chosen['params']:,} parameters, "
-              f"{100 * chosen['params'] / chosen['teacher_params']:.1f}%), the best ξ at least {doc['min_speedup']:g}× faster by the "
+              f"{100 * chosen['params'] / chosen['teacher_params']:.1f}%), the {'best-W' if doc['pick'] == 'w' else 'lowest-ê'} ξ at least {doc['min_speedup']:g}× faster by the "
               f"extraction's î ({chosen['speedup_estimate']:.1f}×; ê {chosen['error_kind']} {chosen['error']:.4g})."), ""]
     if doc["tasks"]:
         lines += ["## Quality (dev)", "", "| task | metric | teacher | student | kept |", "|---|---|---:|---:|---:|"]

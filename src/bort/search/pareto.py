@@ -42,6 +42,16 @@ def best_by_speedup(rows: list[dict], teacher: dict, cost_key: str, factors: tup
     return out
 
 
+def most_accurate(rows: list[dict], teacher: dict, cost_key: str, factor: float) -> dict | None:
+    """The trained row of lowest ê among those at least ``factor``× faster than T (ties: fewer parameters), or None.
+
+    W = S/ê trades error for size, and with a flat ê it picks the smallest shape (issue 16); a user who asks
+    for "N× faster, keeping the quality" wants the shape expected to keep the most at that speed-up.
+    """
+    fast = [r for r in _trained(rows) if speedup(r, teacher, cost_key) >= factor]
+    return min(fast, key=lambda r: (r["error"], r["params"])) if fast else None
+
+
 def entry(row: dict, teacher: dict, cost_key: str) -> dict:
     """One ξ of pareto.json: its shape, numbers, speed-up and ``arch`` as ``bort pretrain --arch`` takes it."""
     keys = ("D", "A", "H", "I", "params", "latency_ms", "flops", "error", "w")
