@@ -50,7 +50,7 @@ def config(source: str, task: str, out: Path, args, *, lr: float, form: str = "p
     representation = RepresentationLoss(alpha_hidden=args.alpha_hidden, alpha_attn=args.alpha_attn)
     distill = TaskDistill(teacher=str(teacher_folder(args, task)), alpha_kd=args.alpha_kd, temperature=args.temperature,
                           representation=representation)
-    augment = Augment(per_example=args.augment if form == "kd+aug" else 0, transform=args.transform, infill_model=args.infill_model)
+    augment = Augment(per_example=args.augment, transform=args.transform, infill_model=args.infill_model) if form == "kd+aug" else Augment()
     return replace(cfg, distill=distill, augment=augment)
 
 
