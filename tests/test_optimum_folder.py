@@ -101,7 +101,7 @@ def test_predict_reads_the_head_from_the_architecture(folders, classifier, bert_
     assert len(set(want)) > 1, "the fixture's classifier gives every text one label"
     rows = _predict(["--model", str(folders["cls"]), "--input", str(text), "--batch-size", "2"], capsys)
     assert [r["label"] for r in rows] == want
-    np.testing.assert_allclose([r["score"] for r in rows], probs.max(-1), atol=1e-4)  # other batches, other padding
+    np.testing.assert_allclose([r["score"] for r in rows], probs.max(-1), atol=5e-4)  # other batches, other padding, ONNX kernels
     rows = _predict(["--model", str(folders["int8"]), "--input", str(text)], capsys)
     assert len(rows) == 5 and all(r["label"] in LABELS.values() and 1 / 3 <= r["score"] <= 1 for r in rows)  # int8 moves this head's close calls
 
