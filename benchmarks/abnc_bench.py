@@ -38,8 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
-from common import GLUE, GLUE_FOLDERS, OUT, ROOT
-from finetune_bench import glue_score
+from common import GLUE, GLUE_FOLDERS, OUT, ROOT, glue_score
 
 from bort.arch import Arch
 from bort.atomic import atomic_write_text
@@ -154,7 +153,7 @@ def finetune_shape(args: argparse.Namespace, shape: str, folder: Path) -> None:
         report = finetune(FinetuneConfig(model=str(folder / "pretrained"), task=f"glue/{task}", data=GLUE / GLUE_FOLDERS[task],
                                          out=folder / "finetune" / task, epochs=args.epochs, train_examples=args.max_train, batch_size=32,
                                          optim=OptimConfig(lr=1e-4, weight_decay=0.01, warmup=0.1), device="cpu", progress=False))
-        write_json(folder / f"{task}.json", {"dev": report.dev, "glue": glue_score(task, report.dev), "train_s": report.train_s,
+        write_json(folder / f"{task}.json", {"dev": report.dev, "glue": glue_score(report.dev), "train_s": report.train_s,
                                              "steps": report.steps})
         print(f"finetune ⟨{shape}⟩ {task} {report.dev} ({report.train_s:.0f} s)", flush=True)
 

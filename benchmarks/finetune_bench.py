@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT
+from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT, glue_score
 
 from bort.finetune import heads
 from bort.finetune.features import encode
@@ -37,11 +37,6 @@ DEFAULT_MODELS = [
     f"student-d3={OUT}/pretrain/kd_d3_teacher_init",
     f"student-w={OUT}/pretrain/kd_teacher_init",
 ]
-
-
-def glue_score(task: str, dev: dict[str, float]) -> float:
-    """The GLUE leaderboard's number for a task (×100): the mean of its metrics where it has two."""
-    return 100 * statistics.mean(dev.values())
 
 
 def time_dev(folder: Path, task: str, threads: int) -> float:
@@ -99,7 +94,7 @@ def main() -> None:
                                  epochs=args.epochs, train_examples=args.max_train,
                                  batch_size=args.batch_size, optim=OptimConfig(lr=args.lr, weight_decay=0.01, warmup=0.1), progress=False)
             report = finetune(cfg)
-            results["tasks"][task][name] = {"dev": report.dev, "glue": glue_score(task, report.dev), "train_s": report.train_s,
+            results["tasks"][task][name] = {"dev": report.dev, "glue": glue_score(report.dev), "train_s": report.train_s,
                                             "steps": report.steps, "best_step": report.best_step}
             print(f"{task:5s} {name:12s} {report.dev} train {report.train_s:.0f} s", flush=True)
         # Dev-set inference, interleaved twice; the median of the two is kept.

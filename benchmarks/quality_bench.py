@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from common import GLUE, GLUE_FOLDERS, OUT
+from common import GLUE, GLUE_FOLDERS, OUT, glue_score
 
 from bort.export.bench import BenchConfig, bench
 from bort.finetune.augment import Augment
@@ -33,11 +33,6 @@ from bort.training.loop import OptimConfig
 from bort.training.objectives import RepresentationLoss
 
 FORMS = ("plain", "kd", "kd+aug")
-
-
-def glue_score(dev: dict[str, float]) -> float:
-    """The GLUE leaderboard's number for a task (×100): the mean of its metrics where it has two."""
-    return 100 * statistics.mean(dev.values())
 
 
 def config(source: str, task: str, out: Path, args, *, lr: float, form: str = "plain") -> FinetuneConfig:

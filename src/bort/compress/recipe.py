@@ -25,7 +25,7 @@ from bort.finetune.distill import TaskDistill
 from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.recipe import finetune
 from bort.models.loading import has_mlm_head, resolve_model_path
-from bort.search.pareto import most_accurate
+from bort.search.pareto import cost_key, most_accurate
 from bort.search.recipe import extract
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, PrepareConfig, prepare
@@ -72,7 +72,7 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     def extract_stage() -> dict:
         result = extract(extract_cfg)
         t = result.teacher
-        cost = "latency_ms" if t["latency_ms"] is not None else "flops"
+        cost = cost_key(t)
         b = result.best if cfg.pick == "w" else most_accurate(result.candidates, t, cost, cfg.min_speedup) or result.best
         return {"arch": f"{b['D']},{b['A']},{b['H']},{b['I']}", "params": b["params"], "teacher_params": t["params"],
                 "speedup_estimate": t[cost] / b[cost], "error": b["error"], "error_kind": result.error_kind}

@@ -57,7 +57,8 @@ def _pair(bench_doc: dict, teacher: str, student: str) -> dict:
     """A (teacher, student) pair's numbers: the speed-ups at the first batch size, every batch's under ``by_batch``, the sizes."""
     batches = bench_doc["settings"]["batches"]
     info = {m["name"]: m for m in bench_doc["models"]}[teacher]
-    return {**speed(bench_doc, teacher, student, batches[0]), "by_batch": {str(b): speed(bench_doc, teacher, student, b) for b in batches},
+    by_batch = {str(b): speed(bench_doc, teacher, student, b) for b in batches}
+    return {**by_batch[str(batches[0])], "by_batch": by_batch,
             "teacher_params": info.get("params"), "teacher_onnx_int8_mb": _mb(info.get("onnx-int8", {}).get("folder")), "student_onnx_mb": _mb(student)}
 
 

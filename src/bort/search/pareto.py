@@ -58,12 +58,17 @@ def entry(row: dict, teacher: dict, cost_key: str) -> dict:
     return {**{k: row[k] for k in keys}, "speedup": speedup(row, teacher, cost_key), "arch": f"{row['D']},{row['A']},{row['H']},{row['I']}"}
 
 
+def cost_key(teacher: dict) -> str:
+    """The cost î is read from: measured latency where the run measured it, else FLOPs."""
+    return "latency_ms" if teacher.get("latency_ms") is not None else "flops"
+
+
 def pareto_doc(rows: list[dict], teacher: dict, error_kind: str) -> dict:
     """pareto.json's content: ``front`` and ``best_by_speedup`` of the candidate rows, with the cost and ê they use."""
-    cost_key = "latency_ms" if teacher.get("latency_ms") is not None else "flops"
+    cost = cost_key(teacher)
     return {
-        "cost": cost_key,
+        "cost": cost,
         "error_kind": error_kind,
-        "front": [entry(r, teacher, cost_key) for r in front(rows, cost_key)],
-        "best_by_speedup": {k: entry(r, teacher, cost_key) for k, r in best_by_speedup(rows, teacher, cost_key).items()},
+        "front": [entry(r, teacher, cost) for r in front(rows, cost)],
+        "best_by_speedup": {k: entry(r, teacher, cost) for k, r in best_by_speedup(rows, teacher, cost).items()},
     }
