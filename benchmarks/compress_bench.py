@@ -25,7 +25,7 @@ from common import GLUE, OUT, ROOT
 
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "wikitext-103"
 TASKS = {"glue/sst2": GLUE / "SST-2", "glue/rte": GLUE / "RTE"}
-FULL = ["--corpus", str(CORPUS), "--train-examples", "8000", "--extract-steps", "50", "--epsilon", "8", "--pretrain-steps", "3000",
+FULL = ["--corpus", str(CORPUS), "--train-examples", "8000", "--extract-steps", "50", "--epsilon", "8", "--pretrain-steps", "2000",
         "--epochs", "3"]
 # Minutes: a few candidates, a few steps, 200 examples per task, one benchmark round.
 SMOKE = ["--corpus", "builtin", "--train-examples", "200", "--extract-steps", "2", "--epsilon", "64", "--latency", "flops",

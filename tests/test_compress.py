@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from conftest import SEQ_LEN
-from test_finetune import write_rte
+from test_finetune import write_rte, write_stsb
 
 from bort import options
 from bort.cli import build_parser, main
 from bort.compress import CompressConfig, compress
 from bort.compress.report import EAGER, summary
 from bort.errors import BortError
+from bort.finetune.evaluate import EvaluateConfig, evaluate
 
 
 def _flags(teacher: Path, corpus: Path, space: Path, out: Path, *extra: str) -> list[str]:
@@ -101,7 +102,7 @@ def test_resume_skips_finished_stages_and_redoes_an_unfinished_one(task_run, cap
     next(s for s in doc["stages"] if s["name"] == "bench")["status"] = "running"  # as a run killed during the benchmark leaves it
     (out / "compress.json").write_text(json.dumps(doc))
     capsys.readouterr()
-    assert main(argv) == 0
+    assert main([*argv, "--report-to", "tensorboard"]) == 0  # a tracker changes no result: not a changed setting
     err = capsys.readouterr().err
     assert {f: f.stat().st_mtime_ns for f in files} == before
     assert (out / "bench" / "bench.json").stat().st_mtime_ns != bench_before
@@ -171,12 +172,19 @@ def test_bad_inputs_are_one_line(tmp_path, rte):
         CompressConfig(tasks=("glue/rte",), data=(rte,), task_teachers=("a", "b"))
     with pytest.raises(BortError, match="--min-speedup"):
         CompressConfig(min_speedup=0)
+    with pytest.raises(BortError, match="task-agnostic"):
+        CompressConfig(tasks=("glue/rte",), data=(rte,), embedding_task="glue/stsb")
+    with pytest.raises(BortError, match="needs --embedding-task"):
+        CompressConfig(embedding_data=rte)
 
 
 def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohead, corpus_file, space_file):
-    out = tmp_path / "RUN"
-    result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out)))
-    assert _stage_names(out) == ["extract", "pretrain", "export/encoder", "bench"]
+    out, sts = tmp_path / "RUN", write_stsb(tmp_path / "STS-B")
+    result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--report-to", "tensorboard",
+                                     "--embedding-task", "glue/stsb", "--embedding-data", str(sts))))
+    assert _stage_names(out) == ["extract", "pretrain", "export/encoder", "evaluate/embedding", "bench"]
+    for stage in ("extract", "pretrain"):  # --report-to reaches the training stages
+        assert list((out / stage / "runs").rglob("events.out.tfevents.*")), stage
     assert result.tasks == {} and result.student["student_folder"] == str(out / "pretrain")
     assert (out / "export" / "encoder" / "model.onnx").is_file() and not (out / "finetune").exists()
     bench = json.loads((out / "bench" / "bench.json").read_text())
@@ -186,8 +194,15 @@ def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohea
     assert json.loads((out / "compress.json").read_text())["student"] == result.student
     assert "task-agnostic encoder" in (out / "report.md").read_text()
     s = result.student
-    assert summary(result) == [(f"task-agnostic student ⟨{result.arch}⟩: {s['speedup_same_runtime']:.1f}× on the same runtime, "
-                                f"{s['speedup_vs_eager']:.1f}× vs HF eager; {out / 'pretrain'} (int8: {onnx})")]
+    # The embeddings' quality kept, as `bort evaluate --embedding` scores each model on its own.
+    spearman = {m: evaluate(EvaluateConfig(model=str(m), task="glue/stsb", data=sts, embedding=True)).metrics["spearman"]
+                for m in (bert_teacher_nohead, out / "pretrain")}
+    assert (s["teacher_metric"], s["student_metric"]) == (spearman[bert_teacher_nohead], spearman[out / "pretrain"])
+    assert s["kept"] == pytest.approx(s["student_metric"] / s["teacher_metric"]) and s["metric"] == "spearman"
+    assert f"| glue/stsb (dev) | spearman | {s['teacher_metric']:.4f} | {s['student_metric']:.4f} |" in (out / "report.md").read_text()
+    assert summary(result) == [(f"task-agnostic student ⟨{result.arch}⟩: kept {100 * s['kept']:.1f}% of the teacher's glue/stsb embedding "
+                                f"spearman ({s['student_metric']:.4f} / {s['teacher_metric']:.4f}); {s['speedup_same_runtime']:.1f}× on the "
+                                f"same runtime, {s['speedup_vs_eager']:.1f}× vs HF eager; {out / 'pretrain'} (int8: {onnx})")]
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -114,7 +115,7 @@ def test_most_accurate_takes_the_lowest_error_at_the_speedup():
 
 # End to end: --error, the store, pareto.json and --min-speedup.
 
-RUNS = {"kl": ("--error", "kl"), "ce": ("--error", "ce"), "kl-teacher": ("--init", "teacher")}
+RUNS = {"kl": ("--error", "kl", "--init", "random"), "ce": ("--error", "ce", "--init", "random"), "kl-teacher": ("--init", "teacher")}
 OTHER = {"kl": ("--error", "ce"), "ce": ("--error", "kl"), "kl-teacher": ("--init", "random")}
 
 
@@ -169,6 +170,16 @@ def test_teacher_init_needs_a_space_within_the_teacher(tmp_path, bert_teacher, e
     assert main(extract_args(bert_teacher, tmp_path / "run", "--latency", "flops", "--init", "teacher", "--space", str(space))) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--init teacher" in err[0] and "3,2,32,64" in err[0]
+    # The default, auto, starts such a space from random weights, and says so.
+    r = run(extract_args(bert_teacher, tmp_path / "auto", "--latency", "flops", "--space", str(space)))
+    assert r["settings"]["init"] == "random" and "start from random weights (--init auto)" in capsys.readouterr().err
+
+
+def test_auto_init_is_the_teachers_slices_where_the_space_fits(tmp_path, runs, extract_args, bert_teacher):
+    folder, args, teacher = runs["kl-teacher"]
+    auto = run(extract_args(bert_teacher, tmp_path / "auto", "--epsilon", "3", "--latency", "flops"))  # --init auto, the default
+    assert auto["settings"]["init"] == "teacher"
+    assert {key(c): c["error"] for c in auto["candidates"]} == {key(c): c["error"] for c in teacher["candidates"]}
 
 
 def test_pareto_json_and_report(runs):
@@ -218,6 +229,32 @@ def test_representation_error_is_zero_for_the_teacher(bert_teacher_nohead, corpu
     assert errors["teacher"] == pytest.approx(0.0, abs=1e-5) and errors["random"] > 1e-3
     with pytest.raises(Exception, match="not both"):
         ErrorSettings(representation=rep)  # a logit term and representation terms
+
+
+@pytest.mark.parametrize("layer_map", ["last", "uniform"])
+def test_representation_error_is_the_same_from_the_teacher_views_cache(bert_teacher_nohead, corpus_file, layer_map):
+    """The teacher's views of the n training batches are cached: a second candidate runs the teacher only on the
+    held-out batches, and ê is identical to a surrogate that caches nothing."""
+    teacher = load_teacher(bert_teacher_nohead)
+    corpus = load_corpus(corpus_file, teacher.tokenizer, seq_len=32)
+    rep = RepresentationLoss(alpha_hidden=1, alpha_attn=1, alpha_embed=1, layer_map=layer_map)
+    settings = ErrorSettings(steps=3, eval_sequences=8, eval_batch_size=4, loss=DistillLoss(alpha_mlm=0, alpha_kd=0), representation=rep)
+    theta, archs = Theta(batch_size=4), (Arch(1, 2, 32, 64), Arch(2, 4, 64, 128), Arch(1, 4, 64, 64))
+    calls = []
+    hook = teacher.model.base_model.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[0] if inputs else 0))
+    try:
+        cached = ErrorSurrogate(teacher, corpus, settings)
+        first = [cached(a, theta) for a in archs]
+        n_calls = len(calls)
+        again = [cached(a, theta) for a in archs]
+    finally:
+        hook.remove()
+    held_out = 2 * len(archs)  # 8 held-out sequences in batches of 4, per candidate
+    assert len(calls) - n_calls == held_out
+    assert n_calls == held_out + 3 * (1 if layer_map == "last" else 2)  # the teacher's layers: one set, or one per student depth
+    uncached = ErrorSurrogate(teacher, corpus, dataclasses.replace(settings, teacher_cache_gb=0.0))
+    assert first == again == [uncached(a, theta) for a in archs]
+    assert uncached._views_cache == {} and len(cached._views_cache) == (1 if layer_map == "last" else 2)
 
 
 def test_representation_run(tmp_path, bert_teacher_nohead, extract_args, capsys):

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SEQ_LEN
+from conftest import SEQ_LEN, reaped
 from safetensors.torch import load_file
 from test_finetune import write_rte
 
@@ -188,7 +188,7 @@ class Runner:
         log = self.tmp / f"killed-{point.name}.stderr"
         with open(log, "wb") as err:
             proc = subprocess.Popen([*self.cmd, *argv], stdout=subprocess.DEVNULL, stderr=err, env=env)
-        try:
+        with reaped(proc):
             deadline = time.monotonic() + TIMEOUT
             while not (flag.exists() if point.event else point.poll(out)):
                 if proc.poll() is not None:
@@ -209,10 +209,6 @@ class Runner:
                 pytest.fail(f"kill point {point.name!r}: the folder is not in the state the point names: {exc}")
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         if proc.returncode != -signal.SIGKILL:
             pytest.fail(f"kill point {point.name!r}: exit status {proc.returncode}, not SIGKILL's")
         # The lock file stays, naming the dead process: the next run must take it over.

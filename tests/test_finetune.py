@@ -21,6 +21,7 @@ import bort.finetune.recipe as recipe_mod
 import bort.training.run as run_mod
 from bort.errors import BortError
 from bort.finetune import heads
+from bort.finetune.augment import Augment
 from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.features import collate, encode, task_batch_stream
 from bort.finetune.recipe import FinetuneConfig, FinetuneResult, finetune
@@ -255,6 +256,15 @@ def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch, bert_teach
     (tmp_path / "F" / "checkpoint").mkdir()  # as a killed run leaves it
     with pytest.raises(BortError, match="other settings"):
         finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", batch_size=8))
+
+
+def test_a_transform_without_new_inputs_is_not_a_changed_setting(rte_run, bert_teacher, rte):
+    """With --augment 0, --transform and --infill-model make nothing: the finished run is handed back, not refused."""
+    out, report = rte_run
+    again = finetune(_cfg(bert_teacher, "glue/rte", rte, out, augment=Augment(transform="dropout", infill_model="elsewhere")))
+    assert again.dev == report.dev and again.best_step == report.best_step
+    with pytest.raises(BortError, match="other settings"):
+        finetune(_cfg(bert_teacher, "glue/rte", rte, out, train_examples=7))
 
 
 def test_early_stopping_stops_after_patience(tmp_path, bert_teacher, rte):

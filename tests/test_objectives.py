@@ -16,7 +16,7 @@ from bort.distill import PretrainConfig, pretrain
 from bort.errors import BortError
 from bort.models.sentence import Pooling, embed, read_pooling
 from bort.training.losses import DistillLoss
-from bort.training.objectives import Distiller, RepresentationLoss, layer_pairs, relation_heads, relation_kl
+from bort.training.objectives import Distiller, RepresentationLoss, layer_pairs, relation_heads, relation_kl, short_views
 
 ALL = RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0, alpha_embed=1.0, layer_map="uniform")
 POOLING = {"word_embedding_dimension": 64, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
@@ -146,10 +146,31 @@ def test_bare_encoder_teacher_end_to_end(tmp_path, st_teacher, corpus_file):
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
 
 
-def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monkeypatch):
+def test_short_views_cut_each_block_to_a_seeded_prefix():
+    torch.manual_seed(0)
+    ids = torch.randint(5, 50, (400, 32))
+    ids[:, 0], ids[:, -1] = 1, 2  # [CLS] … [SEP]
+    cut, mask = short_views(ids, 4, sep_id=2, pad_id=0, seed=7)
+    lengths = mask.sum(1)
+    assert cut.shape == mask.shape == ids.shape and int(lengths.min()) >= 4 and int(lengths.max()) <= 32
+    assert torch.equal(mask, (torch.arange(32)[None] < lengths[:, None]).long())  # a prefix of each row
+    rows = torch.arange(400)
+    assert torch.equal(cut[rows, lengths - 1], torch.full((400,), 2))  # ends in [SEP]
+    assert torch.equal(cut[:, 0], ids[:, 0]) and bool((cut[mask == 0] == 0).all())
+    inner = (torch.arange(32)[None] < (lengths - 1)[:, None])
+    assert torch.equal(cut[inner], ids[inner])  # the kept tokens are the block's own
+    # Log-uniform over [4, 32]: half the rows at most √(4·32) ≈ 11 tokens long.
+    assert 0.4 < float((lengths <= 11).float().mean()) < 0.6 and int(lengths.max()) == 32
+    assert torch.equal(short_views(ids, 4, sep_id=2, pad_id=0, seed=7)[0], cut)  # the same batch is cut alike (resume)
+    assert not torch.equal(short_views(ids, 4, sep_id=2, pad_id=0, seed=8)[1], mask)
+
+
+@pytest.mark.parametrize("min_view_len", [None, 4])
+def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monkeypatch, min_view_len):
     import bort.training.run as run_mod
 
-    whole = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "whole"))
+    whole = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "whole", min_view_len=min_view_len))
+    assert whole.min_view_len == min_view_len
     real = run_mod.save_checkpoint
 
     def save_then_die(*args, **kwargs):
@@ -158,9 +179,9 @@ def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monke
 
     monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed"))
+        pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len))
     monkeypatch.setattr(run_mod, "save_checkpoint", real)
-    resumed = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed"))
+    resumed = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len))
     assert resumed.heldout == whole.heldout
     with safe_open(str(tmp_path / "whole" / "model.safetensors"), "pt") as a, safe_open(str(tmp_path / "killed" / "model.safetensors"), "pt") as b:
         for key in a.keys():
@@ -180,6 +201,8 @@ def test_logit_and_representation_terms_together(tmp_path, bert_teacher, corpus_
     (["--alpha-mlm", "0", "--alpha-kd", "0"], "every loss weight is 0"),
     (["--alpha-mlm", "0", "--alpha-kd", "0", "--alpha-attn", "1", "--relation-heads", "5"], "must divide both"),
     (["--layer-map", "every"], "invalid choice"),
+    (["--alpha-mlm", "0", "--alpha-kd", "0", "--alpha-hidden", "1", "--min-view-len", "1"], "--min-view-len must be between 2"),
+    (["--alpha-hidden", "1", "--min-view-len", "8"], "with representation terms alone"),
 ])
 def test_bad_objectives_are_refused(tmp_path, capsys, bert_teacher, corpus_file, flags, needle):
     with pytest.raises(SystemExit) if "invalid choice" in needle else _nothing():

@@ -227,6 +227,8 @@ def test_agora_and_task_distillation_take_own_data(tmp_path, bert_teacher, csv_d
     space.write_text("lr: [1.0e-3]\nweight_decay: [0.01]\nwarmup: [0.1]\nbatch_size: [16]\nseed: [0]\n", encoding="utf-8")
     assert main(["finetune", *own, "--out", str(tmp_path / "A"), "--epochs", "1", "--agora", "--agora-space", str(space), "--max-rounds", "1",
                  "--transform", "swap", "--labeller", str(csv_run)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["task"] == report.task == json.loads((tmp_path / "A" / "agora.json").read_text())["task"] and printed["task"]
     points = [json.loads(line) for line in (tmp_path / "A" / "agora_points.jsonl").read_text().splitlines()]
     assert {p["label"] for p in points} <= {"no", "yes"}
     assert json.loads((tmp_path / "A" / "config.json").read_text())["bort_text_columns"] == ["premise", "hypothesis"]

@@ -17,8 +17,8 @@ from transformers import AutoModelForMaskedLM
 import bort.training.run as run_mod
 from bort.arch import Arch
 from bort.cli import main
-from bort.models.slices import init_from_teacher
 from bort.errors import BortError
+from bort.models.slices import init_from_teacher
 from bort.models.student import build_student
 from bort.models.teacher import load_teacher
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SEQ_LEN
+from conftest import SEQ_LEN, reaped
 from safetensors.torch import load_file
 
 import bort.distill.recipe as distill_recipe
@@ -191,8 +191,7 @@ time.sleep(600)
 
 def test_a_second_process_is_refused_and_a_dead_ones_lock_taken_over(tmp_path, model, corpus_file, bort_cmd):
     out = tmp_path / "pt"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True)
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdout=subprocess.PIPE, text=True)) as holder:
         assert holder.stdout.readline().strip() == "locked"
         argv = ["pretrain", "--teacher", str(model), "--out", str(out), "--corpus", str(corpus_file), "--arch", "1,2,32,64",
                 "--seq-len", str(SEQ_LEN), "--steps", "2", "--batch-size", "4", "--eval-sequences", "8", "--device", "cpu",
@@ -203,11 +202,6 @@ def test_a_second_process_is_refused_and_a_dead_ones_lock_taken_over(tmp_path, m
         RunFolder(out, "pretrain", main=False)  # a data-parallel rank > 0 never locks, so never waits for rank 0
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
-        holder.stdout.close()
     assert (out / LOCK).read_text().split()[0] == str(holder.pid)  # the dead process's lock file is still there
     assert main(argv) == 0  # and is taken over
     assert (out / "model.safetensors").is_file() and not (out / LOCK).exists()
@@ -268,18 +262,13 @@ def test_the_next_run_removes_a_killed_runs_temporaries(tmp_path, model):
     assert [p.name for p in other.iterdir() if not is_temp(p.name)] == []  # nothing renamed into place
     assert list(systmp.iterdir()) == []  # the export's work folder was never in the system's temporary folder
 
-    live = subprocess.Popen([sys.executable, "-c", _LIVE, str(out)], stdout=subprocess.PIPE, text=True)
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-c", _LIVE, str(out)], stdout=subprocess.PIPE, text=True)) as live:
         assert live.stdout.readline().strip() == "ready"
         assert main(["export", "--model", str(model), "--out", str(out)]) == 0
         assert hidden(out) == [p.name for p in out.iterdir() if p.name.endswith("-live")]  # only the live process's temporary
         assert len(hidden(out)) == 1
         atomic_write_text(other / "log.txt", "x")  # any writer in a folder removes the dead ones' temporaries there
         assert hidden(other) == []
-    finally:
-        live.kill()
-        live.wait()
-        live.stdout.close()
     remove_leftovers(out)
     assert hidden(out) == []
 

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import reaped
 
 STEPS = "40"  # long enough that the search is still running after its first stored result
 
@@ -33,9 +34,8 @@ def test_resume_after_sigkill(tmp_path, bert_teacher, extract_args, bort_cmd):
         return bort_cmd + extract_args(bert_teacher, out, "--epsilon", "1", "--latency", "flops", "--steps", STEPS)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(args(killed), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    try:
+    with reaped(subprocess.Popen(args(killed), stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
+        deadline = time.time() + 120
         while not trial_rows(killed):
             if proc.poll() is not None:
                 pytest.fail(f"bort extract exited ({proc.returncode}) before storing a result: {proc.stderr.read().decode()[-2000:]}")
@@ -46,12 +46,6 @@ def test_resume_after_sigkill(tmp_path, bert_teacher, extract_args, bort_cmd):
             pytest.fail(f"the run finished before it could be killed; raise STEPS (now {STEPS})")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     before = trial_rows(killed)
     assert not (killed / "result.json").exists()

@@ -62,7 +62,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from bort.agora.space import load_agora_space
 
     result = agora(options.build(AgoraConfig, args, base=cfg, thetas=load_agora_space(args.agora_space)))
-    print(json.dumps({"task": cfg.task, "dev": result.dev, "rounds": len(result.rounds), "best_round": result.best.round,
+    print(json.dumps({"task": result.task, "dev": result.dev, "rounds": len(result.rounds), "best_round": result.best.round,
                       "best_theta": result.best.best_theta, "out": str(args.out)}))
     return 0
 

@@ -89,8 +89,10 @@ class AgoraRound(Record):
 
 @dataclass(frozen=True)
 class AgoraResult(Record):
-    """Every round, the best one (whose model ends in the output folder), and that model's dev metrics."""
+    """The task (its name: a registered task, or one's own files'), every round, the best one (whose model ends in the
+    output folder), and that model's dev metrics."""
 
+    task: str
     rounds: list[AgoraRound]
     best: AgoraRound
     dev: dict[str, float] = field(default_factory=dict)
@@ -206,7 +208,7 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
     atomic_write_text(out / TABLE, table(task.name, records))
     Card("bort finetune --agora", str(base.model), task.name, metrics=dev,
          settings={"rounds": len(records), "best_round": best.round, "best_theta": best.best_theta, **run.settings}).write(out)
-    return AgoraResult(rounds=records, best=best, dev=dev)
+    return AgoraResult(task=task.name, rounds=records, best=best, dev=dev)
 
 
 def table(task: str, records: list[AgoraRound]) -> str:

@@ -28,7 +28,8 @@ from bort.search.recipe import ExtractConfig
 from bort.training.loop import OptimConfig
 from bort.training.losses import DistillLoss
 from bort.training.objectives import RepresentationLoss
-from bort.training.run import DEVICE, PROGRESS, SEED
+from bort.training.run import DEVICE, PROGRESS, REPORT_TO, SEED
+from bort.training.tracking import check_report_to
 
 _PLACEHOLDER = Path("<set per stage>")
 # Fine-tuning's options, teacher and student alike; ``own``: one's own files (--train-file …), then the run's one task.
@@ -51,12 +52,18 @@ class CompressConfig:
                                                             "(default: the Hugging Face Hub)", nargs="+", metavar="FOLDER"))
     task_teachers: tuple[str, ...] = field(default=(), metadata=opt("already fine-tuned teachers, one per --task, instead of fine-tuning "
                                                                     "--teacher on each", flag="--task-teacher", nargs="+", metavar="FOLDER"))
+    # Without a task, the quality kept is that of the sentence embeddings, scored as `bort evaluate --embedding` does.
+    embedding_task: str | None = field(default=None, metadata=opt("without --task: score the teacher's and the student's sentence "
+                                                                  "embeddings without fine-tuning on this sentence-pair similarity "
+                                                                  "task (e.g. glue/stsb), and report the share kept", metavar="NAME"))
+    embedding_data: Path | None = field(default=None, metadata=opt("--embedding-task's folder of the official download (default: the "
+                                                                   "Hugging Face Hub)", metavar="FOLDER"))
     min_speedup: float = field(default=4.0, metadata=opt("the student is at least this many times faster than the teacher by î", metavar="X"))
     # docs/design.md: W = S/ê picks the smallest shape when ê is flat; "N× faster, keeping the quality" asks for the lowest ê.
     pick: str = field(default="quality", metadata=opt("quality: the candidate of lowest ê at --min-speedup; w: the paper's best W = S/ê",
                                                       choices=("quality", "w")))
     extract_steps: int = field(default=20, metadata=opt("n: training steps per extraction candidate for ê"))
-    pretrain_steps: int = field(default=200, metadata=opt("pretraining steps of the chosen student"))
+    pretrain_steps: int = field(default=600, metadata=opt("pretraining steps of the chosen student"))
     finetune_steps: int | None = field(default=None, metadata=opt("fine-tuning steps per model and task, instead of --epochs", group="length"))
     init: str = field(default="teacher", metadata=opt("start of the extraction candidates and the student: slices of the teacher, or random",
                                                       choices=("teacher", "random")))
@@ -65,10 +72,12 @@ class CompressConfig:
     representation: RepresentationLoss = field(default_factory=lambda: RepresentationLoss(alpha_hidden=1.0, alpha_embed=1.0))
     # ε 16 (the extraction's default is 8): about half the trainings, so that the main job fits in 30 minutes on 2 cores.
     extract: ExtractConfig = field(default_factory=lambda: ExtractConfig(epsilon=16), metadata=nested(only=("space", "epsilon", "refine", "latency")))
-    # lr 1e-4: the teacher's slices are trained gently (§7's setting); the placeholder arch is the extraction's choice at run time.
+    # lr 1e-4: the teacher's slices are trained gently (§7's setting); views from 8 tokens: sentence-length inputs, as embeddings are
+    # used (§7). The placeholder arch is the extraction's choice and the objectives are the run's, set at run time.
     pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(out=_PLACEHOLDER, arch=Arch(1, 1, 1, 1),
-                                                                            optim=OptimConfig(lr=1e-4, warmup=0.05)),
-                                     metadata=nested(prefix="pretrain-", only=("batch_size", "optim", "head")))
+                                                                            optim=OptimConfig(lr=1e-4, warmup=0.05), min_view_len=8,
+                                                                            loss=DistillLoss(0.0, 0.0), representation=RepresentationLoss(1.0)),
+                                     metadata=nested(prefix="pretrain-", only=("batch_size", "optim", "head", "min_view_len")))
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(model="", out=_PLACEHOLDER),
                                      metadata=nested(only=_FINETUNE))
     # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
@@ -84,14 +93,20 @@ class CompressConfig:
     seed: int = field(default=0, metadata=SEED)
     device: str = field(default="auto", metadata=DEVICE)
     progress: bool = field(default=True, metadata=PROGRESS)
+    report_to: str = field(default="none", metadata=REPORT_TO)  # each training stage's evaluations, to the tracker
 
     def __post_init__(self) -> None:
+        check_report_to(self.report_to)
         if self.own_data and self.tasks:
             raise BortError("give either --task NAME … (with --data FOLDER …) or your own files (--train-file …), not both")
         if self.data and len(self.data) != len(self.tasks):
             raise BortError(f"--data needs one folder per --task: got {len(self.tasks)} task(s) and {len(self.data)} folder(s)")
         if self.task_teachers and len(self.task_teachers) != len(self.jobs()):
             raise BortError(f"--task-teacher needs one fine-tuned teacher per task: got {len(self.task_teachers)} for {len(self.jobs())} task(s)")
+        if self.embedding_task and (self.tasks or self.own_data):
+            raise BortError("--embedding-task scores a task-agnostic student (no --task); with a task, the student is scored on it")
+        if self.embedding_data and not self.embedding_task:
+            raise BortError("--embedding-data needs --embedding-task (e.g. --embedding-task glue/stsb)")
         if len({_slug(t) for t in self.tasks}) != len(self.tasks):
             raise BortError("--task names a task twice; give each once")
         if self.pick not in ("quality", "w"):

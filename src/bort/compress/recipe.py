@@ -50,9 +50,9 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     jobs = cfg.jobs()
     teacher_path = resolve_model_path(cfg.teacher)
     needs_head = cfg.loss.active and not has_mlm_head(teacher_path)
-    total = int(needs_head) + 2 + sum(2 if given is None else 1 for *_, given in jobs) + max(len(jobs), 1) + 1
+    total = int(needs_head) + 2 + sum(2 if given is None else 1 for *_, given in jobs) + max(len(jobs), 1) + 1 + bool(cfg.embedding_task)
     ledger = Ledger(out, total)
-    common = {"seed": cfg.seed, "progress": cfg.progress}  # what every stage takes from the run
+    common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to}  # what every training stage takes from the run
 
     # 1. An MLM head, only for a logit objective and a teacher without one; later stages then distil the prepared teacher.
     teacher = cfg.teacher
@@ -84,7 +84,8 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     student = out / "pretrain"
     pretrain_cfg = replace(cfg.pretrain, out=student, teacher=teacher, corpus=cfg.corpus, student=None, arch=Arch.parse(chosen["arch"]),
                            init=cfg.init, loss=cfg.loss, representation=cfg.representation, steps=cfg.pretrain_steps, seq_len=cfg.seq_len,
-                           device=device, head=replace(cfg.pretrain.head, seed=cfg.seed), **common)
+                           device=device, head=replace(cfg.pretrain.head, seed=cfg.seed),
+                           min_view_len=None if logit else cfg.pretrain.min_view_len, **common)  # views serve the representation terms alone
     ledger.run("pretrain", student, lambda: pretrain(pretrain_cfg).to_dict(), what=f"⟨{chosen['arch']}⟩, {cfg.pretrain_steps} steps")
 
     # 4. Per task: the fine-tuned teacher, the task-distilled student and its int8 export.
@@ -95,6 +96,10 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
         encoder = out / "export" / "encoder"
         ledger.run("export/encoder", encoder, lambda: export_onnx(ExportConfig(model=str(student), out=encoder, quantize="int8")).to_dict(),
                    what="the task-agnostic student, int8 ONNX")
+    quality = {}
+    if cfg.embedding_task:
+        quality = ledger.run("evaluate/embedding", student, lambda: _embedding_quality(cfg, student, device),
+                             what=f"the teacher's and the student's sentence embeddings on {cfg.embedding_task}, without fine-tuning")
 
     # 5. One benchmark: each teacher on every runtime (HF eager fp32 among them), each student's int8 export.
     pairs = [(t["teacher_folder"], t["student_onnx"]) for t in tasks.values()] or [(cfg.teacher, str(out / "export" / "encoder"))]
@@ -105,7 +110,18 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
         return {"models": list(bench_cfg.models)}
 
     ledger.run("bench", bench_cfg.out, bench_stage, what="teacher and student side by side")
-    return write_report(ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student)
+    return write_report(ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student, quality=quality)
+
+
+def _embedding_quality(cfg: CompressConfig, student: Path, device: str) -> dict:
+    """The task-agnostic student's quality kept: the Spearman correlation of its sentence embeddings' cosine with the gold
+    scores (the measure of sentence-embedding users, e.g. STS-B), against the teacher's, both without fine-tuning."""
+    def score(model: str) -> dict:
+        return evaluate(EvaluateConfig(model=model, task=cfg.embedding_task, data=cfg.embedding_data, device=device, embedding=True)).metrics
+
+    teacher, mine = score(cfg.teacher), score(str(student))
+    return {"task": cfg.embedding_task, "metric": "spearman", "teacher_metric": teacher["spearman"], "student_metric": mine["spearman"],
+            "teacher_dev": teacher, "student_dev": mine}
 
 
 def _task(cfg: CompressConfig, ledger: Ledger, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,

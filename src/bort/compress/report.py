@@ -67,12 +67,19 @@ def _mb(folder: str | None) -> float | None:
     return path.stat().st_size / 1e6 if folder and path.is_file() else None
 
 
-def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], pairs: list[tuple[str, str]], student: Path) -> CompressResult:
-    """Write compress.json, report.md and report.png into the run folder; returns the record."""
+def _kept(e: dict) -> float | None:
+    return e["student_metric"] / e["teacher_metric"] if e["teacher_metric"] else None
+
+
+def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], pairs: list[tuple[str, str]], student: Path,
+                 quality: dict) -> CompressResult:
+    """Write compress.json, report.md and report.png into the run folder; returns the record. ``quality``: without a task,
+    the embedding scores of teacher and student (``--embedding-task``), if any."""
     doc = json.loads((ledger.out / "bench" / "bench.json").read_text(encoding="utf-8"))
     for task, (t, s) in zip(tasks.values(), pairs):
-        task.update(_pair(doc, t, s), kept=task["student_metric"] / task["teacher_metric"] if task["teacher_metric"] else None)
-    agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0])}
+        task.update(_pair(doc, t, s), kept=_kept(task))
+    agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0]),
+                                 **({**quality, "kept": _kept(quality)} if quality else {})}
     record = CompressResult(teacher=str(cfg.teacher), arch=chosen["arch"], min_speedup=cfg.min_speedup, pick=cfg.pick, bench_batch=doc["settings"]["batches"][0],
                             tasks=tasks, student=agnostic, stages=[{k: s[k] for k in ("name", "status", "wall_s", "output")} for s in ledger.stages])
     ledger.write(**{k: v for k, v in record.to_dict().items() if k != "stages"})
@@ -88,12 +95,18 @@ def _x(v: float | None) -> str:
 def summary(result: CompressResult) -> list[str]:
     """One line per task (or for the task-agnostic student): the quality kept, the speed-ups and the final student."""
     speedups = "{} on the same runtime, {} vs HF eager"
-    lines = [f"{name}: kept {'–' if t['kept'] is None else format(100 * t['kept'], '.1f') + '%'} of the teacher's {t['metric']} "
+    lines = [f"{name}: kept {_pct(t['kept'])} of the teacher's {t['metric']} "
              f"({t['student_metric']:.4f} / {t['teacher_metric']:.4f}); {speedups.format(_x(t['speedup_same_runtime']), _x(t['speedup_vs_eager']))}; "
              f"student {t['student_folder']} (int8: {t['student_onnx']})" for name, t in result.tasks.items()]
     s = result.student
-    return lines or [(f"task-agnostic student ⟨{result.arch}⟩: {speedups.format(_x(s['speedup_same_runtime']), _x(s['speedup_vs_eager']))}; "
+    kept = (f"kept {_pct(s['kept'])} of the teacher's {s['task']} embedding {s['metric']} ({s['student_metric']:.4f} / {s['teacher_metric']:.4f}); "
+            if "kept" in s else "")
+    return lines or [(f"task-agnostic student ⟨{result.arch}⟩: {kept}{speedups.format(_x(s['speedup_same_runtime']), _x(s['speedup_vs_eager']))}; "
                       f"{s['student_folder']} (int8: {s['student_onnx']})")]
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
 
 
 def _speed_rows(name: str, e: dict) -> list[str]:
@@ -118,10 +131,13 @@ def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
               f"extraction's î ({chosen['speedup_estimate']:.1f}×; ê {chosen['error_kind']} {chosen['error']:.4g})."), ""]
     if doc["tasks"]:
         lines += ["## Quality (dev)", "", "| task | metric | teacher | student | kept |", "|---|---|---:|---:|---:|"]
-        for e in doc["tasks"].values():
-            kept = "–" if e["kept"] is None else f"{100 * e['kept']:.1f}%"
-            lines.append(f"| {e['task']} | {e['metric']} | {e['teacher_metric']:.4f} | {e['student_metric']:.4f} | {kept} |")
-        lines.append("")
+        lines += [f"| {e['task']} | {e['metric']} | {e['teacher_metric']:.4f} | {e['student_metric']:.4f} | {_pct(e['kept'])} |"
+                  for e in doc["tasks"].values()] + [""]
+    elif "kept" in doc["student"]:
+        e = doc["student"]
+        lines += ["## Quality (sentence embeddings, without fine-tuning: the cosine of the two texts' embeddings against the gold scores)", "",
+                  "| task | metric | teacher | student | kept |", "|---|---|---:|---:|---:|",
+                  f"| {e['task']} (dev) | {e['metric']} | {e['teacher_metric']:.4f} | {e['student_metric']:.4f} | {_pct(e['kept'])} |", ""]
     speed_head = [f"## Latency (sequence {seq}; median ms, from bench/bench.md) and speed-ups of the student", "",
                   ("| | batch | teacher, HF eager fp32 | teacher, fastest | student, fastest | sequences/s, teacher's fastest → student | "
                    "same runtime | vs HF eager | vs teacher's fastest |"), "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -139,18 +155,19 @@ def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
 def plot(doc: dict, path: Path) -> None:
     """report.png: the quality kept against the speed-ups per task, and each stage's wall time."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name, e in doc["tasks"].items():
+    points = doc["tasks"] or ({"embeddings": doc["student"]} if "kept" in doc["student"] else {})
+    for name, e in points.items():
         kept = 100 * (e["kept"] or 0)
         for key, marker in (("speedup_same_runtime", "o"), ("speedup_vs_eager", "s")):
             if e[key] is not None:
                 ax.scatter([e[key]], [kept], marker=marker, s=60, label=f"{name}: {key.removeprefix('speedup_').replace('_', ' ')}")
                 ax.annotate(name, (e[key], kept), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    if not doc["tasks"]:
+    if not points:
         ax.text(0.5, 0.5, "no task: a task-agnostic student\n(speed-ups in report.md)", ha="center", va="center", transform=ax.transAxes)
     else:
         ax.legend(fontsize=7)
     ax.set_xlabel("speed-up over the teacher (×)")
-    ax.set_ylabel("teacher's dev metric kept (%)")
+    ax.set_ylabel("teacher's dev metric kept (%)" if doc["tasks"] else "teacher's embedding score kept (%)")
     ax.set_title("quality kept vs speed-up")
     ax.grid(alpha=0.3)
     stages = [s for s in doc["stages"] if s["wall_s"] is not None]

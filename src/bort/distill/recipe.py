@@ -34,7 +34,7 @@ from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
-from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms
+from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms, short_views
 from bort.training.run import BF16, DEVICE, PROGRESS, REPORT_TO, SEED, Clock, RunFolder, fingerprint
 from bort.training.tracking import check_report_to
 
@@ -59,6 +59,9 @@ class PretrainConfig:
     accumulate: int = field(default=1, metadata=opt("micro-steps per optimiser step (gradient accumulation)"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup=0.05))
     seq_len: int = field(default=128, metadata=SEQ_LEN)
+    min_view_len: int | None = field(default=None, metadata=opt("representation terms alone: cut each training block to a random length "
+                                                                "between N and --seq-len tokens (log-uniform), as sentence embeddings "
+                                                                "are used on short texts (BENCHMARKS §7)", metavar="N"))
     save_every: int = field(default=200, metadata=opt("checkpoint every K steps"))
     eval_every: int = field(default=200, metadata=opt("evaluate on the held-out slice every K steps"))
     eval_sequences: int = field(default=64, metadata=opt("held-out sequences of the evaluation"))
@@ -81,6 +84,9 @@ class PretrainConfig:
             raise BortError("--steps, --batch-size, --accumulate, --save-every, --eval-every and --eval-sequences must be at least 1")
         if not (self.loss.active or self.representation.active):
             raise BortError("every loss weight is 0: give at least one of --alpha-mlm, --alpha-kd, --alpha-hidden, --alpha-attn, --alpha-embed")
+        if self.min_view_len is not None and (self.loss.active or not 2 <= self.min_view_len <= self.seq_len):
+            raise BortError(f"--min-view-len must be between 2 and --seq-len {self.seq_len}, with representation terms alone "
+                            f"(--alpha-mlm 0 --alpha-kd 0), got {self.min_view_len}")
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class PretrainResult(Record):
     representation: dict = field(default_factory=dict)
     heldout: dict[str, float] = field(default_factory=dict)  # every active term: mlm_accuracy, kd_ce, hidden_mse, attn_kl, embed_distance
     output: str = "masked-lm"  # "masked-lm", or "encoder" (no logit term: a bare encoder, sentence-transformers files carried over)
+    min_view_len: int | None = None  # the training blocks cut to random lengths from this many tokens (--min-view-len)
 
 
 def _student_config(cfg: PretrainConfig, teacher_config):
@@ -193,6 +200,8 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
         count = d.sum(float(shard.positions.sum())) / d.world
         shard = shard.to(d.device)
         ids, mask = block_inputs(shard, logits)
+        if cfg.min_view_len:
+            ids, mask = short_views(ids, cfg.min_view_len, sep_id=tok.sep_token_id, pad_id=tok.pad_token_id, seed=cfg.seed)
         views = model(ids, mask, shard.positions if logits else None)
         with torch.inference_mode():
             t_views = distiller.teacher_views(teacher.model.base_model, ids, mask) if rep.active else None
@@ -236,7 +245,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     result = PretrainResult(steps=cfg.steps, tokens_seen=cfg.steps * tokens_per_step, wall_s=state.elapsed, world_size=d.world,
                             bf16=autocast is not None, arch=Arch.from_config(student.config).asdict(), init=cfg.init, loss=asdict(cfg.loss),
                             mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"), representation=asdict(rep), heldout=heldout,
-                            output="masked-lm" if logits else "encoder")
+                            output="masked-lm" if logits else "encoder", min_view_len=cfg.min_view_len)
     if d.main:
         if not logits:  # an encoder, loaded by SentenceTransformer(OUT) as the teacher was (first, so that its card says so)
             for name, text in sentence_files(source).items():

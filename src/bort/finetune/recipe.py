@@ -169,7 +169,10 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> Fin
 
 def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskData, device: torch.device, run: RunFolder) -> FinetuneResult:
     out, task = run.out, data.spec
-    settings = {**fingerprint(cfg), "train_set": None if train_set is None else _digest(train_set)}
+    # Without new inputs (--augment 0) the way they would be made changes nothing: the defaults stand in, so a changed
+    # --transform alone is not a changed setting (Agora's rounds carry its transform here).
+    made = cfg if cfg.augment.per_example else replace(cfg, augment=Augment())
+    settings = {**fingerprint(made), "train_set": None if train_set is None else _digest(train_set)}
     if (out / EVAL).is_file() and (out / REPORT).is_file():  # finished earlier: nothing to redo
         run.guard(settings, resuming=True)
         shutil.rmtree(run.checkpoint, ignore_errors=True)  # a run killed while removing it

@@ -35,7 +35,7 @@ from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.hparams import Theta
 from bort.training.loop import train
 from bort.training.losses import DistillLoss
-from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms
+from bort.training.objectives import Distiller, RepresentationLoss, Views, block_inputs, heldout_terms
 
 # The hyperparameters a candidate training's θ may set (``--theta``); the seed is the run's.
 THETA_FIELDS = ("lr", "batch_size", "warmup")
@@ -86,6 +86,17 @@ class ErrorSettings:
         return self.kind if self.loss.active else "representation"
 
 
+def _tensors(views: Views) -> list[torch.Tensor]:
+    return [*views.hidden, *(views.qkv or ()), *([] if views.embedding is None else [views.embedding])]
+
+
+def _moved(views: Views, device: torch.device) -> Views:
+    """The teacher's views that the representation terms read (hidden states, Q/K/V, embedding), on ``device``."""
+    def on(t):
+        return None if t is None else t.to(device)
+    return Views([on(h) for h in views.hidden], None if views.qkv is None else tuple(map(on, views.qkv)), on(views.embedding), None)
+
+
 class ErrorSurrogate:
     """Callable ``(ξ, θ) → ê``; holds the teacher's held-out distribution, computed once.
 
@@ -109,6 +120,8 @@ class ErrorSurrogate:
         self.teacher_lp = teacher_logprobs(teacher.model, self.eval_batches) if settings.loss.active else []
         self._batches: dict[int, list[MaskedBatch]] = {}
         self._logit_cache: dict[int, list[torch.Tensor]] = {}
+        self._views_cache: dict[tuple, list[Views]] = {}
+        self._cached_bytes = 0  # of the teacher's views (ê from representations), within teacher_cache_gb
 
     def _training_batches(self, batch_size: int) -> list[MaskedBatch]:
         """The n training batches of this batch size: the seeded stream's first n, the same for every candidate."""
@@ -135,6 +148,31 @@ class ErrorSurrogate:
         if step == len(cache) and logits.numel() * 2 * self.settings.steps <= budget:
             cache.append(logits.cpu())
         return logits.clone()  # leave inference mode, so autograd may use it
+
+    def _teacher_views(self, distiller: Distiller, step: int, batch_size: int, ids: torch.Tensor, mask: torch.Tensor) -> Views:
+        """The teacher's views (hidden states, Q/K/V, embedding) of training batch ``step``, for ê from representations.
+
+        Like the logits (:meth:`_teacher_logits`), they are computed once per batch and kept in memory
+        while they fit in ``teacher_cache_gb``: every candidate of the same batch size, and of the same
+        teacher layers (with ``--layer-map uniform`` they depend on the candidate's depth), reads them
+        instead of running the teacher, the slowest part of a small candidate's step. Kept in float32,
+        so ê is the same whether they were cached or not. Filled as the search goes, per process.
+        """
+        key = (batch_size, tuple(t for _, t in distiller.pairs), distiller.teacher_qkv_layer, distiller.loss.alpha_embed > 0)
+        cache = self._views_cache.get(key)
+        if cache is not None and step < len(cache):
+            return _moved(cache[step], self.device)
+        with torch.inference_mode():
+            full = distiller.teacher_views(self.teacher_model.base_model, ids, mask)
+        views = Views(full.hidden, full.qkv, full.embedding, None).detached()  # leave inference mode, so autograd may use them
+        if step == 0 and cache is None:
+            size = sum(t.numel() * t.element_size() for t in _tensors(views)) * self.settings.steps
+            if self._cached_bytes + size <= self.settings.teacher_cache_gb * 2**30:
+                cache = self._views_cache[key] = []
+                self._cached_bytes += size
+        if cache is not None and step == len(cache):
+            cache.append(_moved(views, torch.device("cpu")))
+        return views
 
     def _needs_teacher_model(self) -> bool:
         """Whether a training still needs the teacher: it starts from its slices, or its loss needs logits that are not all cached."""
@@ -188,12 +226,11 @@ class ErrorSurrogate:
             return evaluate_mlm(model, self.eval_batches, self.teacher_lp)[ERROR_KINDS[self.settings.kind]]
         return float(model.weighted(heldout_terms(model, self.teacher_model.base_model, self.eval_batches, masked=False)))
 
-    def _representation_loss(self, distiller: Distiller, batch: MaskedBatch) -> torch.Tensor:
-        """The weighted representation terms on one batch's original (unmasked) text."""
+    def _representation_loss(self, distiller: Distiller, batch: MaskedBatch, step: int, batch_size: int) -> torch.Tensor:
+        """The weighted representation terms on training batch ``step``'s original (unmasked) text."""
         ids, mask = block_inputs(batch.to(self.device), masked=False)
-        with torch.inference_mode():
-            teacher = distiller.teacher_views(self.teacher_model.base_model, ids, mask)
-        return distiller.weighted(distiller.terms(distiller(ids, mask), teacher.detached(), mask))
+        teacher = self._teacher_views(distiller, step, batch_size, ids, mask)
+        return distiller.weighted(distiller.terms(distiller(ids, mask), teacher, mask))
 
     def _distiller(self, arch: Arch) -> Distiller:
         """A bare encoder of shape ``arch`` (seeded, or the teacher's slices) with the projections of the representation terms."""
@@ -212,17 +249,19 @@ class ErrorSurrogate:
         """
         s = self.settings
         batches = iter(self._training_batches(theta.batch_size))
+        step = 0
         if s.error_kind == "representation":
             student = self._distiller(arch)
 
             def loss_fn(batch: MaskedBatch) -> torch.Tensor:
-                return self._representation_loss(student, batch)
+                nonlocal step
+                step += 1
+                return self._representation_loss(student, batch, step - 1, theta.batch_size)
         else:
             student = build_student(self.config, arch, seed=s.seed)
             if s.init == "teacher":
                 init_from_teacher(student, self.teacher_model)
             student.to(self.device)
-            step = 0
 
             def loss_fn(batch: MaskedBatch) -> torch.Tensor:
                 nonlocal step

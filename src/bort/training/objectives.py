@@ -217,6 +217,26 @@ def block_inputs(batch: MaskedBatch, masked: bool) -> tuple[torch.Tensor, torch.
     return ids, torch.ones_like(ids)
 
 
+def short_views(ids: torch.Tensor, min_len: int, *, sep_id: int, pad_id: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Packed ``[CLS] … [SEP]`` blocks cut to sentence-like views: row r keeps its first L_r tokens, L_r drawn log-uniformly
+    from [``min_len``, block length], its last kept token made [SEP] and the rest padding (masked out).
+
+    Sentence embeddings are used on short texts (STS-B pairs average about 12 words) while the packed corpus
+    only shows 128-token blocks; mean pooling over 128 tokens and over 12 are different things to match.
+    The lengths are drawn from ``seed`` and the batch's own tokens, so a resumed run cuts each batch alike.
+    Returns the ids and the attention mask.
+    """
+    n, width = ids.shape
+    key = int((ids[:, : min(16, width)].long().cpu() * torch.arange(1, min(16, width) + 1)).sum()) % (2**31)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + key)
+    low, high = math.log(min(min_len, width)), math.log(width)
+    lengths = torch.exp(torch.empty(n).uniform_(low, high, generator=generator)).round().long().clamp(min(min_len, width), width).to(ids.device)
+    mask = (torch.arange(width, device=ids.device)[None] < lengths[:, None]).long()
+    cut = torch.where(mask.bool(), ids, torch.full_like(ids, pad_id))
+    cut[torch.arange(n, device=ids.device), lengths - 1] = sep_id
+    return cut, mask
+
+
 @torch.inference_mode()
 def heldout_terms(distiller: Distiller, teacher_encoder: torch.nn.Module, batches: list[MaskedBatch], *, masked: bool) -> dict[str, float]:
     """The mean of each active term over held-out batches, the inputs as in training (see :func:`block_inputs`)."""
