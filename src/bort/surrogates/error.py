@@ -86,17 +86,6 @@ class ErrorSettings:
         return self.kind if self.loss.active else "representation"
 
 
-def _tensors(views: Views) -> list[torch.Tensor]:
-    return [*views.hidden, *(views.qkv or ()), *([] if views.embedding is None else [views.embedding])]
-
-
-def _moved(views: Views, device: torch.device) -> Views:
-    """The teacher's views that the representation terms read (hidden states, Q/K/V, embedding), on ``device``."""
-    def on(t):
-        return None if t is None else t.to(device)
-    return Views([on(h) for h in views.hidden], None if views.qkv is None else tuple(map(on, views.qkv)), on(views.embedding), None)
-
-
 class ErrorSurrogate:
     """Callable ``(ξ, θ) → ê``; holds the teacher's held-out distribution, computed once.
 
@@ -161,17 +150,17 @@ class ErrorSurrogate:
         key = (batch_size, tuple(t for _, t in distiller.pairs), distiller.teacher_qkv_layer, distiller.loss.alpha_embed > 0)
         cache = self._views_cache.get(key)
         if cache is not None and step < len(cache):
-            return _moved(cache[step], self.device)
+            return cache[step].map(lambda t: t.to(self.device))
         with torch.inference_mode():
             full = distiller.teacher_views(self.teacher_model.base_model, ids, mask)
         views = Views(full.hidden, full.qkv, full.embedding, None).detached()  # leave inference mode, so autograd may use them
         if step == 0 and cache is None:
-            size = sum(t.numel() * t.element_size() for t in _tensors(views)) * self.settings.steps
+            size = sum(t.numel() * t.element_size() for t in views.tensors()) * self.settings.steps
             if self._cached_bytes + size <= self.settings.teacher_cache_gb * 2**30:
                 cache = self._views_cache[key] = []
                 self._cached_bytes += size
         if cache is not None and step == len(cache):
-            cache.append(_moved(views, torch.device("cpu")))
+            cache.append(views.map(torch.Tensor.cpu))
         return views
 
     def _needs_teacher_model(self) -> bool:

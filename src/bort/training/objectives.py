@@ -115,12 +115,20 @@ class Views:
     logits: torch.Tensor | None = None  # the masked-LM logits at the masked positions, where asked for
     output: object = None  # a whole task model's output (logits, loss), where one ran
 
+    def map(self, fn) -> Views:
+        """Every tensor of these views through ``fn`` (``output`` is not carried over)."""
+        def each(t):
+            return None if t is None else fn(t)
+        return Views([fn(h) for h in self.hidden], None if self.qkv is None else tuple(map(fn, self.qkv)), each(self.embedding),
+                     each(self.last), each(self.logits))
+
     def detached(self) -> Views:
         """Copies that autograd may use (a teacher's views come out of ``torch.inference_mode``)."""
-        def copy(t):
-            return None if t is None else t.clone()
-        return Views([h.clone() for h in self.hidden], None if self.qkv is None else tuple(t.clone() for t in self.qkv),
-                     copy(self.embedding), copy(self.last), copy(self.logits))
+        return self.map(torch.Tensor.clone)
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor these views hold."""
+        return [t for t in (*self.hidden, *(self.qkv or ()), self.embedding, self.last, self.logits) if t is not None]
 
 
 def encoder_views(encoder: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, *, layers: list[int], qkv_layer: int | None,
