@@ -60,7 +60,7 @@ def test_task_run_numbers_come_from_the_stages(task_run):
     assert json.loads((out / "extract" / "result.json").read_text())["error_kind"] == "representation"
     assert not (out / "teacher_mlm").exists()
     pretrained = json.loads((out / "pretrain" / "pretrain.json").read_text())
-    assert pretrained["output"] == "encoder" and pretrained["init"] == "teacher"
+    assert pretrained["output"] == "encoder" and pretrained["init"] == "teacher" and pretrained["inputs"] == "sentences"  # compress's default
     assert ",".join(str(pretrained["arch"][k]) for k in "DAHI") == doc["arch"]
     # --pick quality (default): of the trained candidates at least --min-speedup× faster by î, the one of lowest ê.
     result = json.loads((out / "extract" / "result.json").read_text())
@@ -213,3 +213,4 @@ def test_logit_objectives_train_the_mlm_head_first(tmp_path, bert_teacher_nohead
     assert _stage_names(out)[:2] == ["teacher_mlm", "extract"]
     assert json.loads((out / "extract" / "result.json").read_text())["error_kind"] == "kl"
     assert json.loads((out / "pretrain" / "pretrain.json").read_text())["output"] == "masked-lm"
+    assert json.loads((out / "pretrain" / "pretrain.json").read_text())["inputs"] == "blocks"  # a logit term reads masked blocks

@@ -12,8 +12,10 @@ from safetensors import safe_open
 from transformers import AutoModel, BertConfig, BertModel
 
 from bort.cli import main
+from bort.data.sentences import SentenceStream, load_sentences
 from bort.distill import PretrainConfig, pretrain
 from bort.errors import BortError
+from bort.models.loading import load_tokenizer
 from bort.models.sentence import Pooling, embed, read_pooling
 from bort.training.losses import DistillLoss
 from bort.training.objectives import Distiller, RepresentationLoss, layer_pairs, relation_heads, relation_kl, short_views
@@ -138,8 +140,6 @@ def test_bare_encoder_teacher_end_to_end(tmp_path, st_teacher, corpus_file):
         assert (out / name).read_text() == (st_teacher / name).read_text(), name
     assert read_pooling(out) == Pooling(mode="mean", normalize=True, source=f"sentence-transformers ({out / 'modules.json'})")
     st = pytest.importorskip("sentence_transformers")
-    from bort.models.loading import load_tokenizer
-
     texts = ["a small model", "the teacher reads the same text"]
     ours = embed(model, load_tokenizer(out), texts, read_pooling(out))
     theirs = torch.tensor(st.SentenceTransformer(str(out), device="cpu").encode(texts))
@@ -165,12 +165,15 @@ def test_short_views_cut_each_block_to_a_seeded_prefix():
     assert not torch.equal(short_views(ids, 4, sep_id=2, pad_id=0, seed=8)[1], mask)
 
 
-@pytest.mark.parametrize("min_view_len", [None, 4])
-def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monkeypatch, min_view_len):
+@pytest.mark.parametrize("min_view_len, inputs", [(None, "blocks"), (4, "blocks"), (None, "sentences")])
+def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monkeypatch, min_view_len, inputs):
     import bort.training.run as run_mod
 
-    whole = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "whole", min_view_len=min_view_len))
-    assert whole.min_view_len == min_view_len
+    whole = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "whole", min_view_len=min_view_len, inputs=inputs))
+    assert whole.min_view_len == min_view_len and whole.inputs == json.loads((tmp_path / "whole" / "pretrain.json").read_text())["inputs"] == inputs
+    if inputs == "sentences":  # the real tokens of the padded sentence batches, not whole blocks
+        rows = load_sentences(str(corpus_file), load_tokenizer(st_teacher), max_len=32).train
+        assert whole.tokens_seen == SentenceStream(rows, 4, seed=0, pad_id=0).tokens(6) < 6 * 4 * 32
     real = run_mod.save_checkpoint
 
     def save_then_die(*args, **kwargs):
@@ -179,10 +182,10 @@ def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monke
 
     monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len))
+        pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len, inputs=inputs))
     monkeypatch.setattr(run_mod, "save_checkpoint", real)
-    resumed = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len))
-    assert resumed.heldout == whole.heldout
+    resumed = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len, inputs=inputs))
+    assert resumed.heldout == whole.heldout and resumed.tokens_seen == whole.tokens_seen
     with safe_open(str(tmp_path / "whole" / "model.safetensors"), "pt") as a, safe_open(str(tmp_path / "killed" / "model.safetensors"), "pt") as b:
         for key in a.keys():
             torch.testing.assert_close(a.get_tensor(key), b.get_tensor(key), rtol=0, atol=0)
@@ -225,8 +228,6 @@ def test_embedding_evaluation_matches_a_direct_computation(tmp_path, st_teacher)
     """`bort evaluate --embedding`: Pearson/Spearman of the cosine of the two sentences' embeddings against the gold scores."""
     from bort.finetune import metrics
     from bort.finetune.evaluate import EvaluateConfig, evaluate
-    from bort.models.loading import load_tokenizer
-
     data = tmp_path / "STS-B"
     data.mkdir()
     rows = [("a cat sits", "a cat is sitting", 4.5), ("the dog runs", "a man sings", 0.5), ("we read text", "text is read", 3.8),

@@ -85,7 +85,8 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     pretrain_cfg = replace(cfg.pretrain, out=student, teacher=teacher, corpus=cfg.corpus, student=None, arch=Arch.parse(chosen["arch"]),
                            init=cfg.init, loss=cfg.loss, representation=cfg.representation, steps=cfg.pretrain_steps, seq_len=cfg.seq_len,
                            device=device, head=replace(cfg.pretrain.head, seed=cfg.seed),
-                           min_view_len=None if logit else cfg.pretrain.min_view_len, **common)  # views serve the representation terms alone
+                           min_view_len=None if logit else cfg.pretrain.min_view_len, inputs="blocks" if logit else cfg.pretrain.inputs,
+                           **common)  # sentences and cut views serve the representation terms alone
     ledger.run("pretrain", student, lambda: pretrain(pretrain_cfg).to_dict(), what=f"⟨{chosen['arch']}⟩, {cfg.pretrain_steps} steps")
 
     # 4. Per task: the fine-tuned teacher, the task-distilled student and its int8 export.

@@ -19,6 +19,7 @@ from bort.arch import Arch
 from bort.atomic import atomic_write_text
 from bort.data.corpus import CORPUS, SEQ_LEN, load_corpus
 from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
+from bort.data.sentences import SentenceStream, heldout_batches, load_sentences
 from bort.distill.distributed import Dist, setup, teardown
 from bort.errors import BortError
 from bort.models.card import Card
@@ -59,6 +60,9 @@ class PretrainConfig:
     accumulate: int = field(default=1, metadata=opt("micro-steps per optimiser step (gradient accumulation)"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup=0.05))
     seq_len: int = field(default=128, metadata=SEQ_LEN)
+    inputs: str = field(default="blocks", metadata=opt("training inputs: packed blocks of --seq-len tokens, or the corpus's sentences, one per "
+                                                       "row, at most --seq-len tokens (representation terms alone; BENCHMARKS §7)",
+                                                       choices=("blocks", "sentences")))
     min_view_len: int | None = field(default=None, metadata=opt("representation terms alone: cut each training block to a random length "
                                                                 "between N and --seq-len tokens (log-uniform), as sentence embeddings "
                                                                 "are used on short texts (BENCHMARKS §7)", metavar="N"))
@@ -87,6 +91,11 @@ class PretrainConfig:
         if self.min_view_len is not None and (self.loss.active or not 2 <= self.min_view_len <= self.seq_len):
             raise BortError(f"--min-view-len must be between 2 and --seq-len {self.seq_len}, with representation terms alone "
                             f"(--alpha-mlm 0 --alpha-kd 0), got {self.min_view_len}")
+        if self.inputs not in ("blocks", "sentences"):
+            raise BortError(f"--inputs must be blocks or sentences, got '{self.inputs}'")
+        if self.inputs == "sentences" and (self.loss.active or self.min_view_len is not None):
+            raise BortError("--inputs sentences serves the representation terms alone (--alpha-mlm 0 --alpha-kd 0) and is not cut "
+                            "(drop --min-view-len)")
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ class PretrainResult(Record):
     heldout: dict[str, float] = field(default_factory=dict)  # every active term: mlm_accuracy, kd_ce, hidden_mse, attn_kl, embed_distance
     output: str = "masked-lm"  # "masked-lm", or "encoder" (no logit term: a bare encoder, sentence-transformers files carried over)
     min_view_len: int | None = None  # the training blocks cut to random lengths from this many tokens (--min-view-len)
+    inputs: str = "blocks"  # "blocks" (packed) or "sentences" (one per row, padded)
 
 
 def _student_config(cfg: PretrainConfig, teacher_config):
@@ -137,11 +147,13 @@ def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool) -> PreTrainedM
 
 
 @torch.inference_mode()
-def _evaluate(distiller: Distiller, teacher: Teacher, batches: list[MaskedBatch], teacher_lp, cfg: PretrainConfig) -> dict[str, float]:
-    """The held-out value of every active term: masked-LM accuracy and H(p_T, p_S), and the representation terms."""
+def _evaluate(distiller: Distiller, teacher: Teacher, batches: list, teacher_lp, cfg: PretrainConfig) -> dict[str, float]:
+    """The held-out value of every active term: masked-LM accuracy and H(p_T, p_S) (masked blocks), and the representation
+    terms (on the training inputs' kind: blocks, masked where a logit term reads them, or sentences)."""
     out = evaluate_mlm(distiller.student, batches, teacher_lp) if cfg.loss.active else {}
     if cfg.representation.active:
-        out.update(heldout_terms(distiller, teacher.model.base_model, batches, masked=cfg.loss.active))
+        inputs = batches if cfg.inputs == "sentences" else [block_inputs(b, cfg.loss.active) for b in batches]
+        out.update(heldout_terms(distiller, teacher.model.base_model, inputs))
     return out
 
 
@@ -167,7 +179,8 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     source = teacher.path  # its sentence-transformers files, if any, are here (not in the MLM-head cache)
     teacher.check_seq_len(cfg.seq_len, "--seq-len")
     tok = teacher.tokenizer
-    corpus = load_corpus(cfg.corpus, tok, seq_len=cfg.seq_len)
+    sentences = cfg.inputs == "sentences"
+    corpus = load_sentences(cfg.corpus, tok, max_len=cfg.seq_len) if sentences else load_corpus(cfg.corpus, tok, seq_len=cfg.seq_len)
     if logits:
         if d.main:
             teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=str(d.device))
@@ -187,19 +200,30 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     unused = not (logits or rep.alpha_hidden or rep.alpha_embed)
     model = torch.nn.parallel.DistributedDataParallel(distiller, find_unused_parameters=unused) if d.world > 1 else distiller
 
-    eval_batches = fixed_masked_batches(corpus.heldout, tok, batch_size=16, max_sequences=cfg.eval_sequences, seed=cfg.seed)
+    if sentences:
+        stream = SentenceStream(corpus.train, cfg.batch_size, cfg.seed, tok.pad_token_id)
+        eval_batches = heldout_batches(corpus.heldout, tok.pad_token_id, batch_size=16, max_sequences=cfg.eval_sequences)
+        batches = stream.batches(start=state.step * cfg.accumulate)
+    else:
+        eval_batches = fixed_masked_batches(corpus.heldout, tok, batch_size=16, max_sequences=cfg.eval_sequences, seed=cfg.seed)
+        batches = masked_batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed, start=state.step * cfg.accumulate)
     eval_lp = teacher_logprobs(teacher.model, eval_batches) if d.main and logits else None
     autocast = autocast_dtype(cfg.bf16, d.device)
     per_rank = cfg.batch_size // d.world
-    batches = masked_batch_stream(corpus.train, tok, cfg.batch_size, cfg.seed, start=state.step * cfg.accumulate)
+    seen = [0]  # tokens of this session, for the progress bar's rate
 
-    def loss_fn(batch: MaskedBatch) -> torch.Tensor:
+    def loss_fn(batch: MaskedBatch | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """This rank's shard of the global batch; the logit terms normalised by the global masked count."""
         rows = slice(d.rank * per_rank, (d.rank + 1) * per_rank)
-        shard = MaskedBatch(batch.input_ids[rows], batch.labels[rows])
-        count = d.sum(float(shard.positions.sum())) / d.world
-        shard = shard.to(d.device)
-        ids, mask = block_inputs(shard, logits)
+        seen[0] += int(batch[1].sum()) if sentences else cfg.batch_size * cfg.seq_len  # the global batch, counted on the host
+        if sentences:  # padded sentences, representation terms alone
+            shard, count = None, 0.0
+            ids, mask = (t[rows].to(d.device) for t in batch)
+        else:
+            shard = MaskedBatch(batch.input_ids[rows], batch.labels[rows])
+            count = d.sum(float(shard.positions.sum())) / d.world
+            shard = shard.to(d.device)
+            ids, mask = block_inputs(shard, logits)
         if cfg.min_view_len:
             ids, mask = short_views(ids, cfg.min_view_len, sep_id=tok.sep_token_id, pad_id=tok.pad_token_id, seed=cfg.seed)
         views = model(ids, mask, shard.positions if logits else None)
@@ -215,18 +239,21 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
             loss = loss + distiller.weighted(distiller.terms(views, t_views, mask))
         return loss
 
-    clock, first_step = Clock(state.elapsed), state.step
-    tokens_per_step = cfg.batch_size * cfg.accumulate * cfg.seq_len
+    clock = Clock(state.elapsed)
+
+    def tokens(step: int) -> int:
+        """The tokens of the first ``step`` optimiser steps (a sentence batch's real tokens; a block's whole length)."""
+        return stream.tokens(step * cfg.accumulate) if sentences else step * cfg.batch_size * cfg.accumulate * cfg.seq_len
+
     bar = tqdm(total=cfg.steps, initial=state.step, desc="pretrain", unit="step", disable=not (cfg.progress and d.main))
     last: dict = {}
 
     def on_step(st: TrainState, loss: float) -> None:
         st.elapsed = clock()
-        rate = (st.step - first_step) * tokens_per_step / max(1e-9, clock.session())
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{rate:,.0f}")
+        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{seen[0] / max(1e-9, clock.session()):,.0f}")
         if d.main and (st.step % cfg.eval_every == 0 or st.step == cfg.steps):
-            last.update(step=st.step, loss=loss, tokens=st.step * tokens_per_step, **_evaluate(distiller, teacher, eval_batches, eval_lp, cfg))
+            last.update(step=st.step, loss=loss, tokens=tokens(st.step), **_evaluate(distiller, teacher, eval_batches, eval_lp, cfg))
             run.log(last)
         if st.step % cfg.save_every == 0 or st.step == cfg.steps:
             run.save(distiller, optimizer, scheduler, st)
@@ -242,10 +269,10 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     if d.main and not last:  # resumed a finished run: nothing trained, evaluate what is there
         last.update(_evaluate(distiller, teacher, eval_batches, eval_lp, cfg))
     heldout = {k: last[k] for k in ("mlm_accuracy", "kd_ce", "hidden_mse", "attn_kl", "embed_distance") if k in last}
-    result = PretrainResult(steps=cfg.steps, tokens_seen=cfg.steps * tokens_per_step, wall_s=state.elapsed, world_size=d.world,
+    result = PretrainResult(steps=cfg.steps, tokens_seen=tokens(cfg.steps), wall_s=state.elapsed, world_size=d.world,
                             bf16=autocast is not None, arch=Arch.from_config(student.config).asdict(), init=cfg.init, loss=asdict(cfg.loss),
                             mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"), representation=asdict(rep), heldout=heldout,
-                            output="masked-lm" if logits else "encoder", min_view_len=cfg.min_view_len)
+                            output="masked-lm" if logits else "encoder", min_view_len=cfg.min_view_len, inputs=cfg.inputs)
     if d.main:
         if not logits:  # an encoder, loaded by SentenceTransformer(OUT) as the teacher was (first, so that its card says so)
             for name, text in sentence_files(source).items():

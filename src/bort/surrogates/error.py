@@ -213,7 +213,7 @@ class ErrorSurrogate:
         """ê on the fixed held-out batches: of a masked-LM ``model`` (kl, ce), or of a :class:`Distiller` (representation)."""
         if self.settings.error_kind != "representation":
             return evaluate_mlm(model, self.eval_batches, self.teacher_lp)[ERROR_KINDS[self.settings.kind]]
-        return float(model.weighted(heldout_terms(model, self.teacher_model.base_model, self.eval_batches, masked=False)))
+        return float(model.weighted(heldout_terms(model, self.teacher_model.base_model, [block_inputs(b, masked=False) for b in self.eval_batches])))
 
     def _representation_loss(self, distiller: Distiller, batch: MaskedBatch, step: int, batch_size: int) -> torch.Tensor:
         """The weighted representation terms on training batch ``step``'s original (unmasked) text."""

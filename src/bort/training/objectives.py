@@ -246,13 +246,13 @@ def short_views(ids: torch.Tensor, min_len: int, *, sep_id: int, pad_id: int, se
 
 
 @torch.inference_mode()
-def heldout_terms(distiller: Distiller, teacher_encoder: torch.nn.Module, batches: list[MaskedBatch], *, masked: bool) -> dict[str, float]:
-    """The mean of each active term over held-out batches, the inputs as in training (see :func:`block_inputs`)."""
+def heldout_terms(distiller: Distiller, teacher_encoder: torch.nn.Module, inputs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """The mean of each active term over held-out ``(ids, attention mask)`` batches (blocks through :func:`block_inputs`, or sentences)."""
     device, sums, was_training = next(distiller.parameters()).device, {}, distiller.training
     distiller.eval()
-    for batch in batches:
-        ids, mask = block_inputs(batch.to(device), masked)
+    for ids, mask in inputs:
+        ids, mask = ids.to(device), mask.to(device)
         for k, v in distiller.terms(distiller(ids, mask), distiller.teacher_views(teacher_encoder, ids, mask), mask).items():
-            sums[k] = sums.get(k, 0.0) + float(v) / len(batches)
+            sums[k] = sums.get(k, 0.0) + float(v) / len(inputs)
     distiller.train(was_training)
     return sums

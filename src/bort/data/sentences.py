@@ -1,0 +1,146 @@
+"""A corpus as sentences, one per row: the inputs of representation distillation for embedding models.
+
+Sentence embeddings are used on sentences (STS-B pairs average about a dozen words), while a packed
+corpus only shows 128-token blocks that start and end anywhere in the text. Here each line of the
+corpus (hard-wrapped prose re-joined) is split at sentence ends, every sentence is tokenised on its own (``[CLS] … [SEP]``, at most
+``max_len`` tokens), every ``heldout_every``-th sentence is held out, and training batches are
+padded to their longest row. Measured in BENCHMARKS §7 (sentences against cut blocks).
+
+The batch stream is a pure function of its seed and position, so a resumed run sees the same
+batches: epoch e is a permutation drawn from a generator seeded with (seed, e).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from bort.data.corpus import read_texts
+from bort.errors import BortError
+
+# A sentence ends at . ! or ? (after an optional closing quote or bracket), before a space and a capital, digit or opening quote.
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
+# A piece ending in one of these (or in an initial, "J.") goes on into the next: "Mr. Smith" is not two sentences.
+_ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "vs.", "no.", "e.g.", "i.e.", "cf.", "gen.", "gov.", "sen.", "rev."}
+_INITIAL = re.compile(r"^[A-Z]\.$")
+_WORD = re.compile(r"\w+")
+_ENDS_SENTENCE = re.compile(r"[.!?][\"')\]]?$")
+MIN_WORDS = 3  # shorter pieces are headings, list markers and page furniture, not sentences
+WRAP_WIDTH = 50  # a line at least this long that stops mid-sentence was wrapped: the next line of its indentation goes on with it
+
+
+def logical_lines(text: str) -> list[str]:
+    """The lines of ``text`` with hard-wrapped prose re-joined.
+
+    Manuals, speeches and docstrings wrap paragraphs at about 70 characters (the built-in corpus does), so a line
+    may end mid-sentence. A line of at least ``WRAP_WIDTH`` characters that does not end a sentence is joined with
+    the next non-empty line of the same indentation; short lines (titles, list items, chat) and one-line
+    paragraphs (WikiText) stay as they are.
+    """
+    out: list[str] = []
+    previous, indent = "", None  # the last physical line and its indentation (None after a blank line)
+    for raw in text.splitlines():
+        line = raw.strip()
+        level = len(raw) - len(raw.lstrip())
+        if out and line and indent == level and len(previous) >= WRAP_WIDTH and not _ENDS_SENTENCE.search(previous):
+            out[-1] += " " + line
+        else:
+            out.append(line)
+        previous, indent = line, level if line else None
+    return [line for line in out if line]
+
+
+def split_sentences(text: str, min_words: int = MIN_WORDS) -> list[str]:
+    """The sentences of ``text``: each logical line (:func:`logical_lines`) split at sentence ends (not after titles and
+    initials); pieces of fewer than ``min_words`` words (runs of letters and digits) dropped."""
+    out = []
+    for line in logical_lines(text):
+        pieces: list[str] = []
+        for piece in _SENTENCE_END.split(line):
+            last = pieces[-1].rsplit(None, 1)[-1] if pieces else ""
+            if last.lower() in _ABBREVIATIONS or _INITIAL.match(last):
+                pieces[-1] += " " + piece
+            else:
+                pieces.append(piece)
+        out += [p.strip() for p in pieces if len(_WORD.findall(p)) >= min_words]
+    return out
+
+
+@dataclass
+class SentenceCorpus:
+    """Tokenised sentences (``[CLS] … [SEP]`` each), split into training and held-out parts."""
+
+    train: list[list[int]]
+    heldout: list[list[int]]
+    source: str
+    documents: int
+
+    @property
+    def tokens(self) -> int:
+        return sum(map(len, self.train)) + sum(map(len, self.heldout))
+
+
+def load_sentences(spec: str, tokenizer: PreTrainedTokenizerBase, *, max_len: int = 128, heldout_every: int = 20) -> SentenceCorpus:
+    """Read a corpus (as :func:`bort.data.corpus.read_texts` does), split it into sentences and tokenise each one."""
+    texts = read_texts(spec)
+    sentences = [s for _, text in texts for s in split_sentences(text)]
+    if len(sentences) < 2 * heldout_every:
+        raise BortError(f"corpus '{spec}' holds {len(sentences)} sentences of {MIN_WORDS} or more words; --inputs sentences needs at least "
+                        f"{2 * heldout_every}: give more text, or use --inputs blocks")
+    rows = []
+    for start in range(0, len(sentences), 4096):  # chunks keep the fast tokenizer's batches small
+        rows += tokenizer(sentences[start : start + 4096], truncation=True, max_length=max_len)["input_ids"]
+    held = set(range(heldout_every - 1, len(rows), heldout_every))
+    return SentenceCorpus(train=[r for i, r in enumerate(rows) if i not in held], heldout=[r for i, r in enumerate(rows) if i in held],
+                          source=str(spec), documents=len(texts))
+
+
+def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of token ids → ``(ids, attention mask)``, padded on the right to the longest row."""
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+class SentenceStream:
+    """Endless shuffled batches of ``batch_size`` sentences; batch k is a pure function of (seed, k)."""
+
+    def __init__(self, rows: list[list[int]], batch_size: int, seed: int, pad_id: int) -> None:
+        if len(rows) < batch_size:
+            raise BortError(f"the corpus has {len(rows)} training sentences, fewer than a batch of {batch_size}: lower --batch-size or give more text")
+        self.rows, self.batch_size, self.seed, self.pad_id = rows, batch_size, seed, pad_id
+        self.per_epoch = len(rows) // batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def indices(self, k: int) -> torch.Tensor:
+        """The rows of batch ``k``: slice k mod E of the permutation of epoch ⌊k / E⌋ (E batches per epoch)."""
+        epoch, slot = divmod(k, self.per_epoch)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        return self._perm[slot * self.batch_size : (slot + 1) * self.batch_size]
+
+    def tokens(self, batches: int) -> int:
+        """The real (unpadded) tokens of the first ``batches`` batches."""
+        return sum(len(self.rows[i]) for k in range(batches) for i in self.indices(k).tolist())
+
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(ids, attention mask)`` of batch ``start``, ``start`` + 1, …"""
+        k = start
+        while True:
+            yield pad_rows([self.rows[i] for i in self.indices(k).tolist()], self.pad_id)
+            k += 1
+
+
+def heldout_batches(rows: list[list[int]], pad_id: int, *, batch_size: int, max_sequences: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The fixed held-out batches: the first ``max_sequences`` held-out sentences, in order."""
+    rows = rows[:max_sequences]
+    return [pad_rows(rows[i : i + batch_size], pad_id) for i in range(0, len(rows), batch_size)]
