@@ -85,7 +85,7 @@ def test_the_stream_is_a_pure_function_of_seed_and_position():
 
 @pytest.mark.parametrize("flags, needle", [
     (["--inputs", "sentences"], "serves the representation terms alone"),  # the default logit terms
-    (["--alpha-mlm", "0", "--alpha-kd", "0", "--alpha-hidden", "1", "--inputs", "sentences", "--min-view-len", "8"], "drop --min-view-len"),
+    (["--alpha-mlm", "0", "--alpha-kd", "0", "--alpha-hidden", "1", "--inputs", "sentences", "--min-view-len", "8"], "use it with --inputs blocks"),
     (["--inputs", "paragraphs"], "invalid choice"),
 ])
 def test_bad_sentence_settings_are_refused(tmp_path, capsys, bert_teacher, corpus_file, flags, needle):
@@ -98,3 +98,10 @@ def test_bad_sentence_settings_are_refused(tmp_path, capsys, bert_teacher, corpu
         assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_compress_refuses_cut_views_of_sentences_in_one_line(tmp_path, capsys):
+    """compress pretrains on sentences by default; cut views need its packed blocks, and the line names compress's flag."""
+    assert main(["compress", "--pretrain-min-view-len", "8", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--pretrain-inputs blocks" in err and err.count("\n") == 1 and "Traceback" not in err and not (tmp_path / "run").exists()

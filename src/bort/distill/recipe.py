@@ -93,9 +93,10 @@ class PretrainConfig:
                             f"(--alpha-mlm 0 --alpha-kd 0), got {self.min_view_len}")
         if self.inputs not in ("blocks", "sentences"):
             raise BortError(f"--inputs must be blocks or sentences, got '{self.inputs}'")
-        if self.inputs == "sentences" and (self.loss.active or self.min_view_len is not None):
-            raise BortError("--inputs sentences serves the representation terms alone (--alpha-mlm 0 --alpha-kd 0) and is not cut "
-                            "(drop --min-view-len)")
+        if self.inputs == "sentences" and self.loss.active:
+            raise BortError("--inputs sentences serves the representation terms alone: add --alpha-mlm 0 --alpha-kd 0, or use --inputs blocks")
+        if self.inputs == "sentences" and self.min_view_len is not None:
+            raise BortError("--min-view-len cuts packed blocks: use it with --inputs blocks (bort compress: --pretrain-inputs blocks), or drop it")
 
 
 @dataclass(frozen=True)
