@@ -176,6 +176,20 @@ def test_bad_inputs_are_one_line(tmp_path, rte):
         CompressConfig(tasks=("glue/rte",), data=(rte,), embedding_task="glue/stsb")
     with pytest.raises(BortError, match="needs --embedding-task"):
         CompressConfig(embedding_data=rte)
+    with pytest.raises(BortError, match="--student-epochs must be positive"):
+        CompressConfig(student_epochs=0)
+
+
+def test_student_epochs_lengthen_the_students_fine_tuning_alone(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+    out = tmp_path / "RUN"
+    argv = _flags(bert_teacher_nohead, corpus_file, space_file, out, "--task", "glue/rte", "--data", str(rte), "--epochs", "1",
+                  "--student-epochs", "2")
+    i = argv.index("--finetune-steps")
+    assert main(argv[:i] + argv[i + 2:]) == 0
+    teacher = json.loads((out / "finetune" / "rte" / "teacher" / "finetune.json").read_text())
+    student = json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())
+    assert teacher["steps_run"] == 32 // 8  # 1 epoch of RTE's 32 examples, batch 8
+    assert student["steps_run"] == 2 * -(-(32 + student["augmented"]) // 8)  # 2 epochs of the examples and their new inputs
 
 
 def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohead, corpus_file, space_file):

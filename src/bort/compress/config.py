@@ -84,6 +84,9 @@ class CompressConfig:
     # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
     # (α 1) and its hidden states and attention relations, over 4 new inputs per example (dropout: the transform that needs no masked-LM).
     student_lr: float = field(default=3e-4, metadata=opt("peak learning rate of the student's fine-tuning (the teacher's is --lr)"))
+    # BENCHMARKS §10.1: over 3 epochs the student's SST-2 dev accuracy was still rising (96.6% of the teacher's); 5 kept 98.5%.
+    student_epochs: float = field(default=5.0, metadata=opt("passes of the student's fine-tuning over the training set and its new "
+                                                            "inputs (the teacher's: --epochs; --finetune-steps sets both)"))
     task_distill: TaskDistill = field(default_factory=lambda: TaskDistill(representation=RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0)),
                                       metadata=nested(prefix="task-", only=("alpha_kd", "temperature", "representation")))
     augment: Augment = field(default_factory=lambda: Augment(per_example=4, transform="dropout"),
@@ -114,6 +117,8 @@ class CompressConfig:
             raise BortError(f"--pick must be quality or w, got '{self.pick}'")
         if not self.min_speedup > 0:
             raise BortError(f"--min-speedup must be a positive factor (e.g. 4 for 4× faster than the teacher), got {self.min_speedup}")
+        if not self.student_epochs > 0:
+            raise BortError(f"--student-epochs must be positive, got {self.student_epochs}")
         if min(self.extract_steps, self.pretrain_steps, self.finetune_steps or 1) < 1:
             raise BortError("--extract-steps, --pretrain-steps and --finetune-steps must be at least 1")
         if not (self.loss.active or self.representation.active):

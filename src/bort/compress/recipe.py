@@ -140,8 +140,8 @@ def _task(cfg: CompressConfig, ledger: Ledger, out: Path, name: str, data: dict,
             model=given, device=device, own=files, **data)).metrics}, what="score the given teacher")["dev"]
         teacher_folder = given
     student_dev = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(replace(
-        base, model=str(student), out=student_out, optim=replace(base.optim, lr=cfg.student_lr), distill=replace(cfg.task_distill, teacher=teacher_folder),
-        augment=cfg.augment)).to_dict(),
+        base, model=str(student), out=student_out, optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
+        distill=replace(cfg.task_distill, teacher=teacher_folder), augment=cfg.augment)).to_dict(),
         what="task-distil the student, with augmentation")["dev"]
     ledger.run(f"export/{name}", export_out, lambda: export_onnx(ExportConfig(model=str(student_out), out=export_out, quantize="int8")).to_dict(),
                what="the student, int8 ONNX")
