@@ -34,7 +34,8 @@ def _optimum_folder(model, tokenizer, folder, graph: str, inputs: tuple[str, ...
 
     (folder / graph).parent.mkdir(parents=True, exist_ok=True)
     model.set_attn_implementation("eager")  # the SDPA mask code traces Python conditions on the sample's shape
-    sample = {"input_ids": torch.randint(5, 300, (2, 7)), "attention_mask": torch.tensor([[1] * 7, [1] * 4 + [0] * 3]),
+    sample = {"input_ids": torch.randint(5, len(tokenizer), (2, 7)),  # the fallback text (no shared data) gives a vocabulary under 300
+              "attention_mask": torch.tensor([[1] * 7, [1] * 4 + [0] * 3]),
               "token_type_ids": torch.zeros(2, 7, dtype=torch.long), "position_ids": torch.arange(7).expand(2, 7)}
     axes = {name: {0: "batch_size", 1: "sequence_length"} for name in (*inputs, output)}
     with warnings.catch_warnings():
