@@ -68,6 +68,12 @@ def test_task_run_numbers_come_from_the_stages(task_run):
     fast = [c for c in result["candidates"] if c["error"] is not None and result["teacher"][cost] >= doc["min_speedup"] * c[cost]]
     lowest = min(fast, key=lambda c: (c["error"], c["params"]))
     assert doc["pick"] == "quality" and doc["arch"] == f"{lowest['D']},{lowest['A']},{lowest['H']},{lowest['I']}"
+    # … and every eligible shape that no other eligible one contains was trained (where the lowest ê lies).
+    eligible = [c for c in result["candidates"] if c["s"] is not None]
+    shape = lambda c: (c["D"], c["A"], c["H"], c["I"])  # noqa: E731
+    top = [c for c in eligible if not any(shape(o) != shape(c) and all(x >= y for x, y in zip(shape(o), shape(c))) for o in eligible)]
+    assert top and all(c["status"] == "trained" for c in top)
+    assert len([c for c in eligible if c["status"] == "trained"]) > result["intervals"]  # more than the representatives
 
     t = doc["tasks"]["rte"]
     teacher_eval = json.loads((out / "finetune" / "rte" / "teacher" / "eval.json").read_text())

@@ -286,3 +286,26 @@ def test_roberta_teacher_keeps_its_family(tmp_path, roberta_teacher, bert_teache
     assert Arch.from_config(model.config) == arch_of(r["best"])
     assert r["best"]["params"] == sum(p.numel() for p in model.base_model.parameters())
     assert AutoTokenizer.from_pretrained(out / "best").get_vocab() == AutoTokenizer.from_pretrained(roberta_teacher).get_vocab()
+
+
+def test_onnx_int8_latency_measures_the_anchors_and_interpolates_between(tmp_path, bert_teacher, extract_args):
+    """î on ONNX Runtime int8: T and each width's shallowest and deepest ξ are exported and timed, D = 2 is their mean."""
+    space = tmp_path / "space.yaml"
+    space.write_text("D: [1, 2, 3]\nA: [2]\nH: [32, 64]\nI: [64]\n", encoding="utf-8")
+    out = tmp_path / "run"
+    r = run(extract_args(bert_teacher, out, "--space", str(space), "--epsilon", "20", "--latency-runtime", "onnx-int8"))
+    db = sqlite3.connect(out / "bort.sqlite")
+    try:
+        timed = {row[0]: row[1] for row in db.execute("SELECT arch, latency_ms FROM latency")}
+        device = db.execute("SELECT device FROM latency LIMIT 1").fetchone()[0]
+    finally:
+        db.close()
+    assert set(timed) == {Arch(*TEACHER_ARCH).key} | {Arch(d, 2, h, 64).key for d in (1, 3) for h in (32, 64)}
+    assert "ONNX Runtime int8" in device
+    latency = {arch_of(c): c["latency_ms"] for c in r["candidates"]}
+    for h in (32, 64):
+        assert latency[Arch(2, 2, h, 64)] == pytest.approx((timed[Arch(1, 2, h, 64).key] + timed[Arch(3, 2, h, 64).key]) / 2)
+    assert r["teacher"]["latency_ms"] == pytest.approx(timed[Arch(*TEACHER_ARCH).key])
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "measured latency on ONNX Runtime int8 at batch 1" in report and "the depths between interpolated" in report
+    assert not list(out.rglob(".bort-tmp*"))  # the exports were temporaries

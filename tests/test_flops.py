@@ -10,7 +10,7 @@ from transformers import AutoModel, BertConfig, RobertaConfig
 from bort.arch import Arch
 from bort.errors import BortError
 from bort.models.student import student_config
-from bort.surrogates.latency import LatencySettings, flops, measure_latency
+from bort.surrogates.latency import LatencySettings, depth_anchors, flops, interpolate_depths, measure_latency
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
@@ -38,7 +38,39 @@ def test_measured_latency_returns_one_median_per_repeat():
     assert len(medians) == 3 and all(m > 0 for m in medians)
 
 
-@pytest.mark.parametrize("kwargs", [{"mode": "wall"}, {"dtype": "int8"}, {"runs": 0}, {"seq": 0}, {"warmup": -1}])
+@pytest.mark.parametrize("runtime", ["onnx-fp32", "onnx-int8"])
+def test_onnx_latency_is_timed_on_an_export_that_is_then_removed(tmp_path, runtime):
+    from bort.export.latency import measure_onnx_latency
+
+    config = BertConfig(vocab_size=100, max_position_embeddings=16)
+    settings = LatencySettings(seq=8, runs=2, warmup=1, runtime=runtime)
+    medians = measure_onnx_latency(config, Arch(1, 2, 32, 64), settings, work=tmp_path, repeats=2)
+    assert len(medians) == 2 and all(m > 0 for m in medians)
+    assert list(tmp_path.iterdir()) == []  # the export was a temporary
+
+
+def test_depths_are_interpolated_exactly_between_each_widths_anchors():
+    archs = [Arch(d, a, h, i) for d in (1, 2, 3, 5) for a, h, i in ((2, 32, 64), (4, 64, 128))] + [Arch(2, 2, 16, 32)]
+    anchors = depth_anchors(archs)
+    assert set(anchors) == {Arch(d, a, h, i) for d in (1, 5) for a, h, i in ((2, 32, 64), (4, 64, 128))} | {Arch(2, 2, 16, 32)}
+
+    def cost(a: Arch) -> float:  # a fixed part plus D equal layers, different per width
+        return 0.3 + a.H / 100 + a.D * (a.H * a.I) / 1e4
+
+    got = interpolate_depths(archs, {a: cost(a) for a in anchors})
+    assert set(got) == set(archs)
+    assert all(got[a] == pytest.approx(cost(a)) for a in archs)
+
+
+@pytest.mark.parametrize("kwargs", [{"mode": "wall"}, {"dtype": "int8"}, {"runs": 0}, {"seq": 0}, {"warmup": -1}, {"runtime": "tensorrt"},
+                                    {"runtime": "onnx-int8", "dtype": "bfloat16"}, {"runtime": "onnx-fp32", "device": "cuda:0"}])
 def test_latency_settings_validation(kwargs):
     with pytest.raises(BortError):
         LatencySettings(**kwargs)
+
+
+def test_runtime_names():
+    assert LatencySettings().runtime_name == "PyTorch eager float32"
+    assert LatencySettings(runtime="onnx-int8").runtime_name == "ONNX Runtime int8"
+    assert LatencySettings(mode="flops").runtime_name == "FLOPs"
+    assert "ONNX Runtime int8, " in LatencySettings(runtime="onnx-int8").device_name()

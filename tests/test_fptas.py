@@ -9,7 +9,7 @@ import random
 import pytest
 
 from bort.arch import Arch
-from bort.search.fptas import Candidate, fptas, intervals, order, size_speed_factor, w_coefficient
+from bort.search.fptas import Candidate, fptas, intervals, maximal, order, size_speed_factor, w_coefficient
 from bort.search.report import pareto_front
 
 P_T, C_T = 1000.0, 100.0  # the teacher's p̂ and î
@@ -134,6 +134,28 @@ def test_refine_trains_every_member_of_the_k_best_intervals():
     assert rec.batches == [4, len(expected) - 4]  # two phases, each one batch: representatives, then refinement
     trained = [c for c in cands if c.arch in expected]
     assert result.best is max(trained, key=lambda c: c.s / hashed_error(c.arch))
+
+
+def test_maximal_are_the_eligible_shapes_no_other_eligible_one_contains():
+    grid = [Arch(d, a, h, i) for d in (1, 2, 3) for a in (2, 4) for h in (32, 64) for i in (64, 128)]
+    # eligible: D·H·I ≤ 2·64·64, and A = 2 only where H = 64 (a budget that cuts D, A and the widths apart)
+    cands = [make(x, 10 * x.H, 1.0) if x.D * x.H * x.I <= 2 * 64 * 64 and (x.A == 2 or x.H == 32) else make(x, 10 * x.H, 2 * C_T)
+             for x in grid]
+    got = {c.arch for c in maximal(cands)}
+    eligible = [c.arch for c in cands if c.eligible]
+    brute = {x for x in eligible if not any(y != x and all(p >= q for p, q in zip(y.astuple(), x.astuple())) for y in eligible)}
+    assert got == brute == {Arch(2, 2, 64, 64), Arch(1, 2, 64, 128), Arch(3, 4, 32, 64), Arch(2, 4, 32, 128)}
+
+
+def test_also_trains_the_given_candidates_once_more_in_one_batch():
+    cands = random_candidates(3, 12, ineligible=3)
+    rec = Recorder()
+    extra = cands[:5] + cands[-3:]  # some are representatives already, the last three are ineligible
+    result = fptas(cands, rec, epsilon=4, also=extra)
+    reps = {p[0].arch for p in intervals(order(cands), 4)}
+    assert rec.batches == [3, len({c.arch for c in cands[:5]} - reps)]
+    assert set(rec.calls) == reps | {c.arch for c in cands[:5]} and len(rec.calls) == len(set(rec.calls))
+    assert result.best is max(result.trained, key=lambda c: c.w)
 
 
 def test_refine_all_intervals_equals_exhaustive():

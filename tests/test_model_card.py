@@ -173,7 +173,7 @@ def test_extracted_architecture(tmp_path, bert_teacher, extract_args):
     assert meta["pipeline_tag"] == "fill-mask" and "random weights" in body
     assert _row(body, "architecture ⟨D,A,H,I⟩").startswith(f"⟨{Arch(best['D'], best['A'], best['H'], best['I']).key}⟩")
     assert _row(body, "W") == f"{best['w']:.4g}" and _row(body, "ê (kl)") == f"{best['error']:.4g}"
-    assert re.search(rf"^\| PyTorch, batch 1 × {SEQ_LEN} tokens, .* \| {best['latency_ms']:.4g} \|$", body, re.MULTILINE)
+    assert re.search(rf"^\| PyTorch eager float32, batch 1 × {SEQ_LEN} tokens, .* \| {best['latency_ms']:.4g} \|$", body, re.MULTILINE)
     assert f'MODEL = "{out / "best"}"' in _snippets(body)["transformers"]  # the final folder, not the temporary it was written in
 
 

@@ -30,7 +30,12 @@ def _optimum_folder(model, tokenizer, folder, graph: str, inputs: tuple[str, ...
             self.model = model
 
         def forward(self, *args):
-            return getattr(self.model(**dict(zip(inputs, args))), output)
+            feed = dict(zip(inputs, args))
+            # position_ids stay a graph input but do not reach the model: transformers ≥ 5 looks for packed
+            # sequences in them with aten::diff, which torch.onnx cannot export at opset 17.
+            positions = feed.pop("position_ids", None)
+            out = getattr(self.model(**feed), output)
+            return out if positions is None else out + 0 * positions[..., None].to(out.dtype)
 
     (folder / graph).parent.mkdir(parents=True, exist_ok=True)
     model.set_attn_implementation("eager")  # the SDPA mask code traces Python conditions on the sample's shape

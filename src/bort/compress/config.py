@@ -25,6 +25,7 @@ from bort.finetune.recipe import FinetuneConfig
 from bort.models.loading import TEACHER
 from bort.options import nested, opt
 from bort.search.recipe import ExtractConfig
+from bort.surrogates.latency import LatencySettings
 from bort.training.loop import OptimConfig
 from bort.training.losses import DistillLoss
 from bort.training.objectives import RepresentationLoss
@@ -71,7 +72,10 @@ class CompressConfig:
     loss: DistillLoss = field(default_factory=lambda: DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
     representation: RepresentationLoss = field(default_factory=lambda: RepresentationLoss(alpha_hidden=1.0, alpha_embed=1.0))
     # ε 16 (the extraction's default is 8): about half the trainings, so that the main job fits in 30 minutes on 2 cores.
-    extract: ExtractConfig = field(default_factory=lambda: ExtractConfig(epsilon=16), metadata=nested(only=("space", "epsilon", "refine", "latency")))
+    # î on ONNX Runtime int8, where the student ships: int8 speeds wide shapes up more than narrow ones, so a shape that is
+    # X× faster on PyTorch eager may not be on int8, and the other way round (BENCHMARKS §10.1, §10.2).
+    extract: ExtractConfig = field(default_factory=lambda: ExtractConfig(epsilon=16, latency=LatencySettings(runtime="onnx-int8")),
+                                   metadata=nested(only=("space", "epsilon", "refine", "latency")))
     # The corpus's sentences, one per row, at lr 3e-4: sentence embeddings are used on sentences, and these kept the most of the
     # teacher's STS-B per second of training (BENCHMARKS §7). The placeholder arch is the extraction's choice and the objectives
     # are the run's, set at run time.

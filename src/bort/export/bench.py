@@ -23,22 +23,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModel, BertConfig
+from transformers import BertConfig
 
 from bort.arch import Arch
 from bort.atomic import atomic_dir, atomic_file, atomic_write_text
 from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_model, export_onnx
-from bort.export.runtime import OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, sample_inputs
+from bort.export.runtime import QUANTIZE_OF, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, sample_inputs
 from bort.models.loading import ONNX_FILE, head_by_kind, load_model, position_limit, read_config, resolve_model_path
-from bort.models.student import student_config
+from bort.models.student import random_encoder
 from bort.options import opt
 from bort.records import Record
 from bort.training.loop import autocast_dtype
 from bort.training.run import PROGRESS, check_out
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
-_ONNX = {"onnx-fp32": "none", "onnx-int8": "int8"}  # runtime → the export's --quantize
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
     _check_seq(model.config, name, cfg)
     entry = _Entry(name, {"source": str(path), "arch": Arch.from_config(model.config).key, "params": sum(p.numel() for p in model.parameters())})
     _add_torch_runtimes(entry, model, head, cfg)
-    for runtime, quantize in _ONNX.items():
+    for runtime, quantize in QUANTIZE_OF.items():
         if runtime in cfg.runtimes:
             out = cfg.out / "onnx" / f"{_slug(name)}-{runtime}"
             export = ExportConfig(model=str(path), out=out, quantize=quantize, progress=cfg.progress)
@@ -139,12 +138,11 @@ def _arch_entry(arch: Arch, base, cfg: BenchConfig) -> _Entry:
     """A random-weight encoder of shape ``arch`` in ``base``'s family (no pooler, no head: the encoder's cost)."""
     name = f"random ⟨{arch.key}⟩"
     _check_seq(base, name, cfg)
-    torch.manual_seed(cfg.seed)
-    model = AutoModel.from_config(student_config(base, arch), add_pooling_layer=False).eval().requires_grad_(False)
+    model = random_encoder(base, arch, seed=cfg.seed)
     head = head_by_kind("encoder")
     entry = _Entry(name, {"arch": arch.key, "params": sum(p.numel() for p in model.parameters()), "family": base.model_type})
     _add_torch_runtimes(entry, model, head, cfg)
-    for runtime, quantize in _ONNX.items():
+    for runtime, quantize in QUANTIZE_OF.items():
         if runtime in cfg.runtimes:
             model.set_attn_implementation("eager")  # the attention graph ONNX Runtime fuses (see bort.export.onnx)
             out = cfg.out / "onnx" / f"arch-{arch.key.replace(',', '-')}-{runtime}"

@@ -38,6 +38,7 @@ SENTENCE_OUTPUT = "sentence_embedding"  # the pooled output of an export of a se
 # What ONNX Runtime raises on a graph file it cannot load (none of them is a RuntimeError).
 _ORT_ERRORS = ("Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented", "RuntimeException")
 _QUANTIZE = ("none", "int8")  # bort.export.onnx.QUANTIZE, which imports this module
+QUANTIZE_OF = {"onnx-fp32": "none", "onnx-int8": "int8"}  # an ONNX runtime's name → the export's --quantize
 
 
 def sample_inputs(config: transformers.PretrainedConfig, head: Head, batch: int, seq: int, *, padded: bool, seed: int = 0) -> dict[str, np.ndarray]:

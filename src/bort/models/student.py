@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import torch
-from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoModel, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from bort.arch import Arch
 from bort.models.loading import strip_remote_code
@@ -34,6 +34,12 @@ def build_student(teacher_config: PretrainedConfig, arch: Arch, *, seed: int | N
     if seed is not None:
         torch.manual_seed(seed)
     return AutoModelForMaskedLM.from_config(student_config(teacher_config, arch))
+
+
+def random_encoder(teacher_config: PretrainedConfig, arch: Arch, *, seed: int = 0) -> PreTrainedModel:
+    """A seeded random-weight encoder of shape ξ, without pooler or head, in eval mode and frozen: what î and the benchmark time."""
+    torch.manual_seed(seed)
+    return AutoModel.from_config(student_config(teacher_config, arch), add_pooling_layer=False).eval().requires_grad_(False)
 
 
 def mlm_head(model: PreTrainedModel) -> torch.nn.Module:

@@ -9,7 +9,7 @@ backends that train a batch in parallel.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bort.arch import Arch
@@ -66,6 +66,20 @@ def intervals(ordered: list[Candidate], epsilon: int) -> list[list[Candidate]]:
     return [ordered[i : i + epsilon] for i in range(0, len(ordered), epsilon)]
 
 
+def maximal(candidates: list[Candidate]) -> list[Candidate]:
+    """The eligible candidates that no other eligible one contains (at least as large in each of D, A, H and I).
+
+    A contained shape's teacher slices are slices of its container's, so where the search is for
+    the lowest ê within a budget (`bort compress --pick quality`), it lies among these (docs/design.md).
+    """
+    eligible = [c for c in candidates if c.eligible]
+
+    def contains(a: Arch, b: Arch) -> bool:
+        return a != b and all(x >= y for x, y in zip(a.astuple(), b.astuple()))
+
+    return [c for c in order(eligible) if not any(contains(o.arch, c.arch) for o in eligible)]
+
+
 @dataclass
 class SearchResult:
     best: Candidate | None
@@ -80,6 +94,7 @@ def fptas(
     *,
     epsilon: int,
     refine: int = 0,
+    also: Sequence[Candidate] = (),
 ) -> SearchResult:
     """Train one representative (the highest S) per interval, optionally refine, return the best W.
 
@@ -89,6 +104,7 @@ def fptas(
     order. The search proceeds in two phases, each one batch that may be trained in parallel:
     the representatives, then, with ``refine = K``, every other member of the K intervals whose
     representatives scored the best W. ε = 1 trains every eligible candidate: exhaustive search.
+    ``also`` are trained in one more batch, those not trained already (e.g. the :func:`maximal` ones).
     """
     parts = intervals(order(candidates), epsilon)
     trained: list[Candidate] = []
@@ -103,6 +119,9 @@ def fptas(
     if refine > 0:
         ranked = sorted(parts, key=lambda p: (-p[0].w, p[0].arch.astuple()))
         score([c for part in ranked[:refine] for c in part[1:]])
+    if also:
+        done = {c.arch for c in trained}
+        score([c for c in also if c.eligible and c.arch not in done])
     # A diverged training (ê = ∞) can never be chosen, even when every training diverged.
     best = max((c for c in trained if math.isfinite(c.error)), key=lambda c: (c.w, -c.params), default=None)
     return SearchResult(best=best, candidates=candidates, trained=trained, intervals=len(parts))

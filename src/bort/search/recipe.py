@@ -6,6 +6,7 @@ teacher → corpus → store → space → p̂ and î for every ξ → FPTAS (ê
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 import time
@@ -23,12 +24,12 @@ from bort.models.sentence import read_pooling
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
 from bort.search.backends import Backend, BackendConfig, open_backend
-from bort.search.fptas import Candidate, fptas, size_speed_factor, w_coefficient
+from bort.search.fptas import Candidate, fptas, maximal, size_speed_factor, w_coefficient
 from bort.search.report import ExtractResult, write_outputs
 from bort.search.store import RunStore
 from bort.space import load_space
 from bort.surrogates.error import ERROR_KINDS, INITS, ErrorSettings, ErrorSurrogate
-from bort.surrogates.latency import LatencySettings, flops, measure_latency
+from bort.surrogates.latency import LatencySettings, depth_anchors, flops, interpolate_depths, measure_latency
 from bort.surrogates.params import count_params
 from bort.training.hparams import Theta
 from bort.training.losses import DistillLoss
@@ -56,6 +57,8 @@ class ExtractConfig:
                                                    choices=("auto", *INITS)))
     epsilon: int = field(default=8, metadata=opt("ε: interval size; 1 is exhaustive search"))
     refine: int = field(default=0, metadata=opt("also train every member of the K best intervals", metavar="K"))
+    maximal: bool = field(default=False, metadata=opt("also train every eligible ξ that no other eligible ξ contains (as large or larger in "
+                                                      "each of D, A, H, I): where the lowest ê within the budget lies"))
     seed: int = field(default=0, metadata=SEED)
     seq_len: int = field(default=128, metadata=SEQ_LEN)
     thetas: tuple[Theta, ...] = field(default=(Theta(),), metadata=opt(cli=False))  # the CLI: --theta FILE, or one θ from --lr …
@@ -102,20 +105,28 @@ def _measure(cfg: ExtractConfig, teacher: Teacher, archs: list[Arch], store: Run
     """î in milliseconds for every ξ (and T), from the store or measured now and stored.
 
     Always here, on the driver, on the target device the user named: never on the workers, whose
-    hardware may differ. The store records the device and the host.
+    hardware may differ. The store records the device and the host. On PyTorch every ξ is timed;
+    on ONNX Runtime, where each ξ costs an export, T and each width's shallowest and deepest ξ are,
+    and the depths between are interpolated (:func:`~bort.surrogates.latency.interpolate_depths`).
     """
     settings, key = cfg.latency, cfg.latency.key
     device = f"{settings.device_name()} on {socket.gethostname()}"
+    if settings.runtime == "torch":
+        timed, measure = archs, measure_latency
+    else:
+        from bort.export.latency import measure_onnx_latency  # ONNX Runtime and the exporter, only where asked for
+
+        timed, measure = [archs[0], *depth_anchors(archs[1:])], functools.partial(measure_onnx_latency, work=cfg.out)
     out = {}
-    bar = tqdm(archs, desc="latency", unit="ξ", disable=not cfg.progress, leave=False)
+    bar = tqdm(timed, desc=f"latency ({settings.runtime})", unit="ξ", disable=not cfg.progress, leave=False)
     for arch in bar:
         ms = store.latency(arch.key, key)
         if ms is None:
             bar.set_postfix_str(str(arch))
-            ms = measure_latency(teacher.config, arch, settings)[0]
+            ms = measure(teacher.config, arch, settings)[0]
             store.put_latency(arch.key, key, device, ms)
         out[arch] = ms
-    return out
+    return {archs[0]: out[archs[0]], **interpolate_depths(archs[1:], out)}
 
 
 def _larger(archs: list[Arch], T: Arch) -> Arch | None:
@@ -203,7 +214,7 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
 
         error_fn = _ErrorFunction(cfg, teacher, corpus, store, n_intervals=-(-sum(c.eligible for c in candidates) // cfg.epsilon), run=run)
         try:
-            result = fptas(candidates, error_fn, epsilon=cfg.epsilon, refine=cfg.refine)
+            result = fptas(candidates, error_fn, epsilon=cfg.epsilon, refine=cfg.refine, also=maximal(candidates) if cfg.maximal else [])
         finally:
             error_fn.close()
         if result.best is None and result.trained:

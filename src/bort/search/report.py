@@ -20,6 +20,7 @@ from bort.models.student import build_student
 from bort.records import Record
 from bort.search.fptas import Candidate, SearchResult
 from bort.search.pareto import pareto_doc
+from bort.surrogates.latency import LatencySettings
 
 ERROR_LABELS = {"kl": "KL(p_T ‖ p_S) to the teacher", "ce": "cross-entropy to the teacher",
                 "representation": "weighted representation terms to the teacher"}
@@ -138,8 +139,10 @@ def _latency_line(result: dict) -> str:
     lat = result["latency"]
     if lat["mode"] == "flops":
         return f"- î: analytic FLOPs at batch {lat['batch']}, sequence {lat['seq']} (no latency measured)"
-    return (f"- î: measured latency at batch {lat['batch']}, sequence {lat['seq']}, {lat['threads']} thread(s), {lat['dtype']}, "
+    settings = LatencySettings(**lat)
+    line = (f"- î: measured latency on {settings.runtime_name} at batch {lat['batch']}, sequence {lat['seq']}, {lat['threads']} thread(s), "
             f"on {result['latency_device']}")
+    return line if settings.runtime == "torch" else line + "; each width's shallowest and deepest ξ measured, the depths between interpolated"
 
 
 def _backend_text(backend: dict) -> str:
@@ -216,7 +219,7 @@ def write_outputs(out: Path, *, cfg, teacher, teacher_path: Path, corpus, space,
         build_student(teacher.config, result.best.arch, seed=cfg.seed).save_pretrained(tmp)
         teacher.tokenizer.save_pretrained(tmp)
         atomic_write_text(tmp / "bort_extract.json", json.dumps({"trained": False, "best": best, "teacher": str(cfg.teacher)}, indent=2))
-        where = f"PyTorch, batch {cfg.latency.batch} × {cfg.latency.seq} tokens, {latency_device}"
+        where = f"{cfg.latency.runtime_name}, batch {cfg.latency.batch} × {cfg.latency.seq} tokens, {latency_device}"
         Card("bort extract", str(cfg.teacher), settings={"epsilon": cfg.epsilon, "steps": cfg.steps, "space": str(cfg.space), **record.settings},
              metrics={f"ê ({record.error_kind})": best["error"], "S": best["s"], "W": best["w"]}, evaluation="Search scores (algorithms.md §3)",
              latency={where: best["latency_ms"], f"the teacher, {where}": teacher_row["latency_ms"]} if best["latency_ms"] is not None else {},

@@ -1,7 +1,9 @@
 """î(ξ): inference cost of one encoder forward pass, measured or counted (algorithms.md §2).
 
-The latency settings (batch, sequence length, threads, dtype, device) belong to the deployment
-target, and are kept apart from any training batch size.
+The latency settings (runtime, batch, sequence length, threads, dtype, device) belong to the
+deployment target, and are kept apart from any training batch size. On PyTorch every ξ is timed; on
+ONNX Runtime (:mod:`bort.export.latency`) each ξ must be exported first, so only the shallowest and
+deepest ξ of each width are timed and the depths between are interpolated (:func:`interpolate_depths`).
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
-from transformers import AutoModel, PretrainedConfig
+from transformers import PretrainedConfig
 
 from bort.arch import Arch
 from bort.errors import BortError
-from bort.models.student import student_config
+from bort.models.student import random_encoder
 from bort.options import opt
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# The runtimes î can be measured on: PyTorch eager (where the student trains), and ONNX Runtime fp32 and int8
+# (where `bort export` ships it; bort.export.latency). The names are `bort bench`'s.
+RUNTIMES = {"torch": "PyTorch eager", "onnx-fp32": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,9 @@ class LatencySettings:
     mode: str = field(default="measured", metadata=opt("î: wall-clock here, or analytic FLOPs", flag="--latency", choices=("measured", "flops")))
     batch: int = field(default=1, metadata=opt("batch size of the latency measurement (not training)"))
     seq: int = field(default=128, metadata=opt("sequence length of the latency measurement"))
+    runtime: str = field(default="torch", metadata=opt("runtime of the latency measurement: PyTorch eager, or ONNX Runtime on the CPU "
+                                                       "(each width's shallowest and deepest ξ exported and timed, the depths between "
+                                                       "interpolated)", choices=tuple(RUNTIMES)))
     threads: int = field(default=1, metadata=opt("CPU threads of the latency measurement", flag="--threads"))
     dtype: str = field(default="float32", metadata=opt("dtype of the latency measurement", choices=tuple(DTYPES)))
     device: str = field(default="cpu", metadata=opt("device to measure latency on, e.g. cpu or cuda:0"))
@@ -40,6 +48,11 @@ class LatencySettings:
     def __post_init__(self) -> None:
         if self.mode not in ("measured", "flops"):
             raise BortError(f"--latency must be 'measured' or 'flops', got '{self.mode}'")
+        if self.runtime not in RUNTIMES:
+            raise BortError(f"--latency-runtime must be one of {', '.join(RUNTIMES)}, got '{self.runtime}'")
+        if self.runtime != "torch" and (self.device != "cpu" or self.dtype != "float32"):
+            raise BortError(f"--latency-runtime {self.runtime} runs on the CPU in float32 (int8 is the export's quantisation): "
+                            "drop --latency-device and --latency-dtype, or use --latency-runtime torch")
         if self.dtype not in DTYPES:
             raise BortError(f"latency dtype '{self.dtype}' is not one of {', '.join(DTYPES)}")
         if min(self.batch, self.seq, self.threads, self.runs) < 1 or self.warmup < 0:
@@ -52,11 +65,46 @@ class LatencySettings:
         """The cache key of these settings (everything that changes a measurement)."""
         return ",".join(f"{k}={v}" for k, v in asdict(self).items() if k != "mode")
 
+    @property
+    def runtime_name(self) -> str:
+        """What î is, in words: "PyTorch eager float32", "ONNX Runtime int8", or "FLOPs"."""
+        if self.mode == "flops":
+            return "FLOPs"
+        return f"{RUNTIMES[self.runtime]} {self.dtype}" if self.runtime == "torch" else RUNTIMES[self.runtime]
+
     def device_name(self) -> str:
-        """A readable name of the measuring device, recorded with every result."""
+        """A readable name of the measuring device (and runtime, where not PyTorch), recorded with every result."""
         if self.device.startswith("cuda"):
             return f"{self.device} ({torch.cuda.get_device_name(torch.device(self.device))})"
-        return f"cpu ({platform.processor() or platform.machine()}, {self.threads} thread(s))"
+        runtime = "" if self.runtime == "torch" else f"{RUNTIMES[self.runtime]}, "
+        return f"cpu ({runtime}{platform.processor() or platform.machine()}, {self.threads} thread(s))"
+
+
+def depth_anchors(archs: Iterable[Arch]) -> list[Arch]:
+    """The shallowest and the deepest ξ of each width ⟨A, H, I⟩ among ``archs``: the ones timed where ξ costs an export."""
+    by_width: dict[tuple[int, int, int], list[Arch]] = {}
+    for a in archs:
+        by_width.setdefault((a.A, a.H, a.I), []).append(a)
+    return sorted({x for group in by_width.values() for x in (min(group, key=lambda a: a.D), max(group, key=lambda a: a.D))},
+                  key=lambda a: a.key)
+
+
+def interpolate_depths(archs: Iterable[Arch], measured: dict[Arch, float]) -> dict[Arch, float]:
+    """î for every ξ of ``archs`` from its width's anchors in ``measured``, linear in the depth D.
+
+    An encoder's cost is a fixed part (embeddings, the runtime's call) plus D equal layers, so it is
+    linear in D. Timing every ξ on ONNX Runtime would need an export of each (1–8 s apiece here); the
+    anchors need two per width, and the interpolation error is measured in docs/BENCHMARKS.md §10.2.
+    """
+    out = {}
+    for a in archs:
+        if a in measured:
+            out[a] = measured[a]
+            continue
+        same = [m for m in measured if (m.A, m.H, m.I) == (a.A, a.H, a.I)]
+        lo, hi = min(same, key=lambda m: m.D), max(same, key=lambda m: m.D)
+        out[a] = measured[lo] + (measured[hi] - measured[lo]) * (a.D - lo.D) / (hi.D - lo.D)
+    return out
 
 
 def flops(arch: Arch, *, seq: int, batch: int = 1) -> int:
@@ -85,9 +133,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def time_calls(call: Callable[[], object], settings: LatencySettings, *, repeats: int = 1, sync: Callable[[], None] = lambda: None) -> list[float]:
+    """``settings.warmup`` untimed calls, then ``repeats`` times the median milliseconds of ``settings.runs`` timed ones.
+
+    ``sync`` waits for the device where calls return before the work is done (CUDA).
+    """
+    for _ in range(settings.warmup):
+        call()
+    medians = []
+    for _ in range(repeats):
+        times = []
+        for _ in range(settings.runs):
+            sync()
+            start = time.perf_counter()
+            call()
+            sync()
+            times.append((time.perf_counter() - start) * 1000.0)
+        medians.append(statistics.median(times))
+    return medians
+
+
 @torch.inference_mode()
 def measure_latency(config: PretrainedConfig, arch: Arch, settings: LatencySettings, *, repeats: int = 1) -> list[float]:
-    """Median wall-clock milliseconds of ``settings.runs`` timed forwards after warm-up.
+    """Median wall-clock milliseconds of ``settings.runs`` timed PyTorch forwards after warm-up.
 
     The encoder is built with random weights (values do not change the cost). With
     ``repeats > 1`` the whole measurement is repeated on the same model, which is how the
@@ -95,20 +163,6 @@ def measure_latency(config: PretrainedConfig, arch: Arch, settings: LatencySetti
     """
     device = torch.device(settings.device)
     with _threads(settings.threads):
-        torch.manual_seed(0)
-        model = AutoModel.from_config(student_config(config, arch), add_pooling_layer=False)
-        model.to(device=device, dtype=DTYPES[settings.dtype]).eval()
+        model = random_encoder(config, arch).to(device=device, dtype=DTYPES[settings.dtype])
         ids = torch.randint(config.vocab_size, (settings.batch, settings.seq), device=device)
-        for _ in range(settings.warmup):
-            model(input_ids=ids)
-        medians = []
-        for _ in range(repeats):
-            times = []
-            for _ in range(settings.runs):
-                _sync(device)
-                start = time.perf_counter()
-                model(input_ids=ids)
-                _sync(device)
-                times.append((time.perf_counter() - start) * 1000.0)
-            medians.append(statistics.median(times))
-    return medians
+        return time_calls(lambda: model(input_ids=ids), settings, repeats=repeats, sync=lambda: _sync(device))
