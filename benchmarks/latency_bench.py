@@ -24,6 +24,7 @@ from pathlib import Path
 from common import OUT
 
 from bort.arch import Arch
+from bort.atomic import atomic_write_text
 from bort.export.latency import measure_onnx_latency
 from bort.models.loading import read_config, resolve_model_path
 from bort.space import load_space
@@ -38,9 +39,7 @@ def _measured(path: Path) -> dict:
 
 
 def _save(path: Path, doc: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=1))
 
 
 def _cpu_flags() -> str:
@@ -67,7 +66,7 @@ def main() -> None:
     archs = load_space("auto", T).archs(exclude=T)
     widths = sorted({(a.A, a.H, a.I) for a in archs})
     step = max(1, len(widths) // args.check_widths)
-    checked = {w for w in widths[::step][: args.check_widths]}
+    checked = set(widths[::step][: args.check_widths])
     int8_timed = [T, *depth_anchors(archs), *(a for a in archs if (a.A, a.H, a.I) in checked)]
     jobs = [("torch", a) for a in [T, *archs]] + [("onnx-int8", a) for a in dict.fromkeys(int8_timed)]
     settings = {"torch": LatencySettings(), "onnx-int8": LatencySettings(runtime="onnx-int8")}
@@ -96,6 +95,7 @@ def main() -> None:
              f"median {100 * statistics.median(errors):.1f}%, max {100 * max(errors):.1f}%." if errors else "No shape between anchors to check.", ""]
     summary = {"teacher": {"arch": T.key, "eager_ms": eager[T], "int8_ms": int8[T]}, "interpolation_error": {"median": statistics.median(errors) if errors else None,
                "max": max(errors) if errors else None, "shapes": len(between)}, "budgets": {}}
+    params_t = count_params(config, T).total
     for x in BUDGETS:
         by_eager = {a for a in archs if eager[T] >= x * eager[a]}
         by_int8 = {a for a in archs if int8[T] >= x * interpolated[a]}
@@ -104,7 +104,7 @@ def main() -> None:
         lines += [f"At ≥ {x:g}×: {len(by_eager)} shapes by eager î, {len(by_int8)} by int8 î, {len(by_eager & by_int8)} by both.", "",
                   "| shape | params share | eager speed-up | int8 speed-up | eligible by |", "|---|---:|---:|---:|---|"]
         for a in sorted(by_eager ^ by_int8, key=lambda a: -eager[T] / eager[a])[:12]:
-            share = count_params(config, a).total / count_params(config, T).total
+            share = count_params(config, a).total / params_t
             lines.append(f"| ⟨{a.key}⟩ | {100 * share:.0f}% | {eager[T] / eager[a]:.2f}× | {int8[T] / interpolated[a]:.2f}× | {'eager only' if a in by_eager else 'int8 only'} |")
         lines.append("")
     _save(args.out / "summary.json", summary)

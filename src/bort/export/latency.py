@@ -32,7 +32,6 @@ def measure_onnx_latency(config: PretrainedConfig, arch: Arch, settings: Latency
     model = random_encoder(config, arch)
     model.set_attn_implementation("eager")  # the attention graph ONNX Runtime fuses (see bort.export.onnx)
     head = head_by_kind("encoder")
-    Path(work).mkdir(parents=True, exist_ok=True)
     with temp_dir(work, "latency") as folder:
         export_model(model, head, folder, quantize=quantize)
         predictor = OnnxPredictor(folder / ONNX_FILE, model.config, head, quantize=quantize, threads=settings.threads)

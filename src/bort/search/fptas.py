@@ -101,10 +101,10 @@ def fptas(
     ``best`` is None when no candidate is eligible or every training diverged.
 
     ``error(batch)`` must return ê for each candidate of ``batch`` (the minimum over Θ), in
-    order. The search proceeds in two phases, each one batch that may be trained in parallel:
-    the representatives, then, with ``refine = K``, every other member of the K intervals whose
-    representatives scored the best W. ε = 1 trains every eligible candidate: exhaustive search.
-    ``also`` are trained in one more batch, those not trained already (e.g. the :func:`maximal` ones).
+    order. The search proceeds in phases, each one batch that may be trained in parallel: the
+    representatives; then, with ``refine = K``, every other member of the K intervals whose
+    representatives scored the best W; then those of ``also`` not trained yet (e.g. the
+    :func:`maximal` ones). ε = 1 trains every eligible candidate: exhaustive search.
     """
     parts = intervals(order(candidates), epsilon)
     trained: list[Candidate] = []
