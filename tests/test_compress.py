@@ -6,19 +6,24 @@ Extraction by FLOPs (tiny models' latency is all overhead), a few steps per stag
 from __future__ import annotations
 
 import json
+import types
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import SEQ_LEN
 from test_finetune import write_rte, write_stsb
+from transformers import BertConfig
 
 from bort import options
+from bort.arch import Arch
 from bort.cli import build_parser, main
-from bort.compress import CompressConfig, compress
-from bort.compress.report import EAGER, summary
+from bort.compress import CompressConfig, compress, recipe
+from bort.compress.report import EAGER, _timed, summary
 from bort.errors import BortError
 from bort.finetune.evaluate import EvaluateConfig, evaluate
+from bort.search.recipe import ExtractConfig
+from bort.surrogates.latency import LatencySettings
 
 
 def _flags(teacher: Path, corpus: Path, space: Path, out: Path, *extra: str) -> list[str]:
@@ -62,12 +67,14 @@ def test_task_run_numbers_come_from_the_stages(task_run):
     pretrained = json.loads((out / "pretrain" / "pretrain.json").read_text())
     assert pretrained["output"] == "encoder" and pretrained["init"] == "teacher" and pretrained["inputs"] == "sentences"  # compress's default
     assert ",".join(str(pretrained["arch"][k]) for k in "DAHI") == doc["arch"]
-    # --pick quality (default): of the trained candidates at least --min-speedup× faster by î, the one of lowest ê.
+    # --pick quality (default): of the trained candidates at least --min-speedup× faster by î (with the margin), the one of lowest ê.
     result = json.loads((out / "extract" / "result.json").read_text())
     cost = "latency_ms" if result["teacher"]["latency_ms"] is not None else "flops"
-    fast = [c for c in result["candidates"] if c["error"] is not None and result["teacher"][cost] >= doc["min_speedup"] * c[cost]]
+    fast = [c for c in result["candidates"] if c["error"] is not None and result["teacher"][cost] >= result["settings"]["min_speedup"] * c[cost]]
     lowest = min(fast, key=lambda c: (c["error"], c["params"]))
     assert doc["pick"] == "quality" and doc["arch"] == f"{lowest['D']},{lowest['A']},{lowest['H']},{lowest['I']}"
+    assert result["latency"]["head"] == "classification"  # î of the model that ships: RTE's classifier
+    assert result["settings"]["min_speedup"] == pytest.approx(doc["min_speedup"] * 1.2)  # the budget with compress's --speedup-margin
     # … and every eligible shape that no other eligible one contains was trained (where the lowest ê lies).
     eligible = [c for c in result["candidates"] if c["s"] is not None]
     shape = lambda c: (c["D"], c["A"], c["H"], c["I"])  # noqa: E731
@@ -184,6 +191,48 @@ def test_bad_inputs_are_one_line(tmp_path, rte):
         CompressConfig(embedding_data=rte)
     with pytest.raises(BortError, match="--student-epochs must be positive"):
         CompressConfig(student_epochs=0)
+    with pytest.raises(BortError, match="--speedup-margin"):
+        CompressConfig(speedup_margin=1.0)
+    with pytest.raises(BortError, match="--latency-head: bort compress times the top its students ship with"):
+        _config(["compress", "--latency-head", "classification"])
+
+
+def _rows(*shapes):
+    return [{"D": d, "A": 2, "H": h, "I": 64, "params": 100 * d * h, "latency_ms": ms, "flops": 1, "error": e, "w": e and 1 / e}
+            for d, h, ms, e in shapes]
+
+
+def test_the_pick_is_timed_beside_the_teacher_and_must_clear_the_margin(tmp_path, monkeypatch):
+    # The extraction's budget is --min-speedup with the margin (2 × 1.05 = 2.1 here). By î ⟨3,2,64,64⟩ (2.22×) and ⟨1,2,32,64⟩ (5×)
+    # meet it, ⟨2,2,64,64⟩ (2.04×) does not; timed side by side the lowest-ê one is only 2.05×.
+    timed = {Arch(3, 2, 64, 64): 4.878, Arch(2, 2, 64, 64): 4.0, Arch(1, 2, 32, 64): 2.1}
+    seen = []
+
+    def side_by_side(config, archs, settings, *, work):
+        seen.append((archs[1], settings.runtime, settings.head, work))
+        return [10.0, timed[archs[1]]]
+
+    monkeypatch.setattr(recipe, "time_side_by_side", side_by_side)
+    result = types.SimpleNamespace(teacher={"D": 4, "A": 2, "H": 64, "I": 64, "params": 10_000, "latency_ms": 10.0}, error_kind="kl",
+                                   candidates=_rows((3, 64, 4.5, 1.0), (2, 64, 4.9, 2.0), (1, 32, 2.0, 3.0), (1, 16, 1.0, None)))
+    cfg, config = CompressConfig(min_speedup=2, speedup_margin=0.05), BertConfig(vocab_size=100)
+
+    def ext(factor: float) -> ExtractConfig:
+        return ExtractConfig(out=tmp_path, min_speedup=factor, latency=LatencySettings(runtime="onnx-int8", head="classification"))
+
+    chosen = recipe._pick(cfg, ext(2.1), result, config)
+    assert chosen["arch"] == "1,2,32,64" and chosen["speedup_timed"] == pytest.approx(10 / 2.1) and chosen["speedup_estimate"] == pytest.approx(5)
+    assert [c["arch"] for c in chosen["checked"]] == ["3,2,64,64", "1,2,32,64"] and chosen["checked"][0]["speedup_timed"] < 2.1
+    assert seen[0][1:] == ("onnx-int8", "classification", tmp_path)
+    assert _timed(chosen) == ", 4.8× timed beside the teacher; 1 better-ranked shape(s) timed below the budget"
+    # A lower budget: the lowest ê passes; a budget no timing clears: one line naming the fastest.
+    assert recipe._pick(cfg, ext(2.0), result, config)["arch"] == "3,2,64,64"
+    with pytest.raises(BortError, match=r"none of the 1 trained candidates is 4\.90× .*the fastest: 4\.76×"):
+        recipe._pick(cfg, ext(4.9), result, config)
+    # FLOPs are exact: nothing is timed.
+    seen.clear()
+    flops = types.SimpleNamespace(teacher={**result.teacher, "latency_ms": None, "flops": 10}, error_kind="kl", candidates=result.candidates)
+    assert recipe._pick(cfg, ext(1.0), flops, config)["speedup_timed"] is None and seen == []
 
 
 def test_student_epochs_lengthen_the_students_fine_tuning_alone(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):

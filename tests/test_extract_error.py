@@ -13,7 +13,7 @@ from bort.arch import Arch
 from bort.cli import main
 from bort.data.corpus import load_corpus
 from bort.models.teacher import load_teacher
-from bort.search.pareto import best_by_speedup, dominates, front, most_accurate, pareto_doc
+from bort.search.pareto import best_by_speedup, dominates, front, pareto_doc, ranked
 from bort.space import load_space
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import flops
@@ -104,13 +104,14 @@ def test_best_by_speedup():
 
 
 
-def test_most_accurate_takes_the_lowest_error_at_the_speedup():
+def test_ranked_orders_the_fast_enough_by_error_or_w():
     teacher = {"flops": 1600, "latency_ms": None}
     rows = [row(1, 10, 800, 1.0, w=0.5), row(2, 9, 400, 1.5, w=0.4), row(3, 8, 390, 2.0, w=0.45), row(4, 7, 100, 3.0, w=0.2),
-            row(5, 1, 50, None), row(6, 6, 100, 3.0, w=0.2)]  # 5 untrained, 6 ties 4 on ê with fewer parameters
-    assert most_accurate(rows, teacher, "flops", 2)["D"] == 1  # ê 1.0, where best-W at 2× is also 1
-    assert most_accurate(rows, teacher, "flops", 4)["D"] == 2  # ê 1.5 beats best-W's 3 (ê 2.0)
-    assert most_accurate(rows, teacher, "flops", 8)["D"] == 6 and most_accurate(rows, teacher, "flops", 40) is None
+            row(5, 1, 50, None), row(6, 6, 100, 3.0, w=0.2)]  # 5 untrained, 6 ties 4 with fewer parameters
+    assert [r["D"] for r in ranked(rows, teacher, "flops", 2)] == [1, 2, 3, 6, 4]  # ê 1.0 first, where best-W at 2× is also 1
+    assert [r["D"] for r in ranked(rows, teacher, "flops", 4)] == [2, 3, 6, 4]  # ê 1.5 beats best-W's 3 (ê 2.0)
+    assert [r["D"] for r in ranked(rows, teacher, "flops", 4, by="w")] == [3, 2, 6, 4]
+    assert [r["D"] for r in ranked(rows, teacher, "flops", 8)] == [6, 4] and ranked(rows, teacher, "flops", 40) == []
 
 
 # End to end: --error, the store, pareto.json and --min-speedup.

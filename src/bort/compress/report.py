@@ -123,12 +123,20 @@ def _size(mb: float | None) -> str:
     return "–" if mb is None else f"{mb:.1f}"
 
 
+def _timed(chosen: dict) -> str:
+    """The pick's check, in words: its speed-up timed beside the teacher, and how many better-ê shapes failed it."""
+    if chosen.get("speedup_timed") is None:
+        return ""
+    failed = len(chosen["checked"]) - 1
+    return f", {chosen['speedup_timed']:.1f}× timed beside the teacher" + (f"; {failed} better-ranked shape(s) timed below the budget" if failed else "")
+
+
 def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
     """report.md: quality kept, latency and speed-ups, sizes, and each stage's wall time."""
     lines = ["# bort compress report", "",
              (f"Teacher `{doc['teacher']}` ({chosen['teacher_params']:,} parameters) → student ⟨{doc['arch']}⟩ ({chosen['params']:,} parameters, "
               f"{100 * chosen['params'] / chosen['teacher_params']:.1f}%), the {'best-W' if doc['pick'] == 'w' else 'lowest-ê'} ξ at least {doc['min_speedup']:g}× faster by the "
-              f"extraction's î ({chosen['speedup_estimate']:.1f}×; ê {chosen['error_kind']} {chosen['error']:.4g})."), ""]
+              f"extraction's î ({chosen['speedup_estimate']:.1f}×{_timed(chosen)}; ê {chosen['error_kind']} {chosen['error']:.4g})."), ""]
     if doc["tasks"]:
         lines += ["## Quality (dev)", "", "| task | metric | teacher | student | kept |", "|---|---|---:|---:|---:|"]
         lines += [f"| {e['task']} | {e['metric']} | {e['teacher_metric']:.4f} | {e['student_metric']:.4f} | {_pct(e['kept'])} |"

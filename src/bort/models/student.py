@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 
 import torch
-from transformers import AutoModel, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from bort.arch import Arch
-from bort.models.loading import strip_remote_code
+from bort.models.loading import head_by_kind, strip_remote_code
 
 MLM_CLASS = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"}
 
@@ -36,10 +36,15 @@ def build_student(teacher_config: PretrainedConfig, arch: Arch, *, seed: int | N
     return AutoModelForMaskedLM.from_config(student_config(teacher_config, arch))
 
 
-def random_encoder(teacher_config: PretrainedConfig, arch: Arch, *, seed: int = 0) -> PreTrainedModel:
-    """A seeded random-weight encoder of shape ξ, without pooler or head, in eval mode and frozen: what î and the benchmark time."""
+def random_encoder(teacher_config: PretrainedConfig, arch: Arch, *, seed: int = 0, head: str = "encoder") -> PreTrainedModel:
+    """A seeded random-weight model of shape ξ, in eval mode and frozen: what î and the benchmark time.
+
+    ``head`` is the kind of top (:data:`~bort.models.loading.HEADS`): ``encoder`` is the bare encoder without pooler; a task
+    head (``classification``, ``multiple_choice``) keeps its pooler and classifier, as a fine-tuned student ships.
+    """
     torch.manual_seed(seed)
-    return AutoModel.from_config(student_config(teacher_config, arch), add_pooling_layer=False).eval().requires_grad_(False)
+    kwargs = {"add_pooling_layer": False} if head == "encoder" else {}
+    return head_by_kind(head).auto.from_config(student_config(teacher_config, arch), **kwargs).eval().requires_grad_(False)
 
 
 def mlm_head(model: PreTrainedModel) -> torch.nn.Module:

@@ -42,14 +42,15 @@ def best_by_speedup(rows: list[dict], teacher: dict, cost_key: str, factors: tup
     return out
 
 
-def most_accurate(rows: list[dict], teacher: dict, cost_key: str, factor: float) -> dict | None:
-    """The trained row of lowest ê among those at least ``factor``× faster than T (ties: fewer parameters), or None.
+def ranked(rows: list[dict], teacher: dict, cost_key: str, factor: float, *, by: str = "error") -> list[dict]:
+    """The trained rows at least ``factor``× faster than T, best first: by lowest ê (ties: fewer parameters), or with
+    ``by="w"`` by highest W (ties: fewer parameters).
 
     W = S/ê trades error for size, and with a flat ê it picks the smallest shape (issue 16); a user who asks
     for "N× faster, keeping the quality" wants the shape expected to keep the most at that speed-up.
     """
-    fast = [r for r in _trained(rows) if speedup(r, teacher, cost_key) >= factor]
-    return min(fast, key=lambda r: (r["error"], r["params"])) if fast else None
+    fast = [r for r in _trained(rows) if speedup(r, teacher, cost_key) >= factor and (by == "error" or r["w"] is not None)]
+    return sorted(fast, key=lambda r: (r["error"], r["params"]) if by == "error" else (-r["w"], r["params"]))
 
 
 def entry(row: dict, teacher: dict, cost_key: str) -> dict:

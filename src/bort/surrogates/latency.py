@@ -12,8 +12,8 @@ import contextlib
 import platform
 import statistics
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
 
 import torch
 from transformers import PretrainedConfig
@@ -26,6 +26,7 @@ from bort.options import opt
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # The runtimes î can be measured on: PyTorch eager (where the student trains), and ONNX Runtime fp32 and int8
 # (where `bort export` ships it; bort.export.latency). The names are `bort bench`'s.
+HEAD_KINDS = ("encoder", "classification", "multiple_choice")  # the tops a student ships with (bort.models.loading.HEADS)
 RUNTIMES = {"torch": "PyTorch eager", "onnx-fp32": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
 
 
@@ -39,6 +40,10 @@ class LatencySettings:
     runtime: str = field(default="torch", metadata=opt("runtime of the latency measurement: PyTorch eager, or ONNX Runtime on the CPU "
                                                        "(each width's shallowest and deepest ξ exported and timed, the depths between "
                                                        "interpolated)", choices=tuple(RUNTIMES)))
+    # docs/design.md: bort's export of a task student computes its last layer for the first token only, which saves a larger
+    # share of a shallow student's time than of the teacher's; î of the model that ships is the head's.
+    head: str = field(default="encoder", metadata=opt("the top of the timed model: the bare encoder, or the task head the student "
+                                                      "will ship with", choices=HEAD_KINDS))
     threads: int = field(default=1, metadata=opt("CPU threads of the latency measurement", flag="--threads"))
     dtype: str = field(default="float32", metadata=opt("dtype of the latency measurement", choices=tuple(DTYPES)))
     device: str = field(default="cpu", metadata=opt("device to measure latency on, e.g. cpu or cuda:0"))
@@ -53,6 +58,8 @@ class LatencySettings:
         if self.runtime != "torch" and (self.device != "cpu" or self.dtype != "float32"):
             raise BortError(f"--latency-runtime {self.runtime} runs on the CPU in float32 (int8 is the export's quantisation): "
                             "drop --latency-device and --latency-dtype, or use --latency-runtime torch")
+        if self.head not in HEAD_KINDS:
+            raise BortError(f"--latency-head must be one of {', '.join(HEAD_KINDS)}, got '{self.head}'")
         if self.dtype not in DTYPES:
             raise BortError(f"latency dtype '{self.dtype}' is not one of {', '.join(DTYPES)}")
         if min(self.batch, self.seq, self.threads, self.runs) < 1 or self.warmup < 0:
@@ -62,15 +69,17 @@ class LatencySettings:
 
     @property
     def key(self) -> str:
-        """The cache key of these settings (everything that changes a measurement)."""
-        return ",".join(f"{k}={v}" for k, v in asdict(self).items() if k != "mode")
+        """The cache key of these settings (everything that changes a measurement; the default head left out, as in
+        stores written before heads were timed)."""
+        return ",".join(f"{k}={v}" for k, v in asdict(self).items() if k != "mode" and (k, v) != ("head", "encoder"))
 
     @property
     def runtime_name(self) -> str:
-        """What î is, in words: "PyTorch eager float32", "ONNX Runtime int8", or "FLOPs"."""
+        """What î is, in words: "PyTorch eager float32", "ONNX Runtime int8" (", classification head" where not the bare encoder), or "FLOPs"."""
         if self.mode == "flops":
             return "FLOPs"
-        return f"{RUNTIMES[self.runtime]} {self.dtype}" if self.runtime == "torch" else RUNTIMES[self.runtime]
+        name = f"{RUNTIMES[self.runtime]} {self.dtype}" if self.runtime == "torch" else RUNTIMES[self.runtime]
+        return name if self.head == "encoder" else f"{name}, {self.head.replace('_', ' ')} head"
 
     def device_name(self) -> str:
         """A readable name of the measuring device (and runtime, where not PyTorch), recorded with every result."""
@@ -119,7 +128,8 @@ def flops(arch: Arch, *, seq: int, batch: int = 1) -> int:
 
 
 @contextlib.contextmanager
-def _threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """PyTorch's intra-op threads set to ``n`` inside the block, restored after it."""
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -133,10 +143,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_calls(call: Callable[[], object], settings: LatencySettings, *, repeats: int = 1, sync: Callable[[], None] = lambda: None) -> list[float]:
+def time_calls(call: Callable[[], object], settings: LatencySettings, *, repeats: int = 1) -> list[float]:
     """``settings.warmup`` untimed calls, then ``repeats`` times the median milliseconds of ``settings.runs`` timed ones.
 
-    ``sync`` waits for the device where calls return before the work is done (CUDA).
+    ``call`` returns once its work is done (on CUDA, :func:`torch_forward` synchronises).
     """
     for _ in range(settings.warmup):
         call()
@@ -144,25 +154,35 @@ def time_calls(call: Callable[[], object], settings: LatencySettings, *, repeats
     for _ in range(repeats):
         times = []
         for _ in range(settings.runs):
-            sync()
             start = time.perf_counter()
             call()
-            sync()
             times.append((time.perf_counter() - start) * 1000.0)
         medians.append(statistics.median(times))
     return medians
 
 
-@torch.inference_mode()
+def torch_forward(config: PretrainedConfig, arch: Arch, settings: LatencySettings) -> Callable[[], None]:
+    """One timed call: a forward of a random-weight model of shape ξ (and ``settings.head``) on ``settings``' device and dtype, ``settings.batch``
+    × ``settings.seq`` tokens, finished on the device when it returns (values do not change the cost)."""
+    device = torch.device(settings.device)
+    model = random_encoder(config, arch, head=settings.head).to(device=device, dtype=DTYPES[settings.dtype])
+    choices = (2,) if settings.head == "multiple_choice" else ()  # two choices per example, as bort.export.runtime.sample_inputs
+    ids = torch.randint(config.vocab_size, (settings.batch, *choices, settings.seq), device=device)
+
+    @torch.inference_mode()
+    def call() -> None:
+        model(input_ids=ids)
+        _sync(device)
+
+    return call
+
+
 def measure_latency(config: PretrainedConfig, arch: Arch, settings: LatencySettings, *, repeats: int = 1) -> list[float]:
     """Median wall-clock milliseconds of ``settings.runs`` timed PyTorch forwards after warm-up.
 
-    The encoder is built with random weights (values do not change the cost). With
-    ``repeats > 1`` the whole measurement is repeated on the same model, which is how the
+    With ``repeats > 1`` the whole measurement is repeated on the same model, which is how the
     benchmark reports the spread of the surrogate.
     """
-    device = torch.device(settings.device)
-    with _threads(settings.threads):
-        model = random_encoder(config, arch).to(device=device, dtype=DTYPES[settings.dtype])
-        ids = torch.randint(config.vocab_size, (settings.batch, settings.seq), device=device)
-        return time_calls(lambda: model(input_ids=ids), settings, repeats=repeats, sync=lambda: _sync(device))
+    with torch_threads(settings.threads):
+        call = torch_forward(config, arch, settings)
+        return time_calls(call, settings, repeats=repeats)
