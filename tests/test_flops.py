@@ -53,14 +53,13 @@ def test_onnx_latency_is_timed_on_an_export_that_is_then_removed(tmp_path, runti
 def test_side_by_side_times_each_shape_in_rotating_rounds(tmp_path, monkeypatch, runtime, head):
     import bort.export.latency as lat
 
-    order = []
+    order, calls = [], {}
     real = lat.time_calls
 
     def spy(call, settings, **kw):  # which shape each timing was, by the call's identity
         order.append(calls.setdefault(id(call), len(calls)))
         return real(call, settings, **kw)
 
-    calls: dict[int, int] = {}
     monkeypatch.setattr(lat, "time_calls", spy)
     config = BertConfig(vocab_size=100, max_position_embeddings=16)
     settings = LatencySettings(seq=8, runs=2, warmup=1, runtime=runtime, head=head)

@@ -149,7 +149,7 @@ class CompressConfig:
         without a task, and also where the tasks' heads differ (one student shape serves them all)."""
         if self.own_data:
             return "classification"
-        kinds = {"classification" if get_task(t).kind == "regression" else get_task(t).kind for t in self.tasks}
+        kinds = {get_task(t).kind.replace("regression", "classification") for t in self.tasks}
         return kinds.pop() if len(kinds) == 1 else "encoder"
 
     def jobs(self) -> list[tuple[str, dict, str | None]]:

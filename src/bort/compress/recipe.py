@@ -31,7 +31,7 @@ from bort.finetune.distill import TaskDistill
 from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.recipe import finetune
 from bort.models.loading import has_mlm_head, read_config, resolve_model_path
-from bort.search.pareto import cost_key, ranked
+from bort.search.pareto import cost_key, ranked, speedup
 from bort.search.recipe import ExtractConfig, extract
 from bort.search.report import ExtractResult
 from bort.training.losses import DistillLoss
@@ -132,17 +132,16 @@ def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult
     order = ranked(result.candidates, t, cost, need, by="error" if cfg.pick == "quality" else "w")
     settings, T = extract_cfg.latency, Arch(t["D"], t["A"], t["H"], t["I"])
     for b in order:
-        arch = Arch(b["D"], b["A"], b["H"], b["I"])
-        timed = None
+        arch, estimate, timed = Arch(b["D"], b["A"], b["H"], b["I"]), speedup(b, t, cost), None
         if cost == "latency_ms":
             teacher_ms, ms = time_side_by_side(config, [T, arch], settings, work=extract_cfg.out)
             timed = teacher_ms / ms
-            checked.append({"arch": arch.key, "error": b["error"], "speedup_estimate": t[cost] / b[cost], "speedup_timed": timed})
+            checked.append({"arch": arch.key, "error": b["error"], "speedup_estimate": estimate, "speedup_timed": timed})
             tqdm.write(f"  ⟨{arch.key}⟩ (ê {b['error']:.4g}): {timed:.2f}× the teacher timed side by side on {settings.runtime_name} "
-                       f"(î {t[cost] / b[cost]:.2f}×; needs {need:.2f}×)", file=sys.stderr)
+                       f"(î {estimate:.2f}×; needs {need:.2f}×)", file=sys.stderr)
             if timed < need:
                 continue
-        return {"arch": arch.key, "params": b["params"], "teacher_params": t["params"], "speedup_estimate": t[cost] / b[cost],
+        return {"arch": arch.key, "params": b["params"], "teacher_params": t["params"], "speedup_estimate": estimate,
                 "speedup_timed": timed, "checked": checked, "error": b["error"], "error_kind": result.error_kind}
     fastest = max((c["speedup_timed"] for c in checked), default=0.0)
     raise BortError(f"none of the {len(order)} trained candidates is {need:.2f}× faster than the teacher timed side by side on "

@@ -3,8 +3,8 @@
 The student ships as an int8 ONNX export, and int8 quantisation speeds wide shapes up more than
 narrow ones (docs/BENCHMARKS.md §10.1), so a speed-up budget met on PyTorch eager is not always
 met there. :func:`measure_onnx_latency` lets the extraction measure î on the runtime the student
-will run on: a random-weight model of shape ξ (and the head it ships with) exported (fp32 or int8) and timed the way `bort
-bench` times it. :func:`time_side_by_side` times several shapes in interleaved rounds, which is how
+will run on: a random-weight model of shape ξ (and the head it ships with) exported (fp32 or
+int8) and timed the way `bort bench` times it. :func:`time_side_by_side` times several shapes in interleaved rounds, which is how
 a speed-up between two of them is read when it must hold (``bort compress``'s pick).
 """
 
@@ -66,6 +66,7 @@ def time_side_by_side(config: PretrainedConfig, archs: list[Arch], settings: Lat
             calls = [stack.enter_context(_onnx_call(config, a, settings, work)) for a in archs]
         times: list[list[float]] = [[] for _ in archs]
         for r in range(rounds):
-            for i in (*range(r % len(archs), len(archs)), *range(r % len(archs))):
+            for k in range(len(archs)):  # each round starts one shape later
+                i = (k + r) % len(archs)
                 times[i].extend(time_calls(calls[i], settings))
         return [statistics.median(t) for t in times]

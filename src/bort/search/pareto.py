@@ -33,13 +33,7 @@ def speedup(row: dict, teacher: dict, cost_key: str) -> float:
 def best_by_speedup(rows: list[dict], teacher: dict, cost_key: str, factors: tuple[int, ...] = SPEEDUPS) -> dict[str, dict]:
     """``"4x" → row``: the best-W trained row among those at least that many times faster than T (ties: fewer
     parameters); a factor no trained row reaches is left out."""
-    scored = [r for r in _trained(rows) if r["w"] is not None]
-    out = {}
-    for f in factors:
-        fast = [r for r in scored if speedup(r, teacher, cost_key) >= f]
-        if fast:
-            out[f"{f}x"] = max(fast, key=lambda r: (r["w"], -r["params"]))
-    return out
+    return {f"{f}x": fast[0] for f in factors if (fast := ranked(rows, teacher, cost_key, f, by="w"))}
 
 
 def ranked(rows: list[dict], teacher: dict, cost_key: str, factor: float, *, by: str = "error") -> list[dict]:

@@ -24,9 +24,9 @@ from bort.models.student import random_encoder
 from bort.options import opt
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+HEAD_KINDS = ("encoder", "classification", "multiple_choice")  # the tops a student ships with (bort.models.loading.HEADS)
 # The runtimes î can be measured on: PyTorch eager (where the student trains), and ONNX Runtime fp32 and int8
 # (where `bort export` ships it; bort.export.latency). The names are `bort bench`'s.
-HEAD_KINDS = ("encoder", "classification", "multiple_choice")  # the tops a student ships with (bort.models.loading.HEADS)
 RUNTIMES = {"torch": "PyTorch eager", "onnx-fp32": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
 
 
