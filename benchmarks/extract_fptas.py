@@ -1,13 +1,16 @@
 """Benchmark of `bort extract` (issue 2): FPTAS quality and cost, latency stability, p̂ of known shapes.
 
-    python benchmarks/extract_fptas.py [--steps 30] [--seq-len 64] [--eps 1 4 8 16] [--out benchmarks/out/extract]
+    python benchmarks/extract_fptas.py [--steps 30] [--seq-len 64] [--eps 1 4 8 16] [--one-store] [--out benchmarks/out/extract]
 
 1. Trains an MLM head for minilm-l6 once (`bort teacher prepare`), on the WikiText text in
    ../shared/data/corpus/wikitext-103.
 2. Runs the FPTAS on the `auto` space at each ε, each in its own run folder (own latency
    measurements, own trainings), and reports candidates trained, wall time and
    W(found) / W(exhaustive). The ratio is taken in the exhaustive (ε = 1) run's table, so
-   both W come from the same measurements; each run's own W is reported too.
+   both W come from the same measurements; each run's own W is reported too. With ``--one-store``
+   every ε runs in one folder, the exhaustive run first, so every ε's own search also reads that
+   one measurement of î (a machine whose speed drifts between runs cannot move the found ξ); the
+   candidates-trained column is then the cost measure, not the wall time.
 3. Repeats the latency measurement of one ξ and reports its spread.
 4. Prints p̂ for BERT-large and both readings of Bort with RoBERTa's vocabulary.
 
@@ -44,6 +47,10 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--head-steps", type=int, default=200)
+    ap.add_argument("--one-store", action="store_true",
+                    help="every ε in one run folder, the smallest first: the larger ε reuse its latencies and trainings "
+                         "(ê is a function of (ξ, θ)), so every ratio is read in one measurement of î; wall times then "
+                         "count new trainings only")
     args = ap.parse_args()
     if not WIKITEXT.is_dir():
         sys.exit(f"skipped: {WIKITEXT} is absent (the shared data folder is needed)")
@@ -57,11 +64,12 @@ def main() -> None:
 
     runs = {}
     for eps in sorted(args.eps):
-        run = args.out / f"eps{eps}"
+        run = args.out / ("run" if args.one_store else f"eps{eps}")
         wall = bort("extract", "--teacher", str(teacher), "--corpus", str(WIKITEXT), "--out", str(run), "--space", "auto",
                     "--steps", str(args.steps), "--epsilon", str(eps), "--seq-len", str(args.seq_len),
                     "--batch-size", str(args.batch_size), "--no-progress")
         runs[eps] = (json.loads((run / "result.json").read_text()), wall)
+        (args.out / f"result-eps{eps}.json").write_text((run / "result.json").read_text())
 
     exhaustive = runs[min(runs)][0]
     assert exhaustive["epsilon"] == 1, "the ratio needs the exhaustive ε = 1 run"
