@@ -68,8 +68,9 @@ def main() -> None:
         wall = bort("extract", "--teacher", str(teacher), "--corpus", str(WIKITEXT), "--out", str(run), "--space", "auto",
                     "--steps", str(args.steps), "--epsilon", str(eps), "--seq-len", str(args.seq_len),
                     "--batch-size", str(args.batch_size), "--no-progress")
-        runs[eps] = (json.loads((run / "result.json").read_text()), wall)
-        (args.out / f"result-eps{eps}.json").write_text((run / "result.json").read_text())
+        result = (run / "result.json").read_text()
+        (args.out / f"result-eps{eps}.json").write_text(result)  # one store rewrites run/result.json per ε
+        runs[eps] = (json.loads(result), wall)
 
     exhaustive = runs[min(runs)][0]
     assert exhaustive["epsilon"] == 1, "the ratio needs the exhaustive ε = 1 run"
