@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -10,7 +12,8 @@ from transformers import AutoModel, BertConfig, RobertaConfig
 from bort.arch import Arch
 from bort.errors import BortError
 from bort.models.student import student_config
-from bort.surrogates.latency import LatencySettings, depth_anchors, flops, interpolate_depths, measure_latency
+from bort.surrogates import latency
+from bort.surrogates.latency import LatencySettings, depth_anchors, flops, interpolate_depths, measure_latency, time_calls
 
 
 @pytest.mark.parametrize("family", ["bert", "roberta"])
@@ -36,6 +39,18 @@ def test_measured_latency_returns_one_median_per_repeat():
     finally:
         torch.set_num_threads(before)
     assert len(medians) == 3 and all(m > 0 for m in medians)
+
+
+def test_a_timing_that_did_not_get_its_core_is_reported_once(monkeypatch, capsys):
+    """A call that waits instead of computing, as a preempted one does, gets a share of the core near 0."""
+    monkeypatch.setattr(latency, "_contention_reported", False)
+    latency.report_contention(0.95)
+    assert capsys.readouterr().err == ""
+    time_calls(lambda: time.sleep(0.01), LatencySettings(runs=3, warmup=0))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "of a core per thread" in err[0] and "idle machine" in err[0]
+    latency.report_contention(0.1)
+    assert capsys.readouterr().err == ""  # once per process
 
 
 @pytest.mark.parametrize("runtime", ["onnx-fp32", "onnx-int8"])
