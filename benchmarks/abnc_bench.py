@@ -1,7 +1,8 @@
 """The AB^nC check (issue 16): does a short training rank shapes the way a longer one does?
 
     nice -n 10 python benchmarks/abnc_bench.py [--part errors|downstream|all|summary] [--steps 30] [--seq-len 64] [--batch-size 8] [--pretrain-steps 40] \
-        [--tasks sst2,mrpc,rte,stsb] [--max-train 500] [--epochs 2] [--out benchmarks/out/abnc]
+        [--pretrain-batch 16] [--pretrain-lr 1e-4] [--pretrain-inputs blocks] [--pretrain-embed 0] [--tasks sst2,mrpc,rte,stsb] [--max-train 500] \
+        [--epochs 2] [--finetune-lr 1e-4] [--out benchmarks/out/abnc]
 
 For each shape of SHAPES (spread over the MiniLM `auto` space in depth, width and speed; the teacher
 itself excluded) it measures:
@@ -11,7 +12,7 @@ itself excluded) it measures:
    the very callable `bort extract` scores a candidate with (:class:`bort.surrogates.error.ErrorSurrogate`,
    through :func:`bort.search.trial.run_trial`), with benchmarks/extract_fptas.py's n, batch and sequence length;
 2. the downstream score after the same `bort pretrain` for every shape (teacher init, hidden-state
-   objective, §7's best; equal steps) and plain `bort finetune` (benchmarks/finetune_bench.py's protocol,
+   objective, §7's best, or `bort compress`'s with --pretrain-embed 1 --pretrain-inputs sentences; equal steps) and plain `bort finetune` (benchmarks/finetune_bench.py's protocol,
    reduced: a seeded subset of --max-train examples per task, --epochs epochs): the GLUE dev average
    over --tasks, and the STS-B dev Spearman of the pretrained encoder's embeddings without fine-tuning.
 
@@ -129,13 +130,14 @@ def claim(folder: Path, phase: str) -> bool:
 
 
 def pretrain_shape(args: argparse.Namespace, shape: str, folder: Path) -> None:
-    """`bort pretrain` (teacher init, hidden states), then the encoder's embeddings scored on STS-B dev."""
+    """`bort pretrain` (teacher init, hidden states and --pretrain-embed), then the encoder's embeddings scored on STS-B dev."""
     model = folder / "pretrained"
     if not (folder / "pretrain.json").is_file():
         t0 = time.time()
+        objective = RepresentationLoss(alpha_hidden=1.0, alpha_embed=args.pretrain_embed)
         report = pretrain(PretrainConfig(out=model, teacher="minilm-l6", corpus=str(CORPUS), arch=Arch.parse(shape), init="teacher",
-                                         loss=NO_LOGITS, representation=HIDDEN, steps=args.pretrain_steps, batch_size=args.pretrain_batch,
-                                         optim=OptimConfig(lr=1e-4, warmup=0.05), eval_every=args.pretrain_steps,
+                                         loss=NO_LOGITS, representation=objective, inputs=args.pretrain_inputs, steps=args.pretrain_steps,
+                                         batch_size=args.pretrain_batch, optim=OptimConfig(lr=args.pretrain_lr, warmup=0.05), eval_every=args.pretrain_steps,
                                          save_every=args.pretrain_steps, bf16="off", device="cpu", progress=False))
         write_json(folder / "pretrain.json", {"steps": report.steps, "wall_s": time.time() - t0, "heldout": report.heldout})
         print(f"pretrain ⟨{shape}⟩ {report.heldout} ({time.time() - t0:.0f} s)", flush=True)
@@ -152,7 +154,7 @@ def finetune_shape(args: argparse.Namespace, shape: str, folder: Path) -> None:
             continue
         report = finetune(FinetuneConfig(model=str(folder / "pretrained"), task=f"glue/{task}", data=GLUE / GLUE_FOLDERS[task],
                                          out=folder / "finetune" / task, epochs=args.epochs, train_examples=args.max_train, batch_size=32,
-                                         optim=OptimConfig(lr=1e-4, weight_decay=0.01, warmup=0.1), device="cpu", progress=False))
+                                         optim=OptimConfig(lr=args.finetune_lr, weight_decay=0.01, warmup=0.1), device="cpu", progress=False))
         write_json(folder / f"{task}.json", {"dev": report.dev, "glue": glue_score(report.dev), "train_s": report.train_s,
                                              "steps": report.steps})
         print(f"finetune ⟨{shape}⟩ {task} {report.dev} ({report.train_s:.0f} s)", flush=True)
@@ -222,6 +224,10 @@ def main() -> None:
     ap.add_argument("--measure-ce", action="store_true", help="train every ce variant too, not only on CHECK_SHAPE")
     ap.add_argument("--pretrain-steps", type=int, default=40)
     ap.add_argument("--pretrain-batch", type=int, default=16)
+    ap.add_argument("--pretrain-lr", type=float, default=1e-4)
+    ap.add_argument("--pretrain-inputs", choices=("blocks", "sentences"), default="blocks")
+    ap.add_argument("--pretrain-embed", type=float, default=0.0, help="weight of the sentence-embedding term beside the hidden states")
+    ap.add_argument("--finetune-lr", type=float, default=1e-4)
     ap.add_argument("--tasks", default="sst2,mrpc,rte,stsb")
     ap.add_argument("--max-train", type=int, default=500)
     ap.add_argument("--epochs", type=float, default=2.0)
