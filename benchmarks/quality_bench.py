@@ -39,7 +39,9 @@ def config(source: str, task: str, out: Path, args, *, lr: float, form: str = "p
     """One ``bort finetune`` of the protocol; ``form`` adds the fine-tuned teacher's predictions and new inputs."""
     cfg = FinetuneConfig(model=source, task=f"glue/{task}", data=GLUE / GLUE_FOLDERS[task], out=out, epochs=args.epochs,
                          train_examples=None if task in args.full_tasks.split(",") else args.max_train, batch_size=args.batch_size,
-                         optim=OptimConfig(lr=lr, weight_decay=0.01, warmup=0.1), progress=False)
+                         optim=OptimConfig(lr=lr, weight_decay=0.01, warmup=0.1), progress=False, seed=args.seed,
+                         # another --seed trains on seed 0's subsets, the teachers' (None is seed 0's: older folders resume)
+                         data_seed=0 if args.seed else None)
     if form == "plain":
         return cfg
     representation = RepresentationLoss(alpha_hidden=args.alpha_hidden, alpha_attn=args.alpha_attn)
@@ -75,6 +77,8 @@ def main() -> None:
     ap.add_argument("--infill-model", default=None, help="masked-LM for mlm-infill (MiniLM has none: a `bort teacher prepare` output)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="every run's seed (initialisation, batches, dropout, new inputs); "
+                    "the subsets of --max-train stay seed 0's")
     ap.add_argument("--out", type=Path, default=OUT / "quality")
     args = ap.parse_args()
     if not GLUE.is_dir():

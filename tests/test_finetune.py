@@ -289,7 +289,10 @@ def test_train_subset_is_seeded(tmp_path, bert_teacher, rte, monkeypatch):
     assert a.train_examples == 32 and a.steps == 2
     runs = 2
     finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "b", train_examples=32, epochs=1, seed=1))
-    seed0, seed1 = trained
+    runs = 3  # --data-seed: another run seed, seed 0's examples
+    finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "c", train_examples=32, epochs=1, seed=1, data_seed=0))
+    seed0, seed1, data_seed0 = trained
+    assert data_seed0 == seed0
     assert len(seed0) == len(seed1) == 32 and len(full) == 160
     index = {e.idx: i for i, e in enumerate(full)}
     assert len(index) == len(full) and all(full[index[e.idx]] == e for e in seed0 + seed1)

@@ -66,6 +66,9 @@ class FinetuneConfig:
     eval_every: int | None = field(default=None, metadata=opt("steps between dev evaluations and checkpoints (default: one epoch)"))
     patience: int = field(default=3, metadata=opt("stop after this many evaluations without a better dev metric (0: never)"))
     train_examples: int | None = field(default=None, metadata=opt("train on a seeded random subset of this many examples"))
+    # Hugging Face's TrainingArguments.data_seed: seeds then vary the run, not the examples it learns from.
+    data_seed: int | None = field(default=None, metadata=opt("seed of --train-examples' subset (default: --seed), so that runs with "
+                                                             "other --seed values train on the same examples"))
     distill: TaskDistill = field(default_factory=TaskDistill)
     augment: Augment = field(default_factory=Augment)
     eval_batch_size: int = field(default=64, metadata=opt(cli=False))
@@ -180,7 +183,8 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskDa
     run.guard(settings)
 
     # Data: the training split (or the given set), every dev split, tokenised once.
-    train_examples = subset(train_set if train_set is not None else data.split("train"), cfg.train_examples, cfg.seed)
+    train_examples = subset(train_set if train_set is not None else data.split("train"), cfg.train_examples,
+                            cfg.seed if cfg.data_seed is None else cfg.data_seed)
     dev_examples = {split: data.split(split) for split in task.dev_splits}
     test_examples = data.split("test") if data.own is not None and data.own.test_file is not None else None
     _warn_single_label(task, train_examples)
