@@ -17,6 +17,7 @@ from bort.agora.space import load_agora_space, prune
 from bort.errors import BortError
 from bort.finetune import heads
 from bort.finetune.augment import Augment
+from bort.finetune.recipe import subset
 from bort.finetune.tasks import get_task, read_split
 from bort.finetune.transforms import make_transform
 from bort.training.hparams import FIELDS, Theta, build_thetas, expand
@@ -201,6 +202,23 @@ def test_killed_after_a_rounds_points_before_its_record_makes_them_once(tmp_path
     resumed = agora(_agora(bert_teacher, rte, tmp_path / "F"))
     idx = [json.loads(line)["idx"] for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
     assert len(idx) == len(set(idx)) == sum(r.new_points for r in resumed.rounds)
+
+
+def test_the_subset_follows_data_seed_and_each_theta_trains_on_it(tmp_path, monkeypatch, bert_teacher, rte):
+    full = read_split(get_task("glue/rte"), rte, "train")
+    picked: dict[int, list] = {}  # --data-seed → the train set of the first θ's run
+
+    def first_run(cfg, train_set=None):
+        picked[data_seed] = list(train_set)
+        raise KeyboardInterrupt  # only the subset is under test
+
+    monkeypatch.setattr(agora_mod, "finetune", first_run)
+    for data_seed in (None, 0, 1):
+        cfg = _agora(bert_teacher, rte, tmp_path / str(data_seed))
+        with pytest.raises(KeyboardInterrupt):  # --seed 1 throughout: --data-seed alone moves the subset
+            agora(replace(cfg, base=replace(cfg.base, train_examples=32, seed=1, data_seed=data_seed)))
+    assert picked[None] == picked[1] == subset(full, 32, 1) != picked[0] == subset(full, 32, 0)
+    assert len(picked[0]) == 32 and len(full) == 96
 
 
 def test_regression_and_multiple_choice_are_refused(tmp_path, bert_teacher):

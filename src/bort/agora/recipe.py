@@ -148,7 +148,7 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
     records = [AgoraRound.from_dict(r) for r in json.loads((out / RECORDS).read_text())["rounds"]] if (out / RECORDS).is_file() else []
 
     # Data: the (optionally subsampled) training split, plus the points of finished rounds.
-    train_set = subset(data.split("train"), base.train_examples, base.seed)
+    train_set = subset(data.split("train"), base.train_examples, base.subset_seed)
     dev = data.split(task.dev_splits[0])
     done = len(records)
     run.trim_log(done - 1, key="round")  # points of a round killed before its record are made again

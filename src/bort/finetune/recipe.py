@@ -92,6 +92,11 @@ class FinetuneConfig:
         if self.augment.per_example and not self.distill.teacher:
             raise BortError("--augment needs --teacher: the teacher labels the new inputs")
 
+    @property
+    def subset_seed(self) -> int:
+        """The seed of ``--train-examples``' subset: ``--data-seed``, else ``--seed``."""
+        return self.seed if self.data_seed is None else self.data_seed
+
 
 @dataclass(frozen=True)
 class FinetuneResult(Record):
@@ -183,8 +188,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskDa
     run.guard(settings)
 
     # Data: the training split (or the given set), every dev split, tokenised once.
-    train_examples = subset(train_set if train_set is not None else data.split("train"), cfg.train_examples,
-                            cfg.seed if cfg.data_seed is None else cfg.data_seed)
+    train_examples = subset(train_set if train_set is not None else data.split("train"), cfg.train_examples, cfg.subset_seed)
     dev_examples = {split: data.split(split) for split in task.dev_splits}
     test_examples = data.split("test") if data.own is not None and data.own.test_file is not None else None
     _warn_single_label(task, train_examples)
