@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="every run's seed (initialisation, batches, dropout, new inputs); "
                     "the subsets of --max-train stay seed 0's")
     ap.add_argument("--out", type=Path, default=OUT / "quality")
+    ap.add_argument("--no-latency", action="store_true", help="skip the closing latency run (its milliseconds mean little "
+                    "beside other jobs; the dev scores do not depend on the load)")
     args = ap.parse_args()
     if not GLUE.is_dir():
         raise SystemExit(f"the shared GLUE data is not at {GLUE}; nothing to benchmark")
@@ -100,7 +102,8 @@ def main() -> None:
                 dev[task][key] = report.dev | {"augmented": report.augmented}
                 print(f"{task:5s} {key:16s} {report.dev} ({report.augmented} new inputs, {report.train_s:.0f} s)", flush=True)
     results = {"date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}",
-               "settings": {k: str(v) for k, v in vars(args).items()}, "dev": dev, "latency": latency(args, students, tasks[-1], forms[-1])}
+               "settings": {k: str(v) for k, v in vars(args).items()}, "dev": dev,
+               "latency": None if args.no_latency else latency(args, students, tasks[-1], forms[-1])}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "summary.md").write_text(markdown(results, tasks))
@@ -129,7 +132,7 @@ def markdown(r: dict, tasks: list[str]) -> str:
             cells.append(f"{score:.1f} ({100 * score / teacher:.0f}%)" if teacher > 0 else f"{score:.1f}")
         rows.append(f"| {t} | " + " | ".join(cells) + " |")
     rows.append("| **average** | " + " | ".join(f"**{avg[n]:.1f}** ({100 * avg[n] / avg['teacher']:.1f}%)" for n in names) + " |")
-    return "\n".join(rows) + "\n\n" + latency_table(r["latency"])
+    return "\n".join(rows) + "\n" + ("\n" + latency_table(r["latency"]) if r["latency"] else "")
 
 
 def latency_table(lat: dict) -> str:
