@@ -13,7 +13,8 @@ itself excluded) it measures:
    through :func:`bort.search.trial.run_trial`), with benchmarks/extract_fptas.py's n, batch and sequence length;
 2. the downstream score after the same `bort pretrain` for every shape (teacher init, hidden-state
    objective, §7's best, or `bort compress`'s with --pretrain-embed 1 --pretrain-inputs sentences; equal steps)
-   and plain `bort finetune` (benchmarks/finetune_bench.py's protocol, reduced: a seeded subset of --max-train examples per task, --epochs epochs): the GLUE dev average
+   and plain `bort finetune` (benchmarks/finetune_bench.py's protocol, reduced: a seeded subset of --max-train examples
+   per task, --epochs epochs): the GLUE dev average
    over --tasks, and the STS-B dev Spearman of the pretrained encoder's embeddings without fine-tuning.
 
 Then Spearman's ρ(−ê, score) per variant. Every result is one JSON file, OUT/errors/<shape>-<variant>.json
