@@ -17,7 +17,8 @@ from bort.agora.space import load_agora_space, prune
 from bort.errors import BortError
 from bort.finetune import heads
 from bort.finetune.augment import Augment
-from bort.finetune.recipe import subset
+from bort.finetune.recipe import FinetuneResult, subset
+from bort.finetune.selection import hold_out
 from bort.finetune.tasks import get_task, read_split
 from bort.finetune.transforms import make_transform
 from bort.training.hparams import FIELDS, Theta, build_thetas, expand
@@ -144,7 +145,8 @@ def test_a_given_labeller_labels_the_new_points(tmp_path, bert_teacher, rte):
     points = [json.loads(line) for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
     assert result.rounds[0].new_points == len(points) > 0
     assert {p["label"] for p in points} == {"not_entailment"}
-    assert result.rounds[0].labeller_dev_accuracy == sum(ex.label == "not_entailment" for ex in read_split("glue/rte", rte, "dev")) / 40
+    held = hold_out(read_split("glue/rte", rte, "train"), 0.1, 0)[1]  # the selection slice: 19 of the 96 (a fifth, fewer than 300)
+    assert len(held) == 19 and result.rounds[0].labeller_accuracy == sum(ex.label == "not_entailment" for ex in held) / 19
 
 
 # ------------------------------------------------------------------ whole runs
@@ -156,9 +158,12 @@ def test_agora_end_to_end(run):
     assert [r["theta_run"] for r in records] == [2, 1] and [r["theta_left"] for r in records] == [1, 0]
     assert records[1]["train_size"] == records[0]["train_size"] + records[0]["new_points"]
     assert records[0]["labeller"] == records[0]["best_folder"]  # the first round's best labels by default
-    assert records[0]["labeller_dev_accuracy"] == records[0]["best_metric"]
-    best = max(records, key=lambda r: r["best_metric"])
-    assert json.loads((out / "eval.json").read_text())["accuracy"] == best["best_metric"] == result.dev["accuracy"]
+    assert records[0]["labeller_accuracy"] == records[0]["best_metric"]
+    assert all(r["mistakes"] <= 19 for r in records)  # made on the 19 held-out training examples, never on dev
+    best = max(records, key=lambda r: r["best_metric"])  # by the selection metric
+    chosen = FinetuneResult.read(Path(best["best_folder"]) / "finetune.json")
+    assert chosen.selection["accuracy"] == best["best_metric"] and chosen.select_examples == 19
+    assert json.loads((out / "eval.json").read_text())["metrics"] == chosen.dev == result.dev
     table = (out / "agora.md").read_text().splitlines()
     assert table[2].startswith("| round") and len(table) == 4 + len(records)
     assert (out / "model.safetensors").read_bytes() == (Path(best["best_folder"]) / "model.safetensors").read_bytes()
@@ -167,18 +172,19 @@ def test_agora_end_to_end(run):
 def test_killed_between_rounds_resumes_at_the_next_round(tmp_path, monkeypatch, bert_teacher, rte, run):
     real, calls = agora_mod.finetune, []
 
-    def finetune_or_die(cfg, train_set=None):
+    def finetune_or_die(cfg, train_set=None, select_set=None):
         calls.append(cfg.out)
         if "/rounds/1/" in str(cfg.out) and len(calls) == 3:
             raise KeyboardInterrupt  # killed as round 1 starts
-        return real(cfg, train_set=train_set)
+        return real(cfg, train_set=train_set, select_set=select_set)
 
     monkeypatch.setattr(agora_mod, "finetune", finetune_or_die)
     with pytest.raises(KeyboardInterrupt):
         agora(_agora(bert_teacher, rte, tmp_path / "F"))
     assert len(json.loads((tmp_path / "F" / "agora.json").read_text())["rounds"]) == 1
     calls.clear()
-    monkeypatch.setattr(agora_mod, "finetune", lambda cfg, train_set=None: (calls.append(cfg.out), real(cfg, train_set=train_set))[1])
+    monkeypatch.setattr(agora_mod, "finetune", lambda cfg, train_set=None, select_set=None: (calls.append(cfg.out),
+                                                                                          real(cfg, train_set=train_set, select_set=select_set))[1])
     resumed = agora(_agora(bert_teacher, rte, tmp_path / "F"))
     assert all("/rounds/1/" in str(c) for c in calls) and len(calls) == 1  # round 0 is not trained again
     strip = lambda recs: [{k: v for k, v in r.items() if k not in ("best_folder", "labeller")} for r in recs]
@@ -208,8 +214,9 @@ def test_the_subset_follows_data_seed(tmp_path, monkeypatch, bert_teacher, rte):
     full = read_split(get_task("glue/rte"), rte, "train")
     picked: dict[int | None, list] = {}  # --data-seed → the train set of the first θ's run
 
-    def first_run(cfg, train_set=None):
-        picked[data_seed] = list(train_set)
+    def first_run(cfg, train_set=None, select_set=None):
+        picked[data_seed] = [ex for ex in full if ex in train_set or ex in select_set]  # the subset, before its slice is held out
+        assert len(train_set) + len(select_set) == 32
         raise KeyboardInterrupt  # only the subset is under test
 
     monkeypatch.setattr(agora_mod, "finetune", first_run)

@@ -22,6 +22,8 @@ from bort.compress import CompressConfig, compress, recipe
 from bort.compress.report import EAGER, _timed, summary
 from bort.errors import BortError
 from bort.finetune.evaluate import EvaluateConfig, evaluate
+from bort.finetune.source import OwnData
+from bort.finetune.tasks import read_split
 from bort.search.recipe import ExtractConfig
 from bort.surrogates.latency import LatencySettings
 
@@ -56,11 +58,12 @@ def _stage_names(out: Path) -> list[str]:
     return [s["name"] for s in json.loads((out / "compress.json").read_text())["stages"]]
 
 
-def test_task_run_numbers_come_from_the_stages(task_run):
+def test_task_run_numbers_come_from_the_stages(task_run, rte):
     _, out = task_run
     doc = json.loads((out / "compress.json").read_text())
     # A head-less teacher and representation objectives: no MLM head stage, ê from representations.
-    assert _stage_names(out) == ["extract", "pretrain", "finetune/rte/teacher", "finetune/rte/student", "export/rte", "bench"]
+    assert _stage_names(out) == ["extract", "pretrain", "finetune/rte/teacher", "finetune/rte/student", "export/rte", "score/rte", "bench",
+                                 "bench_real/rte"]
     assert all(s["status"] == "done" and s["wall_s"] > 0 and Path(s["output"]).is_dir() for s in doc["stages"])
     assert json.loads((out / "extract" / "result.json").read_text())["error_kind"] == "representation"
     assert not (out / "teacher_mlm").exists()
@@ -82,12 +85,26 @@ def test_task_run_numbers_come_from_the_stages(task_run):
     assert top and all(c["status"] == "trained" for c in top)
     assert len([c for c in eligible if c["status"] == "trained"]) > result["intervals"]  # more than the representatives
 
+    # The model that ships is the model scored: S is the int8 export's dev accuracy, as `bort evaluate` scores the export.
     t = doc["tasks"]["rte"]
     teacher_eval = json.loads((out / "finetune" / "rte" / "teacher" / "eval.json").read_text())
     student_eval = json.loads((out / "finetune" / "rte" / "student" / "eval.json").read_text())
-    assert t["metric"] == "accuracy"
-    assert t["teacher_metric"] == teacher_eval["accuracy"] and t["student_metric"] == student_eval["accuracy"]
-    assert t["kept"] == pytest.approx(student_eval["accuracy"] / teacher_eval["accuracy"])
+    assert t["metric"] == "accuracy" and t["scored_split"] == "dev" and t["select_on"] == "train" == student_eval["select_on"]
+    onnx = evaluate(EvaluateConfig(model=t["student_onnx"], task="glue/rte", data=rte)).metrics["accuracy"]
+    assert t["student_metric"] == onnx and t["student_dev"] == {"accuracy": onnx}
+    assert t["teacher_metric"] == teacher_eval["metrics"]["accuracy"] and t["student_metric_fp32"] == student_eval["metrics"]["accuracy"]
+    train, dev = read_split("glue/rte", rte, "train"), read_split("glue/rte", rte, "dev")
+    majority = max(("entailment", "not_entailment"), key=[ex.label for ex in train].count)
+    B = sum(ex.label == majority for ex in dev) / len(dev)
+    assert t["baseline_metric"] == pytest.approx(B) == teacher_eval["baseline"]["accuracy"]
+    T, S = t["teacher_metric"], t["student_metric"]
+    assert t["kept"] == pytest.approx(S / T)
+    assert t["kept_over_baseline"] == (pytest.approx((S - B) / (T - B)) if T > B else None)
+    lo, hi = t["teacher_minus_baseline_interval"]
+    assert lo <= T - B <= hi and t["teacher_beats_baseline"] == (lo > 0)
+    if t["kept_over_baseline"] is not None:
+        assert t["kept_over_baseline_interval"][0] <= t["kept_over_baseline"] <= t["kept_over_baseline_interval"][1]
+    assert doc["pooled"]["tasks"] + doc["pooled"]["left_out"] == 1
     student_ft = json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())
     assert student_ft["teacher"] == str(out / "finetune" / "rte" / "teacher") and student_ft["augmented"] > 0
     assert t["student_folder"] == str(out / "finetune" / "rte" / "student") and (Path(t["student_onnx"]) / "model.onnx").is_file()
@@ -99,8 +116,15 @@ def test_task_run_numbers_come_from_the_stages(task_run):
     assert t["speedup_same_runtime"] == pytest.approx(ms[(t["teacher_folder"], "onnx-int8")] / student)
     assert t["speedup_vs_eager"] == pytest.approx(ms[(t["teacher_folder"], EAGER)] / student)
 
+    real = json.loads((out / "bench_real" / "rte" / "bench.json").read_text())
+    per_seq = {(r["model"], r["batch"]): r["ms_per_sequence"] for r in real["real"]}
+    teacher_int8 = real["models"][0]["name"]
+    assert real["texts"]["count"] == len(dev) and set(t["speedup_real_lengths"]) == {"1", "32"}
+    assert t["speedup_real_lengths"]["32"] == pytest.approx(per_seq[teacher_int8, 32] / per_seq[t["student_onnx"], 32])
+
     report = (out / "report.md").read_text()
-    assert f"| glue/rte | accuracy | {t['teacher_metric']:.4f} | {t['student_metric']:.4f} | {100 * t['kept']:.1f}% |" in report
+    assert report.index("## Quality kept") < report.index("## Latency")
+    assert f"| glue/rte (dev) | accuracy | {B:.4f} | {T:.4f} | {S:.4f} | {t['student_metric_fp32']:.4f} |" in report
     assert f"{t['speedup_same_runtime']:.1f}×" in report and all(f"| {name} | done |" in report for name in _stage_names(out))
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -119,8 +143,8 @@ def test_resume_skips_finished_stages_and_redoes_an_unfinished_one(task_run, cap
     err = capsys.readouterr().err
     assert {f: f.stat().st_mtime_ns for f in files} == before
     assert (out / "bench" / "bench.json").stat().st_mtime_ns != bench_before
-    assert err.count("skipped") == 5 and "[6/6] bench: done in" in err
-    assert json.loads((out / "compress.json").read_text())["stages"][-1]["status"] == "done"
+    assert err.count("skipped") == 7 and "[8/8] bench: done in" in err
+    assert all(s["status"] == "done" for s in json.loads((out / "compress.json").read_text())["stages"])
 
 
 def test_changed_settings_are_refused_in_one_line(task_run, capsys):
@@ -139,10 +163,9 @@ def test_a_given_task_teacher_is_scored_not_fine_tuned(task_run, tmp_path, bert_
     out = tmp_path / "RUN"
     result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--task", "glue/rte", "--data", str(rte),
                                      "--task-teacher", str(given))))
-    stage = next(s for s in json.loads((out / "compress.json").read_text())["stages"] if s["name"] == "finetune/rte/teacher")
-    assert stage["output"] == str(given) and not (out / "finetune" / "rte" / "teacher").exists()
+    assert "finetune/rte/teacher" not in _stage_names(out) and not (out / "finetune" / "rte" / "teacher").exists()
     t = result.tasks["rte"]
-    assert t["teacher_folder"] == str(given) and t["teacher_metric"] == json.loads((given / "eval.json").read_text())["accuracy"]
+    assert t["teacher_folder"] == str(given) and t["teacher_metric"] == json.loads((given / "eval.json").read_text())["metrics"]["accuracy"]
     assert json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())["teacher"] == str(given)
 
 
@@ -155,8 +178,10 @@ def test_own_csv_data(tmp_path, bert_teacher_nohead, corpus_file, space_file, rt
                                      "--validation-file", str(tmp_path / "dev.csv"), "--text-columns", "premise,hypothesis",
                                      "--label-column", "verdict")))
     t = result.tasks["train"]
-    assert t["teacher_metric"] == json.loads((out / "finetune" / "train" / "teacher" / "eval.json").read_text())["accuracy"]
+    assert t["teacher_metric"] == json.loads((out / "finetune" / "train" / "teacher" / "eval.json").read_text())["metrics"]["accuracy"]
     assert (out / "export" / "train" / "model.onnx").is_file() and t["kept"] == pytest.approx(t["student_metric"] / t["teacher_metric"])
+    onnx = evaluate(EvaluateConfig(model=str(out / "export" / "train"), own=OwnData(validation_file=tmp_path / "dev.csv")))
+    assert t["student_metric"] == onnx.metrics["accuracy"]  # an own-data export reads its columns from its config
     assert json.loads((out / "finetune" / "train" / "student" / "config.json").read_text())["bort_label_column"] == "verdict"
 
 
@@ -243,15 +268,15 @@ def test_student_epochs_lengthen_the_students_fine_tuning_alone(tmp_path, bert_t
     assert main(argv[:i] + argv[i + 2:]) == 0
     teacher = json.loads((out / "finetune" / "rte" / "teacher" / "finetune.json").read_text())
     student = json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())
-    assert teacher["steps_run"] == 32 // 8  # 1 epoch of RTE's 32 examples, batch 8
-    assert student["steps_run"] == 2 * -(-(32 + student["augmented"]) // 8)  # 2 epochs of the examples and their new inputs
+    assert teacher["steps_run"] == -(-26 // 8)  # 1 epoch of RTE's 32 examples less the 6 held out to choose on, batch 8
+    assert student["steps_run"] == 2 * -(-(26 + student["augmented"]) // 8)  # 2 epochs of the examples and their new inputs
 
 
 def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohead, corpus_file, space_file):
     out, sts = tmp_path / "RUN", write_stsb(tmp_path / "STS-B")
     result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--report-to", "tensorboard",
                                      "--embedding-task", "glue/stsb", "--embedding-data", str(sts))))
-    assert _stage_names(out) == ["extract", "pretrain", "export/encoder", "evaluate/embedding", "bench"]
+    assert _stage_names(out) == ["extract", "pretrain", "export/encoder", "score/embedding", "bench", "bench_real/embedding"]
     for stage in ("extract", "pretrain"):  # --report-to reaches the training stages
         assert list((out / stage / "runs").rglob("events.out.tfevents.*")), stage
     assert result.tasks == {} and result.student["student_folder"] == str(out / "pretrain")
@@ -263,15 +288,19 @@ def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohea
     assert json.loads((out / "compress.json").read_text())["student"] == result.student
     assert "task-agnostic encoder" in (out / "report.md").read_text()
     s = result.student
-    # The embeddings' quality kept, as `bort evaluate --embedding` scores each model on its own.
+    # The embeddings' quality kept, as `bort evaluate --embedding` scores each model on its own: S is the int8 export's.
     spearman = {m: evaluate(EvaluateConfig(model=str(m), task="glue/stsb", data=sts, embedding=True)).metrics["spearman"]
-                for m in (bert_teacher_nohead, out / "pretrain")}
-    assert (s["teacher_metric"], s["student_metric"]) == (spearman[bert_teacher_nohead], spearman[out / "pretrain"])
-    assert s["kept"] == pytest.approx(s["student_metric"] / s["teacher_metric"]) and s["metric"] == "spearman"
-    assert f"| glue/stsb (dev) | spearman | {s['teacher_metric']:.4f} | {s['student_metric']:.4f} |" in (out / "report.md").read_text()
-    assert summary(result) == [(f"task-agnostic student ⟨{result.arch}⟩: kept {100 * s['kept']:.1f}% of the teacher's glue/stsb embedding "
-                                f"spearman ({s['student_metric']:.4f} / {s['teacher_metric']:.4f}); {s['speedup_same_runtime']:.1f}× on the "
-                                f"same runtime, {s['speedup_vs_eager']:.1f}× vs HF eager; {out / 'pretrain'} (int8: {onnx})")]
+                for m in (bert_teacher_nohead, out / "pretrain", out / "export" / "encoder")}
+    assert (s["teacher_metric"], s["student_metric"], s["student_metric_fp32"]) == (
+        spearman[bert_teacher_nohead], spearman[out / "export" / "encoder"], spearman[out / "pretrain"])
+    assert s["metric"] == "spearman" and s["baseline_metric"] == 0
+    assert s["kept"] == (pytest.approx(s["student_metric"] / s["teacher_metric"]) if s["teacher_metric"] > 0 else None)
+    assert s["kept_over_baseline"] == s["kept"]  # B = 0 for a correlation
+    assert f"| glue/stsb (dev) | spearman | 0.0000 | {s['teacher_metric']:.4f} | {s['student_metric']:.4f} |" in (out / "report.md").read_text()
+    assert summary(result)[0].startswith(f"task-agnostic student ⟨{result.arch}⟩: ")
+    real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in s["speedup_real_lengths"].items())
+    assert summary(result)[0].endswith(f"{s['speedup_same_runtime']:.1f}× on the same runtime, {s['speedup_vs_eager']:.1f}× vs HF eager"
+                                       f"; on real inputs {real}; {out / 'pretrain'} (int8: {onnx})")
 
 
 @pytest.mark.slow

@@ -256,7 +256,7 @@ def test_bench_writes_its_three_files(classifier, tmp_path, capsys):
     assert "speed-up over" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} >= {"bench.json", "bench.md", "bench.png"}
     doc = json.loads((out / "bench.json").read_text())
-    assert set(doc) == {"settings", "machine", "models", "results", "skipped"}
+    assert set(doc) == {"settings", "machine", "models", "results", "skipped", "real", "texts"} and doc["real"] == []
     assert [m["name"] for m in doc["models"]] == [str(classifier), "random ⟨1,2,32,64⟩"]
     runtimes = {r["runtime"] for r in doc["results"]}
     assert {"torch-fp32", "onnx-fp32", "onnx-int8"} <= runtimes
@@ -275,6 +275,7 @@ def test_bench_writes_its_three_files(classifier, tmp_path, capsys):
         (["bench", "--arch", "3,5,64,128"], "not divisible"),
         (["bench", "--arch", "1,2,32,64", "--batch", "1,x"], "--batch '1,x'"),
         (["bench", "--models", "{model}", "--seq", "100"], "longer than"),
+        (["bench", "--models", "{model}", "--texts", "/nonexistent.txt"], "input '/nonexistent.txt' does not exist"),
         (["predict", "--model", "{model}", "--input", "/nonexistent.txt"], "does not exist"),
         (["predict", "--model", "{empty}", "--input", "-"], "has no config.json"),
     ],

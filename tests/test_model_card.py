@@ -126,8 +126,10 @@ def test_sentence_transformers_student(tmp_path, bert_teacher_nohead, corpus_fil
 def test_finetuned_model(finetuned, teacher):
     meta, body = _card(finetuned)
     assert meta == {"library_name": "transformers", "tags": ["bort", "distillation"], "pipeline_tag": "text-classification"}
-    dev = json.loads((finetuned / "eval.json").read_text())
-    assert _row(body, "accuracy") == f"{dev['accuracy']:.4g}"  # the re-scored dev metrics of eval.json, written after the model
+    scored = json.loads((finetuned / "eval.json").read_text())
+    assert _row(body, "accuracy") == f"{scored['metrics']['accuracy']:.4g}"  # the dev metrics of eval.json, written after the model
+    assert _row(body, "accuracy of the trivial baseline") == f"{scored['baseline']['accuracy']:.4g}"
+    assert "## Dev metrics (scored once, by the model chosen on a held-out" in body
     assert _row(body, "task") == "glue/rte" and _row(body, "labels") == "entailment, not_entailment"
     assert _row(body, "architecture ⟨D,A,H,I⟩").startswith("⟨2,4,64,128⟩")
     assert _row(body, "parameters") == f"{AutoModelForSequenceClassification.from_pretrained(finetuned).num_parameters():,}"

@@ -25,12 +25,14 @@ from bort.finetune.augment import Augment
 from bort.finetune.distill import Objective, TaskDistill, TaskTeacher
 from bort.finetune.features import collate, encode
 from bort.finetune.recipe import FinetuneResult, finetune
+from bort.finetune.selection import select_size
 from bort.finetune.tasks import Example, get_task, read_split
 from bort.models.loading import load_tokenizer
 from bort.training.hparams import Theta
 from bort.training.objectives import RepresentationLoss
 
 N_TRAIN = 48
+TRAINED = N_TRAIN - select_size(N_TRAIN, 0.1)  # less the 9 that --select-on train holds out to choose on
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +121,7 @@ def test_distillation_terms_vanish_when_the_teacher_is_the_students_start(tmp_pa
 def test_representation_terms_run_the_teacher_on_every_step(tmp_path, bert_teacher, rte, teacher, teacher_rows):
     report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=2,
                            **_kd(teacher, representation=RepresentationLoss(alpha_hidden=0.5, alpha_attn=0.5))))
-    assert report.steps == 6 and sum(teacher_rows) == N_TRAIN + 2 * N_TRAIN  # stored outputs once, then each step's batch
+    assert report.steps == 6 and sum(teacher_rows) == TRAINED + 2 * TRAINED  # stored outputs once, then each step's batch
 
 
 # ------------------------------------------------------------------ stored teacher outputs, augmentation, resume
@@ -137,8 +139,8 @@ def small_chunks(monkeypatch):
 def test_augmentation_is_seeded_new_and_labelled_by_the_teacher(tmp_path, bert_teacher, rte, teacher, teacher_rows, small_chunks):
     report = finetune(_augmented_cfg(bert_teacher, rte, tmp_path / "A", teacher))
     lines = [json.loads(line) for line in (tmp_path / "A" / "augmented.jsonl").read_text().splitlines()]
-    assert report.augmented == len(lines) > N_TRAIN and report.train_examples == N_TRAIN
-    assert sum(teacher_rows) == N_TRAIN + len(lines)  # every input once: not once per epoch
+    assert report.augmented == len(lines) > TRAINED and report.train_examples == TRAINED
+    assert sum(teacher_rows) == TRAINED + len(lines)  # every input once: not once per epoch
     texts = [tuple(line["texts"]) for line in lines]
     task = get_task("glue/rte")
     old = {ex.texts for split in ("train", "dev") for ex in read_split(task, rte, split)}
@@ -173,7 +175,7 @@ def test_killed_in_augmentation_and_after_a_checkpoint_resumes_exactly(tmp_path,
         finetune(_augmented_cfg(bert_teacher, rte, out, teacher))
     monkeypatch.setattr(augment_mod, "atomic_write_text", real_write)
     kept = len((whole / "augmented.jsonl").read_bytes()[: json.loads((out / "augmented_state.json").read_text())["bytes"]].splitlines())
-    assert sum(teacher_rows) == N_TRAIN + len((out / "augmented.jsonl").read_text().splitlines())  # chunks 0 and 1 labelled
+    assert sum(teacher_rows) == TRAINED + len((out / "augmented.jsonl").read_text().splitlines())  # chunks 0 and 1 labelled
 
     real_save, saves = run_mod.save_checkpoint, []
 

@@ -56,7 +56,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = options.build(FinetuneConfig, args)
     if not args.agora:
         report = finetune(cfg)
-        print(json.dumps({"task": report.task, "dev": report.dev, "best_step": report.best_step, "out": str(args.out)}))
+        print(json.dumps({"task": report.task, "dev": report.dev, "baseline": report.baseline, "select_on": report.select_on,
+                          "selection": report.selection, "best_step": report.best_step, "out": str(args.out)}))
         return 0
     from bort.agora.recipe import AgoraConfig, agora
     from bort.agora.space import load_agora_space
@@ -111,6 +112,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for r in result.results:
         ratio = f"{r['speedup_vs_first']:.2f}×" if r["speedup_vs_first"] else "–"
         print(f"  batch {r['batch']:>3}  {r['runtime']:<10}  {r['model']:<40.40}  {r['median_ms']:9.2f} ms  {ratio}")
+    for r in result.real:
+        ratio = f"{r['speedup_vs_first']:.2f}×" if r["speedup_vs_first"] else "–"
+        print(f"  texts, batch {r['batch']:>3}  {r['runtime']:<10}  {r['model']:<33.33}  {r['ms_per_sequence']:9.3f} ms/seq  {ratio}")
     print(f"wrote {args.out}/bench.json, bench.md, bench.png")
     return 0
 

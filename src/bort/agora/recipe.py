@@ -2,13 +2,16 @@
 
 1. fine-tune one model per θ ∈ Θ on the current training set (the ordinary `bort finetune` recipe,
    each run its own resumable folder ``OUT/rounds/<r>/<θ>``);
-2. take the round's best model and the dev examples it gets wrong;
+2. take the round's best model and the selection examples it gets wrong;
 3. transform each mistaken example into new inputs, dropping duplicates and anything equal to an
-   existing training or dev input;
+   existing training or selection input;
 4. label them with the labeller (a given model, or the first round's best; with ``--teacher``, the
    teacher's soft labels) and add them to the training set, never to dev;
 5. keep the better half of Θ (after ``replay`` extra rounds with the same Θ).
 
+The selection examples are the paper's dev set; under ``--select-on train`` (the default) they are a
+seeded slice of the training set, held out once for every round (algorithms.md §4d), so that the dev
+split is never trained on, never chooses, and is scored once, by the best model.
 ``OUT/agora.json`` gets one record per finished round and ``OUT/agora_points.jsonl`` the added
 points, so a killed run resumes at the next round. The best model over all rounds ends in ``OUT``.
 """
@@ -31,6 +34,7 @@ from bort.finetune.augment import soft_field
 from bort.finetune.distill import TaskTeacher, from_soft
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions
+from bort.finetune.selection import hold_out
 from bort.finetune.source import TaskData, open_task
 from bort.finetune.tasks import Example, TaskSpec
 from bort.finetune.transforms import fresh_inputs, make_transform
@@ -53,7 +57,7 @@ class AgoraConfig:
     thetas: tuple[Theta, ...]
     labeller: str | None = field(default=None, metadata=opt("model folder that labels new points (e.g. the fine-tuned teacher); "
                                                             "default: --teacher, else the first round's best"))
-    variants: int = field(default=4, metadata=opt("new inputs made from each mistaken dev example"))
+    variants: int = field(default=4, metadata=opt("new inputs made from each mistaken selection example"))
     replay: int = field(default=0, metadata=opt("run each Θ K more times before pruning it", metavar="K"))
     max_rounds: int | None = field(default=None, metadata=opt("stop after R rounds (default: until Θ is empty)"))
 
@@ -83,14 +87,14 @@ class AgoraRound(Record):
     best_theta: str
     best_folder: str
     labeller: str
-    labeller_dev_accuracy: float
-    scores: dict[str, float]
+    labeller_accuracy: float  # on the selection examples
+    scores: dict[str, float]  # each θ's selection metric
 
 
 @dataclass(frozen=True)
 class AgoraResult(Record):
-    """The task (its name: a registered task, or one's own files'), every round, the best one (whose model ends in the
-    output folder), and that model's dev metrics."""
+    """The task (its name: a registered task, or one's own files'), every round, the best one by the selection metric
+    (whose model ends in the output folder), and that model's dev metrics."""
 
     task: str
     rounds: list[AgoraRound]
@@ -147,21 +151,25 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
     run.guard(json.loads(json.dumps({**asdict(cfg), "base": fingerprint(base)}, default=str)), resuming=(out / RECORDS).is_file())
     records = [AgoraRound.from_dict(r) for r in json.loads((out / RECORDS).read_text())["rounds"]] if (out / RECORDS).is_file() else []
 
-    # Data: the (optionally subsampled) training split, plus the points of finished rounds.
+    # Data: the (optionally subsampled) training split less the selection slice (or with --select-on dev, the dev split chooses),
+    # plus the points of finished rounds.
     train_set = subset(data.split("train"), base.train_examples, base.subset_seed)
-    dev = data.split(task.dev_splits[0])
+    if base.select_on == "train":
+        train_set, select = hold_out(train_set, base.select_fraction, base.subset_seed)
+    else:
+        select = data.split(task.dev_splits[0])
     done = len(records)
     run.trim_log(done - 1, key="round")  # points of a round killed before its record are made again
     if (out / POINTS).is_file():
         train_set += [_point(json.loads(line)) for line in (out / POINTS).read_text(encoding="utf-8").splitlines()]
-    seen = {ex.texts for ex in train_set + dev}
+    seen = {ex.texts for ex in train_set + select}
     by_slug = {t.slug: t for t in cfg.thetas}
     thetas = [by_slug[k] for k in records[-1].theta_left_keys] if records else list(cfg.thetas)
     teacher = TaskTeacher(base.distill.teacher, task, resolve_model_path(base.model), device=device, max_len=base.max_seq_len,
                           batch_size=base.eval_batch_size) if base.distill.teacher else None  # a labeller with soft labels
     given = teacher.path if teacher else cfg.labeller
     labeller = Path(given) if given else (Path(records[0].best_folder) if records else None)
-    labeller_accuracy = records[0].labeller_dev_accuracy if records else None
+    labeller_accuracy = records[0].labeller_accuracy if records else None
     transform = None
     main = task.metrics[0]
 
@@ -169,18 +177,19 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
         r = len(records)
         scores = {}
         for theta in thetas:  # step 1
-            report = finetune(_theta_config(base, theta, out / "rounds" / str(r) / theta.slug), train_set=train_set)
-            scores[theta.slug] = report.dev[main]
+            report = finetune(_theta_config(base, theta, out / "rounds" / str(r) / theta.slug), train_set=train_set,
+                              select_set=select if base.select_on == "train" else None)
+            scores[theta.slug] = report.selection[main]
         best_key = max(thetas, key=lambda t: scores[t.slug]).slug  # the first of equals, in Θ's order
         best_folder = out / "rounds" / str(r) / best_key
         labeller = labeller or best_folder
-        best_names = _labels(task, best_folder, dev, base)
-        wrong = [ex for ex, name in zip(dev, best_names) if name != ex.label]  # step 2
-        if labeller_accuracy is None:  # algorithms.md §6 asks for an "ok-ish" labeller: dev accuracy above 2/3
-            names = best_names if labeller == best_folder else _labels(task, labeller, dev, base)
-            labeller_accuracy = sum(n == ex.label for n, ex in zip(names, dev)) / len(dev)
+        best_names = _labels(task, best_folder, select, base)
+        wrong = [ex for ex, name in zip(select, best_names) if name != ex.label]  # step 2
+        if labeller_accuracy is None:  # algorithms.md §6 asks for an "ok-ish" labeller: accuracy above 2/3
+            names = best_names if labeller == best_folder else _labels(task, labeller, select, base)
+            labeller_accuracy = sum(n == ex.label for n, ex in zip(names, select)) / len(select)
             if labeller_accuracy <= 2 / 3:
-                tqdm.write(f"agora: warning: the labeller's dev accuracy is {labeller_accuracy:.3f}, not above 2/3; "
+                tqdm.write(f"agora: warning: the labeller's accuracy on the selection examples is {labeller_accuracy:.3f}, not above 2/3; "
                            "its labels for new points may hurt (give a better --labeller)", file=sys.stderr)
         if wrong and transform is None:
             transform = make_transform(base.augment.transform, base.augment.infill_model or base.model, device=str(device))
@@ -194,27 +203,29 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
         records.append(AgoraRound(round=r, theta_run=len(thetas), theta_keys=keys, theta_left=len(left), theta_left_keys=[t.slug for t in left],
                                   train_size=size, mistakes=len(wrong), new_points=len(points), best_metric=scores[best_key], metric=main,
                                   best_theta=best_key, best_folder=str(best_folder), labeller=str(labeller),
-                                  labeller_dev_accuracy=labeller_accuracy, scores=scores))
+                                  labeller_accuracy=labeller_accuracy, scores=scores))
         atomic_write_text(out / RECORDS, json.dumps({"task": task.name, "rounds": [rec.to_dict() for rec in records]}, indent=2) + "\n")
         run.track(records[-1].to_dict(), r)  # the round's numbers (each θ's fine-tuning reports its own, in its folder)
         tqdm.write(f"agora round {r}: best {main} {scores[best_key]:.4f} ({best_key}); {len(wrong)} mistakes, {len(points)} new points; "
                    f"Θ {len(thetas)} → {len(left)}", file=sys.stderr)
         thetas = left
 
-    best = max(records, key=lambda rec: rec.best_metric)  # the earliest of equals
-    dev = FinetuneResult.read(Path(best.best_folder) / "finetune.json").dev
+    best = max(records, key=lambda rec: rec.best_metric)  # the earliest of equals, by the selection metric
+    report = FinetuneResult.read(Path(best.best_folder) / "finetune.json")  # its dev split, scored once when it was trained
     copy_model_files(Path(best.best_folder), out)
-    write_eval(out, dev)
+    write_eval(out, report)
     atomic_write_text(out / TABLE, table(task.name, records))
-    Card("bort finetune --agora", str(base.model), task.name, metrics=dev,
+    Card("bort finetune --agora", str(base.model), task.name, metrics={**report.scored_metrics, **{f"{k} of the trivial baseline": v
+                                                                                                   for k, v in report.baseline.items()}},
+         evaluation=f"{report.scored.capitalize()} metrics (scored once; the rounds chose on the selection examples)",
          settings={"rounds": len(records), "best_round": best.round, "best_theta": best.best_theta, **run.settings}).write(out)
-    return AgoraResult(task=task.name, rounds=records, best=best, dev=dev)
+    return AgoraResult(task=task.name, rounds=records, best=best, dev=report.dev)
 
 
 def table(task: str, records: list[AgoraRound]) -> str:
     """``agora.md``: one row per round."""
     metric = records[0].metric if records else "metric"
-    rows = [f"# Agora on {task}\n", f"| round | Θ run | Θ left | training set | mistakes | new points | best {metric} | best θ |",
+    rows = [f"# Agora on {task}\n", f"| round | Θ run | Θ left | training set | mistakes | new points | best {metric} (selection) | best θ |",
             "|---:|---:|---:|---:|---:|---:|---:|---|"]
     rows += [f"| {r.round} | {r.theta_run} | {r.theta_left} | {r.train_size} | {r.mistakes} | {r.new_points} | "
              f"{r.best_metric:.4f} | {r.best_theta} |" for r in records]

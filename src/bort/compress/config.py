@@ -35,7 +35,7 @@ from bort.training.tracking import check_report_to
 
 _PLACEHOLDER = Path("<set per stage>")
 # Fine-tuning's options, teacher and student alike; ``own``: one's own files (--train-file …), then the run's one task.
-_FINETUNE = ("own", "epochs", "batch_size", "optim", "head", "max_seq_len", "patience", "train_examples")
+_FINETUNE = ("own", "epochs", "batch_size", "optim", "head", "max_seq_len", "patience", "train_examples", "select_on", "select_fraction")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,17 @@
 teacher (→ ``RUN/teacher_mlm`` only if a logit objective needs an MLM head) → ``RUN/extract`` (the
 lowest-ê ξ at least ``--min-speedup``× faster, or with ``--pick w`` the best W) → ``RUN/pretrain`` (teacher init, the chosen objectives)
 → for each task ``RUN/finetune/<task>/teacher`` (unless ``--task-teacher``) and ``…/student`` (task
-distillation with augmentation) → ``RUN/export/<task>`` (int8 ONNX; ``RUN/export/encoder`` without a
-task) → ``RUN/bench`` (teacher and student side by side) → ``RUN/report.md``, ``report.png`` and
-``compress.json``. Each stage is the stage's own library entry; this module only fills in their configs.
+distillation with augmentation; both choose on a held-out slice of the training set) → ``RUN/export/<task>``
+(int8 ONNX; ``RUN/export/encoder`` without a task) → ``RUN/score/<task>`` (teacher, int8 student, fp32 student
+and the trivial baseline on the dev split, the shares kept: :mod:`bort.compress.score`) → ``RUN/bench``
+(teacher and student side by side at a fixed length) → ``RUN/bench_real/<task>`` (both on int8, on the
+scored split's own texts) → ``RUN/report.md``, ``report.png`` and ``compress.json``. Each stage is the
+stage's own library entry; this module only fills in their configs.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +24,7 @@ from transformers import PretrainedConfig
 from bort.arch import Arch
 from bort.compress.config import CompressConfig
 from bort.compress.report import CompressResult, write_report
+from bort.compress.score import score_embedding, score_task
 from bort.compress.stages import Ledger
 from bort.distill.recipe import pretrain
 from bort.errors import BortError
@@ -28,7 +33,6 @@ from bort.export.latency import time_side_by_side
 from bort.export.onnx import ExportConfig, export_onnx
 from bort.finetune.augment import Augment
 from bort.finetune.distill import TaskDistill
-from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.recipe import finetune
 from bort.models.loading import has_mlm_head, read_config, resolve_model_path
 from bort.search.pareto import cost_key, ranked, speedup
@@ -48,16 +52,14 @@ def compress(cfg: CompressConfig) -> CompressResult:
         return _compress(cfg, run.out, device)
 
 
-def _main_metric(dev: dict[str, float]) -> str:
-    """The task's main metric: the first of its dev metrics (the task's own order, e.g. MRPC's F1, STS-B's Pearson)."""
-    return next(iter(dev))
-
-
 def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     jobs = cfg.jobs()
     teacher_path = resolve_model_path(cfg.teacher)
     needs_head = cfg.loss.active and not has_mlm_head(teacher_path)
-    total = int(needs_head) + 2 + sum(2 if given is None else 1 for *_, given in jobs) + max(len(jobs), 1) + 1 + bool(cfg.embedding_task)
+    # Stages: the MLM head, extraction, pretraining; per task the teacher (unless given), the student, its export and its scores; the
+    # encoder's export without a task; the embedding scores; the benchmark; the benchmark on real inputs, per scored split.
+    scored = len(jobs) or int(bool(cfg.embedding_task))
+    total = int(needs_head) + 2 + sum(4 if given is None else 3 for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task) + 1 + scored
     ledger = Ledger(out, total)
     common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to}  # what every training stage takes from the run
 
@@ -101,14 +103,16 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     tasks = {}
     for name, data, given in jobs:
         tasks[name] = _task(cfg, ledger, out, name, data, given, student, device, common)
+    encoder = out / "export" / "encoder"
     if not jobs:
-        encoder = out / "export" / "encoder"
         ledger.run("export/encoder", encoder, lambda: export_onnx(ExportConfig(model=str(student), out=encoder, quantize="int8")).to_dict(),
                    what="the task-agnostic student, int8 ONNX")
     quality = {}
     if cfg.embedding_task:
-        quality = ledger.run("evaluate/embedding", student, lambda: _embedding_quality(cfg, student, device),
-                             what=f"the teacher's and the student's sentence embeddings on {cfg.embedding_task}, without fine-tuning")
+        folder = out / "score" / "embedding"
+        quality = ledger.run("score/embedding", folder, lambda: score_embedding(
+            task=cfg.embedding_task, data=cfg.embedding_data, seed=cfg.seed, teacher=cfg.teacher, student=student, export=encoder, device=device,
+            out=folder), what=f"the sentence embeddings of the teacher, the int8 and the fp32 student on {cfg.embedding_task}, without fine-tuning")
 
     # 5. One benchmark: each teacher on every runtime (HF eager fp32 among them), each student's int8 export.
     pairs = [(t["teacher_folder"], t["student_onnx"]) for t in tasks.values()] or [(cfg.teacher, str(out / "export" / "encoder"))]
@@ -119,6 +123,16 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
         return {"models": list(bench_cfg.models)}
 
     ledger.run("bench", bench_cfg.out, bench_stage, what="teacher and student side by side")
+
+    # 6. Speed at real lengths: each scored split's own texts, unpadded, at batch 1 and 32; the teacher's int8 export (made by the
+    # benchmark) beside the student's.
+    exported = {m["name"]: m.get("onnx-int8", {}).get("folder") for m in json.loads((bench_cfg.out / "bench.json").read_text())["models"]}
+    for (name, e), (teacher_model, student_onnx) in zip((tasks or ({"embedding": quality} if quality else {})).items(), pairs):
+        real = out / "bench_real" / name
+        real_cfg = replace(cfg.bench, out=real, models=(exported.get(teacher_model) or teacher_model, student_onnx), archs=(), teacher=None,
+                           runtimes=("onnx-int8",), texts=Path(e["texts"]))
+        ledger.run(f"bench_real/{name}", real, lambda c=real_cfg: bench(c).to_dict()["texts"],
+                   what="teacher and student on int8, on the scored split's own texts")
     return write_report(ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student, quality=quality)
 
 
@@ -148,38 +162,26 @@ def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult
                     f"{settings.runtime_name} (the fastest: {fastest:.2f}×); lower --min-speedup or --speedup-margin")
 
 
-def _embedding_quality(cfg: CompressConfig, student: Path, device: str) -> dict:
-    """The task-agnostic student's quality kept: the Spearman correlation of its sentence embeddings' cosine with the gold
-    scores (the measure of sentence-embedding users, e.g. STS-B), against the teacher's, both without fine-tuning."""
-    def score(model: str) -> dict:
-        return evaluate(EvaluateConfig(model=model, task=cfg.embedding_task, data=cfg.embedding_data, device=device, embedding=True)).metrics
-
-    teacher, mine = score(cfg.teacher), score(str(student))
-    return {"task": cfg.embedding_task, "metric": "spearman", "teacher_metric": teacher["spearman"], "student_metric": mine["spearman"],
-            "teacher_dev": teacher, "student_dev": mine}
-
-
 def _task(cfg: CompressConfig, ledger: Ledger, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,
           common: dict) -> dict:
-    """Fine-tune the teacher (or score the given one), distil the student on the task, export it; the task's folders and metrics."""
+    """Fine-tune the teacher (unless given), distil the student on the task, export it, and score the three and the trivial baseline
+    on the split no stage chose on; the task's folders and figures."""
     base = replace(cfg.finetune, steps=cfg.finetune_steps, device=device, **data, **common)
     teacher_out, student_out, export_out = out / "finetune" / name / "teacher", out / "finetune" / name / "student", out / "export" / name
+    scored, teacher_folder = "dev", given
     if given is None:
-        teacher_dev = ledger.run(f"finetune/{name}/teacher", teacher_out, lambda: finetune(replace(
-            base, model=cfg.teacher, out=teacher_out, distill=TaskDistill(), augment=Augment())).to_dict(), what="fine-tune the teacher")["dev"]
+        scored = ledger.run(f"finetune/{name}/teacher", teacher_out, lambda: finetune(replace(
+            base, model=cfg.teacher, out=teacher_out, distill=TaskDistill(), augment=Augment())).to_dict(), what="fine-tune the teacher")["scored"]
         teacher_folder = str(teacher_out)
-    else:
-        files = replace(cfg.finetune.own, train_file=None)  # one's own task: its dev split, the validation file
-        teacher_dev = ledger.run(f"finetune/{name}/teacher", Path(given), lambda: {"dev": evaluate(EvaluateConfig(
-            model=given, device=device, own=files, **data)).metrics}, what="score the given teacher")["dev"]
-        teacher_folder = given
-    student_dev = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(replace(
+    ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(replace(
         base, model=str(student), out=student_out, optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
-        distill=replace(cfg.task_distill, teacher=teacher_folder), augment=cfg.augment)).to_dict(),
-        what="task-distil the student, with augmentation")["dev"]
+        distill=replace(cfg.task_distill, teacher=teacher_folder), augment=cfg.augment)).to_dict(), what="task-distil the student, with augmentation")
     ledger.run(f"export/{name}", export_out, lambda: export_onnx(ExportConfig(model=str(student_out), out=export_out, quantize="int8")).to_dict(),
                what="the student, int8 ONNX")
-    metric = _main_metric(teacher_dev)
-    return {"task": data.get("task", name), "metric": metric, "teacher_metric": teacher_dev[metric], "student_metric": student_dev[metric],
-            "teacher_dev": teacher_dev, "student_dev": student_dev, "teacher_folder": teacher_folder, "student_folder": str(student_out),
-            "student_onnx": str(export_out)}
+    folder = out / "score" / name
+    entry = ledger.run(f"score/{name}", folder, lambda: score_task(
+        task=data.get("task"), data=data.get("data"), own=cfg.finetune.own, train_examples=base.train_examples, seed=base.subset_seed,
+        scored=scored, teacher=teacher_folder, student=student_out, export=export_out, device=device, out=folder),
+        what="the teacher, the int8 student (the model that ships) and the fp32 student on the scored split, beside the trivial baseline")
+    return {"task": data.get("task", name), **entry, "select_on": base.select_on, "teacher_folder": teacher_folder,
+            "student_folder": str(student_out), "student_onnx": str(export_out)}

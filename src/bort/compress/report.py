@@ -1,9 +1,13 @@
 """``bort compress``'s answer: ``RUN/compress.json``, ``RUN/report.md`` and ``RUN/report.png``.
 
-The numbers come from the stages' own outputs: the dev metrics of the fine-tuning stages and the
-medians of ``RUN/bench/bench.json`` at its first batch size. For each (teacher, student) pair:
-``speedup_same_runtime`` is the teacher's latency on the student's runtime (int8 ONNX) over the
-student's, ``speedup_vs_eager`` the teacher's on Hugging Face eager PyTorch fp32 over the student's.
+The numbers come from the stages' own outputs: the scoring stages (:mod:`bort.compress.score`: the int8
+student, the fp32 student, the teacher and the trivial baseline on the scored split, ``kept_over_baseline``
+and ``kept`` with their intervals), the medians of ``RUN/bench/bench.json`` at its first batch size, and
+``RUN/bench_real/<task>/bench.json``. For each (teacher, student) pair: ``speedup_same_runtime`` is the
+teacher's latency on the student's runtime (int8 ONNX) over the student's, ``speedup_vs_eager`` the
+teacher's on Hugging Face eager PyTorch fp32 over the student's, and ``speedup_real_lengths`` (per batch
+size) the teacher's int8 time per sequence over the student's on the scored split's own texts. The report
+leads with ``kept_over_baseline``, pooled over the tasks whose teacher beats its baseline (algorithms.md §4d).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import matplotlib.pyplot as plt
 
 from bort.atomic import atomic_file, atomic_write_text
 from bort.compress.stages import Ledger
+from bort.finetune.kept import pooled
 from bort.models.loading import ONNX_FILE
 from bort.records import Record
 
@@ -27,8 +32,9 @@ EAGER = "torch-fp32"  # how users run the teacher today: transformers, eager PyT
 
 @dataclass(frozen=True)
 class CompressResult(Record):
-    """``compress.json``: the teacher, the chosen student shape, the stages, and per task (or for the task-agnostic
-    student) the quality kept and the speed-ups, with the final student folder and its int8 export."""
+    """``compress.json``: the teacher, the chosen student shape, the stages, per task (or for the task-agnostic
+    student) the quality kept and the speed-ups, with the final student folder and its int8 export, and ``pooled``:
+    the mean ``kept_over_baseline`` of the tasks whose teacher beats its baseline."""
 
     teacher: str
     arch: str
@@ -38,6 +44,7 @@ class CompressResult(Record):
     tasks: dict[str, dict] = field(default_factory=dict)
     student: dict = field(default_factory=dict)  # without a task: the encoder's folder, export and speed-ups
     stages: list[dict] = field(default_factory=list)
+    pooled: dict = field(default_factory=dict)
 
 
 def speed(bench_doc: dict, teacher: str, student: str, batch: int) -> dict:
@@ -67,8 +74,19 @@ def _mb(folder: str | None) -> float | None:
     return path.stat().st_size / 1e6 if folder and path.is_file() else None
 
 
-def _kept(e: dict) -> float | None:
-    return e["student_metric"] / e["teacher_metric"] if e["teacher_metric"] else None
+def _real(folder: Path) -> dict:
+    """``speedup_real_lengths`` (batch → the teacher's int8 ms per sequence over the student's) of a benchmark on real inputs, and
+    the milliseconds behind it."""
+    path = folder / "bench.json"
+    if not path.is_file():
+        return {}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    teacher, student = (m["name"] for m in doc["models"])
+    ms = {(r["model"], r["batch"]): r["ms_per_sequence"] for r in doc["real"]}
+    batches = doc["settings"]["text_batches"]
+    return {"speedup_real_lengths": {str(b): ms[teacher, b] / ms[student, b] for b in batches},
+            "real_lengths": {"texts": doc["texts"]["count"], "teacher_ms_per_seq": {str(b): ms[teacher, b] for b in batches},
+                             "student_ms_per_seq": {str(b): ms[student, b] for b in batches}}}
 
 
 def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], pairs: list[tuple[str, str]], student: Path,
@@ -76,12 +94,13 @@ def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], p
     """Write compress.json, report.md and report.png into the run folder; returns the record. ``quality``: without a task,
     the embedding scores of teacher and student (``--embedding-task``), if any."""
     doc = json.loads((ledger.out / "bench" / "bench.json").read_text(encoding="utf-8"))
-    for task, (t, s) in zip(tasks.values(), pairs):
-        task.update(_pair(doc, t, s), kept=_kept(task))
-    agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0]),
-                                 **({**quality, "kept": _kept(quality)} if quality else {})}
+    for (name, task), (t, s) in zip(tasks.items(), pairs):
+        task.update(_pair(doc, t, s), **_real(ledger.out / "bench_real" / name))
+    agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0]), **quality,
+                                 **_real(ledger.out / "bench_real" / "embedding")}
     record = CompressResult(teacher=str(cfg.teacher), arch=chosen["arch"], min_speedup=cfg.min_speedup, pick=cfg.pick, bench_batch=doc["settings"]["batches"][0],
-                            tasks=tasks, student=agnostic, stages=[{k: s[k] for k in ("name", "status", "wall_s", "output")} for s in ledger.stages])
+                            tasks=tasks, student=agnostic, stages=[{k: s[k] for k in ("name", "status", "wall_s", "output")} for s in ledger.stages],
+                            pooled=pooled(list(tasks.values()) or ([agnostic] if quality else [])))
     ledger.write(**{k: v for k, v in record.to_dict().items() if k != "stages"})
     atomic_write_text(ledger.out / "report.md", markdown(record.to_dict(), chosen, seq=doc["settings"]["seq"]))
     plot(record.to_dict(), ledger.out / "report.png")
@@ -92,21 +111,74 @@ def _x(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}×"
 
 
+def _interval(ci: list[float] | None) -> str:
+    return "–" if not ci else f"{_pct(ci[0])} to {_pct(ci[1])}"
+
+
+def kept_words(e: dict, what: str) -> str:
+    """The quality kept, in words: the share of the teacher's skill above chance with its interval, the raw ratio, the scores;
+    or, where the teacher does not beat the trivial baseline, that it says nothing."""
+    scores = (f"int8 student {e['student_metric']:.4f} (fp32 {e['student_metric_fp32']:.4f}), teacher {e['teacher_metric']:.4f}, "
+              f"baseline {e['baseline_metric']:.4f}, on {e['scored_split']}")
+    if not e["teacher_beats_baseline"]:
+        return (f"the teacher does not beat the trivial baseline on {what} (T − B: 95% interval {e['teacher_minus_baseline_interval'][0]:+.4f} "
+                f"to {e['teacher_minus_baseline_interval'][1]:+.4f}), so no share kept can be read from it ({scores})")
+    return (f"kept {_pct(e['kept_over_baseline'])} of the teacher's skill above chance on {what} (95% interval "
+            f"{_interval(e['kept_over_baseline_interval'])}; raw S/T {_pct(e['kept'])}; {scores})")
+
+
+def _real_words(e: dict) -> str:
+    real = e.get("speedup_real_lengths")
+    return "" if not real else "; on real inputs " + ", ".join(f"{_x(v)} at batch {b}" for b, v in real.items())
+
+
 def summary(result: CompressResult) -> list[str]:
-    """One line per task (or for the task-agnostic student): the quality kept, the speed-ups and the final student."""
+    """One line per task (or for the task-agnostic student): the quality kept, the speed-ups and the final student; then the pooled figure."""
     speedups = "{} on the same runtime, {} vs HF eager"
-    lines = [f"{name}: kept {_pct(t['kept'])} of the teacher's {t['metric']} "
-             f"({t['student_metric']:.4f} / {t['teacher_metric']:.4f}); {speedups.format(_x(t['speedup_same_runtime']), _x(t['speedup_vs_eager']))}; "
+    lines = [f"{name}: {kept_words(t, t['metric'])}; {speedups.format(_x(t['speedup_same_runtime']), _x(t['speedup_vs_eager']))}{_real_words(t)}; "
              f"student {t['student_folder']} (int8: {t['student_onnx']})" for name, t in result.tasks.items()]
+    if lines:
+        return lines + ([f"pooled over {result.pooled['tasks']} task(s): kept {_pct(result.pooled['kept_over_baseline'])} of the teacher's "
+                         f"skill above chance (raw S/T {_pct(result.pooled['kept'])})"] if len(result.tasks) > 1 else [])
     s = result.student
-    kept = (f"kept {_pct(s['kept'])} of the teacher's {s['task']} embedding {s['metric']} ({s['student_metric']:.4f} / {s['teacher_metric']:.4f}); "
-            if "kept" in s else "")
-    return lines or [(f"task-agnostic student ⟨{result.arch}⟩: {kept}{speedups.format(_x(s['speedup_same_runtime']), _x(s['speedup_vs_eager']))}; "
-                      f"{s['student_folder']} (int8: {s['student_onnx']})")]
+    kept = f"{kept_words(s, s['task'] + ' embedding ' + s['metric'])}; " if "kept" in s else ""
+    return [(f"task-agnostic student ⟨{result.arch}⟩: {kept}{speedups.format(_x(s['speedup_same_runtime']), _x(s['speedup_vs_eager']))}"
+             f"{_real_words(s)}; {s['student_folder']} (int8: {s['student_onnx']})")]
 
 
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _quality(entries: dict[str, dict], pool: dict) -> list[str]:
+    """report.md's first table: per task B, T, S (int8) and fp32, kept above chance and raw, with intervals; the pooled figure first."""
+    lines = []
+    if pool.get("kept_over_baseline") is not None:
+        lines += [f"**Kept above chance: {_pct(pool['kept_over_baseline'])}** of the teacher's skill, the mean of (S − B)/(T − B) over "
+                  f"{pool['tasks']} task(s) whose teacher beats its baseline (raw S/T over the same: {_pct(pool['kept'])}"
+                  + (f"; {pool['left_out']} left out" if pool["left_out"] else "") + ").", ""]
+    lines += ["S is the int8 ONNX export that ships, T the fine-tuned teacher, B the trivial baseline (the training set's majority "
+              "class; 0 for correlations and MCC), all on a split no stage chose on; 95% paired bootstrap intervals.", "",
+              "| task | metric | B | T | S (int8) | S (fp32) | kept above chance (S − B)/(T − B) | raw S/T |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, e in entries.items():
+        kob = (f"**{_pct(e['kept_over_baseline'])}** ({_interval(e['kept_over_baseline_interval'])})" if e["teacher_beats_baseline"]
+               else "– (the teacher does not beat B)")
+        lines.append(f"| {name} ({e['scored_split']}) | {e['metric']} | {e['baseline_metric']:.4f} | {e['teacher_metric']:.4f} | "
+                     f"{e['student_metric']:.4f} | {e['student_metric_fp32']:.4f} | {kob} | {_pct(e['kept'])} ({_interval(e['kept_interval'])}) |")
+    notes = [f"- {name}: {kept_words(e, e['metric'])}." for name, e in entries.items() if not e["teacher_beats_baseline"]]
+    notes += [f"- {name}: teacher and student chose their epoch on the {e['scored_split']} split they are scored on (`--select-on dev`), "
+              "so these scores are optimistic." for name, e in entries.items() if e.get("select_on") == "dev" and e["scored_split"] != "test"]
+    return lines + ([""] + notes if notes else []) + [""]
+
+
+def _real_rows(entries: dict[str, dict]) -> list[str]:
+    rows = [f"| {name} | {e['real_lengths']['texts']} | {b} | {e['real_lengths']['teacher_ms_per_seq'][b]:.3f} | "
+            f"{e['real_lengths']['student_ms_per_seq'][b]:.3f} | {_x(v)} |"
+            for name, e in entries.items() if e.get("speedup_real_lengths") for b, v in e["speedup_real_lengths"].items()]
+    if not rows:
+        return []
+    return ["## Speed on real inputs (the scored split's own texts, unpadded; both on int8 ONNX)", "",
+            "| | texts | batch | teacher ms per sequence | student ms per sequence | speed-up |", "|---|---:|---:|---:|---:|---:|", *rows, ""]
 
 
 def _speed_rows(name: str, e: dict) -> list[str]:
@@ -138,19 +210,15 @@ def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
               f"{100 * chosen['params'] / chosen['teacher_params']:.1f}%), the {'best-W' if doc['pick'] == 'w' else 'lowest-ê'} ξ at least {doc['min_speedup']:g}× faster by the "
               f"extraction's î ({chosen['speedup_estimate']:.1f}×{_timed(chosen)}; ê {chosen['error_kind']} {chosen['error']:.4g})."), ""]
     if doc["tasks"]:
-        lines += ["## Quality (dev)", "", "| task | metric | teacher | student | kept |", "|---|---|---:|---:|---:|"]
-        lines += [f"| {e['task']} | {e['metric']} | {e['teacher_metric']:.4f} | {e['student_metric']:.4f} | {_pct(e['kept'])} |"
-                  for e in doc["tasks"].values()] + [""]
+        lines += ["## Quality kept", "", *_quality({e["task"]: e for e in doc["tasks"].values()}, doc["pooled"])]
     elif "kept" in doc["student"]:
-        e = doc["student"]
-        lines += ["## Quality (sentence embeddings, without fine-tuning: the cosine of the two texts' embeddings against the gold scores)", "",
-                  "| task | metric | teacher | student | kept |", "|---|---|---:|---:|---:|",
-                  f"| {e['task']} (dev) | {e['metric']} | {e['teacher_metric']:.4f} | {e['student_metric']:.4f} | {_pct(e['kept'])} |", ""]
+        lines += ["## Quality kept (sentence embeddings, without fine-tuning: the cosine of the two texts' embeddings against the gold "
+                  "scores)", "", *_quality({doc["student"]["task"]: doc["student"]}, doc["pooled"])]
     speed_head = [f"## Latency (sequence {seq}; median ms, from bench/bench.md) and speed-ups of the student", "",
                   ("| | batch | teacher, HF eager fp32 | teacher, fastest | student, fastest | sequences/s, teacher's fastest → student | "
                    "same runtime | vs HF eager | vs teacher's fastest |"), "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     entries = doc["tasks"] or {"task-agnostic encoder": doc["student"]}
-    lines += speed_head + [row for name, e in entries.items() for row in _speed_rows(name, e)] + [""]
+    lines += speed_head + [row for name, e in entries.items() for row in _speed_rows(name, e)] + [""] + _real_rows(entries)
     lines += ["## Final students", "", "| | folder | int8 ONNX | MB (int8 ONNX) | teacher's MB (int8 ONNX) |", "|---|---|---|---:|---:|"]
     lines += [f"| {name} | `{e['student_folder']}` | `{e['student_onnx']}` | {_size(e['student_onnx_mb'])} | {_size(e['teacher_onnx_int8_mb'])} |"
               for name, e in entries.items()]
@@ -161,22 +229,23 @@ def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
 
 
 def plot(doc: dict, path: Path) -> None:
-    """report.png: the quality kept against the speed-ups per task, and each stage's wall time."""
+    """report.png: the quality kept above chance (with its interval) against the speed-ups per task, and each stage's wall time."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
     points = doc["tasks"] or ({"embeddings": doc["student"]} if "kept" in doc["student"] else {})
     for name, e in points.items():
-        kept = 100 * (e["kept"] or 0)
+        kept, ci = 100 * (e["kept_over_baseline"] or 0), e["kept_over_baseline_interval"] or [e["kept_over_baseline"] or 0] * 2
         for key, marker in (("speedup_same_runtime", "o"), ("speedup_vs_eager", "s")):
             if e[key] is not None:
-                ax.scatter([e[key]], [kept], marker=marker, s=60, label=f"{name}: {key.removeprefix('speedup_').replace('_', ' ')}")
+                ax.errorbar([e[key]], [kept], yerr=[[max(0.0, kept - 100 * ci[0])], [max(0.0, 100 * ci[1] - kept)]], fmt=marker, capsize=4,
+                            label=f"{name}: {key.removeprefix('speedup_').replace('_', ' ')}")
                 ax.annotate(name, (e[key], kept), textcoords="offset points", xytext=(5, 5), fontsize=8)
     if not points:
         ax.text(0.5, 0.5, "no task: a task-agnostic student\n(speed-ups in report.md)", ha="center", va="center", transform=ax.transAxes)
     else:
         ax.legend(fontsize=7)
     ax.set_xlabel("speed-up over the teacher (×)")
-    ax.set_ylabel("teacher's dev metric kept (%)" if doc["tasks"] else "teacher's embedding score kept (%)")
-    ax.set_title("quality kept vs speed-up")
+    ax.set_ylabel("teacher's skill kept above chance, (S − B)/(T − B) (%)")
+    ax.set_title("quality kept (int8 student) vs speed-up")
     ax.grid(alpha=0.3)
     stages = [s for s in doc["stages"] if s["wall_s"] is not None]
     bx.barh([s["name"] for s in stages], [s["wall_s"] for s in stages], color="tab:blue")

@@ -6,6 +6,10 @@ ONNX Runtime fp32 and ONNX Runtime int8. A PyTorch folder is exported on the fly
 random-weight encoder of that shape.
 Every (model, runtime) is warmed up, then all are timed in rounds, in a rotating order, so that
 machine noise (other processes, clock changes) spreads over all of them alike.
+
+With ``--texts FILE`` every model is also timed on real inputs as they come (algorithms.md §4d): the file's
+texts in their order, each batch padded only to its own longest input (truncated at ``--seq`` tokens),
+at ``--text-batch`` sizes (1: latency; 32: throughput); one timed call is a pass over the texts.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from bort.arch import Arch
 from bort.atomic import atomic_dir, atomic_file, atomic_write_text
 from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_model, export_onnx
+from bort.export.predict import PredictConfig, read_examples
 from bort.export.runtime import QUANTIZE_OF, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, sample_inputs
-from bort.models.loading import ONNX_FILE, head_by_kind, load_model, position_limit, read_config, resolve_model_path
+from bort.machine import cpu_info, versions
+from bort.models.loading import ONNX_FILE, head_by_kind, load_model, load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.models.student import random_encoder
 from bort.options import opt
 from bort.records import Record
@@ -59,14 +65,21 @@ class BenchConfig:
     warmup: int = field(default=2, metadata=opt("untimed calls per model and runtime"))
     rounds: int = field(default=5, metadata=opt("interleaved rounds"))
     runs: int = field(default=3, metadata=opt("timed calls per model and runtime in each round"))
+    texts: Path | None = field(default=None, metadata=opt("also time every model on real inputs: a text file (one per line, a tab between "
+                                                          "a pair's segments), .csv/.tsv with a header, or .jsonl, as `bort predict` reads "
+                                                          "them; unpadded, in their order"))
+    text_batches: tuple[int, ...] = field(default=(1, 32), metadata=opt("batch sizes of --texts, comma-separated", flag="--text-batch"))
+    max_texts: int = field(default=256, metadata=opt("time the first N texts of --texts", metavar="N"))
     seed: int = field(default=0, metadata=opt(cli=False))
     progress: bool = field(default=True, metadata=PROGRESS)
 
     def __post_init__(self) -> None:
         if not self.models and not self.archs:
             raise BortError("nothing to benchmark: pass --models FOLDER … and/or --arch D,A,H,I")
-        if min(self.batches, default=0) < 1 or min(self.seq, self.threads, self.rounds, self.runs) < 1:
-            raise BortError("--batch sizes, --seq, --threads, --rounds and --runs must be at least 1")
+        if min(self.batches, default=0) < 1 or min(self.seq, self.threads, self.rounds, self.runs, self.max_texts) < 1:
+            raise BortError("--batch sizes, --seq, --threads, --rounds, --runs and --max-texts must be at least 1")
+        if min(self.text_batches, default=0) < 1:
+            raise BortError("--text-batch sizes must be at least 1")
         if self.warmup < 0:
             raise BortError(f"--warmup must be 0 or more, got {self.warmup}")
         unknown = set(self.runtimes) - set(RUNTIMES)
@@ -76,13 +89,16 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class BenchResult(Record):
-    """``bench.json``: the settings, the machine, the models and one row per (model, runtime, batch)."""
+    """``bench.json``: the settings, the machine, the models and one row per (model, runtime, batch); with ``--texts``,
+    ``real``: one row per (model, runtime, text batch) on the real inputs, and ``texts``: how many, and their mean length."""
 
     settings: dict
     machine: dict
     models: list[dict]
     results: list[dict]
     skipped: list[str]
+    real: list[dict] = field(default_factory=list)
+    texts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -92,6 +108,7 @@ class _Entry:
     name: str
     info: dict
     predictors: list[Predictor] = field(default_factory=list)
+    tokenizer: object = None  # a model folder's tokenizer (for --texts); None for random-weight models
 
 
 def _slug(name: str) -> str:
@@ -120,10 +137,12 @@ def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
     if info is not None:  # an ONNX export: its own runtime only
         predictor = load_predictor(path, threads=cfg.threads, tokenizer=False)
         _check_seq(predictor.config, name, cfg)
-        return _Entry(name, {"source": str(path), "export": info}, [predictor] if predictor.runtime in cfg.runtimes else [])
+        return _Entry(name, {"source": str(path), "export": info}, [predictor] if predictor.runtime in cfg.runtimes else [],
+                      load_tokenizer(path) if cfg.texts else None)
     model, head, path = load_model(path)
     _check_seq(model.config, name, cfg)
-    entry = _Entry(name, {"source": str(path), "arch": Arch.from_config(model.config).key, "params": sum(p.numel() for p in model.parameters())})
+    entry = _Entry(name, {"source": str(path), "arch": Arch.from_config(model.config).key, "params": sum(p.numel() for p in model.parameters())},
+                   tokenizer=load_tokenizer(path) if cfg.texts else None)
     _add_torch_runtimes(entry, model, head, cfg)
     for runtime, quantize in QUANTIZE_OF.items():
         if runtime in cfg.runtimes:
@@ -182,14 +201,54 @@ def _measure(entries: list[_Entry], batch: int, cfg: BenchConfig, bar: tqdm) -> 
     return rows
 
 
-def _ratios(rows: list[dict], first: str) -> None:
+def _text_batches(entry: _Entry, examples: list, batch: int, seq: int) -> list[dict[str, np.ndarray]]:
+    """The examples in their order, ``batch`` at a time, tokenised by the entry's tokenizer, each batch padded to its own longest."""
+    out = []
+    for b in range(0, len(examples), batch):
+        rows = [ex.texts for ex in examples[b : b + batch]]
+        enc = entry.tokenizer([r[0] for r in rows], [r[1] for r in rows] if len(rows[0]) > 1 else None, truncation=True, max_length=seq,
+                              padding=True, return_tensors="np", return_token_type_ids=True)
+        out.append({k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})
+    return out
+
+
+def _measure_texts(entries: list[_Entry], examples: list, batch: int, cfg: BenchConfig, bar: tqdm) -> list[dict]:
+    """Each (model, runtime) timed on passes over the real inputs, interleaved as :func:`_measure` does."""
+    items = [(e, p, _text_batches(e, examples, batch, cfg.seq)) for e in entries for p in e.predictors if e.tokenizer is not None]
+    times: list[list[float]] = [[] for _ in items]
+
+    def one_pass(p: Predictor, batches: list) -> float:
+        start = time.perf_counter()
+        for inputs in batches:
+            p.run(inputs)
+        return (time.perf_counter() - start) * 1000.0
+
+    bar.set_postfix_str(f"texts, batch {batch}")
+    for _, p, batches in items:
+        one_pass(p, batches)  # one untimed pass: warm-up
+        bar.update(1)
+    for r in range(cfg.rounds):
+        for k in range(len(items)):
+            i = (k + r) % len(items)
+            times[i].append(one_pass(items[i][1], items[i][2]))
+            bar.update(1)
+    rows = []
+    for (e, p, batches), t in zip(items, times):
+        median = statistics.median(t)
+        rows.append({"model": e.name, "runtime": p.runtime, "batch": batch, "texts": len(examples), "median_pass_ms": median,
+                     "ms_per_sequence": median / len(examples), "throughput_seq_s": len(examples) * 1000.0 / median,
+                     "mean_tokens": float(np.mean([b["attention_mask"].sum(1).mean() for b in batches])), "samples": len(t)})
+    return rows
+
+
+def _ratios(rows: list[dict], first: str, key: str = "median_ms") -> None:
     """Add each row's speed-up over the first model (same runtime and batch) and over its own PyTorch fp32."""
-    median = {(r["model"], r["runtime"], r["batch"]): r["median_ms"] for r in rows}
+    median = {(r["model"], r["runtime"], r["batch"]): r[key] for r in rows}
     for r in rows:
         ref = median.get((first, r["runtime"], r["batch"]))
         own = median.get((r["model"], "torch-fp32", r["batch"]))
-        r["speedup_vs_first"] = ref / r["median_ms"] if ref else None
-        r["speedup_vs_torch_fp32"] = own / r["median_ms"] if own else None
+        r["speedup_vs_first"] = ref / r[key] if ref else None
+        r["speedup_vs_torch_fp32"] = own / r[key] if own else None
 
 
 def bench(cfg: BenchConfig) -> BenchResult:
@@ -197,16 +256,22 @@ def bench(cfg: BenchConfig) -> BenchResult:
     check_out(cfg.out, kind="bort bench", marker="bench.json", inputs=tuple(Path(m) for m in cfg.models if Path(m).exists()))
     torch.set_num_threads(cfg.threads)
     base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
+    examples = _texts(cfg)
     entries = [_folder_entry(m, cfg) for m in cfg.models] + [_arch_entry(a, base, cfg) for a in cfg.archs]
     calls = len(cfg.batches) * sum(len(e.predictors) for e in entries) * (cfg.warmup + cfg.rounds * cfg.runs)
+    calls += len(cfg.text_batches) * sum(len(e.predictors) for e in entries if e.tokenizer is not None) * (1 + cfg.rounds) if examples else 0
     # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
     with tqdm(total=calls, desc="bench", unit="call", disable=None if cfg.progress else True) as bar:
         rows = [row for batch in cfg.batches for row in _measure(entries, batch, cfg, bar)]
+        real = [row for batch in cfg.text_batches for row in _measure_texts(entries, examples, batch, cfg, bar)] if examples else []
     _ratios(rows, entries[0].name)
+    _ratios(real, entries[0].name, key="median_pass_ms")
+    skipped = [] if _bf16_ok() or "torch-bf16" not in cfg.runtimes else ["torch-bf16: this CPU has no native bfloat16 (emulated, not a fair figure)"]
+    skipped += [f"{e.name} on --texts: a random-weight model has no tokenizer" for e in entries if examples and e.tokenizer is None]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs", "progress")}
+    texts = {"file": str(cfg.texts), "count": len(examples), "pairs": len(examples[0].texts) > 1} if examples else {}
     result = BenchResult(settings=settings, machine=_machine(cfg.threads), models=[{"name": e.name, **e.info} for e in entries], results=rows,
-                         skipped=[] if _bf16_ok() or "torch-bf16" not in cfg.runtimes else
-                         ["torch-bf16: this CPU has no native bfloat16 (emulated, not a fair figure)"])
+                         skipped=skipped, real=real, texts=texts)
     cfg.out.mkdir(parents=True, exist_ok=True)
     result.write(cfg.out / "bench.json")
     doc = result.to_dict()
@@ -215,13 +280,18 @@ def bench(cfg: BenchConfig) -> BenchResult:
     return result
 
 
+def _texts(cfg: BenchConfig) -> list:
+    """The first ``--max-texts`` examples of ``--texts`` (none without it); choices and mixed single texts and pairs are refused."""
+    if cfg.texts is None:
+        return []
+    examples = read_examples(PredictConfig(input=str(cfg.texts)), None)[: cfg.max_texts]
+    if any(ex.choices for ex in examples):
+        raise BortError(f"--texts {cfg.texts}: multiple-choice examples are not timed; give single texts or pairs")
+    return examples
+
+
 def _machine(threads: int) -> dict:
-    import platform
-
-    import onnxruntime
-
-    return {"cpu": platform.processor() or platform.machine(), "threads": threads, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "bf16_native": _bf16_ok()}
+    return {**cpu_info(), "threads": threads, **versions(), "bf16_native": _bf16_ok()}
 
 
 def _fmt(x: float | None) -> str:
@@ -232,7 +302,8 @@ def markdown(doc: dict) -> str:
     """The benchmark as Markdown tables, one per batch size."""
     s, m = doc["settings"], doc["machine"]
     head = (f"# Inference benchmark\n\nSequence length {s['seq']}, {m['threads']} thread(s), {s['rounds']} rounds × {s['runs']} runs after "
-            f"{s['warmup']} warm-ups, interleaved; torch {m['torch']}, onnxruntime {m['onnxruntime']}, CPU {m['cpu']}.\n")
+            f"{s['warmup']} warm-ups, interleaved; torch {m['torch']}, onnxruntime {m['onnxruntime']}, CPU {m['cpu']} "
+            f"({', '.join(m.get('flags', [])) or 'no AVX2/AVX-512'}).\n")
     lines = [head]
     first = doc["models"][0]["name"]
     for batch in s["batches"]:
@@ -241,6 +312,15 @@ def markdown(doc: dict) -> str:
         for r in (r for r in doc["results"] if r["batch"] == batch):
             lines.append(f"| {r['model']} | {r['runtime']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | {r['throughput_seq_s']:.1f} | "
                          f"{_fmt(r['speedup_vs_first'])} | {_fmt(r['speedup_vs_torch_fp32'])} |")
+    if doc.get("real"):
+        t = doc["texts"]
+        lines += [f"\n## Real inputs: the first {t['count']} {'pairs' if t['pairs'] else 'texts'} of {t['file']}, in their order, each batch "
+                  f"padded to its own longest (at most {s['seq']} tokens)\n"]
+        for batch in s["text_batches"]:
+            lines += [f"\n### Batch {batch}\n", f"| model | runtime | mean tokens | ms per sequence | sequences/s | speed-up vs {first} |",
+                      "|---|---|---:|---:|---:|---:|"]
+            lines += [f"| {r['model']} | {r['runtime']} | {r['mean_tokens']:.1f} | {r['ms_per_sequence']:.3f} | {r['throughput_seq_s']:.1f} | "
+                      f"{_fmt(r['speedup_vs_first'])} |" for r in doc["real"] if r["batch"] == batch]
     lines += [f"\nSkipped: {x}" for x in doc["skipped"]]
     return "\n".join(lines) + "\n"
 

@@ -199,6 +199,24 @@ def _in_order(run, predictor: Predictor, examples: Sequence[Example], max_len: i
     return rows
 
 
+def is_regression(predictor: Predictor) -> bool:
+    """Whether the model's head gives one score (regression) rather than a probability per label."""
+    config = predictor.config
+    return predictor.head.kind == "classification" and (config.problem_type == "regression" or config.num_labels == 1)
+
+
+def task_logits(predictor: Predictor, examples: Sequence[Example], *, max_len: int, batch_size: int) -> np.ndarray:
+    """The model's outputs for task examples, in input order: ``[n, labels]``, ``[n, choices]``, or ``[n]`` (regression)."""
+    logits = _in_order(predictor.run, predictor, examples, max_len, predictor.head.kind == "multiple_choice", batch_size)
+    return logits[:, 0] if is_regression(predictor) else logits
+
+
+def embed_texts(predictor: Predictor, texts: Sequence[str], pooling: Pooling, *, max_len: int, batch_size: int) -> np.ndarray:
+    """Sentence embeddings ``[n, hidden]`` of single texts, in input order (:meth:`Predictor.embed`)."""
+    examples = [Example(idx=str(i), texts=(t,), label=None) for i, t in enumerate(texts)]
+    return _in_order(lambda inputs: predictor.embed(inputs, pooling), predictor, examples, max_len, False, batch_size)
+
+
 def embeddings(predictor: Predictor, cfg: PredictConfig) -> list[dict]:
     """``--embed``: one row per example, in input order, with its ``idx`` and sentence ``embedding``.
 
@@ -212,7 +230,7 @@ def embeddings(predictor: Predictor, cfg: PredictConfig) -> list[dict]:
     folder = predictor.folder
     pooling = read_pooling(folder) if folder else Pooling()
     max_len = _max_len(predictor, cfg, max_seq_length(folder) if folder else None)
-    vectors = _in_order(lambda inputs: predictor.embed(inputs, pooling), predictor, examples, max_len, False, cfg.batch_size)
+    vectors = embed_texts(predictor, [ex.texts[0] for ex in examples], pooling, max_len=max_len, batch_size=cfg.batch_size)
     return [{"idx": ex.idx, "embedding": v.tolist()} for ex, v in zip(examples, vectors)]
 
 
@@ -236,19 +254,19 @@ def predict(predictor: Predictor, cfg: PredictConfig) -> tuple[list[dict], dict[
     widths = {len(ex.choices) for ex in examples}
     if choices and (0 in widths or len(widths) > 1):
         raise BortError('a multiple-choice model needs the same number of choices for every example: write JSON lines like {"text": "…", "choices": ["…", "…"]}')
-    logits = _in_order(predictor.run, predictor, examples, _max_len(predictor, cfg), choices, cfg.batch_size)
-    regression = kind == "classification" and (predictor.config.problem_type == "regression" or predictor.config.num_labels == 1)
-    probs = _softmax(logits)
+    logits = task_logits(predictor, examples, max_len=_max_len(predictor, cfg), batch_size=cfg.batch_size)
+    regression = is_regression(predictor)
     if regression:
-        rows = [{"idx": ex.idx, "score": float(s)} for ex, s in zip(examples, logits[:, 0])]
+        rows = [{"idx": ex.idx, "score": float(s)} for ex, s in zip(examples, logits)]
     elif choices:
-        rows = [{"idx": ex.idx, "choice": int(p.argmax()), "score": float(p.max())} for ex, p in zip(examples, probs)]
+        rows = [{"idx": ex.idx, "choice": int(p.argmax()), "score": float(p.max())} for ex, p in zip(examples, _softmax(logits))]
     else:
+        probs = _softmax(logits)
         names = [predictor.config.id2label[i] for i in range(probs.shape[-1])]
         if task and task.labels and names == [f"LABEL_{i}" for i in range(len(names))]:  # the config's default names
             names = list(task.labels)
         rows = [{"idx": ex.idx, "label": names[int(p.argmax())], "score": float(p.max())} for ex, p in zip(examples, probs)]
-    return rows, _metrics(task, examples, logits[:, 0] if regression else logits)
+    return rows, _metrics(task, examples, logits)
 
 
 def _metrics(task: TaskSpec | None, examples: Sequence[Example], logits: np.ndarray) -> dict[str, float] | None:

@@ -1,7 +1,12 @@
-"""``bort evaluate``: score a fine-tuned folder on a split, and write leaderboard submission files."""
+"""``bort evaluate``: score a fine-tuned folder on a split, and write leaderboard submission files.
+
+The folder is a fine-tuned PyTorch folder (run on ``--device``), or its ONNX export, fp32 or int8 (run by ONNX Runtime on
+the CPU): the model that ships is the model scored (algorithms.md §4d).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +17,7 @@ from bort.finetune import heads, metrics, submission
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions, score
 from bort.finetune.source import OwnData, TaskData, model_task
+from bort.finetune.spec import Example, TaskSpec
 from bort.models.loading import load_model, load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.models.sentence import embed, read_pooling
 from bort.options import nested, opt
@@ -33,7 +39,7 @@ class EvaluateResult(Record):
 class EvaluateConfig:
     """What ``bort evaluate`` takes. ``predictions``: a folder, or (one output file) the file itself."""
 
-    model: str = field(metadata=opt("a `bort finetune` output folder"))
+    model: str = field(metadata=opt("a `bort finetune` output folder, or its `bort export` (ONNX fp32 or int8)"))
     task: str | None = field(default=None, metadata=opt("e.g. glue/rte (default: the model's own); glue/ax takes the glue/mnli model, "
                                                         "superglue/axb and axg the superglue/rte one"))
     data: Path | None = field(default=None, metadata=opt("the task's own folder of the official download (default: the Hugging Face Hub)"))
@@ -72,23 +78,55 @@ def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> di
     return {split: cfg.predictions / name for split, name in names.items()}
 
 
-def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
-    """Metrics on a labelled split (``{}`` on unlabelled ones) and the submission files written."""
+def _onnx(path: Path):
+    """The ONNX Runtime predictor of an export folder; None for a PyTorch folder."""
+    from bort.export.runtime import export_info, load_predictor
+
+    return load_predictor(path) if export_info(path) is not None else None
+
+
+def task_outputs(cfg: EvaluateConfig, path: Path, task: TaskSpec) -> Callable[[Sequence[Example]], torch.Tensor]:
+    """The outputs of the folder's model for examples of ``task`` (the logits :func:`~bort.finetune.predict.predictions` takes):
+    a PyTorch folder on ``cfg.device``, an ONNX export on ONNX Runtime."""
+    from bort.export.predict import task_logits
+
+    predictor = _onnx(path)
+    if predictor is not None:
+        heads.check_task(predictor.config, task, path)
+        max_len = _max_len(cfg, predictor.config, getattr(predictor.config, "bort_max_seq_len", 128))
+        return lambda examples: torch.from_numpy(task_logits(predictor, examples, max_len=max_len, batch_size=cfg.batch_size))
+    model = heads.load(path, task).to(resolve_device(cfg.device))
+    tokenizer = load_tokenizer(path)
+    max_len = _max_len(cfg, model.config, getattr(model.config, "bort_max_seq_len", 128))
+    return lambda examples: outputs(model, encode(task, examples, tokenizer, max_len), batch_size=cfg.batch_size, pad_id=tokenizer.pad_token_id)
+
+
+def split_predictions(cfg: EvaluateConfig) -> tuple[TaskData, dict[str, tuple[list[Example], list]]]:
+    """The model's task and, per split of ``cfg.split`` (MNLI's test: both), its examples and the model's predictions."""
     path = resolve_model_path(cfg.model)
     data = model_task(read_config(path), cfg.task, cfg.data, cfg.own)
     task = data.spec
     splits = _splits(task.name, cfg.split, bool(task.dev_splits))
-    if cfg.embedding:
-        return _embedding_scores(cfg, data, path)
-    model = heads.load(path, task).to(resolve_device(cfg.device))
-    tokenizer = load_tokenizer(path)
-    max_len = _max_len(cfg, model.config, getattr(model.config, "bort_max_seq_len", 128))
-    files = _targets(cfg, path, {s: submission.file_name(task, s) for s in splits})
-    result = EvaluateResult(task=task.name, split=cfg.split)
+    run = task_outputs(cfg, path, task)
+    out = {}
     for split in splits:
         examples = data.split(split)
-        logits = outputs(model, encode(task, examples, tokenizer, max_len), batch_size=cfg.batch_size, pad_id=tokenizer.pad_token_id)
-        preds = predictions(task, examples, logits)
+        out[split] = (examples, predictions(task, examples, run(examples)))
+    return data, out
+
+
+def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
+    """Metrics on a labelled split (``{}`` on unlabelled ones) and the submission files written."""
+    if cfg.embedding:
+        path = resolve_model_path(cfg.model)
+        data = model_task(read_config(path), cfg.task, cfg.data, cfg.own)
+        _splits(data.spec.name, cfg.split, bool(data.spec.dev_splits))
+        return _embedding_scores(cfg, data, path)
+    data, splits = split_predictions(cfg)
+    task = data.spec
+    files = _targets(cfg, resolve_model_path(cfg.model), {s: submission.file_name(task, s) for s in splits})
+    result = EvaluateResult(task=task.name, split=cfg.split)
+    for split, (examples, preds) in splits.items():
         result.metrics.update(score(task, examples, preds))
         if files is not None:
             result.files.append(str(submission.write(task, examples, preds, files[split])))
@@ -101,17 +139,30 @@ def _embedding_scores(cfg: EvaluateConfig, data: TaskData, path: Path) -> Evalua
     task = data.spec
     if task.kind != "regression":
         raise BortError(f"--embedding scores sentence-pair similarity tasks (e.g. glue/stsb); {task.name} is {task.kind.replace('_', ' ')}")
-    encoder = load_model(path)[0].base_model.to(resolve_device(cfg.device))
-    tokenizer, pooling = load_tokenizer(path), read_pooling(path)
     examples = data.split(cfg.split)
     if any(ex.label is None for ex in examples):
         raise BortError(f"--embedding needs gold scores; the {cfg.split} split of {task.name} has none: use --split dev")
-    max_len = _max_len(cfg, encoder.config, 128)
-    first, second = (embed(encoder, tokenizer, [ex.texts[i] for ex in examples], pooling, batch_size=cfg.batch_size, max_len=max_len)
-                     for i in (0, 1))
-    cos = torch.nn.functional.cosine_similarity(first, second, dim=-1).tolist()
+    cos = pair_cosines(cfg, path, examples)
     gold = [float(ex.label) for ex in examples]
     return EvaluateResult(task=task.name, split=cfg.split, metrics={"pearson": metrics.pearson(cos, gold), "spearman": metrics.spearman(cos, gold)})
+
+
+def pair_cosines(cfg: EvaluateConfig, path: Path, examples: Sequence[Example]) -> list[float]:
+    """cos(e(text 1), e(text 2)) per example, the embeddings of a PyTorch folder's encoder or of an ONNX export (its
+    ``sentence_embedding`` output, or its bare encoder pooled here)."""
+    from bort.export.predict import embed_texts
+
+    pooling, predictor = read_pooling(path), _onnx(path)
+    if predictor is not None:
+        max_len = _max_len(cfg, predictor.config, 128)
+        first, second = (torch.from_numpy(embed_texts(predictor, [ex.texts[i] for ex in examples], pooling, max_len=max_len,
+                                                      batch_size=cfg.batch_size)) for i in (0, 1))
+    else:
+        encoder = load_model(path)[0].base_model.to(resolve_device(cfg.device))
+        tokenizer, max_len = load_tokenizer(path), _max_len(cfg, encoder.config, 128)
+        first, second = (embed(encoder, tokenizer, [ex.texts[i] for ex in examples], pooling, batch_size=cfg.batch_size, max_len=max_len)
+                         for i in (0, 1))
+    return torch.nn.functional.cosine_similarity(first.float(), second.float(), dim=-1).tolist()
 
 
 def _max_len(cfg: EvaluateConfig, config, default: int) -> int:

@@ -125,15 +125,20 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
 def load(path: Path, task: TaskSpec) -> PreTrainedModel:
     """A fine-tuned folder as saved (stock layout), in inference mode, checked against ``task``."""
     config = read_config(path)  # a missing folder or config gets its one-line error
+    check_task(config, task, path)
     with reading_weights(path):
         model = _auto_class(task).from_pretrained(path, config=config, trust_remote_code=False)
+    return model.eval()
+
+
+def check_task(config, task: TaskSpec, path: Path) -> None:
+    """Refuse a model (its ``config``) whose outputs do not fit ``task``: other label names, or not one score for regression."""
     if task.kind == "classification":
-        names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
+        names = tuple(config.id2label[i] for i in range(config.num_labels))
         if names != task.labels:
             raise BortError(
                 f"'{path}' predicts the labels ({', '.join(names)}) but {task.name} needs ({', '.join(task.labels)}); "
                 "use a model fine-tuned on this task (for glue/ax: glue/mnli; superglue/axb and axg: superglue/rte)"
             )
-    elif task.kind == "regression" and model.config.num_labels != 1:
-        raise BortError(f"'{path}' has {model.config.num_labels} outputs but {task.name} is a regression task; fine-tune it on {task.name}")
-    return model.eval()
+    elif task.kind == "regression" and config.num_labels != 1:
+        raise BortError(f"'{path}' has {config.num_labels} outputs but {task.name} is a regression task; fine-tune it on {task.name}")

@@ -1,8 +1,10 @@
-"""The fine-tuning recipe behind ``bort finetune``, readable top to bottom (algorithms.md §5):
+"""The fine-tuning recipe behind ``bort finetune``, readable top to bottom (algorithms.md §5, §4d):
 
-task splits → tokenizer and features → model with a fresh head → optimiser (or checkpoint) → the
-shared training loop, with dev evaluation, the best model, the log and checkpoints in one ``on_step``
-→ the best model re-scored as saved → ``eval.json``.
+the training split and the selection data (a held-out slice of it, or with ``--select-on dev`` the dev
+split: :mod:`bort.finetune.selection`) → tokenizer and features → model with a fresh head → optimiser (or
+checkpoint) → the shared training loop, with the selection evaluation, the best model, the log and checkpoints
+in one ``on_step`` → the dev split, read now, scored once by the best model as saved, with the task's trivial
+baseline beside it → ``eval.json``.
 
 ``OUT`` is the Hugging Face folder of the best model so far, beside ``log.jsonl`` (one line per
 evaluation), ``finetune_settings.json`` and ``checkpoint/`` (removed when the run finishes); with
@@ -30,7 +32,9 @@ from bort.finetune.augment import Augment, augment, augmented_features
 from bort.finetune.distill import Objective, TaskDistill, TaskTeacher
 from bort.finetune.features import Feature, encode, steps_per_epoch, task_batch_stream
 from bort.finetune.heads import TASK_HEADS
+from bort.finetune.kept import baseline
 from bort.finetune.predict import outputs, predictions, score
+from bort.finetune.selection import SELECT_ON, hold_out
 from bort.finetune.source import OwnData, TaskData, open_task
 from bort.finetune.submission import write as write_predictions
 from bort.finetune.tasks import Example, TaskSpec
@@ -63,8 +67,15 @@ class FinetuneConfig:
     head: str = field(default="linear", metadata=opt("linear: first token → dropout → linear; dense: an extra dense + tanh layer first "
                                                      "(the CoLA option)", choices=TASK_HEADS))
     max_seq_len: int = field(default=128, metadata=opt("tokens per input, pairs truncated longest first"))
-    eval_every: int | None = field(default=None, metadata=opt("steps between dev evaluations and checkpoints (default: one epoch)"))
-    patience: int = field(default=3, metadata=opt("stop after this many evaluations without a better dev metric (0: never)"))
+    eval_every: int | None = field(default=None, metadata=opt("steps between selection evaluations and checkpoints (default: one epoch)"))
+    patience: int = field(default=3, metadata=opt("stop after this many evaluations without a better selection metric (0: never)"))
+    select_on: str = field(default="train", metadata=opt("what chooses the best evaluation and stops early: train, a seeded "
+                                                         "--select-fraction of the training set held out (the dev split is then "
+                                                         "scored once, at the end); dev, the dev split itself (an optimistic score; "
+                                                         "with your own labelled --test-file, the test file is scored)",
+                                                         choices=SELECT_ON))
+    select_fraction: float = field(default=0.1, metadata=opt("the share of the training set --select-on train holds out (at least "
+                                                             "300 examples, or a fifth of a smaller set)"))
     train_examples: int | None = field(default=None, metadata=opt("train on a seeded random subset of this many examples"))
     # Hugging Face's TrainingArguments.data_seed: seeds then vary the run, not the examples it learns from.
     data_seed: int | None = field(default=None, metadata=opt("seed of --train-examples' subset (default: --seed), so that runs with "
@@ -80,6 +91,10 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         check_report_to(self.report_to)
+        if self.select_on not in SELECT_ON:
+            raise BortError(f"--select-on must be one of {', '.join(SELECT_ON)}, got '{self.select_on}'")
+        if not 0 < self.select_fraction < 1:
+            raise BortError(f"--select-fraction is a share of the training set in (0, 1), e.g. 0.1, got {self.select_fraction}")
         if self.head not in TASK_HEADS:
             raise BortError(f"--head must be one of {', '.join(TASK_HEADS)}, got '{self.head}'")
         if not self.epochs > 0 or (self.steps is not None and self.steps < 1):
@@ -100,8 +115,11 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class FinetuneResult(Record):
-    """``finetune.json``: the run's schedule, its best step, its timings, the best model's dev metrics, and the
-    task distillation's teacher, α, τ and new inputs (``augmented``)."""
+    """``finetune.json``: the run's schedule, its best step, its timings, the best model's dev metrics (read once, after
+    training, under ``--select-on train``) with the task's trivial ``baseline`` on the same split, what chose the model
+    (``select_on``, its ``select_examples`` and the chosen model's ``selection`` metrics), ``scored`` (the split whose
+    metrics are the honest figure: dev, or one's own labelled test file under ``--select-on dev``), and the task
+    distillation's teacher, α, τ and new inputs (``augmented``)."""
 
     task: str
     model: str
@@ -120,11 +138,25 @@ class FinetuneResult(Record):
     temperature: float | None = None
     augmented: int = 0
     labels: list[str] | None = None  # classification: the label names, in the order of their ids
+    baseline: dict[str, float] = field(default_factory=dict)
+    select_on: str = "dev"  # records written before selection on the training set chose on dev
+    select_examples: int = 0
+    selection: dict[str, float] = field(default_factory=dict)
+    scored: str = "dev"
+    test: dict[str, float] | None = None  # one's own labelled --test-file: the best model's metrics on it
+
+    @property
+    def scored_metrics(self) -> dict[str, float]:
+        """The metrics of the ``scored`` split."""
+        return self.test if self.scored == "test" and self.test is not None else self.dev
 
 
-def write_eval(out: Path, metrics: dict[str, float]) -> None:
-    """``eval.json``: a fine-tuned folder's dev metrics."""
-    atomic_write_text(Path(out) / EVAL, json.dumps(metrics, indent=2) + "\n")
+def write_eval(out: Path, result: FinetuneResult) -> None:
+    """``eval.json``: a fine-tuned folder's scored split, its metrics and the task's trivial baseline on it, and what
+    chose the model (``select_on``: the held-out slice of the training set, or the dev split itself)."""
+    doc = {"split": result.scored, "metrics": result.scored_metrics, "baseline": result.baseline, "select_on": result.select_on,
+           "select_examples": result.select_examples}
+    atomic_write_text(Path(out) / EVAL, json.dumps(doc, indent=2) + "\n")
 
 
 def subset(examples: list[Example], n: int | None, seed: int) -> list[Example]:
@@ -147,6 +179,11 @@ def _warn_single_label(task: TaskSpec, examples: Sequence[Example]) -> None:
                    "the model will learn to predict only it (give it examples of the other labels)", file=sys.stderr)
 
 
+def _suffix(i: int, split: str) -> str:
+    """The suffix of a dev split's metric names: none for the first, ``_mismatched`` for MNLI's ``dev_mismatched``."""
+    return "" if i == 0 else "_" + split.removeprefix("dev_")
+
+
 def dev_metrics(task: TaskSpec, model, dev: dict[str, tuple[list[Example], list[Feature]]], *, pad_id: int, batch_size: int,
                 autocast: torch.dtype | None = None) -> dict[str, float]:
     """The official metrics on every dev split (``split → (examples, their features)``): the first split's
@@ -154,43 +191,60 @@ def dev_metrics(task: TaskSpec, model, dev: dict[str, tuple[list[Example], list[
     out: dict[str, float] = {}
     for i, (split, (examples, features)) in enumerate(dev.items()):
         logits = outputs(model, features, batch_size=batch_size, pad_id=pad_id, autocast=autocast)
-        suffix = "" if i == 0 else "_" + split.removeprefix("dev_")
-        out.update({f"{k}{suffix}": v for k, v in score(task, examples, predictions(task, examples, logits)).items()})
+        out.update({f"{k}{_suffix(i, split)}": v for k, v in score(task, examples, predictions(task, examples, logits)).items()})
     return out
 
 
-def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None) -> FinetuneResult:
+def baselines(task: TaskSpec, train: Sequence[Example], splits: dict[str, list[Example]]) -> dict[str, float]:
+    """The task's trivial baseline (:func:`bort.finetune.kept.baseline`, learnt from ``train``) on every split, named as
+    :func:`dev_metrics` names the metrics."""
+    return {f"{k}{_suffix(i, split)}": v for i, (split, examples) in enumerate(splits.items()) for k, v in baseline(task, train, examples).items()}
+
+
+def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None, select_set: list[Example] | None = None) -> FinetuneResult:
     """Fine-tune ``cfg.model`` on ``cfg.task`` and write the best model to ``cfg.out``; returns its report.
 
-    ``train_set`` replaces the task's training split (Agora trains on grown sets this way). Running
-    again resumes from the last evaluation; a finished run returns its report without training.
+    ``train_set`` replaces the task's training split (Agora trains on grown sets this way), and ``select_set`` the slice
+    that ``--select-on train`` holds out of it (Agora holds its slice out once, for every round). Running again resumes
+    from the last evaluation; a finished run returns its report without training.
     """
     data = open_task(cfg.task, cfg.data, cfg.own)
     task = data.spec
     if not task.dev_splits:
         raise BortError(f"{task.name} has no training data (a diagnostic set): predict it with `bort evaluate` and the model "
                         f"fine-tuned on {'glue/mnli' if task.name == 'glue/ax' else 'superglue/rte'}")
+    if select_set is not None and cfg.select_on != "train":
+        raise ValueError("a select_set is the held-out slice of --select-on train")
     device = resolve_device(cfg.device)
     with RunFolder(cfg.out, "finetune", log=LOG, report_to=cfg.report_to) as run:
-        return _finetune(cfg, train_set, data, device, run)
+        return _finetune(cfg, train_set, select_set, data, device, run)
 
 
-def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskData, device: torch.device, run: RunFolder) -> FinetuneResult:
+def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: list[Example] | None, data: TaskData, device: torch.device,
+              run: RunFolder) -> FinetuneResult:
     out, task = run.out, data.spec
     # Without new inputs (--augment 0) the way they would be made changes nothing: the defaults stand in, so a changed
     # --transform alone is not a changed setting (Agora's rounds carry its transform here).
     made = cfg if cfg.augment.per_example else replace(cfg, augment=Augment())
-    settings = {**fingerprint(made), "train_set": None if train_set is None else _digest(train_set)}
+    settings = {**fingerprint(made), "train_set": None if train_set is None else _digest(train_set),
+                **({"select_set": _digest(select_set)} if select_set is not None else {})}
     if (out / EVAL).is_file() and (out / REPORT).is_file():  # finished earlier: nothing to redo
         run.guard(settings, resuming=True)
         shutil.rmtree(run.checkpoint, ignore_errors=True)  # a run killed while removing it
         return FinetuneResult.read(out / REPORT)
     run.guard(settings)
 
-    # Data: the training split (or the given set), every dev split, tokenised once.
-    train_examples = subset(train_set if train_set is not None else data.split("train"), cfg.train_examples, cfg.subset_seed)
-    dev_examples = {split: data.split(split) for split in task.dev_splits}
-    test_examples = data.split("test") if data.own is not None and data.own.test_file is not None else None
+    # Data: the training split (or the given set) and what chooses the model: a held-out slice of it (--select-on train), or the
+    # dev split (--select-on dev). Under --select-on train the dev split is read only after training (algorithms.md §4d).
+    train_all = subset(train_set if train_set is not None else data.split("train"), cfg.train_examples, cfg.subset_seed)
+    if cfg.select_on == "train":
+        train_examples, held = (train_all, select_set) if select_set is not None else hold_out(train_all, cfg.select_fraction, cfg.subset_seed)
+        selection = {"select": held}
+    else:
+        train_examples, selection = train_all, {split: data.split(split) for split in task.dev_splits}
+    scored_later = [s for s in task.dev_splits if s not in selection] + (["test"] if data.own is not None and data.own.test_file else [])
+    for split in scored_later:
+        data.check(split)  # bad input is refused before any work; the examples are read after training
     _warn_single_label(task, train_examples)
     path = resolve_model_path(cfg.model)
     limit = position_limit(read_config(path))
@@ -199,19 +253,21 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskDa
     tokenizer = load_tokenizer(path)
     tokenizer.model_max_length = cfg.max_seq_len  # saved: transformers.pipeline() then truncates as bort does
     features = encode(task, train_examples, tokenizer, cfg.max_seq_len)
-    dev = {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len)) for split, examples in dev_examples.items()}
+    select = {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len)) for split, examples in selection.items()}
 
-    # Task distillation: the teacher's outputs on the training inputs (computed once, kept in OUT), and new inputs it labels.
+    # Task distillation: the teacher's outputs on the training inputs (computed once, kept in OUT), and new inputs it labels,
+    # none equal to a training or selection input (nor, under --select-on train, read before training: a dev input; a
+    # transform's output equal to one is rare, and its label would be the teacher's, not the dev label).
     teacher, augmented = None, []
     if cfg.distill.teacher:
         teacher = TaskTeacher(cfg.distill.teacher, task, path, device=device, max_len=cfg.max_seq_len, batch_size=cfg.eval_batch_size)
         features = teacher.stored_targets(out, features)
         if cfg.augment.per_example:
-            seen = {ex.texts for ex in train_examples} | {ex.texts for examples in dev_examples.values() for ex in examples}
+            seen = {ex.texts for ex in train_examples} | {ex.texts for examples in selection.values() for ex in examples}
             augmented = augment(cfg.augment, out, train_examples, seen, teacher, seed=cfg.seed, model=cfg.model, device=str(device))
             features = features + augmented_features(task, augmented, tokenizer, cfg.max_seq_len)
 
-    # Schedule: epochs or steps; a dev evaluation (and checkpoint) every epoch unless told otherwise.
+    # Schedule: epochs or steps; a selection evaluation (and checkpoint) every epoch unless told otherwise.
     per_epoch = steps_per_epoch(len(features), cfg.batch_size)
     steps = cfg.steps or max(1, round(cfg.epochs * per_epoch))
     eval_every = min(cfg.eval_every or per_epoch, steps)
@@ -223,16 +279,19 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskDa
     objective = Objective(model, task, cfg.distill, teacher, device)  # the loss, and what trains: the model (and projections)
     optimizer, scheduler = build_optimizer(objective.module, cfg.optim, steps)
     state, best = run.resume(objective.module, optimizer, scheduler, seed=cfg.seed + 1, total=steps)
-    best = best or {"metric": None, "step": 0, "bad": 0, "stopped": False, "eval_s": 0.0}
+    best = best or {"metric": None, "scores": {}, "step": 0, "bad": 0, "stopped": False, "eval_s": 0.0}
     autocast = autocast_dtype(cfg.bf16, device)
     main_metric = task.metrics[0]
-    card = Card("bort finetune", str(cfg.model), task.name, settings=settings)  # README.md, with the saved model's dev metrics
+    chosen_on = (f"a held-out {len(selection['select'])} of the training set's examples" if cfg.select_on == "train"
+                 else "the dev split itself (an optimistic score)")
+    card = Card("bort finetune", str(cfg.model), task.name, settings=settings,  # README.md, with the saved model's metrics
+                evaluation=f"Selection metrics (on {chosen_on}; the dev split is scored when training ends)")
 
     clock, window = Clock(state.elapsed), []
     bar = tqdm(total=steps, initial=state.step, desc=f"finetune {task.name}", unit="step", disable=not cfg.progress)
 
     def on_step(st: TrainState, loss: float) -> bool:
-        """Every step: progress. Every evaluation: dev metrics, the log, the best model, a checkpoint."""
+        """Every step: progress. Every evaluation: selection metrics, the log, the best model, a checkpoint."""
         st.elapsed = clock()
         window.append(loss)
         bar.update(1)
@@ -240,14 +299,14 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskDa
         if st.step % eval_every and st.step != steps:
             return False
         t0 = time.time()
-        scores = dev_metrics(task, model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size, autocast=autocast)
+        scores = dev_metrics(task, model, select, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size, autocast=autocast)
         best["eval_s"] += time.time() - t0
         st.elapsed = clock()  # the evaluation is in both elapsed and eval_s, so train_s = elapsed − eval_s never counts it
-        run.log({"step": st.step, "epoch": round(st.step / per_epoch, 3), "train_loss": sum(window) / len(window), **scores,
-                 "train_s": st.elapsed - best["eval_s"]})
+        run.log({"step": st.step, "epoch": round(st.step / per_epoch, 3), "train_loss": sum(window) / len(window),
+                 **{f"select_{k}": v for k, v in scores.items()}, "train_s": st.elapsed - best["eval_s"]})
         window.clear()
         if best["metric"] is None or scores[main_metric] > best["metric"]:
-            best.update(metric=scores[main_metric], step=st.step, bad=0)
+            best.update(metric=scores[main_metric], scores=scores, step=st.step, bad=0)
             save_model_folder(out, heads.stock_copy(model), tokenizer, card=replace(card, metrics=scores))
         else:
             best["bad"] += 1
@@ -266,24 +325,37 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, data: TaskDa
         finally:
             bar.close()
 
-    # The best model, re-loaded as saved (the stock layout any user loads), scores eval.json.
+    # The dev split, read now (under --select-on train), scored once by the best model re-loaded as saved (the stock layout any
+    # user loads), with the trivial baseline beside it; one's own --test-file predicted (and scored, where it has labels).
     t0 = time.time()
     best_model = heads.load(out, task).to(device)
+    dev = select if cfg.select_on == "dev" else {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len))
+                                                 for split, examples in ((s, data.split(s)) for s in task.dev_splits)}
     metrics = dev_metrics(task, best_model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
-    if test_examples is not None:  # --test-file: the best model's predictions, in the test file's format
+    scored, base, test = "dev", baselines(task, train_all, {split: examples for split, (examples, _) in dev.items()}), None
+    if data.own is not None and data.own.test_file is not None:
+        test_examples = data.split("test")
         logits = outputs(best_model, encode(task, test_examples, tokenizer, cfg.max_seq_len), batch_size=cfg.eval_batch_size,
                          pad_id=tokenizer.pad_token_id)
-        write_predictions(task, test_examples, predictions(task, test_examples, logits), out / "predictions" / task.submission)
+        preds = predictions(task, test_examples, logits)
+        write_predictions(task, test_examples, preds, out / "predictions" / task.submission)
+        if all(ex.label is not None for ex in test_examples):
+            test = score(task, test_examples, preds)
+            if cfg.select_on == "dev":  # the model was chosen on the validation file: the test file is the honest score
+                scored, base = "test", baseline(task, train_all, test_examples)
     result = FinetuneResult(task=task.name, model=str(cfg.model), head=cfg.head, train_examples=len(train_examples), steps=steps,
                             steps_run=state.step, best_step=best["step"], stopped_early=best["stopped"], train_s=state.elapsed - best["eval_s"],
                             dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics, labels=list(task.labels) or None,
+                            baseline=base, select_on=cfg.select_on, select_examples=sum(map(len, selection.values())), selection=best["scores"],
+                            scored=scored, test=test,
                             **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "temperature": cfg.distill.temperature,
                                 "augmented": len(augmented)} if teacher else {}))
     result.write(out / REPORT)
-    write_eval(out, metrics)
-    replace(card, metrics=metrics).write(out)
+    write_eval(out, result)
+    replace(card, metrics={**result.scored_metrics, **{f"{k} of the trivial baseline": v for k, v in base.items()}},
+            evaluation=f"{scored.capitalize()} metrics (scored once, by the model chosen on {chosen_on})").write(out)
     shutil.rmtree(run.checkpoint, ignore_errors=True)
     return result
 
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "dev_metrics", "finetune", "subset", "write_eval"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "baselines", "dev_metrics", "finetune", "subset", "write_eval"]

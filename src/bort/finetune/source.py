@@ -55,6 +55,14 @@ class TaskData:
 
     def split(self, name: str) -> list[Example]:
         """The examples of a split (``train``, ``dev``, ``test``, or a task's own split names)."""
+        return self._read(name)
+
+    def check(self, name: str) -> int:
+        """Read a split only to refuse bad input before any work, and forget it; how many examples it holds. Fine-tuning checks
+        the split it scores this way and reads it (:meth:`split`) once training ends (algorithms.md §4d)."""
+        return len(self._read(name))
+
+    def _read(self, name: str) -> list[Example]:
         if self.own is None:
             return read_split(self.spec, self.folder, name) if self.folder is not None else hub.read(self.spec, name)
         path = {"train": self.own.train_file, "dev": self.own.validation_file, "test": self.own.test_file}.get(name)

@@ -1,0 +1,188 @@
+"""Render docs/BENCHMARKS.md's tables and README.md's figures from the committed results in benchmarks/results/ (issue 35).
+
+    python benchmarks/render.py           # rewrite every generated block of docs/BENCHMARKS.md and README.md
+    python benchmarks/render.py --check   # exit 1 (and say which block) where a file differs from what the results give
+
+A generated block sits between ``<!-- render:NAME -->`` and ``<!-- /render:NAME -->``; everything outside the blocks is
+prose and is left alone. Blocks: ``scoreboard`` (benchmarks/scoreboard.py's results: the share of the teacher's skill above
+chance each student keeps on its int8 export, mean ± sd over seeds, pooled over the tasks whose teacher beats its baseline,
+then every run with its intervals), ``speed`` (benchmarks/scoreboard.py's speed results: speed-ups on real inputs) and
+``main_job`` (benchmarks/main_job.py's result: README's main job, ``make compress``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = (ROOT / "docs" / "BENCHMARKS.md", ROOT / "README.md")
+BLOCK = re.compile(r"(<!-- render:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /render:(?P=name) -->)", re.S)
+TASK_ORDER = ("cola", "sst2", "mrpc", "stsb", "rte", "qnli", "pros_cons")
+
+
+def load(folder: Path) -> list[dict]:
+    """Every result file under ``folder``, in path order."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.rglob("*.json"))] if folder.is_dir() else []
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
+
+
+def _mean_sd(values: list[float], scale: float = 100.0) -> str:
+    """``mean ± sd (n)`` of the values ×``scale``; the sd only from two values on."""
+    if not values:
+        return "–"
+    mean = scale * statistics.mean(values)
+    return f"{mean:.1f} ± {scale * statistics.stdev(values):.1f} ({len(values)})" if len(values) > 1 else f"{mean:.1f} (1)"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "–" if not ci else f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def pooled_by_seed(runs: list[dict]) -> dict[tuple[str, int], dict]:
+    """Per (student, seed): the mean of ``kept_over_baseline`` over its tasks whose teacher beats the baseline (algorithms.md §4d),
+    the raw ``kept`` over the same tasks, and how many tasks that is and how many were left out."""
+    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for r in runs:
+        groups[r["model"], r["seed"]].append(r)
+    out = {}
+    for key, rs in groups.items():
+        inside = [r for r in rs if r["teacher_beats_baseline"] and r["kept_over_baseline"] is not None]
+        out[key] = {"kept_over_baseline": statistics.mean(r["kept_over_baseline"] for r in inside) if inside else None,
+                    "kept": statistics.mean(r["kept"] for r in inside) if inside else None,
+                    "tasks": sorted(r["job"] for r in inside), "left_out": sorted(r["job"] for r in rs if r not in inside)}
+    return out
+
+
+def _order(jobs) -> list[str]:
+    return sorted(set(jobs), key=lambda j: (TASK_ORDER.index(j) if j in TASK_ORDER else len(TASK_ORDER), j))
+
+
+def render_scoreboard(results: Path) -> str:
+    """The scoreboard's tables: kept above chance per task and student (mean ± sd over seeds), pooled, then every run."""
+    runs = load(results / "scoreboard")
+    teachers = [r for r in runs if r["model"] == "teacher"]
+    students = [r for r in runs if r["model"] != "teacher"]
+    if not runs:
+        return "No scoreboard result is committed yet.\n"
+    names = sorted({r["model"] for r in students})
+    jobs = _order(r["job"] for r in runs)
+    lines = ["Kept above chance, (S − B)/(T − B) ×100, S the student's int8 export: mean ± sd over seeds (how many); a task whose "
+             "teacher does not beat its baseline in a seed is left out of that seed's figure. B and T are the dev scores ×100 (the "
+             "mean of a task's metrics where it has two).", "",
+             "| task | B | T | " + " | ".join(f"{n}: kept above chance | {n}: raw S/T" for n in names) + " |",
+             "|---|---:|---:|" + "---:|---:|" * len(names)]
+    for job in jobs:
+        ts = [t for t in teachers if t["job"] == job]
+        cells = []
+        for n in names:
+            ss = [s for s in students if s["job"] == job and s["model"] == n]
+            cells += [_mean_sd([s["kept_over_baseline"] for s in ss if s["teacher_beats_baseline"] and s["kept_over_baseline"] is not None]),
+                      _mean_sd([s["kept"] for s in ss])]
+        lines.append(f"| {job} | {_mean_sd([t['baseline_score'] for t in ts])} | {_mean_sd([t['score'] for t in ts])} | " + " | ".join(cells) + " |")
+    pools = pooled_by_seed(students)
+    lines += ["", "Pooled: per seed, the mean over tasks of kept above chance (the raw S/T over the same tasks beside it); then over seeds.", "",
+              "| student | seed | tasks pooled | left out (teacher not above B) | kept above chance | raw S/T |", "|---|---:|---|---|---:|---:|"]
+    for (n, seed), p in sorted(pools.items()):
+        lines.append(f"| {n} | {seed} | {', '.join(p['tasks']) or '–'} | {', '.join(p['left_out']) or '–'} | {_pct(p['kept_over_baseline'])} | "
+                     f"{_pct(p['kept'])} |")
+    for n in names:
+        values = [p["kept_over_baseline"] for (m, _), p in pools.items() if m == n and p["kept_over_baseline"] is not None]
+        lines.append(f"| **{n}** | all | | | **{_mean_sd(values)}** | {_mean_sd([p['kept'] for (m, _), p in pools.items() if m == n and p['kept']])} |")
+    lines += ["", "Every run (dev scores ×100; 95% paired bootstrap intervals, 1,000 draws; lr: the learning rate chosen on the selection slice):", "",
+              "| task | model | seed | lr | B | T | S int8 | S fp32 | kept above chance | raw S/T | teacher above B |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for job in jobs:
+        for t in sorted((t for t in teachers if t["job"] == job), key=lambda r: r["seed"]):
+            lines.append(f"| {job} | teacher ⟨{t['arch']}⟩ | {t['seed']} | {t['lr']:g} | {_pct(t['baseline_score'])} | {_pct(t['score'])} | | | | | "
+                         f"{'yes' if t['teacher_beats_baseline'] else 'no'} {_ci(t['teacher_minus_baseline_interval'])} |")
+        for s in sorted((s for s in students if s["job"] == job), key=lambda r: (r["model"], r["seed"])):
+            lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | {s['lr']:g} | {_pct(s['baseline_metric'])} | {_pct(s['teacher_metric'])} | "
+                         f"{_pct(s['student_metric'])} | {_pct(s['student_metric_fp32'])} | {_pct(s['kept_over_baseline'])} "
+                         f"{_ci(s['kept_over_baseline_interval'])} | {_pct(s['kept'])} {_ci(s['kept_interval'])} | "
+                         f"{'yes' if s['teacher_beats_baseline'] else 'no'} |")
+    commits = sorted({r["commit"][:7] + ("+" if r.get("dirty") else "") for r in runs})
+    cpus = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['flags'])})" for r in runs})
+    lines += ["", f"From {len(runs)} result files in `benchmarks/results/scoreboard/`; commits {', '.join(commits)} (+: with uncommitted "
+              f"changes); CPU {'; '.join(cpus)}."]
+    return "\n".join(lines) + "\n"
+
+
+def render_speed(results: Path) -> str:
+    """Speed-ups of each student over the teacher on int8 ONNX, at a fixed length and on each task's own dev texts."""
+    runs = load(results / "speed")
+    if not runs:
+        return "No speed result is committed yet.\n"
+    lines = ["| task | student | texts | mean tokens | batch | teacher ms/seq | student ms/seq | speed-up, real inputs | speed-up, 128 tokens |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(runs, key=lambda r: (TASK_ORDER.index(r["job"]) if r["job"] in TASK_ORDER else 99, r["model"])):
+        for b, row in r["by_batch"].items():
+            lines.append(f"| {r['job']} | {r['model']} ⟨{r['arch']}⟩ | {r['texts']} | {row['mean_tokens']:.1f} | {b} | {row['teacher_ms_per_seq']:.3f} | "
+                         f"{row['student_ms_per_seq']:.3f} | {row['speedup_real']:.2f}× | {row['speedup_fixed']:.2f}× |")
+    cpus = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['flags'])}), {r['threads']} thread(s)" for r in runs})
+    return "\n".join(lines) + f"\n\nFrom `benchmarks/results/speed/`; CPU {'; '.join(cpus)}.\n"
+
+
+def render_main_job(results: Path) -> str:
+    """README's main job (``make compress``): its wall time, the student it handed over, its embeddings' share kept and its speed."""
+    path = results / "readme" / "main_job.json"
+    if not path.is_file():
+        return "No main-job result is committed yet.\n"
+    r = json.loads(path.read_text(encoding="utf-8"))
+    s, m = r["student"], r["machine"]
+    real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in (s.get("speedup_real_lengths") or {}).items()) or "not timed"
+    return (f"{r['written'][:10]}, {m['cpu']} ({', '.join(m['flags'])}), {m['cores']} cores (load average {r['load_avg_15min']:.1f} over "
+            f"the last 15 minutes), commit {r['commit'][:7]}{'+' if r['dirty'] else ''}: **{r['wall_s'] / 60:.1f} minutes**, student ⟨{r['arch']}⟩ ({r['params']:,} parameters, "
+            f"{100 * r['params'] / r['teacher_params']:.1f}% of the teacher's). Its int8 export's sentence embeddings keep "
+            f"**{_pct(s['kept_over_baseline'])}%** of the teacher's STS-B dev Spearman (95% interval {_ci(s['kept_over_baseline_interval'])}; "
+            f"{s['student_metric']:.3f} against {s['teacher_metric']:.3f}; fp32 {s['student_metric_fp32']:.3f}; the baseline of a "
+            f"correlation is 0, so this is also the raw S/T). Speed-up over the teacher, both int8 ONNX: "
+            f"**{s['speedup_same_runtime']:.1f}×** at batch 1 × {r['bench_seq']} tokens, {real} on the STS-B dev sentences as they "
+            f"come; {s['speedup_vs_eager']:.1f}× against the teacher on HF eager fp32.\n")
+
+
+RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job}
+
+
+def render(text: str, results: Path) -> str:
+    """``text`` with every generated block replaced by what the results give (an unknown block name is an error)."""
+    def block(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in RENDERERS:
+            raise SystemExit(f"unknown block '{name}'; known: {', '.join(RENDERERS)}")
+        return m.group(1) + RENDERERS[name](results) + m.group(4)
+
+    return BLOCK.sub(block, text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 where a document differs from the results")
+    ap.add_argument("--doc", type=Path, action="append", help="the document(s) to render (default: docs/BENCHMARKS.md and README.md)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    status = 0
+    for doc in args.doc or DOCS:
+        text = doc.read_text(encoding="utf-8")
+        new = render(text, args.results)
+        stale = [m.group("name") for m, n in zip(BLOCK.finditer(text), BLOCK.finditer(new)) if m.group("body") != n.group("body")]
+        if args.check and stale:
+            print(f"{doc}: the block(s) {', '.join(stale)} differ from what {args.results} gives; run python benchmarks/render.py",
+                  file=sys.stderr)
+            status = 1
+        elif not args.check and new != text:
+            doc.write_text(new, encoding="utf-8")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The scoreboard (issue 35): the share of the teacher's skill above chance that each student keeps, on its int8 export,
+per task and seed, every model chosen on data it is not scored on (algorithms.md §4d).
+
+    python benchmarks/scoreboard.py --students fast=FOLDER d3=FOLDER [--tasks cola,sst2,mrpc,stsb,rte,qnli,pros_cons] [--seeds 0,1,2]
+
+Per (task, seed):
+- **teacher** (all-MiniLM-L6-v2 with a fresh `linear` head): one `bort finetune` per learning rate of ``--lrs``, up to
+  ``--teacher-epochs`` epochs with early stopping (``--patience``), every run choosing its epoch on a seeded held-out slice of
+  the training set (``--select-on train``); the learning rate of the best selection score wins; its dev split, read once,
+  is T. The trivial baseline B (the training set's majority class; 0 for correlations and MCC) and the paired bootstrap
+  interval of T − B are recorded with it.
+- **each student**: `bort compress`'s task distillation from that teacher (its α, τ, representation terms, 4 new inputs per
+  example by word dropout, up to its 5 student epochs), over the same learning rates, chosen the same way; the winner is
+  exported to int8 ONNX, and the int8 export (S), its fp32 folder and the teacher are scored on dev beside B, with
+  ``kept_over_baseline`` = (S − B)/(T − B) and ``kept`` = S/T and their 1,000-draw paired bootstrap intervals.
+Seeds outside ``--grid-seeds`` skip the grid: they reuse the learning rate the grid seed chose (recorded as such).
+The training sets are capped at ``--max-train`` examples (a seeded subset, the seed's own); teacher and students of a
+seed share the subset and the selection slice.
+
+``--speed`` then times each seed-0 student's int8 export beside the teacher's (both on ONNX Runtime int8, one thread, in
+interleaved rounds): at a fixed 128 tokens and on the task's own dev texts as they come, at batch 1 and 32
+(benchmarks/results/speed/<task>-<model>.json); run it on a quiet machine.
+
+Every finished (task, seed, model) writes benchmarks/results/scoreboard/<task>/<model>-seed<k>.json (metrics, baselines,
+settings, every trial, commit, CPU model and flags, times): commit them as they land. The runs themselves live under
+benchmarks/out/scoreboard/ (resumable: a killed run picks up where it stopped). `benchmarks/render.py` turns the results
+into docs/BENCHMARKS.md's tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from common import GLUE, OUT, RESULTS, SHARED, provenance, write_result
+
+from bort.arch import Arch
+from bort.compress import CompressConfig
+from bort.compress.score import metric_name, score_task
+from bort.export.bench import BenchConfig, bench
+from bort.export.onnx import ExportConfig, export_onnx
+from bort.finetune.augment import Augment
+from bort.finetune.distill import TaskDistill
+from bort.finetune.evaluate import EvaluateConfig, split_predictions
+from bort.finetune.kept import baseline, baseline_predictions, kept, task_score
+from bort.finetune.recipe import FinetuneConfig, finetune, subset
+from bort.finetune.source import OwnData, open_task
+from bort.models.loading import read_config, resolve_model_path
+from bort.training.loop import OptimConfig
+
+RUNS = OUT / "scoreboard" / "runs"
+BOARD = RESULTS / "scoreboard"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One task of the scoreboard and where its data lies."""
+
+    name: str
+    task: str | None
+    data: Path | None = None
+    own: OwnData = OwnData()
+
+
+JOBS = {j.name: j for j in (
+    *(Job(k, f"glue/{k}", GLUE / f) for k, f in {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}.items()),
+    Job("qnli", "glue/qnli", SHARED / "qnli-from-dev"),  # QNLI re-split from its dev set (SOURCES.md)
+    Job("pros_cons", None, own=OwnData(SHARED / "pros_cons" / "train.csv", SHARED / "pros_cons" / "dev.csv")),
+)}
+
+
+def _config(source: str, job: Job, out: Path, args, *, lr: float, seed: int, epochs: float, distill: TaskDistill | None = None,
+            augment: Augment | None = None) -> FinetuneConfig:
+    return FinetuneConfig(model=source, out=out, task=job.task, data=job.data, own=job.own, epochs=epochs, train_examples=args.max_train,
+                          batch_size=args.batch_size, optim=OptimConfig(lr=lr, weight_decay=0.01, warmup=0.1), patience=args.patience,
+                          select_on="train", seed=seed, progress=False, distill=distill or TaskDistill(), augment=augment or Augment())
+
+
+def _grid(name: str, source: str, job: Job, seed: int, args, lrs: list[float], epochs: float, **form) -> tuple[str, dict]:
+    """One fine-tuning per learning rate; the key of the best selection score (the first of equals) and every trial."""
+    trials = {}
+    for lr in lrs:
+        out = args.runs / f"seed{seed}" / job.name / name / f"lr{lr:g}"
+        started = time.time()
+        report = finetune(_config(source, job, out, args, lr=lr, seed=seed, epochs=epochs, **form))
+        trials[f"{lr:g}"] = {"lr": lr, "selection": report.selection, "selection_score": task_score(report.selection),
+                             "select_examples": report.select_examples, "dev": report.dev, "best_step": report.best_step,
+                             "steps_run": report.steps_run, "steps": report.steps, "stopped_early": report.stopped_early,
+                             "train_examples": report.train_examples, "augmented": report.augmented, "train_s": report.train_s,
+                             "wall_s": time.time() - started, "folder": str(out)}
+        print(f"  {job.name} seed {seed} {name} lr {lr:g}: selection {trials[f'{lr:g}']['selection_score']:.4f}, dev {report.dev} "
+              f"({report.steps_run}/{report.steps} steps, {report.train_s:.0f} s)", flush=True)
+    return max(trials, key=lambda k: trials[k]["selection_score"]), trials
+
+
+def _lrs(kind: str, job: Job, seed: int, args) -> tuple[list[float], str]:
+    """The learning rates to try: the grid on a grid seed, else the one the grid seed chose (and where it was chosen)."""
+    if seed in args.grid_seeds:
+        return args.lrs, f"the best selection score of the grid, seed {seed}"
+    grid_seed = args.grid_seeds[0]
+    path = args.results / job.name / f"{kind}-seed{grid_seed}.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run seed {grid_seed} (a grid seed) of {job.name} first")
+    return [json.loads(path.read_text())["lr"]], f"seed {grid_seed}'s grid ({path.name})"
+
+
+def _settings(args, job: Job, epochs: float) -> dict:
+    return {"task": job.task or f"own:{job.name}", "max_train": args.max_train, "batch_size": args.batch_size, "lrs": args.lrs,
+            "max_epochs": epochs, "patience": args.patience, "select_on": "train", "select_fraction": FinetuneConfig.select_fraction,
+            "grid_seeds": args.grid_seeds, "threads": args.threads}
+
+
+def teacher(job: Job, seed: int, args) -> dict:
+    """The tuned teacher of (task, seed): its result file's record (made now, or read back)."""
+    path = args.results / job.name / f"teacher-seed{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    lrs, chosen_on = _lrs("teacher", job, seed, args)
+    started = time.time()
+    best, trials = _grid("teacher", args.teacher, job, seed, args, lrs, args.teacher_epochs)
+    folder = trials[best]["folder"]
+    data = open_task(job.task, job.data, job.own)
+    spec = data.spec
+    _, splits = split_predictions(EvaluateConfig(model=folder, task=job.task, data=job.data, own=_scoring_files(job)))
+    examples, preds = next(iter(splits.values()))
+    train = subset(data.split("train"), args.max_train, seed)
+    b = baseline(spec, train, examples)
+    k = kept(spec, examples, preds, preds, baseline_predictions(spec, train, examples), seed=seed, baseline_score=task_score(b, spec.metrics))
+    doc = {"benchmark": "scoreboard", "model": "teacher", "source": args.teacher, "arch": Arch.from_config(read_config(resolve_model_path(folder))).key,
+           "task": spec.name, "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on, "metric": metric_name(spec.metrics),
+           "dev": trials[best]["dev"], "score": k["teacher_score"], "baseline": b, "baseline_score": k["baseline_score"],
+           "teacher_minus_baseline_interval": k["teacher_minus_baseline_interval"], "teacher_beats_baseline": k["teacher_beats_baseline"],
+           "dev_examples": len(examples), "trials": trials, "settings": _settings(args, job, args.teacher_epochs),
+           "wall_s": time.time() - started, **provenance()}
+    write_result(path, doc)
+    return doc
+
+
+def _scoring_files(job: Job) -> OwnData:
+    """One's own task is scored on its validation file, read with the columns the model recorded."""
+    return OwnData(None, job.own.validation_file) if job.own.given else job.own
+
+
+def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict) -> dict:
+    """A student of (task, seed), distilled as `bort compress` distils, tuned and chosen as the teacher was, scored on int8."""
+    path = args.results / job.name / f"{name}-seed{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    recipe = CompressConfig()  # bort compress's own task distillation, new inputs and student epochs
+    lrs, chosen_on = _lrs(name, job, seed, args)
+    started = time.time()
+    teacher_folder = teacher_doc["trials"][f"{teacher_doc['lr']:g}"]["folder"]
+    best, trials = _grid(name, source, job, seed, args, lrs, recipe.student_epochs,
+                         distill=replace(recipe.task_distill, teacher=teacher_folder), augment=recipe.augment)
+    folder = Path(trials[best]["folder"])
+    export = folder.parent / "export"
+    export_onnx(ExportConfig(model=str(folder), out=export, quantize="int8", progress=False))
+    entry = score_task(task=job.task, data=job.data, own=job.own, train_examples=args.max_train, seed=seed, scored="dev", teacher=teacher_folder,
+                       student=folder, export=export, device="cpu", out=folder.parent / "score")
+    spec = open_task(job.task, job.data, job.own).spec
+    doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": Arch.from_config(read_config(folder)).key, "task": spec.name,
+           "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on,
+           "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs},
+           **{k: v for k, v in entry.items() if k != "texts"},
+           "teacher_lr": teacher_doc["lr"], "trials": trials, "settings": _settings(args, job, recipe.student_epochs),
+           "wall_s": time.time() - started, **provenance()}
+    write_result(path, doc)
+    return doc
+
+
+def speed(job: Job, name: str, args) -> dict | None:
+    """Seed 0's teacher and student ``name`` on int8 ONNX, side by side: fixed length and the task's dev texts, batch 1 and 32."""
+    t_path, s_path = args.results / job.name / "teacher-seed0.json", args.results / job.name / f"{name}-seed0.json"
+    if not (t_path.is_file() and s_path.is_file()):
+        return None
+    t, s = json.loads(t_path.read_text()), json.loads(s_path.read_text())
+    teacher_folder = Path(t["trials"][f"{t['lr']:g}"]["folder"])
+    student_folder = Path(s["trials"][f"{s['lr']:g}"]["folder"])
+    teacher_int8 = teacher_folder.parent / "export-int8"
+    if not (teacher_int8 / "export.json").is_file():
+        export_onnx(ExportConfig(model=str(teacher_folder), out=teacher_int8, quantize="int8", progress=False))
+    batches = (1, 32)
+    result = bench(BenchConfig(out=student_folder.parent / "speed", models=(str(teacher_int8), str(student_folder.parent / "export")),
+                               runtimes=("onnx-int8",), batches=batches, seq=128, threads=args.threads, rounds=5, runs=3,
+                               texts=student_folder.parent / "score" / "texts.jsonl", text_batches=batches, max_texts=256, progress=False))
+    fixed = {(r["model"], r["batch"]): r["median_ms"] / r["batch"] for r in result.results}
+    real = {(r["model"], r["batch"]): r for r in result.real}
+    te, st = str(teacher_int8), str(student_folder.parent / "export")
+    doc = {"benchmark": "speed", "job": job.name, "model": name, "arch": s["arch"], "texts": result.texts["count"], "threads": args.threads,
+           "by_batch": {str(b): {"mean_tokens": real[st, b]["mean_tokens"], "teacher_ms_per_seq": real[te, b]["ms_per_sequence"],
+                                 "student_ms_per_seq": real[st, b]["ms_per_sequence"],
+                                 "speedup_real": real[te, b]["ms_per_sequence"] / real[st, b]["ms_per_sequence"],
+                                 "speedup_fixed": fixed[te, b] / fixed[st, b]} for b in batches},
+           "bench": result.to_dict(), **provenance()}
+    write_result(args.results.parent / "speed" / f"{job.name}-{name}.json", doc)
+    return doc
+
+
+def _plain(cfg) -> dict:
+    from dataclasses import asdict
+
+    return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", default="minilm-l6")
+    ap.add_argument("--students", nargs="*", default=[], help="NAME=FOLDER: pretrained students (none: the teachers only)")
+    ap.add_argument("--tasks", default=",".join(JOBS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--grid-seeds", default="0", help="seeds that search the learning-rate grid; the others reuse its choice")
+    ap.add_argument("--lrs", default="3e-5,1e-4,3e-4", help="the learning-rate grid, teacher and students alike")
+    ap.add_argument("--teacher-epochs", type=float, default=10.0, help="the teacher's most epochs (early stopping on the selection slice)")
+    ap.add_argument("--patience", type=int, default=2)
+    ap.add_argument("--max-train", type=int, default=8000, help="seeded subset of a larger training set")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--speed", action="store_true", help="only time seed 0's finished students beside their teacher (a quiet machine)")
+    ap.add_argument("--follow", action="store_true", help="train only the students, each (task, seed) once another process has written "
+                    "its teacher's result; wait for those not written yet")
+    ap.add_argument("--results", type=Path, default=BOARD, help="where the result files go (commit them)")
+    ap.add_argument("--runs", type=Path, default=RUNS, help="where the fine-tuned models go")
+    args = ap.parse_args()
+    args.lrs = [float(x) for x in args.lrs.split(",")]
+    args.grid_seeds = [int(x) for x in args.grid_seeds.split(",")]
+    if not SHARED.is_dir():
+        raise SystemExit(f"the shared data is not at {SHARED}; nothing to benchmark")
+    torch.set_num_threads(args.threads)
+    students = dict(s.split("=", 1) for s in args.students)
+    if args.speed:
+        for name in args.tasks.split(","):
+            for sname in students:
+                doc = speed(JOBS[name], sname, args)
+                print(f"{name} {sname}: " + ("not finished" if doc is None else
+                      ", ".join(f"batch {b}: {r['speedup_real']:.2f}× real, {r['speedup_fixed']:.2f}× fixed" for b, r in doc["by_batch"].items())))
+        return
+    todo = [(seed, JOBS[name]) for seed in (int(x) for x in args.seeds.split(",")) for name in args.tasks.split(",")]
+    while todo:
+        waiting = []
+        for seed, job in todo:
+            if args.follow and not (args.results / job.name / f"teacher-seed{seed}.json").is_file():
+                waiting.append((seed, job))  # another process tunes this teacher
+                continue
+            t = teacher(job, seed, args)
+            print(f"{job.name} seed {seed} teacher: {t['score']:.4f} (B {t['baseline_score']:.4f}, lr {t['lr']:g})", flush=True)
+            for sname, source in students.items():
+                s = student(sname, source, job, seed, args, t)
+                kob = "–" if s["kept_over_baseline"] is None else f"{100 * s['kept_over_baseline']:.1f}%"
+                print(f"{job.name} seed {seed} {sname}: int8 {s['student_metric']:.4f}, kept above chance {kob}, raw {100 * s['kept']:.1f}%",
+                      flush=True)
+        if waiting:
+            time.sleep(300)
+        todo = waiting
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""``bort compress``'s scoring stage: the model that ships is the model scored (algorithms.md §4d).
+
+Per task, on the split the fine-tuning stages did not choose on (dev; one's own labelled test file under
+``--select-on dev``): the fine-tuned teacher (PyTorch fp32, as users run it), the student's int8 ONNX export
+(``student_metric``) and its fp32 PyTorch folder (``student_metric_fp32``), and the trivial baseline learnt
+from the training set; then ``kept`` and ``kept_over_baseline`` with their paired bootstrap intervals. The
+scores are each task's one number (:func:`bort.finetune.kept.task_score`: the mean of its official metrics).
+Without a task, the same for the sentence embeddings (``--embedding-task``), whose baseline is 0.
+The scored split's texts are kept for the benchmark at real lengths (:func:`write_texts`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bort.atomic import atomic_write_text
+from bort.finetune.evaluate import EvaluateConfig, pair_cosines, split_predictions
+from bort.finetune.kept import baseline, baseline_predictions, kept, task_score
+from bort.finetune.predict import score
+from bort.finetune.recipe import subset
+from bort.finetune.source import OwnData, open_task
+from bort.finetune.spec import Example
+from bort.models.card import Card, count_params
+from bort.models.loading import resolve_model_path
+
+TEXTS = "texts.jsonl"  # the scored split's inputs, for `bort bench --texts`
+
+
+def metric_name(metrics: tuple[str, ...]) -> str:
+    """How a task's one number is named: its metric, or the mean of its metrics."""
+    return metrics[0] if len(metrics) == 1 else f"mean of {', '.join(metrics)}"
+
+
+def write_texts(examples: list[Example], path: Path) -> Path:
+    """The examples' inputs as JSON lines ``{"text", "text_pair"}`` (``bort bench --texts`` and ``bort predict`` read them)."""
+    rows = [{"text": ex.texts[0], **({"text_pair": ex.texts[1]} if len(ex.texts) > 1 else {})} for ex in examples if not ex.choices]
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examples: int | None, seed: int, scored: str, teacher: str,
+               student: Path, export: Path, device: str, out: Path) -> dict:
+    """Teacher, int8 student and fp32 student on the ``scored`` split ("dev" or "test"), the baseline, and the shares kept.
+
+    ``train_examples`` and ``seed`` give the training subset the models learnt from, whose majority the baseline predicts.
+    Writes the scored split's inputs to ``out/texts.jsonl`` and the honest figures into the int8 export's model card.
+    """
+    data_all = open_task(task, data, own)
+    spec = data_all.spec
+    split = spec.dev_splits[0] if scored == "dev" else "test"
+    files = OwnData(None, own.validation_file, own.test_file, own.text_columns, own.label_column, own.regression) if own.given else own
+
+    def predictions_of(model: str) -> tuple[list[Example], list]:
+        _, splits = split_predictions(EvaluateConfig(model=model, task=task, data=data, own=files, split=split, device=device))
+        return splits[split]
+
+    examples, t_preds = predictions_of(teacher)
+    _, s_preds = predictions_of(str(export))
+    _, f_preds = predictions_of(str(student))
+    train = subset(data_all.split("train"), train_examples, seed)
+    b_metrics = baseline(spec, train, examples)
+    b_preds = baseline_predictions(spec, train, examples)
+    result = kept(spec, examples, t_preds, s_preds, b_preds, seed=seed, baseline_score=task_score(b_metrics, spec.metrics))
+    dev = {name: score(spec, examples, p) for name, p in (("teacher", t_preds), ("student", s_preds), ("student_fp32", f_preds))}
+    entry = {"metric": metric_name(spec.metrics), "scored_split": split, "examples": len(examples), "teacher_metric": result["teacher_score"],
+             "student_metric": result["student_score"], "student_metric_fp32": task_score(dev["student_fp32"], spec.metrics),
+             "baseline_metric": result["baseline_score"], **{k: v for k, v in result.items() if not k.endswith("_score")},
+             "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"], "baseline_dev": b_metrics,
+             "texts": str(write_texts(examples, out / TEXTS))}
+    _card(entry, spec.name, student, export)
+    return entry
+
+
+def score_embedding(*, task: str, data: Path | None, seed: int, teacher: str, student: Path, export: Path, device: str, out: Path) -> dict:
+    """The sentence embeddings' Spearman correlation with the gold scores (no fine-tuning) of the teacher, the student's int8
+    export and its fp32 folder, on ``task``'s dev split; the baseline is 0, so ``kept_over_baseline`` is ``kept``."""
+    data_all = open_task(task, data, OwnData())
+    spec = data_all.spec
+    examples = data_all.split(spec.dev_splits[0])
+    cfg = EvaluateConfig(model="", task=task, data=data, device=device, embedding=True)
+    cos = {name: pair_cosines(cfg, resolve_model_path(model), examples) for name, model in
+           (("teacher", teacher), ("student", str(export)), ("student_fp32", str(student)))}
+    result = kept(spec, examples, cos["teacher"], cos["student"], None, seed=seed, baseline_score=0.0, names=("spearman",))
+    dev = {name: score(spec, examples, c) for name, c in cos.items()}
+    entry = {"task": task, "metric": "spearman", "scored_split": spec.dev_splits[0], "examples": len(examples),
+             "teacher_metric": result["teacher_score"],
+             "student_metric": result["student_score"], "student_metric_fp32": dev["student_fp32"]["spearman"], "baseline_metric": 0.0,
+             **{k: v for k, v in result.items() if not k.endswith("_score")},
+             "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"],
+             "texts": str(write_texts([Example(idx=ex.idx, texts=(t,), label=None) for ex in examples for t in ex.texts], out / TEXTS))}
+    _card(entry, f"{task} (sentence embeddings, no fine-tuning)", student, export)
+    return entry
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _card(entry: dict, task: str, student: Path, export: Path) -> None:
+    """The int8 export's model card, re-written with the figures of the model that ships."""
+    ci = entry["kept_over_baseline_interval"]
+    metrics = {f"{entry['metric']} (int8, this model)": entry["student_metric"], f"{entry['metric']} (fp32 PyTorch)": entry["student_metric_fp32"],
+               f"{entry['metric']} (teacher)": entry["teacher_metric"], f"{entry['metric']} (trivial baseline)": entry["baseline_metric"],
+               "kept over the baseline, (S − B)/(T − B)": (f"{_pct(entry['kept_over_baseline'])} (95% interval "
+                                                          f"{_pct(ci[0]) if ci else '–'} to {_pct(ci[1]) if ci else '–'})"),
+               "kept, S/T": _pct(entry["kept"]), "teacher beats the baseline": entry["teacher_beats_baseline"]}
+    Card("bort export", str(student), task, settings={"quantize": "int8"}, params=count_params(student), metrics=metrics,
+         evaluation=f"Quality on the {entry['scored_split']} split (scored once; chosen on data not scored)").write(export)
+
+
+__all__ = ["TEXTS", "metric_name", "score_embedding", "score_task", "write_texts"]

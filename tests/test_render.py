@@ -1,0 +1,53 @@
+"""benchmarks/render.py: docs/BENCHMARKS.md's tables are what the committed results give (CI runs ``--check``), and the
+scoreboard pools only the tasks whose teacher beats its baseline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RENDER = ROOT / "benchmarks" / "render.py"
+
+
+def _render(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RENDER), *args], capture_output=True, text=True)
+
+
+def test_benchmarks_md_is_what_the_committed_results_give():
+    run = _render("--check")
+    assert run.returncode == 0, run.stderr
+
+
+def _run(job: str, model: str, seed: int, kob: float | None, kept: float, beats: bool) -> dict:
+    """A result file of benchmarks/scoreboard.py, with the fields the tables read."""
+    common = {"benchmark": "scoreboard", "job": job, "model": model, "seed": seed, "arch": "2,12,384,768", "lr": 3e-4,
+              "commit": "abcdef0123", "dirty": False, "machine": {"cpu": "CPU X", "flags": ["avx2"]}}
+    if model == "teacher":
+        return {**common, "score": 0.8, "baseline_score": 0.5, "teacher_beats_baseline": beats, "teacher_minus_baseline_interval": [0.1, 0.4]}
+    return {**common, "baseline_metric": 0.5, "teacher_metric": 0.8, "student_metric": 0.7, "student_metric_fp32": 0.71,
+            "kept_over_baseline": kob, "kept_over_baseline_interval": None if kob is None else [kob - 0.1, kob + 0.1], "kept": kept,
+            "kept_interval": [kept - 0.05, kept + 0.05], "teacher_beats_baseline": beats}
+
+
+def test_the_scoreboard_pools_tasks_whose_teacher_beats_chance_and_check_catches_a_stale_table(tmp_path):
+    runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True), _run("cola", "fast", 1, 0.7, 0.9, True),
+            _run("rte", "teacher", 0, None, 1, False), _run("rte", "fast", 0, None, 1.0, False), _run("rte", "fast", 1, 0.9, 0.99, True)]
+    for r in runs:
+        path = tmp_path / "results" / "scoreboard" / r["job"] / f"{r['model']}-seed{r['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    doc = tmp_path / "B.md"
+    doc.write_text("# B\n\nprose\n\n<!-- render:scoreboard -->\nstale\n<!-- /render:scoreboard -->\n\nmore prose\n")
+    stale = _render("--check", "--doc", str(doc), "--results", str(tmp_path / "results"))
+    assert stale.returncode == 1 and "scoreboard" in stale.stderr
+    assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
+    assert _render("--check", "--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
+    text = doc.read_text()
+    assert text.startswith("# B\n\nprose\n") and text.endswith("<!-- /render:scoreboard -->\n\nmore prose\n")
+    # cola: seeds 0 and 1 (50, 70); rte: seed 1 only, its seed-0 teacher does not beat B.
+    assert "| cola | 50.0 (1) | 80.0 (1) | 60.0 ± 14.1 (2) | 85.0 ± 7.1 (2) |" in text
+    assert "| fast | 0 | cola | rte | 50.0 | 80.0 |" in text and "| fast | 1 | cola, rte | – | 80.0 | 94.5 |" in text
+    assert "| **fast** | all | | | **65.0 ± 21.2 (2)** | 87.2 ± 10.3 (2) |" in text
