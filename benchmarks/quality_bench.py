@@ -94,7 +94,7 @@ def main() -> None:
         teacher = teacher_folder(args, task)
         if args.teachers is None:
             finetune(config(args.teacher, task, teacher, args, lr=args.lr))
-        dev[task] = {"teacher": json.loads((teacher / "eval.json").read_text())}
+        dev[task] = {"teacher": json.loads((teacher / "eval.json").read_text())["metrics"]}
         for name, source in students.items():
             for form in forms:
                 key = f"{name} {form}"

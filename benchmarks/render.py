@@ -79,7 +79,7 @@ def render_scoreboard(results: Path) -> str:
     lines = ["Kept above chance, (S − B)/(T − B) ×100, S the student's int8 export: mean ± sd over seeds (how many); a task whose "
              "teacher does not beat its baseline in a seed is left out of that seed's figure. B and T are the dev scores ×100 (the "
              "mean of a task's metrics where it has two).", "",
-             "| task | B | T | " + " | ".join(f"{n}: kept above chance | {n}: raw S/T" for n in names) + " |",
+             "| task | B | T |" + "".join(f" {n}: kept above chance | {n}: raw S/T |" for n in names),
              "|---|---:|---:|" + "---:|---:|" * len(names)]
     for job in jobs:
         ts = [t for t in teachers if t["job"] == job]
@@ -88,16 +88,21 @@ def render_scoreboard(results: Path) -> str:
             ss = [s for s in students if s["job"] == job and s["model"] == n]
             cells += [_mean_sd([s["kept_over_baseline"] for s in ss if s["teacher_beats_baseline"] and s["kept_over_baseline"] is not None]),
                       _mean_sd([s["kept"] for s in ss])]
-        lines.append(f"| {job} | {_mean_sd([t['baseline_score'] for t in ts])} | {_mean_sd([t['score'] for t in ts])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {job} | {_mean_sd([t['baseline_score'] for t in ts])} | {_mean_sd([t['score'] for t in ts])} |" + "".join(f" {c} |" for c in cells))
     pools = pooled_by_seed(students)
-    lines += ["", "Pooled: per seed, the mean over tasks of kept above chance (the raw S/T over the same tasks beside it); then over seeds.", "",
+    lines += ["", "Pooled: per seed, the mean over tasks of kept above chance (the raw S/T over the same tasks beside it); then over the "
+              "seeds that have every task the student has anywhere (a seed still running is marked partial and left out).", "",
               "| student | seed | tasks pooled | left out (teacher not above B) | kept above chance | raw S/T |", "|---|---:|---|---|---:|---:|"]
-    for (n, seed), p in sorted(pools.items()):
-        lines.append(f"| {n} | {seed} | {', '.join(p['tasks']) or '–'} | {', '.join(p['left_out']) or '–'} | {_pct(p['kept_over_baseline'])} | "
-                     f"{_pct(p['kept'])} |")
     for n in names:
-        values = [p["kept_over_baseline"] for (m, _), p in pools.items() if m == n and p["kept_over_baseline"] is not None]
-        lines.append(f"| **{n}** | all | | | **{_mean_sd(values)}** | {_mean_sd([p['kept'] for (m, _), p in pools.items() if m == n and p['kept']])} |")
+        tasks = {r["job"] for r in students if r["model"] == n}
+        complete = {seed: set(p["tasks"] + p["left_out"]) == tasks for (m, seed), p in pools.items() if m == n}
+        for seed in sorted(complete):
+            p = pools[n, seed]
+            lines.append(f"| {n} | {seed}{'' if complete[seed] else ' (partial)'} | {', '.join(p['tasks']) or '–'} | "
+                         f"{', '.join(p['left_out']) or '–'} | {_pct(p['kept_over_baseline'])} | {_pct(p['kept'])} |")
+        whole = [pools[n, seed] for seed, ok in sorted(complete.items()) if ok and pools[n, seed]["kept_over_baseline"] is not None]
+        lines.append(f"| **{n}** | {len(whole)} complete | | | **{_mean_sd([p['kept_over_baseline'] for p in whole])}** | "
+                     f"{_mean_sd([p['kept'] for p in whole])} |")
     lines += ["", "Every run (dev scores ×100; 95% paired bootstrap intervals, 1,000 draws; lr: the learning rate chosen on the selection slice):", "",
               "| task | model | seed | lr | B | T | S int8 | S fp32 | kept above chance | raw S/T | teacher above B |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -141,7 +146,8 @@ def render_main_job(results: Path) -> str:
     s, m = r["student"], r["machine"]
     real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in (s.get("speedup_real_lengths") or {}).items()) or "not timed"
     return (f"{r['written'][:10]}, {m['cpu']} ({', '.join(m['flags'])}), {m['cores']} cores (load average {r['load_avg_15min']:.1f} over "
-            f"the last 15 minutes), commit {r['commit'][:7]}{'+' if r['dirty'] else ''}: **{r['wall_s'] / 60:.1f} minutes**, student ⟨{r['arch']}⟩ ({r['params']:,} parameters, "
+            f"the last 15 minutes), commit {r['commit'][:7]}{'+' if r['dirty'] else ''}: **{r['wall_s'] / 60:.1f} minutes**, "
+            f"student ⟨{r['arch']}⟩ ({r['params']:,} parameters, "
             f"{100 * r['params'] / r['teacher_params']:.1f}% of the teacher's). Its int8 export's sentence embeddings keep "
             f"**{_pct(s['kept_over_baseline'])}%** of the teacher's STS-B dev Spearman (95% interval {_ci(s['kept_over_baseline_interval'])}; "
             f"{s['student_metric']:.3f} against {s['teacher_metric']:.3f}; fp32 {s['student_metric_fp32']:.3f}; the baseline of a "

@@ -1,7 +1,11 @@
 """The scoreboard (issue 35): the share of the teacher's skill above chance that each student keeps, on its int8 export,
 per task and seed, every model chosen on data it is not scored on (algorithms.md §4d).
 
-    python benchmarks/scoreboard.py --students fast=FOLDER d3=FOLDER [--tasks cola,sst2,mrpc,stsb,rte,qnli,pros_cons] [--seeds 0,1,2]
+    python benchmarks/scoreboard.py --students fast=2,12,384,768 d3=3,12,384,1536 [--tasks cola,sst2,mrpc,stsb,rte,qnli,pros_cons] [--seeds 0,1,2]
+
+A student given as a shape D,A,H,I is first pretrained as `bort compress` pretrains (teacher slices, the hidden-state and
+sentence-embedding terms, the corpus's sentences, its learning rate), for ``--pretrain-steps`` on ``--corpus``, into
+benchmarks/out/scoreboard/students/<name> (resumable; a finished one is read back); a folder is taken as it is.
 
 Per (task, seed):
 - **teacher** (all-MiniLM-L6-v2 with a fresh `linear` head): one `bort finetune` per learning rate of ``--lrs``, up to
@@ -40,7 +44,8 @@ from common import GLUE, OUT, RESULTS, SHARED, provenance, write_result
 
 from bort.arch import Arch
 from bort.compress import CompressConfig
-from bort.compress.score import metric_name, score_task
+from bort.compress.score import metric_name, score_task, scoring_files
+from bort.distill.recipe import pretrain
 from bort.export.bench import BenchConfig, bench
 from bort.export.onnx import ExportConfig, export_onnx
 from bort.finetune.augment import Augment
@@ -53,6 +58,7 @@ from bort.models.loading import read_config, resolve_model_path
 from bort.training.loop import OptimConfig
 
 RUNS = OUT / "scoreboard" / "runs"
+STUDENTS = OUT / "scoreboard" / "students"
 BOARD = RESULTS / "scoreboard"
 
 
@@ -125,7 +131,7 @@ def teacher(job: Job, seed: int, args) -> dict:
     folder = trials[best]["folder"]
     data = open_task(job.task, job.data, job.own)
     spec = data.spec
-    _, splits = split_predictions(EvaluateConfig(model=folder, task=job.task, data=job.data, own=_scoring_files(job)))
+    _, splits = split_predictions(EvaluateConfig(model=folder, task=job.task, data=job.data, own=scoring_files(job.own)))
     examples, preds = next(iter(splits.values()))
     train = subset(data.split("train"), args.max_train, seed)
     b = baseline(spec, train, examples)
@@ -138,11 +144,6 @@ def teacher(job: Job, seed: int, args) -> dict:
            "wall_s": time.time() - started, **provenance()}
     write_result(path, doc)
     return doc
-
-
-def _scoring_files(job: Job) -> OwnData:
-    """One's own task is scored on its validation file, read with the columns the model recorded."""
-    return OwnData(None, job.own.validation_file) if job.own.given else job.own
 
 
 def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict) -> dict:
@@ -165,6 +166,7 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": Arch.from_config(read_config(folder)).key, "task": spec.name,
            "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on,
            "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs},
+           "pretrain": _pretrain_record(Path(source)),
            **{k: v for k, v in entry.items() if k != "texts"},
            "teacher_lr": teacher_doc["lr"], "trials": trials, "settings": _settings(args, job, recipe.student_epochs),
            "wall_s": time.time() - started, **provenance()}
@@ -200,6 +202,28 @@ def speed(job: Job, name: str, args) -> dict | None:
     return doc
 
 
+def pretrained(name: str, spec: str, args) -> str:
+    """The student's folder: ``spec`` itself, or for a shape D,A,H,I that shape pretrained as `bort compress` pretrains."""
+    if "," not in spec:
+        return spec
+    c = CompressConfig()
+    cfg = replace(c.pretrain, out=STUDENTS / name, teacher=args.teacher, corpus=args.corpus, arch=Arch.parse(spec), init="teacher", loss=c.loss,
+                  representation=c.representation, steps=args.pretrain_steps, progress=False)
+    report = pretrain(cfg)
+    print(f"student {name} ⟨{spec}⟩: pretrained {report.steps} steps, held-out {report.heldout}", flush=True)
+    return str(cfg.out)
+
+
+def _pretrain_record(folder: Path) -> dict | None:
+    """How a student was pretrained: its pretrain.json's steps, objectives, inputs and held-out losses, and its settings."""
+    if not (folder / "pretrain.json").is_file():
+        return None
+    report = json.loads((folder / "pretrain.json").read_text())
+    settings = json.loads((folder / "pretrain_settings.json").read_text()) if (folder / "pretrain_settings.json").is_file() else {}
+    return {**{k: report.get(k) for k in ("steps", "arch", "init", "representation", "inputs", "heldout", "wall_s")},
+            **{k: settings.get(k) for k in ("corpus", "optim", "batch_size", "seq_len", "seed")}}
+
+
 def _plain(cfg) -> dict:
     from dataclasses import asdict
 
@@ -209,7 +233,9 @@ def _plain(cfg) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="minilm-l6")
-    ap.add_argument("--students", nargs="*", default=[], help="NAME=FOLDER: pretrained students (none: the teachers only)")
+    ap.add_argument("--students", nargs="*", default=[], help="NAME=D,A,H,I (pretrained here) or NAME=FOLDER (none: the teachers only)")
+    ap.add_argument("--corpus", default=str(SHARED / "corpus" / "wikitext-103"), help="the students' pretraining corpus")
+    ap.add_argument("--pretrain-steps", type=int, default=2000)
     ap.add_argument("--tasks", default=",".join(JOBS))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--grid-seeds", default="0", help="seeds that search the learning-rate grid; the others reuse its choice")
@@ -230,7 +256,7 @@ def main() -> None:
     if not SHARED.is_dir():
         raise SystemExit(f"the shared data is not at {SHARED}; nothing to benchmark")
     torch.set_num_threads(args.threads)
-    students = dict(s.split("=", 1) for s in args.students)
+    students = {name: pretrained(name, spec, args) for name, spec in (s.split("=", 1) for s in args.students)}
     if args.speed:
         for name in args.tasks.split(","):
             for sname in students:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SEQ_LEN
-from test_finetune import write_rte, write_stsb
+from test_finetune import write_copa, write_rte, write_stsb
 from transformers import BertConfig
 
 from bort import options
@@ -102,7 +102,8 @@ def test_task_run_numbers_come_from_the_stages(task_run, rte):
     assert t["kept_over_baseline"] == (pytest.approx((S - B) / (T - B)) if T > B else None)
     lo, hi = t["teacher_minus_baseline_interval"]
     assert lo <= T - B <= hi and t["teacher_beats_baseline"] == (lo > 0)
-    if t["kept_over_baseline"] is not None:
+    assert t["kept_interval"][0] <= t["kept"] <= t["kept_interval"][1]  # defined: the teacher scores above 0
+    if t["kept_over_baseline"] is not None:  # defined where the teacher scores above B on these 16 examples
         assert t["kept_over_baseline_interval"][0] <= t["kept_over_baseline"] <= t["kept_over_baseline_interval"][1]
     assert doc["pooled"]["tasks"] + doc["pooled"]["left_out"] == 1
     student_ft = json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())
@@ -183,6 +184,17 @@ def test_own_csv_data(tmp_path, bert_teacher_nohead, corpus_file, space_file, rt
     onnx = evaluate(EvaluateConfig(model=str(out / "export" / "train"), own=OwnData(validation_file=tmp_path / "dev.csv")))
     assert t["student_metric"] == onnx.metrics["accuracy"]  # an own-data export reads its columns from its config
     assert json.loads((out / "finetune" / "train" / "student" / "config.json").read_text())["bort_label_column"] == "verdict"
+
+
+def test_multiple_choice_is_scored_and_not_timed_on_real_inputs(tmp_path, bert_teacher_nohead, corpus_file, space_file):
+    """COPA's inputs are choices, not single texts or pairs: scored like any task, with no benchmark on real inputs."""
+    copa = write_copa(tmp_path / "COPA")
+    out = tmp_path / "RUN"
+    result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--task", "superglue/copa", "--data", str(copa))))
+    t = result.tasks["copa"]
+    assert "bench_real/copa" not in _stage_names(out) and t["texts"] is None and "speedup_real_lengths" not in t
+    assert t["baseline_metric"] == 0.5 and t["student_metric"] == evaluate(EvaluateConfig(model=t["student_onnx"], data=copa)).metrics["accuracy"]
+    assert all(s["status"] == "done" for s in json.loads((out / "compress.json").read_text())["stages"])
 
 
 def test_yaml_config_equals_the_flags(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):

@@ -26,6 +26,7 @@ from bort.finetune.distill import TaskDistill
 from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.features import collate, encode, task_batch_stream
 from bort.finetune.recipe import FinetuneConfig, FinetuneResult, finetune
+from bort.finetune.selection import hold_out
 from bort.finetune.source import TaskData
 from bort.finetune.tasks import get_task, read_split
 from bort.models.loading import load_tokenizer
@@ -310,7 +311,7 @@ def test_train_subset_is_seeded(tmp_path, bert_teacher, rte, monkeypatch):
     assert picked0 == sorted(set(picked0)) and picked1 == sorted(set(picked1))
     assert picked0 != list(range(26)) and max(picked0) >= 64 and picked0 != picked1
     # seeded: the same seed picks the same examples, another seed others
-    assert set(seed0) < set(recipe_mod.subset(full, 32, 0)) and set(seed1) < set(recipe_mod.subset(full, 32, 1))
+    assert seed0 == hold_out(recipe_mod.subset(full, 32, 0), 0.1, 0)[0] and seed1 == hold_out(recipe_mod.subset(full, 32, 1), 0.1, 1)[0]
     assert recipe_mod.subset(full, 32, 0) == recipe_mod.subset(full, 32, 0) != recipe_mod.subset(full, 32, 2)
     assert recipe_mod.subset(full, None, 0) == full and recipe_mod.subset(full, 500, 0) == full
 
@@ -387,25 +388,35 @@ def test_bad_input_is_one_line(tmp_path, bort_cmd, bert_teacher, rte, rte_run, a
 
 @pytest.mark.parametrize("select_on", ["train", "dev"])
 def test_the_dev_split_is_read_after_training_unless_it_chooses(tmp_path, bert_teacher, rte, rte_run, monkeypatch, select_on):
-    """--select-on train: nothing reads the dev split before training ends, not even the new inputs of task distillation
-    (algorithms.md §4d); --select-on dev reads it first, to choose on."""
+    """--select-on train: no dev example reaches the run before training ends, not even the new inputs of task distillation
+    (algorithms.md §4d): the split is parsed once before (``check``, to refuse bad input), its examples forgotten, and read
+    after; --select-on dev reads it first, to choose on."""
     events: list[tuple[str, str]] = []
-    real_split, real_train = TaskData.split, recipe_mod.train
+    real_read, real_check, real_train = TaskData._read, TaskData.check, recipe_mod.train
 
-    def split(self, name):
+    def read(self, name):
         events.append(("read", name))
-        return real_split(self, name)
+        return real_read(self, name)
+
+    def check(self, name):
+        events.append(("check", name))
+        return real_check(self, name)
 
     def train(*args, **kwargs):
         real_train(*args, **kwargs)
         events.append(("trained", ""))
 
-    monkeypatch.setattr(TaskData, "split", split)
+    monkeypatch.setattr(TaskData, "_read", read)
+    monkeypatch.setattr(TaskData, "check", check)
     monkeypatch.setattr(recipe_mod, "train", train)
     report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=1, select_on=select_on,
                            distill=TaskDistill(teacher=str(rte_run[0])), augment=Augment(per_example=1, transform="dropout")))
-    assert events.count(("read", "dev")) == 1 and events.count(("trained", "")) == 1
-    read_dev, trained = events.index(("read", "dev")), events.index(("trained", ""))
-    assert (read_dev > trained) if select_on == "train" else (read_dev < trained)
+    trained = events.index(("trained", ""))
+    before, after = events[:trained], events[trained + 1:]
+    if select_on == "train":  # parsed by check (its one read), then read once after training
+        assert before.count(("read", "dev")) == 1 and before[before.index(("read", "dev")) - 1] == ("check", "dev")
+        assert after.count(("read", "dev")) == 1
+    else:
+        assert before.count(("read", "dev")) == 1 and ("check", "dev") not in events and ("read", "dev") not in after
     assert report.select_on == select_on and report.select_examples == (40 if select_on == "train" else 48)
     assert report.augmented > 0

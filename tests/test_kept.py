@@ -119,3 +119,11 @@ def test_the_selection_slice_is_seeded_ordered_and_at_least_a_few_hundred():
     assert len(held) == 10 and len(train) == 40 and not set(map(id, train)) & set(map(id, held))
     assert [int(e.idx) for e in held] == sorted(int(e.idx) for e in held) and hold_out(examples, 0.1, seed=3) == (train, held)
     assert hold_out(examples, 0.1, seed=4)[1] != held
+
+
+def test_grouped_examples_are_held_out_whole():
+    """A MultiRC question's answers (one group) go to the slice or to training together, never split."""
+    examples = [Example(idx=str(i), texts=("p", "q"), label="True", group=f"q{i // 4}") for i in range(80)]
+    train, held = hold_out(examples, 0.1, seed=0)
+    assert len(held) == 16 and len(train) == 64  # a fifth of 80, in four whole groups of 4
+    assert not {ex.group for ex in train} & {ex.group for ex in held}

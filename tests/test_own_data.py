@@ -137,6 +137,30 @@ def test_csv_task_evaluates_and_predicts_without_the_column_flags(csv_run, csv_d
     assert [r["label"] for r in exported] == [r["label"] for r in rows] and [r["idx"] for r in exported] == [f"r{i}" for i in range(48)]
 
 
+@pytest.mark.parametrize("select_on", ["dev", "train"])
+def test_a_labelled_test_file_is_the_scored_split_when_the_validation_file_chooses(tmp_path, bert_teacher, csv_data, capsys, select_on):
+    """--select-on dev chooses on the validation file, so the labelled --test-file is what eval.json scores, with its own
+    baseline; under --select-on train the validation file is scored and the test file's metrics sit beside it."""
+    test = write_csv_task(tmp_path / "other", seed=1) / "dev.csv"  # labelled rows the run never sees otherwise
+    out = tmp_path / "F"
+    assert main(["finetune", "--model", str(bert_teacher), "--train-file", str(csv_data / "train.csv"), "--validation-file",
+                 str(csv_data / "dev.csv"), "--test-file", str(test), "--text-columns", "premise,hypothesis", "--label-column", "verdict",
+                 "--out", str(out), "--epochs", "2", "--max-seq-len", "32", "--select-on", select_on, *RUN]) == 0
+    capsys.readouterr()
+    report, scored = FinetuneResult.read(out / "finetune.json"), json.loads((out / "eval.json").read_text())
+    assert main(["evaluate", "--model", str(out), "--test-file", str(test), "--split", "test", "--predictions", str(tmp_path / "p.csv")]) == 0
+    assert report.test == _json_out(capsys)  # the test file's metrics, as `bort evaluate` scores them
+    majority = max(("no", "yes"), key=_gold(csv_data / "train.csv", "verdict").count)
+    if select_on == "dev":
+        gold = _gold(test, "verdict")
+        assert report.scored == scored["split"] == "test" and scored["metrics"] == report.test
+        assert scored["baseline"] == {"accuracy": pytest.approx(gold.count(majority) / len(gold))}
+    else:
+        gold = _gold(csv_data / "dev.csv", "verdict")
+        assert report.scored == scored["split"] == "dev" and scored["metrics"] == report.dev
+        assert scored["baseline"] == {"accuracy": pytest.approx(gold.count(majority) / len(gold))}
+
+
 def test_csv_bad_rows_are_named_by_file_and_line(tmp_path, bert_teacher, csv_data, csv_run, capsys):
     lines = (csv_data / "train.csv").read_text().splitlines()
     cases = {

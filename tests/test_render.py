@@ -50,4 +50,10 @@ def test_the_scoreboard_pools_tasks_whose_teacher_beats_chance_and_check_catches
     # cola: seeds 0 and 1 (50, 70); rte: seed 1 only, its seed-0 teacher does not beat B.
     assert "| cola | 50.0 (1) | 80.0 (1) | 60.0 ± 14.1 (2) | 85.0 ± 7.1 (2) |" in text
     assert "| fast | 0 | cola | rte | 50.0 | 80.0 |" in text and "| fast | 1 | cola, rte | – | 80.0 | 94.5 |" in text
-    assert "| **fast** | all | | | **65.0 ± 21.2 (2)** | 87.2 ± 10.3 (2) |" in text
+    assert "| **fast** | 2 complete | | | **65.0 ± 21.2 (2)** | 87.2 ± 10.3 (2) |" in text
+    # A seed still running (seed 2 has cola only) is marked partial and stays out of the figure over seeds.
+    path = tmp_path / "results" / "scoreboard" / "cola" / "fast-seed2.json"
+    path.write_text(json.dumps(_run("cola", "fast", 2, 0.1, 0.5, True)))
+    assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
+    text = doc.read_text()
+    assert "| fast | 2 (partial) | cola | – | 10.0 | 50.0 |" in text and "| **fast** | 2 complete | | | **65.0 ± 21.2 (2)** |" in text

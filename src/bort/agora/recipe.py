@@ -30,6 +30,7 @@ from bort.agora.space import prune
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
 from bort.finetune import FinetuneConfig, FinetuneResult, finetune, heads, subset, write_eval
+from bort.finetune.recipe import baselines
 from bort.finetune.augment import soft_field
 from bort.finetune.distill import TaskTeacher, from_soft
 from bort.finetune.features import encode
@@ -153,7 +154,7 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
 
     # Data: the (optionally subsampled) training split less the selection slice (or with --select-on dev, the dev split chooses),
     # plus the points of finished rounds.
-    train_set = subset(data.split("train"), base.train_examples, base.subset_seed)
+    original = train_set = subset(data.split("train"), base.train_examples, base.subset_seed)
     if base.select_on == "train":
         train_set, select = hold_out(train_set, base.select_fraction, base.subset_seed)
     else:
@@ -179,13 +180,17 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
         for theta in thetas:  # step 1
             report = finetune(_theta_config(base, theta, out / "rounds" / str(r) / theta.slug), train_set=train_set,
                               select_set=select if base.select_on == "train" else None)
-            scores[theta.slug] = report.selection[main]
+            # --select-on dev ranks on the dev metrics as saved and re-scored, as before; train on the held-out slice's.
+            scores[theta.slug] = (report.selection if base.select_on == "train" else report.dev)[main]
         best_key = max(thetas, key=lambda t: scores[t.slug]).slug  # the first of equals, in Θ's order
         best_folder = out / "rounds" / str(r) / best_key
         labeller = labeller or best_folder
         best_names = _labels(task, best_folder, select, base)
         wrong = [ex for ex, name in zip(select, best_names) if name != ex.label]  # step 2
-        if labeller_accuracy is None:  # algorithms.md §6 asks for an "ok-ish" labeller: accuracy above 2/3
+        # algorithms.md §6 asks for an "ok-ish" labeller: accuracy above 2/3, on the selection examples (the dev split is not read
+        # before the end). A given labeller trained on the whole training split, slice included, reads high there: the check can
+        # only catch a bad one.
+        if labeller_accuracy is None:
             names = best_names if labeller == best_folder else _labels(task, labeller, select, base)
             labeller_accuracy = sum(n == ex.label for n, ex in zip(names, select)) / len(select)
             if labeller_accuracy <= 2 / 3:
@@ -212,6 +217,9 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
 
     best = max(records, key=lambda rec: rec.best_metric)  # the earliest of equals, by the selection metric
     report = FinetuneResult.read(Path(best.best_folder) / "finetune.json")  # its dev split, scored once when it was trained
+    # The baseline is learnt from the training split, not from the set the rounds grew with the labeller's points.
+    scored = {s: data.split(s) for s in task.dev_splits} if report.scored == "dev" else {"test": data.split("test")}
+    report = replace(report, baseline=baselines(task, original, scored))
     copy_model_files(Path(best.best_folder), out)
     write_eval(out, report)
     atomic_write_text(out / TABLE, table(task.name, records))

@@ -34,6 +34,7 @@ from bort.export.onnx import ExportConfig, export_onnx
 from bort.finetune.augment import Augment
 from bort.finetune.distill import TaskDistill
 from bort.finetune.recipe import finetune
+from bort.finetune.tasks import get_task
 from bort.models.loading import has_mlm_head, read_config, resolve_model_path
 from bort.search.pareto import cost_key, ranked, speedup
 from bort.search.recipe import ExtractConfig, extract
@@ -57,8 +58,9 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     teacher_path = resolve_model_path(cfg.teacher)
     needs_head = cfg.loss.active and not has_mlm_head(teacher_path)
     # Stages: the MLM head, extraction, pretraining; per task the teacher (unless given), the student, its export and its scores; the
-    # encoder's export without a task; the embedding scores; the benchmark; the benchmark on real inputs, per scored split.
-    scored = len(jobs) or int(bool(cfg.embedding_task))
+    # encoder's export without a task; the embedding scores; the benchmark; the benchmark on real inputs, per scored split of
+    # single texts or pairs (multiple choice has none to time).
+    scored = sum(not (data.get("task") and get_task(data["task"]).kind == "multiple_choice") for _, data, _ in jobs) or int(bool(cfg.embedding_task))
     total = int(needs_head) + 2 + sum(4 if given is None else 3 for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task) + 1 + scored
     ledger = Ledger(out, total)
     common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to}  # what every training stage takes from the run
@@ -128,6 +130,8 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     # benchmark) beside the student's.
     exported = {m["name"]: m.get("onnx-int8", {}).get("folder") for m in json.loads((bench_cfg.out / "bench.json").read_text())["models"]}
     for (name, e), (teacher_model, student_onnx) in zip((tasks or ({"embedding": quality} if quality else {})).items(), pairs):
+        if e["texts"] is None:  # multiple choice: no single texts or pairs to time
+            continue
         real = out / "bench_real" / name
         real_cfg = replace(cfg.bench, out=real, models=(exported.get(teacher_model) or teacher_model, student_onnx), archs=(), teacher=None,
                            runtimes=("onnx-int8",), texts=Path(e["texts"]))
@@ -168,14 +172,16 @@ def _task(cfg: CompressConfig, ledger: Ledger, out: Path, name: str, data: dict,
     on the split no stage chose on; the task's folders and figures."""
     base = replace(cfg.finetune, steps=cfg.finetune_steps, device=device, **data, **common)
     teacher_out, student_out, export_out = out / "finetune" / name / "teacher", out / "finetune" / name / "student", out / "export" / name
-    scored, teacher_folder = "dev", given
+    teacher_folder = given
+    # New inputs are made for classification and regression (algorithms.md §4c); a multiple-choice task distils without them.
+    augment = Augment() if data.get("task") and get_task(data["task"]).kind == "multiple_choice" else cfg.augment
     if given is None:
-        scored = ledger.run(f"finetune/{name}/teacher", teacher_out, lambda: finetune(replace(
-            base, model=cfg.teacher, out=teacher_out, distill=TaskDistill(), augment=Augment())).to_dict(), what="fine-tune the teacher")["scored"]
+        ledger.run(f"finetune/{name}/teacher", teacher_out, lambda: finetune(replace(
+            base, model=cfg.teacher, out=teacher_out, distill=TaskDistill(), augment=Augment())).to_dict(), what="fine-tune the teacher")
         teacher_folder = str(teacher_out)
-    ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(replace(
+    scored = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(replace(
         base, model=str(student), out=student_out, optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
-        distill=replace(cfg.task_distill, teacher=teacher_folder), augment=cfg.augment)).to_dict(), what="task-distil the student, with augmentation")
+        distill=replace(cfg.task_distill, teacher=teacher_folder), augment=augment)).to_dict(), what="task-distil the student, with augmentation")["scored"]
     ledger.run(f"export/{name}", export_out, lambda: export_onnx(ExportConfig(model=str(student_out), out=export_out, quantize="int8")).to_dict(),
                what="the student, int8 ONNX")
     folder = out / "score" / name

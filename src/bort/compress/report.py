@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bort.atomic import atomic_file, atomic_write_text
+from bort.compress.score import percent
 from bort.compress.stages import Ledger
 from bort.finetune.kept import pooled
 from bort.models.loading import ONNX_FILE
@@ -112,7 +113,7 @@ def _x(v: float | None) -> str:
 
 
 def _interval(ci: list[float] | None) -> str:
-    return "–" if not ci else f"{_pct(ci[0])} to {_pct(ci[1])}"
+    return "–" if not ci else f"{percent(ci[0])} to {percent(ci[1])}"
 
 
 def kept_words(e: dict, what: str) -> str:
@@ -123,8 +124,8 @@ def kept_words(e: dict, what: str) -> str:
     if not e["teacher_beats_baseline"]:
         return (f"the teacher does not beat the trivial baseline on {what} (T − B: 95% interval {e['teacher_minus_baseline_interval'][0]:+.4f} "
                 f"to {e['teacher_minus_baseline_interval'][1]:+.4f}), so no share kept can be read from it ({scores})")
-    return (f"kept {_pct(e['kept_over_baseline'])} of the teacher's skill above chance on {what} (95% interval "
-            f"{_interval(e['kept_over_baseline_interval'])}; raw S/T {_pct(e['kept'])}; {scores})")
+    return (f"kept {percent(e['kept_over_baseline'])} of the teacher's skill above chance on {what} (95% interval "
+            f"{_interval(e['kept_over_baseline_interval'])}; raw S/T {percent(e['kept'])}; {scores})")
 
 
 def _real_words(e: dict) -> str:
@@ -138,33 +139,29 @@ def summary(result: CompressResult) -> list[str]:
     lines = [f"{name}: {kept_words(t, t['metric'])}; {speedups.format(_x(t['speedup_same_runtime']), _x(t['speedup_vs_eager']))}{_real_words(t)}; "
              f"student {t['student_folder']} (int8: {t['student_onnx']})" for name, t in result.tasks.items()]
     if lines:
-        return lines + ([f"pooled over {result.pooled['tasks']} task(s): kept {_pct(result.pooled['kept_over_baseline'])} of the teacher's "
-                         f"skill above chance (raw S/T {_pct(result.pooled['kept'])})"] if len(result.tasks) > 1 else [])
+        return lines + ([f"pooled over {result.pooled['tasks']} task(s): kept {percent(result.pooled['kept_over_baseline'])} of the teacher's "
+                         f"skill above chance (raw S/T {percent(result.pooled['kept'])})"] if len(result.tasks) > 1 else [])
     s = result.student
     kept = f"{kept_words(s, s['task'] + ' embedding ' + s['metric'])}; " if "kept" in s else ""
     return [(f"task-agnostic student ⟨{result.arch}⟩: {kept}{speedups.format(_x(s['speedup_same_runtime']), _x(s['speedup_vs_eager']))}"
              f"{_real_words(s)}; {s['student_folder']} (int8: {s['student_onnx']})")]
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}%"
-
-
 def _quality(entries: dict[str, dict], pool: dict) -> list[str]:
     """report.md's first table: per task B, T, S (int8) and fp32, kept above chance and raw, with intervals; the pooled figure first."""
     lines = []
     if pool.get("kept_over_baseline") is not None:
-        lines += [f"**Kept above chance: {_pct(pool['kept_over_baseline'])}** of the teacher's skill, the mean of (S − B)/(T − B) over "
-                  f"{pool['tasks']} task(s) whose teacher beats its baseline (raw S/T over the same: {_pct(pool['kept'])}"
+        lines += [f"**Kept above chance: {percent(pool['kept_over_baseline'])}** of the teacher's skill, the mean of (S − B)/(T − B) over "
+                  f"{pool['tasks']} task(s) whose teacher beats its baseline (raw S/T over the same: {percent(pool['kept'])}"
                   + (f"; {pool['left_out']} left out" if pool["left_out"] else "") + ").", ""]
     lines += ["S is the int8 ONNX export that ships, T the fine-tuned teacher, B the trivial baseline (the training set's majority "
               "class; 0 for correlations and MCC), all on a split no stage chose on; 95% paired bootstrap intervals.", "",
               "| task | metric | B | T | S (int8) | S (fp32) | kept above chance (S − B)/(T − B) | raw S/T |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, e in entries.items():
-        kob = (f"**{_pct(e['kept_over_baseline'])}** ({_interval(e['kept_over_baseline_interval'])})" if e["teacher_beats_baseline"]
+        kob = (f"**{percent(e['kept_over_baseline'])}** ({_interval(e['kept_over_baseline_interval'])})" if e["teacher_beats_baseline"]
                else "– (the teacher does not beat B)")
         lines.append(f"| {name} ({e['scored_split']}) | {e['metric']} | {e['baseline_metric']:.4f} | {e['teacher_metric']:.4f} | "
-                     f"{e['student_metric']:.4f} | {e['student_metric_fp32']:.4f} | {kob} | {_pct(e['kept'])} ({_interval(e['kept_interval'])}) |")
+                     f"{e['student_metric']:.4f} | {e['student_metric_fp32']:.4f} | {kob} | {percent(e['kept'])} ({_interval(e['kept_interval'])}) |")
     notes = [f"- {name}: {kept_words(e, e['metric'])}." for name, e in entries.items() if not e["teacher_beats_baseline"]]
     notes += [f"- {name}: teacher and student chose their epoch on the {e['scored_split']} split they are scored on (`--select-on dev`), "
               "so these scores are optimistic." for name, e in entries.items() if e.get("select_on") == "dev" and e["scored_split"] != "test"]
@@ -231,16 +228,19 @@ def markdown(doc: dict, chosen: dict, *, seq: int) -> str:
 def plot(doc: dict, path: Path) -> None:
     """report.png: the quality kept above chance (with its interval) against the speed-ups per task, and each stage's wall time."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
-    points = doc["tasks"] or ({"embeddings": doc["student"]} if "kept" in doc["student"] else {})
+    entries = doc["tasks"] or ({"embeddings": doc["student"]} if "kept" in doc["student"] else {})
+    # Only the tasks whose teacher beats its baseline: elsewhere the share says nothing (report.md says so in words).
+    points = {n: e for n, e in entries.items() if e["teacher_beats_baseline"] and e["kept_over_baseline"] is not None}
     for name, e in points.items():
-        kept, ci = 100 * (e["kept_over_baseline"] or 0), e["kept_over_baseline_interval"] or [e["kept_over_baseline"] or 0] * 2
+        kept, ci = 100 * e["kept_over_baseline"], e["kept_over_baseline_interval"]
         for key, marker in (("speedup_same_runtime", "o"), ("speedup_vs_eager", "s")):
             if e[key] is not None:
                 ax.errorbar([e[key]], [kept], yerr=[[max(0.0, kept - 100 * ci[0])], [max(0.0, 100 * ci[1] - kept)]], fmt=marker, capsize=4,
                             label=f"{name}: {key.removeprefix('speedup_').replace('_', ' ')}")
                 ax.annotate(name, (e[key], kept), textcoords="offset points", xytext=(5, 5), fontsize=8)
     if not points:
-        ax.text(0.5, 0.5, "no task: a task-agnostic student\n(speed-ups in report.md)", ha="center", va="center", transform=ax.transAxes)
+        words = "no task whose teacher beats its baseline" if entries else "no task: a task-agnostic student"
+        ax.text(0.5, 0.5, f"{words}\n(see report.md)", ha="center", va="center", transform=ax.transAxes)
     else:
         ax.legend(fontsize=7)
     ax.set_xlabel("speed-up over the teacher (×)")

@@ -32,11 +32,20 @@ def metric_name(metrics: tuple[str, ...]) -> str:
     return metrics[0] if len(metrics) == 1 else f"mean of {', '.join(metrics)}"
 
 
-def write_texts(examples: list[Example], path: Path) -> Path:
-    """The examples' inputs as JSON lines ``{"text", "text_pair"}`` (``bort bench --texts`` and ``bort predict`` read them)."""
-    rows = [{"text": ex.texts[0], **({"text_pair": ex.texts[1]} if len(ex.texts) > 1 else {})} for ex in examples if not ex.choices]
+def write_texts(examples: list[Example], path: Path) -> str | None:
+    """The examples' inputs as JSON lines ``{"text", "text_pair"}`` (``bort bench --texts`` and ``bort predict`` read them);
+    None for multiple choice, whose inputs are not single texts or pairs."""
+    if any(ex.choices for ex in examples):
+        return None
+    rows = [{"text": ex.texts[0], **({"text_pair": ex.texts[1]} if len(ex.texts) > 1 else {})} for ex in examples]
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return path
+    return str(path)
+
+
+def scoring_files(own: OwnData) -> OwnData:
+    """One's own task is scored on its validation (or test) file, read with the columns the model recorded unless given."""
+    return OwnData(None, own.validation_file, own.test_file, own.text_columns, own.label_column, own.regression) if own.given else own
 
 
 def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examples: int | None, seed: int, scored: str, teacher: str,
@@ -49,7 +58,7 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
     data_all = open_task(task, data, own)
     spec = data_all.spec
     split = spec.dev_splits[0] if scored == "dev" else "test"
-    files = OwnData(None, own.validation_file, own.test_file, own.text_columns, own.label_column, own.regression) if own.given else own
+    files = scoring_files(own)
 
     def predictions_of(model: str) -> tuple[list[Example], list]:
         _, splits = split_predictions(EvaluateConfig(model=model, task=task, data=data, own=files, split=split, device=device))
@@ -67,7 +76,7 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
              "student_metric": result["student_score"], "student_metric_fp32": task_score(dev["student_fp32"], spec.metrics),
              "baseline_metric": result["baseline_score"], **{k: v for k, v in result.items() if not k.endswith("_score")},
              "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"], "baseline_dev": b_metrics,
-             "texts": str(write_texts(examples, out / TEXTS))}
+             "texts": write_texts(examples, out / TEXTS)}
     _card(entry, spec.name, student, export)
     return entry
 
@@ -88,13 +97,9 @@ def score_embedding(*, task: str, data: Path | None, seed: int, teacher: str, st
              "student_metric": result["student_score"], "student_metric_fp32": dev["student_fp32"]["spearman"], "baseline_metric": 0.0,
              **{k: v for k, v in result.items() if not k.endswith("_score")},
              "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"],
-             "texts": str(write_texts([Example(idx=ex.idx, texts=(t,), label=None) for ex in examples for t in ex.texts], out / TEXTS))}
+             "texts": write_texts([Example(idx=ex.idx, texts=(t,), label=None) for ex in examples for t in ex.texts], out / TEXTS)}
     _card(entry, f"{task} (sentence embeddings, no fine-tuning)", student, export)
     return entry
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}%"
 
 
 def _card(entry: dict, task: str, student: Path, export: Path) -> None:
@@ -102,11 +107,16 @@ def _card(entry: dict, task: str, student: Path, export: Path) -> None:
     ci = entry["kept_over_baseline_interval"]
     metrics = {f"{entry['metric']} (int8, this model)": entry["student_metric"], f"{entry['metric']} (fp32 PyTorch)": entry["student_metric_fp32"],
                f"{entry['metric']} (teacher)": entry["teacher_metric"], f"{entry['metric']} (trivial baseline)": entry["baseline_metric"],
-               "kept over the baseline, (S − B)/(T − B)": (f"{_pct(entry['kept_over_baseline'])} (95% interval "
-                                                          f"{_pct(ci[0]) if ci else '–'} to {_pct(ci[1]) if ci else '–'})"),
-               "kept, S/T": _pct(entry["kept"]), "teacher beats the baseline": entry["teacher_beats_baseline"]}
+               "kept over the baseline, (S − B)/(T − B)": (f"{percent(entry['kept_over_baseline'])} (95% interval "
+                                                          f"{percent(ci[0]) if ci else '–'} to {percent(ci[1]) if ci else '–'})"),
+               "kept, S/T": percent(entry["kept"]), "teacher beats the baseline": entry["teacher_beats_baseline"]}
     Card("bort export", str(student), task, settings={"quantize": "int8"}, params=count_params(student), metrics=metrics,
          evaluation=f"Quality on the {entry['scored_split']} split (scored once; chosen on data not scored)").write(export)
 
 
-__all__ = ["TEXTS", "metric_name", "score_embedding", "score_task", "write_texts"]
+def percent(v: float | None) -> str:
+    """A share as a percentage with one decimal, or a dash where it is undefined."""
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+__all__ = ["TEXTS", "metric_name", "percent", "score_embedding", "score_task", "scoring_files", "write_texts"]

@@ -237,7 +237,9 @@ def _measure_texts(entries: list[_Entry], examples: list, batch: int, cfg: Bench
         median = statistics.median(t)
         rows.append({"model": e.name, "runtime": p.runtime, "batch": batch, "texts": len(examples), "median_pass_ms": median,
                      "ms_per_sequence": median / len(examples), "throughput_seq_s": len(examples) * 1000.0 / median,
-                     "mean_tokens": float(np.mean([b["attention_mask"].sum(1).mean() for b in batches])), "samples": len(t)})
+                     "mean_tokens": sum(int(b["attention_mask"].sum()) for b in batches) / len(examples),  # real tokens per text
+                     "mean_padded_tokens": sum(b["attention_mask"].size for b in batches) / len(examples),  # what ran, padding included
+                     "samples": len(t)})
     return rows
 
 

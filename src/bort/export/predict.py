@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bort.errors import BortError
-from bort.export.runtime import Predictor
+from bort.export.runtime import Predictor, embed_texts, is_regression, task_logits
 from bort.finetune.readers.own import write_rows
 from bort.finetune.source import OwnData, TaskData, model_task
 from bort.finetune.tasks import Example, TaskSpec, jsonl_objects
@@ -167,15 +167,6 @@ def _task_of(predictor: Predictor, cfg: PredictConfig) -> TaskData | None:
     return model_task(config, cfg.task, Path(cfg.input) if Path(cfg.input).is_dir() else None, cfg.own)
 
 
-def _encode(predictor: Predictor, examples: Sequence[Example], max_len: int, choices: bool) -> dict[str, np.ndarray]:
-    rows = [c for ex in examples for c in ex.choices] if choices else [ex.texts for ex in examples]
-    second = [r[1] for r in rows] if len(rows[0]) > 1 else None  # the readers give every example the same number of segments
-    enc = predictor.tokenizer([r[0] for r in rows], second, truncation=True, max_length=max_len, padding=True,
-                              return_tensors="np", return_token_type_ids=True)
-    arrays = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-    return {k: v.reshape(len(examples), -1, v.shape[-1]) for k, v in arrays.items()} if choices else arrays
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
@@ -187,34 +178,6 @@ def _max_len(predictor: Predictor, cfg: PredictConfig, preferred: int | None = N
     if cfg.max_seq_len is not None and cfg.max_seq_len > limit:
         raise BortError(f"--max-seq-len {cfg.max_seq_len} is longer than the model's {limit} positions; use at most {limit}")
     return min(cfg.max_seq_len or preferred or getattr(predictor.config, "bort_max_seq_len", None) or 512, limit)
-
-
-def _in_order(run, predictor: Predictor, examples: Sequence[Example], max_len: int, choices: bool, batch_size: int) -> np.ndarray:
-    """``run`` over the encoded examples in batches, longest first so that each batch pads little; its rows in input order."""
-    order = sorted(range(len(examples)), key=lambda i: -sum(map(len, examples[i].texts + sum(examples[i].choices, ()))))
-    outputs = np.concatenate([run(_encode(predictor, [examples[i] for i in order[b : b + batch_size]], max_len, choices))
-                              for b in range(0, len(order), batch_size)])
-    rows = np.empty_like(outputs)
-    rows[order] = outputs
-    return rows
-
-
-def is_regression(predictor: Predictor) -> bool:
-    """Whether the model's head gives one score (regression) rather than a probability per label."""
-    config = predictor.config
-    return predictor.head.kind == "classification" and (config.problem_type == "regression" or config.num_labels == 1)
-
-
-def task_logits(predictor: Predictor, examples: Sequence[Example], *, max_len: int, batch_size: int) -> np.ndarray:
-    """The model's outputs for task examples, in input order: ``[n, labels]``, ``[n, choices]``, or ``[n]`` (regression)."""
-    logits = _in_order(predictor.run, predictor, examples, max_len, predictor.head.kind == "multiple_choice", batch_size)
-    return logits[:, 0] if is_regression(predictor) else logits
-
-
-def embed_texts(predictor: Predictor, texts: Sequence[str], pooling: Pooling, *, max_len: int, batch_size: int) -> np.ndarray:
-    """Sentence embeddings ``[n, hidden]`` of single texts, in input order (:meth:`Predictor.embed`)."""
-    examples = [Example(idx=str(i), texts=(t,), label=None) for i, t in enumerate(texts)]
-    return _in_order(lambda inputs: predictor.embed(inputs, pooling), predictor, examples, max_len, False, batch_size)
 
 
 def embeddings(predictor: Predictor, cfg: PredictConfig) -> list[dict]:

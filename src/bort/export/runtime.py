@@ -6,6 +6,8 @@ by ONNX Runtime): a ``bort export`` (``model.onnx`` beside the source's ``config
 the head comes from ``config.architectures``, the input and output names from the graph).
 Either way a :class:`Predictor` maps a batch of token arrays to the model's primary output (the
 logits of a task head, or the last hidden state of a bare encoder), and to sentence embeddings.
+:func:`task_logits` and :func:`embed_texts` run a predictor over examples in batches, longest first, and give
+their outputs back in input order (`bort predict`, `bort evaluate` on exports, `bort compress`'s scoring).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +27,9 @@ from transformers import PreTrainedModel
 from bort.errors import BortError
 from bort.models.loading import HEADS, ONNX_FILE, Head, head_by_kind, head_of, load_model, load_tokenizer, read_config, reading_weights, resolve_model_path
 from bort.models.sentence import Pooling, pool
+
+if TYPE_CHECKING:  # only a type here: importing bort.finetune would import this module back
+    from bort.finetune.spec import Example
 
 EXPORT_INFO = "export.json"
 # ONNX Runtime session optimisations left off. SkipLayerNormFusion: ONNX Runtime 1.32's CPU
@@ -197,3 +204,42 @@ def load_predictor(name: str | Path, *, threads: int = 1, tokenizer: bool = True
                                   quantize=info["quantize"], threads=threads)
     predictor.folder = path
     return predictor
+
+
+def _encode(predictor: Predictor, items: Sequence[tuple[tuple[str, ...], ...]], max_len: int, choices: bool) -> dict[str, np.ndarray]:
+    rows = [row for item in items for row in item]
+    second = [r[1] for r in rows] if len(rows[0]) > 1 else None  # the readers give every example the same number of segments
+    enc = predictor.tokenizer([r[0] for r in rows], second, truncation=True, max_length=max_len, padding=True,
+                              return_tensors="np", return_token_type_ids=True)
+    arrays = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    return {k: v.reshape(len(items), -1, v.shape[-1]) for k, v in arrays.items()} if choices else arrays
+
+
+def _in_order(run, predictor: Predictor, items: Sequence[tuple[tuple[str, ...], ...]], max_len: int, choices: bool, batch_size: int) -> np.ndarray:
+    """``run`` over the encoded items (each its rows of segments: one, or one per choice) in batches, longest first so that
+    each batch pads little; its outputs in input order."""
+    order = sorted(range(len(items)), key=lambda i: -sum(len(text) for row in items[i] for text in row))
+    outputs = np.concatenate([run(_encode(predictor, [items[i] for i in order[b : b + batch_size]], max_len, choices))
+                              for b in range(0, len(order), batch_size)])
+    rows = np.empty_like(outputs)
+    rows[order] = outputs
+    return rows
+
+
+def is_regression(predictor: Predictor) -> bool:
+    """Whether the model's head gives one score (regression) rather than a probability per label."""
+    config = predictor.config
+    return predictor.head.kind == "classification" and (config.problem_type == "regression" or config.num_labels == 1)
+
+
+def task_logits(predictor: Predictor, examples: Sequence[Example], *, max_len: int, batch_size: int) -> np.ndarray:
+    """The model's outputs for task examples, in input order: ``[n, labels]``, ``[n, choices]``, or ``[n]`` (regression)."""
+    choices = predictor.head.kind == "multiple_choice"
+    items = [ex.choices if choices else (ex.texts,) for ex in examples]
+    logits = _in_order(predictor.run, predictor, items, max_len, choices, batch_size)
+    return logits[:, 0] if is_regression(predictor) else logits
+
+
+def embed_texts(predictor: Predictor, texts: Sequence[str], pooling: Pooling, *, max_len: int, batch_size: int) -> np.ndarray:
+    """Sentence embeddings ``[n, hidden]`` of single texts, in input order (:meth:`Predictor.embed`)."""
+    return _in_order(lambda inputs: predictor.embed(inputs, pooling), predictor, [((t,),) for t in texts], max_len, False, batch_size)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from bort.errors import BortError
+from bort.export.runtime import embed_texts, export_info, load_predictor, task_logits
 from bort.finetune import heads, metrics, submission
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions, score
@@ -80,16 +81,12 @@ def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> di
 
 def _onnx(path: Path):
     """The ONNX Runtime predictor of an export folder; None for a PyTorch folder."""
-    from bort.export.runtime import export_info, load_predictor
-
     return load_predictor(path) if export_info(path) is not None else None
 
 
 def task_outputs(cfg: EvaluateConfig, path: Path, task: TaskSpec) -> Callable[[Sequence[Example]], torch.Tensor]:
     """The outputs of the folder's model for examples of ``task`` (the logits :func:`~bort.finetune.predict.predictions` takes):
     a PyTorch folder on ``cfg.device``, an ONNX export on ONNX Runtime."""
-    from bort.export.predict import task_logits
-
     predictor = _onnx(path)
     if predictor is not None:
         heads.check_task(predictor.config, task, path)
@@ -150,8 +147,6 @@ def _embedding_scores(cfg: EvaluateConfig, data: TaskData, path: Path) -> Evalua
 def pair_cosines(cfg: EvaluateConfig, path: Path, examples: Sequence[Example]) -> list[float]:
     """cos(e(text 1), e(text 2)) per example, the embeddings of a PyTorch folder's encoder or of an ONNX export (its
     ``sentence_embedding`` output, or its bare encoder pooled here)."""
-    from bort.export.predict import embed_texts
-
     pooling, predictor = read_pooling(path), _onnx(path)
     if predictor is not None:
         max_len = _max_len(cfg, predictor.config, 128)

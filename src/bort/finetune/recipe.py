@@ -282,10 +282,9 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     best = best or {"metric": None, "scores": {}, "step": 0, "bad": 0, "stopped": False, "eval_s": 0.0}
     autocast = autocast_dtype(cfg.bf16, device)
     main_metric = task.metrics[0]
-    chosen_on = (f"a held-out {len(selection['select'])} of the training set's examples" if cfg.select_on == "train"
-                 else "the dev split itself (an optimistic score)")
+    chosen_on = f"a held-out {len(selection['select'])} of the training set's examples" if cfg.select_on == "train" else "the dev split"
     card = Card("bort finetune", str(cfg.model), task.name, settings=settings,  # README.md, with the saved model's metrics
-                evaluation=f"Selection metrics (on {chosen_on}; the dev split is scored when training ends)")
+                evaluation=f"Selection metrics (on {chosen_on}; the scored split's metrics replace them when training ends)")
 
     clock, window = Clock(state.elapsed), []
     bar = tqdm(total=steps, initial=state.step, desc=f"finetune {task.name}", unit="step", disable=not cfg.progress)
@@ -353,7 +352,8 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     result.write(out / REPORT)
     write_eval(out, result)
     replace(card, metrics={**result.scored_metrics, **{f"{k} of the trivial baseline": v for k, v in base.items()}},
-            evaluation=f"{scored.capitalize()} metrics (scored once, by the model chosen on {chosen_on})").write(out)
+            evaluation=f"{scored.capitalize()} metrics (scored once, by the model chosen on {chosen_on}"
+                       f"{': optimistic, as it was chosen on them' if cfg.select_on == 'dev' and scored == 'dev' else ''})").write(out)
     shutil.rmtree(run.checkpoint, ignore_errors=True)
     return result
 

@@ -30,16 +30,24 @@ def select_size(n: int, fraction: float) -> int:
 def hold_out(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """``(train, select)``: a seeded slice of ``examples`` held out for selection, both in their original order.
 
-    The slice depends only on ``seed`` and the examples, so a teacher and its students given the same data seed hold out
-    the same examples.
+    Examples that share a group (a MultiRC question's answers, a ReCoRD query's entities) are held out together, whole groups
+    in a seeded order until the slice holds at least :func:`select_size` examples. The slice depends only on ``seed`` and the
+    examples, so a teacher and its students given the same data seed hold out the same examples.
     """
     n = len(examples)
     if n < 2:
         raise BortError(f"--select-on train holds out part of the training set, which has {n} example(s); give more, or use --select-on dev")
-    k = select_size(n, fraction)
-    if k >= n:
+    units: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        units.setdefault(ex.group or f"#{i}", []).append(i)  # an example without a group is its own unit
+    groups = list(units.values())
+    k, chosen = select_size(n, fraction), set()
+    for g in torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed)).tolist():
+        if len(chosen) >= k:
+            break
+        chosen.update(groups[g])
+    if len(chosen) >= n:
         raise BortError(f"--select-fraction {fraction} holds out all {n} training examples; use a smaller fraction")
-    chosen = set(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()[:k])
     return [ex for i, ex in enumerate(examples) if i not in chosen], [ex for i, ex in enumerate(examples) if i in chosen]
 
 
