@@ -32,7 +32,7 @@ def provenance() -> dict:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "machine": {**cpu_info(), **versions()}, "load_avg_15min": os.getloadavg()[2],  # other jobs slow the times, not the scores
+            "machine": {**cpu_info(), **versions()}, "load_avg": list(os.getloadavg()),  # 1, 5, 15 minutes: other jobs slow the times, not the scores
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

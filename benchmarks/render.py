@@ -145,8 +145,8 @@ def render_main_job(results: Path) -> str:
     r = json.loads(path.read_text(encoding="utf-8"))
     s, m = r["student"], r["machine"]
     real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in (s.get("speedup_real_lengths") or {}).items()) or "not timed"
-    return (f"{r['written'][:10]}, {m['cpu']} ({', '.join(m['flags'])}), {m['cores']} cores (load average {r['load_avg_15min']:.1f} over "
-            f"the last 15 minutes), commit {r['commit'][:7]}{'+' if r['dirty'] else ''}: **{r['wall_s'] / 60:.1f} minutes**, "
+    return (f"{r['written'][:10]}, {m['cpu']} ({', '.join(m['flags'])}), {m['cores']} cores (load average {r['load_avg'][0]:.1f} over "
+            f"its last minute), commit {r['commit'][:7]}{'+' if r['dirty'] else ''}: **{r['wall_s'] / 60:.1f} minutes**, "
             f"student ⟨{r['arch']}⟩ ({r['params']:,} parameters, "
             f"{100 * r['params'] / r['teacher_params']:.1f}% of the teacher's). Its int8 export's sentence embeddings keep "
             f"**{_pct(s['kept_over_baseline'])}%** of the teacher's STS-B dev Spearman (95% interval {_ci(s['kept_over_baseline_interval'])}; "
