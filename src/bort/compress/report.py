@@ -154,8 +154,8 @@ def _quality(entries: dict[str, dict], pool: dict) -> list[str]:
         lines += [f"**Kept above chance: {percent(pool['kept_over_baseline'])}** of the teacher's skill, the mean of (S − B)/(T − B) over "
                   f"{pool['tasks']} task(s) whose teacher beats its baseline (raw S/T over the same: {percent(pool['kept'])}"
                   + (f"; {pool['left_out']} left out" if pool["left_out"] else "") + ").", ""]
-    lines += ["S is the int8 ONNX export that ships, T the fine-tuned teacher, B the trivial baseline (the training set's majority "
-              "class; 0 for correlations and MCC), all on a split no stage chose on; 95% paired bootstrap intervals.", "",
+    lines += ["S is the int8 ONNX export that ships, T the teacher (fine-tuned, for a task), B the trivial baseline (the training set's "
+              "majority class; 0 for correlations and MCC), all on a split no stage chose on; 95% paired bootstrap intervals.", "",
               "| task | metric | B | T | S (int8) | S (fp32) | kept above chance (S − B)/(T − B) | raw S/T |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, e in entries.items():
         kob = (f"**{percent(e['kept_over_baseline'])}** ({_interval(e['kept_over_baseline_interval'])})" if e["teacher_beats_baseline"]
