@@ -25,7 +25,9 @@ seed share the subset and the selection slice.
 interleaved rounds): at a fixed 128 tokens and on the task's own dev texts as they come, at batch 1 and 32
 (benchmarks/results/speed/<task>-<model>.json); run it on a quiet machine.
 
-Every finished (task, seed, model) writes benchmarks/results/scoreboard/<task>/<model>-seed<k>.json (metrics, baselines,
+Every finished fine-tuning of a grid writes benchmarks/results/trials/<task>/<model>-seed<k>-lr<lr>.json (a later session,
+perhaps on another machine, reads it back instead of training again, and re-trains only the chosen one), and every
+finished (task, seed, model) writes benchmarks/results/scoreboard/<task>/<model>-seed<k>.json (metrics, baselines,
 settings, every trial, commit, CPU model and flags, times): commit them as they land. The runs themselves live under
 benchmarks/out/scoreboard/ (resumable: a killed run picks up where it stopped). `benchmarks/render.py` turns the results
 into docs/BENCHMARKS.md's tables.
@@ -86,21 +88,38 @@ def _config(source: str, job: Job, out: Path, args, *, lr: float, seed: int, epo
                           select_on="train", seed=seed, progress=False, distill=distill or TaskDistill(), augment=augment or Augment())
 
 
+def _trial(name: str, source: str, job: Job, seed: int, args, lr: float, epochs: float, *, train: bool = False, **form) -> dict:
+    """One fine-tuning of a grid. Its record is committed as it lands (benchmarks/results/trials/), so that a later session,
+    perhaps on another machine, reads it back instead of training again; ``train`` re-trains one whose model is not here
+    (the chosen one: the seeded run gives the same model)."""
+    path = args.results.parent / "trials" / job.name / f"{name}-seed{seed}-lr{lr:g}.json"
+    out = args.runs / f"seed{seed}" / job.name / name / f"lr{lr:g}"
+    if path.is_file() and not train and not (out / "eval.json").is_file():
+        return {**json.loads(path.read_text()), "folder": str(out)}  # trained in an earlier session; its model is not here
+    started = time.time()
+    report = finetune(_config(source, job, out, args, lr=lr, seed=seed, epochs=epochs, **form))
+    record = {"lr": lr, "selection": report.selection, "selection_score": task_score(report.selection), "select_examples": report.select_examples,
+              "dev": report.dev, "best_step": report.best_step, "steps_run": report.steps_run, "steps": report.steps,
+              "stopped_early": report.stopped_early, "train_examples": report.train_examples, "augmented": report.augmented,
+              "train_s": report.train_s, "wall_s": time.time() - started, "folder": str(out)}
+    if path.is_file():  # re-trained here: the same seeded run must give the same selection score
+        earlier = json.loads(path.read_text())
+        record["retrained"] = {"selection_score_before": earlier["selection_score"], "dev_before": earlier["dev"]}
+    else:
+        write_result(path, {"benchmark": "scoreboard-trial", "model": name, "job": job.name, "seed": seed, **record, **provenance()})
+    print(f"  {job.name} seed {seed} {name} lr {lr:g}: selection {record['selection_score']:.4f}, dev {report.dev} "
+          f"({report.steps_run}/{report.steps} steps, {report.train_s:.0f} s)", flush=True)
+    return record
+
+
 def _grid(name: str, source: str, job: Job, seed: int, args, lrs: list[float], epochs: float, **form) -> tuple[str, dict]:
-    """One fine-tuning per learning rate; the key of the best selection score (the first of equals) and every trial."""
-    trials = {}
-    for lr in lrs:
-        out = args.runs / f"seed{seed}" / job.name / name / f"lr{lr:g}"
-        started = time.time()
-        report = finetune(_config(source, job, out, args, lr=lr, seed=seed, epochs=epochs, **form))
-        trials[f"{lr:g}"] = {"lr": lr, "selection": report.selection, "selection_score": task_score(report.selection),
-                             "select_examples": report.select_examples, "dev": report.dev, "best_step": report.best_step,
-                             "steps_run": report.steps_run, "steps": report.steps, "stopped_early": report.stopped_early,
-                             "train_examples": report.train_examples, "augmented": report.augmented, "train_s": report.train_s,
-                             "wall_s": time.time() - started, "folder": str(out)}
-        print(f"  {job.name} seed {seed} {name} lr {lr:g}: selection {trials[f'{lr:g}']['selection_score']:.4f}, dev {report.dev} "
-              f"({report.steps_run}/{report.steps} steps, {report.train_s:.0f} s)", flush=True)
-    return max(trials, key=lambda k: trials[k]["selection_score"]), trials
+    """One fine-tuning per learning rate; the key of the best selection score (the first of equals) and every trial, the chosen
+    one's model here."""
+    trials = {f"{lr:g}": _trial(name, source, job, seed, args, lr, epochs, **form) for lr in lrs}
+    best = max(trials, key=lambda k: trials[k]["selection_score"])
+    if not (Path(trials[best]["folder"]) / "eval.json").is_file():
+        trials[best] = _trial(name, source, job, seed, args, trials[best]["lr"], epochs, train=True, **form)
+    return best, trials
 
 
 def _lrs(kind: str, job: Job, seed: int, args) -> tuple[list[float], str]:

@@ -61,7 +61,7 @@ def write_jsonl_task(folder: Path, seed: int = 0) -> Path:
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
     folder.mkdir(parents=True, exist_ok=True)
-    write("train.jsonl", 150)
+    write("train.jsonl", 190)  # 152 train, 38 held out to choose on
     write("dev.jsonl", 45)
     return folder
 
