@@ -22,12 +22,10 @@ import bort.training.run as run_mod
 from bort.errors import BortError
 from bort.finetune import heads
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill
 from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.features import collate, encode, task_batch_stream
 from bort.finetune.recipe import FinetuneConfig, FinetuneResult, finetune
 from bort.finetune.selection import hold_out
-from bort.finetune.source import TaskData
 from bort.finetune.tasks import get_task, read_split
 from bort.models.loading import load_tokenizer
 from bort.training.loop import OptimConfig
@@ -385,38 +383,3 @@ def test_bad_input_is_one_line(tmp_path, bort_cmd, bert_teacher, rte, rte_run, a
     lines = run.stderr.strip().splitlines()
     assert [line for line in lines if "error:" in line] == [lines[-1]]  # one error line, last (argparse prints its usage first)
 
-
-@pytest.mark.parametrize("select_on", ["train", "dev"])
-def test_the_dev_split_is_read_after_training_unless_it_chooses(tmp_path, bert_teacher, rte, rte_run, monkeypatch, select_on):
-    """--select-on train: no dev example reaches the run before training ends, not even the new inputs of task distillation
-    (algorithms.md §4d): the split is parsed once before (``check``, to refuse bad input), its examples forgotten, and read
-    after; --select-on dev reads it first, to choose on."""
-    events: list[tuple[str, str]] = []
-    real_read, real_check, real_train = TaskData._read, TaskData.check, recipe_mod.train
-
-    def read(self, name):
-        events.append(("read", name))
-        return real_read(self, name)
-
-    def check(self, name):
-        events.append(("check", name))
-        return real_check(self, name)
-
-    def train(*args, **kwargs):
-        real_train(*args, **kwargs)
-        events.append(("trained", ""))
-
-    monkeypatch.setattr(TaskData, "_read", read)
-    monkeypatch.setattr(TaskData, "check", check)
-    monkeypatch.setattr(recipe_mod, "train", train)
-    report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=1, select_on=select_on,
-                           distill=TaskDistill(teacher=str(rte_run[0])), augment=Augment(per_example=1, transform="dropout")))
-    trained = events.index(("trained", ""))
-    before, after = events[:trained], events[trained + 1:]
-    if select_on == "train":  # parsed by check (its one read), then read once after training
-        assert before.count(("read", "dev")) == 1 and before[before.index(("read", "dev")) - 1] == ("check", "dev")
-        assert after.count(("read", "dev")) == 1
-    else:
-        assert before.count(("read", "dev")) == 1 and ("check", "dev") not in events and ("read", "dev") not in after
-    assert report.select_on == select_on and report.select_examples == (40 if select_on == "train" else 48)
-    assert report.augmented > 0

@@ -10,7 +10,6 @@ import pytest
 
 from bort.finetune import metrics
 from bort.finetune.kept import baseline, baseline_predictions, constant_prediction, kept, pooled, task_score
-from bort.finetune.selection import hold_out, select_size
 from bort.finetune.source import own_spec
 from bort.finetune.tasks import Example, get_task
 
@@ -111,19 +110,3 @@ def test_groups_are_resampled_whole():
     want = metrics.compute(("f1a", "em"), student, gold, groups=[ex.group for ex in dev])
     assert k["student_score"] == pytest.approx(task_score(want)) and k["teacher_score"] == 1.0
 
-
-def test_the_selection_slice_is_seeded_ordered_and_at_least_a_few_hundred():
-    assert [select_size(n, 0.1) for n in (10, 200, 2490, 3668, 8000)] == [2, 40, 300, 367, 800]
-    examples = _examples(["x"] * 50)
-    train, held = hold_out(examples, 0.1, seed=3)
-    assert len(held) == 10 and len(train) == 40 and not set(map(id, train)) & set(map(id, held))
-    assert [int(e.idx) for e in held] == sorted(int(e.idx) for e in held) and hold_out(examples, 0.1, seed=3) == (train, held)
-    assert hold_out(examples, 0.1, seed=4)[1] != held
-
-
-def test_grouped_examples_are_held_out_whole():
-    """A MultiRC question's answers (one group) go to the slice or to training together, never split."""
-    examples = [Example(idx=str(i), texts=("p", "q"), label="True", group=f"q{i // 4}") for i in range(80)]
-    train, held = hold_out(examples, 0.1, seed=0)
-    assert len(held) == 16 and len(train) == 64  # a fifth of 80, in four whole groups of 4
-    assert not {ex.group for ex in train} & {ex.group for ex in held}
