@@ -224,7 +224,12 @@ def test_evaluate_matches_eval_json_and_writes_the_glue_submission(rte_run, rte,
     test = read_split("glue/rte", rte, "test")
     expected = ["not_entailment" if e.texts[1].endswith(" not") else "entailment" for e in test]
     predicted = [line.split("\t")[1] for line in lines[1:]]
-    assert sum(p == e for p, e in zip(predicted, expected)) >= 18
+    # The file holds the model's own argmax, computed here another way: transformers directly, example by example.
+    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(out).eval(), load_tokenizer(out)
+    with torch.no_grad():
+        direct = [model.config.id2label[int(model(**tokenizer(*e.texts, return_tensors="pt")).logits.argmax())] for e in test]
+    assert predicted == direct
+    assert sum(p == e for p, e in zip(predicted, expected)) >= 15  # it learnt the rule (a constant scores about 10)
 
 
 def test_finished_run_is_not_retrained(rte_run, bert_teacher, rte, monkeypatch):
