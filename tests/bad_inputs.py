@@ -128,6 +128,15 @@ def run_prepare(e: Env, *extra, teacher=None, out="out") -> list:
             "--steps", "1", "--batch-size", "4", "--device", "cpu", *extra]
 
 
+def run_compress(e: Env, *extra, teacher=None, out="out", task=("--task", "glue/sst2")) -> list:
+    """A tiny ``bort compress`` on glue/sst2 (never reached by a refused case: each is refused before its first stage)."""
+    return ["compress", "--teacher", teacher or e.teacher, "--corpus", e.corpus, "--space", e.space, "--out", e.tmp / out, "--seq-len", SEQ_LEN,
+            "--latency", "flops", "--latency-seq", SEQ_LEN, "--min-speedup", "2", "--extract-steps", "2", "--epsilon", "4", "--pretrain-steps", "2",
+            "--pretrain-batch-size", "4", "--finetune-steps", "2", "--batch-size", "4", "--max-seq-len", SEQ_LEN, "--augment", "1",
+            "--bench-seq", SEQ_LEN, "--bench-rounds", "1", "--bench-runs", "1", "--bench-warmup", "0", "--device", "cpu", "--no-progress",
+            *task, *extra]
+
+
 # ------------------------------------------------------------------ hostile files and folders
 
 

@@ -144,7 +144,8 @@ def test_resume_skips_finished_stages_and_redoes_an_unfinished_one(task_run, cap
     err = capsys.readouterr().err
     assert {f: f.stat().st_mtime_ns for f in files} == before
     assert (out / "bench" / "bench.json").stat().st_mtime_ns != bench_before
-    assert err.count("skipped") == 7 and "[8/8] bench: done in" in err
+    # the benchmark made the teacher's int8 export again, so the timing on real inputs, which read it, is redone too (issue 36.6)
+    assert err.count("skipped") == 6 and "[8/8] bench: done in" in err and "bench_real/rte: done in" in err
     assert all(s["status"] == "done" for s in json.loads((out / "compress.json").read_text())["stages"])
 
 

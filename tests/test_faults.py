@@ -414,14 +414,14 @@ def extract_headless_ref(tmp_path_factory, bert_teacher_nohead, extract_args):
     return argv, out
 
 
-def _head_trained(out: Path) -> None:
-    assert not _trials(out) and _temps(out / "teacher_mlm", "-staged") and not (out / "teacher_mlm" / "bort_teacher.json").exists()
+def _head_trained(out: Path) -> None:  # the prepared teacher is built beside OUT/teacher_mlm, and swapped in whole
+    assert not _trials(out) and _temps(out, "-teacher_mlm") and not (out / "teacher_mlm" / "bort_teacher.json").exists()
 
 
 @pytest.mark.slow
 def test_extract_with_a_headless_teacher_resumes_after_kill(extract_headless_ref, runner, tmp_path):
     argv, ref = extract_headless_ref
-    point = Point("teacher-head-save", _head_trained, event="os.rename", match=r"-staged/[^/]+ -> {out}/teacher_mlm/[^/]+$")
+    point = Point("teacher-head-save", _head_trained, event="os.rename", match=r"-teacher_mlm -> {out}/teacher_mlm$")
     kill_and_resume(runner, argv, point, ref, tmp_path / "run")
 
 
@@ -585,21 +585,21 @@ def test_agora_resumes_after_kill(point, agora_ref, runner, tmp_path):
 # ------------------------------------------------------------------ export
 
 
-def _export_state(*, moved: bool) -> Callable[[Path], None]:
+def _export_state(*, built: bool) -> Callable[[Path], None]:
+    """The export is built in a temporary beside OUT (complete once ``built``); OUT holds nothing but the lock."""
     def state(out: Path) -> None:
-        staged = _temps(out, "-staged")
-        content = [p.name for p in out.iterdir() if not is_temp(p.name) and p.name != LOCK]
-        assert len(staged) == 1 and bool(content) == moved, content
-        assert not (out / "model.onnx").exists() or moved
+        work = _temps(out.parent, f"-{out.name}")
+        assert len(work) == 1 and (out.parent / work[0] / "export.json").is_file() == built, work
+        assert [p.name for p in out.iterdir()] == [LOCK]
 
     return state
 
 
 EXPORT_POINTS = [
-    # One file of the export is in OUT, the rest still staged: OUT looks foreign but for the lock's "bort export".
-    Point("final-rename", _export_state(moved=True), event="os.rename", match=STAGED, nth=2),
-    Point("onnx-work-folder", _export_state(moved=False), event="tempfile.mkdtemp", match=r"-onnx$", slow=True),
-    Point("fused-graph", _export_state(moved=False), event="os.rename", match=r"/traced\.onnx -> .*-staged/model\.onnx$", slow=True),
+    # The whole export is built, and OUT (the empty folder holding the lock) is about to be moved aside for it.
+    Point("final-rename", _export_state(built=True), event="os.rename", match=r"{out} -> .*/\.run\.previous$"),
+    Point("onnx-work-folder", _export_state(built=False), event="tempfile.mkdtemp", match=r"-onnx$", slow=True),
+    Point("fused-graph", _export_state(built=False), event="os.rename", match=r"/traced\.onnx -> .*-run/model\.onnx$", slow=True),
 ]
 
 

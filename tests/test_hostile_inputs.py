@@ -29,6 +29,7 @@ from bort.models.folder import save_model_folder
 from bort.models.loading import REMOTE_CODE_FIELDS, read_config
 from bort.models.student import student_config
 from bort.models.teacher import load_teacher
+from bort.outputs import MANIFEST
 from bort.search.store import RunStore
 from bort.training.mlm_head import HeadConfig, prepare_teacher
 
@@ -59,7 +60,7 @@ def refused(capsys, argv: list[str], *needles: str) -> str:
 def nothing_half_written(root: pathlib.Path, out: str = "out") -> None:
     """No output file of any verb in ``root/out``, and no hidden temporary anywhere under ``root`` (its inputs included)."""
     assert not [p for p in (root / out).rglob("*") if p.name in OUTPUT_FILES]
-    assert not [p for p in root.rglob(".*") if p.name != LOCK]
+    assert not [p for p in root.rglob(".*") if p.name not in (LOCK, MANIFEST)]  # an export holds its manifest
 
 
 def write_sst2(folder: pathlib.Path, labels=(0, 1)) -> pathlib.Path:

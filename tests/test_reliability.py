@@ -28,9 +28,10 @@ import bort.distill.recipe as distill_recipe
 from bort.atomic import LOCK, FolderLock, atomic_write_text, is_temp, remove_leftovers, temp_dir
 from bort.cli import main
 from bort.errors import BortError, TrainingDiverged
+from bort.outputs import MANIFEST, check_out
 from bort.training.checkpoint import GOOD, good_state
 from bort.training.loop import OptimConfig, TrainState, build_optimizer, train
-from bort.training.run import RunFolder, check_out
+from bort.training.run import RunFolder
 
 
 def tree(folder: Path) -> dict[str, str]:
@@ -93,17 +94,20 @@ def test_export_refuses_a_file(tmp_path, model, capsys):
     assert tree(tmp_path) == before and out.read_text() == "keep"  # no folder in its place, no hidden .x.old
 
 
-def test_export_rewrites_its_own_folder_file_by_file(tmp_path, model, capsys):
+def test_export_rewrites_its_own_folder_whole(tmp_path, model, capsys):
     out = tmp_path / "x"
     assert main(["export", "--model", str(model), "--out", str(out)]) == 0
     assert json.loads((out / "export.json").read_text())["quantize"] == "none"
     (out / "notes.txt").write_text("keep")
     fp32 = (out / "model.onnx").read_bytes()
-    source = tree(model)
-    assert main(["export", "--model", str(model), "--out", str(out), "--quantize", "int8"]) == 0
-    assert (out / "notes.txt").read_text() == "keep"
+    source, before = tree(model), tree(tmp_path)
+    argv = ["export", "--model", str(model), "--out", str(out), "--quantize", "int8"]
+    assert_refused(main(argv), capsys.readouterr().err, "holds 'notes.txt'", "move it out")  # a rewrite would lose the user's file
+    assert tree(tmp_path) == before
+    (out / "notes.txt").unlink()
+    assert main(argv) == 0
     assert json.loads((out / "export.json").read_text())["quantize"] == "int8" and (out / "model.onnx").read_bytes() != fp32
-    assert hidden(out) == [] and hidden(tmp_path) == []  # no lock file, no temporary, beside or inside
+    assert hidden(out) == [MANIFEST] and hidden(tmp_path) == []  # no lock file, no temporary, beside or inside
     assert tree(model) == source
 
 
@@ -127,9 +131,12 @@ def test_teacher_prepare_rewrites_its_own_folder(tmp_path, bert_teacher_nohead, 
     out = tmp_path / "prepared"
     assert main(_prepare(bert_teacher_nohead, out, corpus_file)) == 0
     (out / "notes.txt").write_text("keep")
+    assert main(_prepare(bert_teacher_nohead, out, corpus_file, "--steps", "6")) == 2  # a rewrite would lose the user's file
+    assert (out / "notes.txt").read_text() == "keep"
+    (out / "notes.txt").unlink()
     assert main(_prepare(bert_teacher_nohead, out, corpus_file, "--steps", "6")) == 0
-    assert (out / "notes.txt").read_text() == "keep" and json.loads((out / "bort_teacher.json").read_text())["config"]["steps"] == 6
-    assert hidden(out) == [] and hidden(tmp_path) == []
+    assert json.loads((out / "bort_teacher.json").read_text())["config"]["steps"] == 6
+    assert hidden(out) == [MANIFEST] and hidden(tmp_path) == []
 
 
 def _rte(folder: Path) -> Path:
@@ -257,20 +264,21 @@ def test_the_next_run_removes_a_killed_runs_temporaries(tmp_path, model):
     killed = subprocess.Popen([sys.executable, "-c", _KILLED_EXPORT, str(model), str(out), str(other)], env=env, stderr=subprocess.PIPE)
     _, err = killed.communicate(timeout=120)
     assert killed.returncode == -signal.SIGKILL, err.decode()[-2000:]
-    left = [p.name for p in [*out.iterdir(), *other.iterdir()] if is_temp(p.name)]
+    left = [p.name for p in [*tmp_path.iterdir(), *other.iterdir()] if is_temp(p.name)]  # the export is built beside OUT
     assert len(left) == 3 and all(name.startswith(f".bort-tmp-{killed.pid}-") for name in left), left  # named for their owner
     assert [p.name for p in other.iterdir() if not is_temp(p.name)] == []  # nothing renamed into place
     assert list(systmp.iterdir()) == []  # the export's work folder was never in the system's temporary folder
 
-    with reaped(subprocess.Popen([sys.executable, "-c", _LIVE, str(out)], stdout=subprocess.PIPE, text=True)) as live:
+    with reaped(subprocess.Popen([sys.executable, "-c", _LIVE, str(tmp_path)], stdout=subprocess.PIPE, text=True)) as live:
         assert live.stdout.readline().strip() == "ready"
         assert main(["export", "--model", str(model), "--out", str(out)]) == 0
-        assert hidden(out) == [p.name for p in out.iterdir() if p.name.endswith("-live")]  # only the live process's temporary
-        assert len(hidden(out)) == 1
+        assert hidden(out) == [MANIFEST]
+        assert hidden(tmp_path) == [p.name for p in tmp_path.iterdir() if p.name.endswith("-live")]  # only the live process's temporary
+        assert len(hidden(tmp_path)) == 1
         atomic_write_text(other / "log.txt", "x")  # any writer in a folder removes the dead ones' temporaries there
         assert hidden(other) == []
-    remove_leftovers(out)
-    assert hidden(out) == []
+    remove_leftovers(tmp_path)
+    assert hidden(tmp_path) == []
 
 
 def test_a_temporary_of_an_earlier_process_with_our_pid_is_a_leftover(tmp_path):

@@ -180,8 +180,11 @@ def _drop(folder: Path) -> None:
     entry[1] -= 1
     if entry[1] == 0:
         del _held[folder]
-        # Removed while still locked: a process that opened the old file sees that it is gone and retries.
-        (folder / LOCK).unlink(missing_ok=True)
+        # Removed while still locked: a process that opened the old file sees that it is gone and retries. Only our own
+        # file: after a folder swap (outputs.output_files) the lock file there may be another process's.
+        with contextlib.suppress(OSError):
+            if os.stat(folder / LOCK).st_ino == os.fstat(entry[0]).st_ino:
+                (folder / LOCK).unlink()
         os.close(entry[0])
 
 

@@ -8,12 +8,18 @@ error surfaces as one line ``bort: error: …`` and exit status 2, with no trace
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
+import re
+import signal
 import sys
+import threading
+from pathlib import Path
 
 from bort import __version__, options
-from bort.errors import BortError
+from bort.errors import BortError, one_line, shown
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -198,17 +204,89 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``bort`` command."""
-    parser = build_parser()
+    """Entry point of the ``bort`` command: every failure a user can fix ends as one line on stderr."""
     try:
-        args = options.parse_args(parser, argv)
-        return args.func(args)
+        with _sigterm_as_interrupt():
+            args = options.parse_args(build_parser(), argv)  # the parser is built inside: Ctrl-C while importing is one line too
+            return args.func(args)
     except BortError as exc:
-        print(f"bort: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # permissions, full disk, …: not a bug of ours, so no traceback
-        print(f"bort: error: {exc.strerror or exc} ({exc.filename or ''}); check the path and its permissions", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bort: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _fail(str(exc))
+    except KeyboardInterrupt as exc:
+        print(f"bort: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}; run the same command again to resume",
+              file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
+    except Exception as exc:  # a fault of the machine (full disk, permissions, a symlink loop), not a bug of ours: no traceback
+        fault = _fault(exc)
+        if fault is None:
+            raise
+        return _fail(fault)
+
+
+def _fail(message: str) -> int:
+    print(f"bort: error: {one_line(message)}", file=sys.stderr)
+    return 2
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+# What the libraries that write without Python's file objects (safetensors, torch's C++ writer) say on a full disk.
+_DISK_FULL_TEXT = re.compile(r"No space left on device|Disk quota exceeded|os error (28|122)\b|StorageFull")
+
+
+def _fault(exc: BaseException) -> str | None:
+    """The one-line message for an operating-system fault, or None for anything else (a bug: its traceback shows).
+
+    Any OSError raised to here is one; below another exception (a library that wrapped it), only a
+    full disk, a refused permission or a symbolic-link loop is, so that a bug is never hidden.
+    """
+    if isinstance(exc, OSError):
+        return _os_message(exc)
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        if isinstance(exc, OSError) and exc.errno in (*_DISK_FULL, *_DENIED, errno.ELOOP):
+            return _os_message(exc)
+        if isinstance(exc, RuntimeError) and str(exc).startswith("Symlink loop from"):  # pathlib's resolve() before Python 3.13
+            return f"{str(exc).split(' from ', 1)[1]} is a loop of symbolic links; give a real file or folder"
+        if _DISK_FULL_TEXT.search(str(exc)[:10_000]):
+            return "no space left on the device (or over the disk quota); free some space and run the same command again to resume"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _os_message(exc: OSError) -> str:
+    path = f" {shown(exc.filename)}" if exc.filename else ""
+    if exc.errno in _DISK_FULL:
+        folder = shown(Path(exc.filename).parent) if exc.filename else "its output folder"
+        return f"no space left writing in {folder} ({exc.strerror}); free some space and run the same command again to resume"
+    if exc.errno in _DENIED:
+        return f"cannot write{path or ' a file'} ({exc.strerror}); give a folder you may write to, or fix its permissions"
+    if exc.errno == errno.ELOOP:
+        return f"{path.strip() or 'a path'} is a loop of symbolic links ({exc.strerror}); give a real file or folder"
+    return f"{exc.strerror or exc}{' (' + path.strip() + ')' if path else ''}; check the path and its permissions"
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same cleanup runs (temporaries removed, locks freed)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Within the block, SIGTERM raises :class:`_Terminated` in this process (forked workers keep the default: they die)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers can only be set there
+        yield
+        return
+    pid = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != pid:  # a forked worker inherited the handler: die as before
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

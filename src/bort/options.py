@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -34,6 +35,10 @@ _KEY = "bort.options"  # the field-metadata key of opt() and nested()
 _STATE = "_bort_options"  # the parser default that holds its options, for parse_args
 _REQUIRED = object()  # the default of a field without one
 _NAMES = {int: "an integer", float: "a number", str: "a string", Path: "a path"}
+# Numbers an option may take, by type: finite, and within what the code downstream can hold (a torch tensor's int64; a
+# float that cannot overflow the step counts and schedules computed from it, e.g. --epochs 1e308 × examples is inf).
+_LIMITS = {int: (-(2**63) + 1, 2**63 - 1), float: (-1e9, 1e9)}
+_SEED = (0, 2**32 - 1)  # a seed (a field named seed or *_seed): numpy's range, within torch's; seed × 1e6 + k still fits torch's
 _HINT = "write one 'option: value' per line, e.g. 'lr: 5.0e-5' (the names of --help, without the dashes)"
 
 
@@ -101,7 +106,18 @@ class _Leaf:
         """A command-line string → the value (``whole=False``: one element of a tuple)."""
         if self.many and whole and not self.meta.nargs:
             return self.meta.parse(text) if self.meta.parse else tuple(self.convert(t.strip(), False) for t in text.split(","))
-        return (self.meta.parse or self.kind)(text)
+        return self.meta.parse(text) if self.meta.parse else self.checked(self.kind(text))
+
+    def checked(self, value: Any) -> Any:
+        """A number within what bort can use (see :data:`_LIMITS`), else a :class:`BortError`; other values as they are."""
+        if self.kind not in (int, float) or isinstance(value, bool):
+            return value
+        low, high = _SEED if self.name == "seed" or self.name.endswith("_seed") else _LIMITS[self.kind]
+        if not (low <= value <= high):  # also false for nan
+            what = "an integer" if self.kind is int else "a finite number"
+            low, high, value = (f"{x:g}" if isinstance(x, float) else x for x in (low, high, value))
+            raise BortError(f"{self.flag} must be {what} from {low} to {high}, not {value}; see --help")
+        return value
 
     def from_yaml(self, value: Any) -> Any:
         """A ``--config`` value: a YAML scalar (strings converted like the command line's), or a list for a tuple."""
@@ -241,12 +257,16 @@ def _config_values(registry: argparse.Namespace, path: str, on_line: set[str]) -
         names[leaf.flag.lstrip("-")] = (leaf, leaf.kind is bool and leaf.default is True)
         names[leaf.key] = (leaf, False)
     values: dict[str, Any] = {}
+    keys: dict[str, Any] = {}  # dest → the key that set it: two spellings of one option (min-speedup, min_speedup) are refused
     for key, raw in (data or {}).items():
         name = str(key).lstrip("-").replace("_", "-")
         if name not in names:
             near = difflib.get_close_matches(name, names, n=1)
             raise BortError(f"--config file '{path}': unknown option '{key}'; " + (f"did you mean '{near[0]}'?" if near else "see --help for the names"))
         leaf, invert = names[name]
+        if leaf.dest in keys:
+            raise BortError(f"--config file '{path}': '{keys[leaf.dest]}' and '{key}' set the same option {leaf.flag}; keep one")
+        keys[leaf.dest] = key
         try:
             value = leaf.from_yaml(raw)
         except BortError as exc:
@@ -297,4 +317,16 @@ def _make(node: _Node, args: argparse.Namespace, values: dict[str, Any]) -> Any:
     for name, child, inherit in (e for e in node.entries if not isinstance(e, _Leaf)):
         taken = {k: values[p] if p in values else _default(fields[p], node.source) for k, p in inherit.items()}
         values[name] = _make(child, args, taken)
-    return node.cls(**values) if node.source is None else dataclasses.replace(node.source, **values)
+    try:
+        return node.cls(**values) if node.source is None else dataclasses.replace(node.source, **values)
+    except BortError as exc:  # a nested config's check names its own flags: name them as this verb spells them (--task-temperature)
+        raise BortError(_own_flags(str(exc), node)) from None
+
+
+def _own_flags(text: str, node: _Node) -> str:
+    """``text`` with each of ``node``'s flags in its plain spelling (``--temperature``) replaced by the prefixed one."""
+    for leaf in (e for e in node.entries if isinstance(e, _Leaf)):
+        plain = "--" + leaf.name.replace("_", "-")
+        if leaf.flag != plain:
+            text = re.sub(rf"(?<![\w-]){re.escape(plain)}(?![\w-])", leaf.flag, text)
+    return text

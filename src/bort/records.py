@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bort.atomic import atomic_write_text
+from bort.errors import BortError, shown
 
 R = TypeVar("R", bound="Record")
 
@@ -36,5 +37,29 @@ class Record:
 
     @classmethod
     def read(cls: type[R], path: Path) -> R:
-        """The record in a JSON file written by :meth:`write`."""
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """The record in a JSON file written by :meth:`write`; a damaged one is a :class:`BortError` naming it."""
+        data = read_json(path, dict)
+        try:
+            return cls.from_dict(data)
+        except TypeError as exc:  # a field missing: a file from elsewhere, or edited by hand
+            raise damaged(path, str(exc)) from None
+
+
+def read_json(path: str | Path, kind: type = dict) -> Any:
+    """The JSON value of one of bort's own run files, which must be a ``kind``; else a :class:`BortError` naming the file.
+
+    Every reader of a run record goes through here, so a truncated or edited file (a kill cannot leave
+    one: they are written atomically) is one line that says what to do, not a traceback.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise damaged(path, f"not JSON: {exc}") from None
+    if not isinstance(data, kind):
+        raise damaged(path, f"a JSON {type(data).__name__}, not a {kind.__name__}")
+    return data
+
+
+def damaged(path: str | Path, why: str) -> BortError:
+    """The error for a damaged run file: bort wrote it whole, so someone changed it."""
+    return BortError(f"{shown(path)} is damaged ({why}); remove it, or give a new --out")

@@ -30,11 +30,11 @@ from bort.agora.space import prune
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
 from bort.finetune import FinetuneConfig, FinetuneResult, finetune, heads, subset, write_eval
-from bort.finetune.recipe import baselines
 from bort.finetune.augment import soft_field
 from bort.finetune.distill import TaskTeacher, from_soft
 from bort.finetune.features import encode
 from bort.finetune.predict import outputs, predictions
+from bort.finetune.recipe import baselines
 from bort.finetune.selection import hold_out
 from bort.finetune.source import TaskData, open_task
 from bort.finetune.tasks import Example, TaskSpec
@@ -143,13 +143,14 @@ def agora(cfg: AgoraConfig) -> AgoraResult:
     if not task.dev_splits:
         raise BortError(f"{task.name} has no training data (a diagnostic set); Agora needs train and dev splits")
     device = resolve_device(base.device)
-    with RunFolder(base.out, "agora", log=POINTS, report_to=base.report_to) as run:
+    with RunFolder(base.out, "agora", log=POINTS, report_to=base.report_to, inputs=(base.model, base.data, base.own.train_file, base.own.validation_file,
+                                                                             base.own.test_file, base.distill.teacher, cfg.labeller)) as run:
         return _agora(cfg, data, device, run)
 
 
 def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolder) -> AgoraResult:
     base, out, task = cfg.base, run.out, data.spec
-    run.guard(json.loads(json.dumps({**asdict(cfg), "base": fingerprint(base)}, default=str)), resuming=(out / RECORDS).is_file())
+    run.guard(fingerprint({**asdict(cfg), "base": fingerprint(base)}), resuming=(out / RECORDS).is_file())
     records = [AgoraRound.from_dict(r) for r in json.loads((out / RECORDS).read_text())["rounds"]] if (out / RECORDS).is_file() else []
 
     # Data: the (optionally subsampled) training split less the selection slice (or with --select-on dev, the dev split chooses),

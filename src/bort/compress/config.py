@@ -11,7 +11,8 @@ their placeholders here are never used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from bort.arch import Arch
@@ -30,12 +31,16 @@ from bort.surrogates.latency import LatencySettings
 from bort.training.loop import OptimConfig
 from bort.training.losses import DistillLoss
 from bort.training.objectives import RepresentationLoss
-from bort.training.run import DEVICE, PROGRESS, REPORT_TO, SEED
+from bort.training.run import DEVICE, PROGRESS, REPORT_TO, SEED, fingerprint
 from bort.training.tracking import check_report_to
 
 _PLACEHOLDER = Path("<set per stage>")
-# Fine-tuning's options, teacher and student alike; ``own``: one's own files (--train-file …), then the run's one task.
-_FINETUNE = ("own", "epochs", "batch_size", "optim", "head", "max_seq_len", "patience", "train_examples", "select_on", "select_fraction")
+# The options compress takes of each stage's config (the stage's other fields are set per stage). Fine-tuning's, teacher and student
+# alike; ``own``: one's own files (--train-file …), then the run's one task.
+_OWN = {"extract": ("space", "epsilon", "refine", "latency"), "pretrain": ("batch_size", "optim", "head", "inputs", "min_view_len"),
+        "finetune": ("own", "epochs", "batch_size", "optim", "head", "max_seq_len", "patience", "train_examples", "select_on", "select_fraction"),
+        "task_distill": ("alpha_kd", "temperature", "representation"), "augment": ("per_example", "transform"),
+        "bench": ("seq", "threads", "rounds", "runs", "warmup")}
 
 
 @dataclass(frozen=True)
@@ -81,16 +86,16 @@ class CompressConfig:
     # î on ONNX Runtime int8, where the student ships: int8 speeds wide shapes up more than narrow ones, so a shape that is
     # X× faster on PyTorch eager may not be on int8, and the other way round (BENCHMARKS §10.1, §10.2).
     extract: ExtractConfig = field(default_factory=lambda: ExtractConfig(epsilon=16, latency=LatencySettings(runtime="onnx-int8")),
-                                   metadata=nested(only=("space", "epsilon", "refine", "latency")))
+                                   metadata=nested(only=_OWN["extract"]))
     # The corpus's sentences, one per row, at lr 3e-4: sentence embeddings are used on sentences, and these kept the most of the
     # teacher's STS-B per second of training (BENCHMARKS §7). The placeholder arch is the extraction's choice and the objectives
     # are the run's, set at run time.
     pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(out=_PLACEHOLDER, arch=Arch(1, 1, 1, 1),
                                                                             optim=OptimConfig(lr=3e-4, warmup=0.05), inputs="sentences",
                                                                             loss=DistillLoss(0.0, 0.0), representation=RepresentationLoss(1.0)),
-                                     metadata=nested(prefix="pretrain-", only=("batch_size", "optim", "head", "inputs", "min_view_len")))
+                                     metadata=nested(prefix="pretrain-", only=_OWN["pretrain"]))
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(model="", out=_PLACEHOLDER),
-                                     metadata=nested(only=_FINETUNE))
+                                     metadata=nested(only=_OWN["finetune"]))
     # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
     # (α 1) and its hidden states and attention relations, over 4 new inputs per example (dropout: the transform that needs no masked-LM).
     student_lr: float = field(default=3e-4, metadata=opt("peak learning rate of the student's fine-tuning (the teacher's is --lr)"))
@@ -98,11 +103,11 @@ class CompressConfig:
     student_epochs: float = field(default=5.0, metadata=opt("passes of the student's fine-tuning over the training set and its new "
                                                             "inputs (the teacher's: --epochs; --finetune-steps sets both)"))
     task_distill: TaskDistill = field(default_factory=lambda: TaskDistill(representation=RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0)),
-                                      metadata=nested(prefix="task-", only=("alpha_kd", "temperature", "representation")))
+                                      metadata=nested(prefix="task-", only=_OWN["task_distill"]))
     augment: Augment = field(default_factory=lambda: Augment(per_example=4, transform="dropout"),
-                             metadata=nested(only=("per_example", "transform")))
+                             metadata=nested(only=_OWN["augment"]))
     bench: BenchConfig = field(default_factory=lambda: BenchConfig(archs=(Arch(1, 1, 1, 1),)),  # the models: the run's teachers and students
-                               metadata=nested(prefix="bench-", only=("seq", "threads", "rounds", "runs", "warmup")))
+                               metadata=nested(prefix="bench-", only=_OWN["bench"]))
     seq_len: int = field(default=128, metadata=SEQ_LEN)
     seed: int = field(default=0, metadata=SEED)
     device: str = field(default="auto", metadata=DEVICE)
@@ -121,7 +126,7 @@ class CompressConfig:
             raise BortError("--embedding-task scores a task-agnostic student (no --task); with a task, the student is scored on it")
         if self.embedding_data and not self.embedding_task:
             raise BortError("--embedding-data needs --embedding-task (e.g. --embedding-task glue/stsb)")
-        if len({_slug(t) for t in self.tasks}) != len(self.tasks):
+        if len({t.rstrip("/") for t in self.tasks}) != len(self.tasks):
             raise BortError("--task names a task twice; give each once")
         if self.pick not in ("quality", "w"):
             raise BortError(f"--pick must be quality or w, got '{self.pick}'")
@@ -132,12 +137,20 @@ class CompressConfig:
                             "without a task); drop it")
         if not 0 <= self.speedup_margin < 1:
             raise BortError(f"--speedup-margin is a fraction of --min-speedup in [0, 1), e.g. 0.05, got {self.speedup_margin}")
-        if not self.student_epochs > 0:
-            raise BortError(f"--student-epochs must be positive, got {self.student_epochs}")
+        if not 0 < self.student_epochs < math.inf:
+            raise BortError(f"--student-epochs must be positive and finite, got {self.student_epochs}")
+        if not 0 < self.student_lr < math.inf:
+            raise BortError(f"--student-lr must be a positive learning rate, e.g. 3e-4, got {self.student_lr}")
         if min(self.extract_steps, self.pretrain_steps, self.finetune_steps or 1) < 1:
             raise BortError("--extract-steps, --pretrain-steps and --finetune-steps must be at least 1")
         if not (self.loss.active or self.representation.active):
             raise BortError("every objective weight is 0: give at least one of --alpha-hidden, --alpha-attn, --alpha-embed, --alpha-mlm, --alpha-kd")
+
+    def settings(self) -> dict:
+        """The run's settings as a resumed run compares them (:func:`~bort.training.run.fingerprint`): each stage's config only by
+        the options compress takes of it, its other fields being placeholders set per stage."""
+        return fingerprint({f.name: {k: getattr(v, k) for k in _OWN[f.name]} if f.name in _OWN else v
+                            for f in fields(self) for v in (getattr(self, f.name),)})
 
     @property
     def own_data(self) -> bool:
@@ -158,9 +171,12 @@ class CompressConfig:
         given = list(self.task_teachers) or [None] * max(len(self.tasks), 1)
         if self.own_data:
             return [(_slug(str(self.finetune.own.train_file or self.finetune.own.validation_file)), {}, given[0])]
-        return [(_slug(t), {"task": t, "data": d}, g) for t, d, g in zip(self.tasks, self.data or (None,) * len(self.tasks), given)]
+        short = [_slug(t) for t in self.tasks]
+        names = [s if short.count(s) == 1 else t.rstrip("/").replace("/", "-") for s, t in zip(short, self.tasks)]  # glue-rte, superglue-rte
+        return [(n, {"task": t, "data": d}, g) for n, t, d, g in zip(names, self.tasks, self.data or (None,) * len(self.tasks), given)]
 
 
 def _slug(name: str) -> str:
-    """A task's folder name: ``glue/sst2`` → ``sst2``; a file ``data/train.csv`` → ``train``."""
+    """A task's folder name: ``glue/sst2`` → ``sst2``; a file ``data/train.csv`` → ``train``; :meth:`CompressConfig.jobs` names two
+    tasks of one name in different benchmarks by their full names."""
     return Path(name).stem if "." in Path(name).name else name.rstrip("/").rsplit("/", 1)[-1]

@@ -8,7 +8,8 @@ distillation with augmentation; both choose on a held-out slice of the training 
 and the trivial baseline on the dev split, the shares kept: :mod:`bort.compress.score`) → ``RUN/bench``
 (teacher and student side by side at a fixed length) → ``RUN/bench_real/<task>`` (both on int8, on the
 scored split's own texts) → ``RUN/report.md``, ``report.png`` and ``compress.json``. Each stage is the
-stage's own library entry; this module only fills in their configs.
+stage's own library entry; this module only fills in their configs. :func:`check` refuses what a later stage
+would before the first one runs, and a rerun resumes by what each finished stage used (:mod:`bort.compress.resume`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 from transformers import PretrainedConfig
 
 from bort.arch import Arch
 from bort.compress.config import CompressConfig
 from bort.compress.report import CompressResult, write_report
+from bort.compress.resume import Stages
 from bort.compress.score import score_embedding, score_task
 from bort.compress.stages import Ledger
 from bort.distill.recipe import pretrain
@@ -32,37 +35,39 @@ from bort.export.bench import bench
 from bort.export.latency import time_side_by_side
 from bort.export.onnx import ExportConfig, export_onnx
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill
-from bort.finetune.recipe import finetune
+from bort.finetune.distill import TaskDistill, TaskTeacher
+from bort.finetune.recipe import FinetuneConfig, finetune
+from bort.finetune.source import OwnData, open_task
 from bort.finetune.tasks import get_task
-from bort.models.loading import has_mlm_head, read_config, resolve_model_path
+from bort.models.loading import has_mlm_head, position_limit, read_config, resolve_model_path
 from bort.search.pareto import cost_key, ranked, speedup
 from bort.search.recipe import ExtractConfig, extract
 from bort.search.report import ExtractResult
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, PrepareConfig, prepare
 from bort.training.objectives import RepresentationLoss
-from bort.training.run import RunFolder, fingerprint, resolve_device
+from bort.training.run import RunFolder, resolve_device
 
 
 def compress(cfg: CompressConfig) -> CompressResult:
     """Run (or resume) every stage of ``cfg`` in ``cfg.out`` and write the report; returns ``compress.json``'s record."""
     device = str(resolve_device(cfg.device))
-    with RunFolder(cfg.out, "compress", marker="compress_settings.json") as run:
-        run.guard(fingerprint(cfg), resuming=run.settings_file.is_file())  # a changed setting: one line, nothing run
-        return _compress(cfg, run.out, device)
+    teacher_path = check(cfg, device)  # every stage's settings, before the first stage runs
+    with RunFolder(cfg.out, "compress", marker="compress_settings.json", inputs=(cfg.teacher, cfg.corpus, *cfg.data, *cfg.task_teachers, cfg.embedding_data,
+                                                                              cfg.finetune.own.train_file, cfg.finetune.own.validation_file,
+                                                                              cfg.finetune.own.test_file)) as run:
+        return _compress(cfg, run, device, teacher_path)
 
 
-def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
-    jobs = cfg.jobs()
-    teacher_path = resolve_model_path(cfg.teacher)
+def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Path) -> CompressResult:
+    jobs, out = cfg.jobs(), run.out
     needs_head = cfg.loss.active and not has_mlm_head(teacher_path)
     # Stages: the MLM head, extraction, pretraining; per task the teacher (unless given), the student, its export and its scores; the
     # encoder's export without a task; the embedding scores; the benchmark; the benchmark on real inputs, per scored split of
     # single texts or pairs (multiple choice has none to time).
     scored = sum(not (data.get("task") and get_task(data["task"]).kind == "multiple_choice") for _, data, _ in jobs) or int(bool(cfg.embedding_task))
     total = int(needs_head) + 2 + sum(4 if given is None else 3 for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task) + 1 + scored
-    ledger = Ledger(out, total)
+    ledger = Stages(Ledger(out, total), run.settings_file, cfg.settings())
     common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to}  # what every training stage takes from the run
 
     # 1. An MLM head, only for a logit objective and a teacher without one; later stages then distil the prepared teacher.
@@ -70,8 +75,8 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
     if needs_head:
         folder = out / TEACHER_MLM_DIR
         head = replace(cfg.pretrain.head, seed=cfg.seed)
-        ledger.run("teacher_mlm", folder, lambda: prepare(PrepareConfig(out=folder, teacher=cfg.teacher, corpus=cfg.corpus, seq_len=cfg.seq_len,
-                                                                        head=head, device=device)).to_dict(), what="train the teacher's MLM head")
+        prepare_cfg = PrepareConfig(out=folder, teacher=cfg.teacher, corpus=cfg.corpus, seq_len=cfg.seq_len, head=head, device=device)
+        ledger.run("teacher_mlm", folder, lambda: prepare(prepare_cfg).to_dict(), prepare_cfg, what="train the teacher's MLM head")
         teacher = str(folder)
 
     # 2. Extraction: ê from the pretraining objectives (the logit terms if any, else the representation terms), candidates ≥ X× faster
@@ -89,7 +94,7 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
         return _pick(cfg, extract_cfg, result, read_config(resolve_model_path(teacher)))
 
     which = "best-W" if cfg.pick == "w" else "lowest-ê"
-    chosen = ledger.run("extract", extract_cfg.out, extract_stage, what=f"the {which} ξ at least {cfg.min_speedup:g}× faster than the teacher "
+    chosen = ledger.run("extract", extract_cfg.out, extract_stage, extract_cfg, what=f"the {which} ξ at least {cfg.min_speedup:g}× faster than the teacher "
                                                                    f"on {extract_cfg.latency.runtime_name}")
 
     # 3. Pretraining of the chosen ξ from the teacher's slices.
@@ -99,7 +104,7 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
                            device=device, head=replace(cfg.pretrain.head, seed=cfg.seed),
                            min_view_len=None if logit else cfg.pretrain.min_view_len, inputs="blocks" if logit else cfg.pretrain.inputs,
                            **common)  # sentences and cut views serve the representation terms alone
-    ledger.run("pretrain", student, lambda: pretrain(pretrain_cfg).to_dict(), what=f"⟨{chosen['arch']}⟩, {cfg.pretrain_steps} steps")
+    ledger.run("pretrain", student, lambda: pretrain(pretrain_cfg).to_dict(), pretrain_cfg, what=f"⟨{chosen['arch']}⟩, {cfg.pretrain_steps} steps")
 
     # 4. Per task: the fine-tuned teacher, the task-distilled student and its int8 export.
     tasks = {}
@@ -107,37 +112,42 @@ def _compress(cfg: CompressConfig, out: Path, device: str) -> CompressResult:
         tasks[name] = _task(cfg, ledger, out, name, data, given, student, device, common)
     encoder = out / "export" / "encoder"
     if not jobs:
-        ledger.run("export/encoder", encoder, lambda: export_onnx(ExportConfig(model=str(student), out=encoder, quantize="int8")).to_dict(),
-                   what="the task-agnostic student, int8 ONNX")
+        export_cfg = ExportConfig(model=str(student), out=encoder, quantize="int8")
+        ledger.run("export/encoder", encoder, lambda: export_onnx(export_cfg).to_dict(), export_cfg, what="the task-agnostic student, int8 ONNX")
     quality = {}
     if cfg.embedding_task:
         folder = out / "score" / "embedding"
-        quality = ledger.run("score/embedding", folder, lambda: score_embedding(
-            task=cfg.embedding_task, data=cfg.embedding_data, seed=cfg.seed, teacher=cfg.teacher, student=student, export=encoder, device=device,
-            out=folder), what=f"the sentence embeddings of the teacher, the int8 and the fp32 student on {cfg.embedding_task}, without fine-tuning")
+        args = {"task": cfg.embedding_task, "data": cfg.embedding_data, "seed": cfg.seed, "teacher": cfg.teacher, "student": student,
+                "export": encoder, "device": device, "out": folder}
+        quality = ledger.run("score/embedding", folder, lambda: score_embedding(**args), args,
+                             what=f"the sentence embeddings of the teacher, the int8 and the fp32 student on {cfg.embedding_task}, without fine-tuning")
 
     # 5. One benchmark: each teacher on every runtime (HF eager fp32 among them), each student's int8 export.
+    # (A task teacher given for two tasks is timed once: bench refuses a model named twice.)
     pairs = [(t["teacher_folder"], t["student_onnx"]) for t in tasks.values()] or [(cfg.teacher, str(out / "export" / "encoder"))]
-    bench_cfg = replace(cfg.bench, out=out / "bench", models=tuple(m for pair in pairs for m in pair), archs=(), teacher=None)
+    bench_cfg = replace(cfg.bench, out=out / "bench", models=tuple(dict.fromkeys(m for pair in pairs for m in pair)), archs=(), teacher=None)
 
     def bench_stage() -> dict:
         bench(bench_cfg)
         return {"models": list(bench_cfg.models)}
 
-    ledger.run("bench", bench_cfg.out, bench_stage, what="teacher and student side by side")
+    ledger.run("bench", bench_cfg.out, bench_stage, bench_cfg, what="teacher and student side by side")
 
     # 6. Speed at real lengths: each scored split's own texts, unpadded, at batch 1 and 32; the teacher's int8 export (made by the
-    # benchmark) beside the student's.
-    exported = {m["name"]: m.get("onnx-int8", {}).get("folder") for m in json.loads((bench_cfg.out / "bench.json").read_text())["models"]}
+    # benchmark; bench.json lists the models in order) beside the student's, where it is now (a copied run folder's is in the copy).
+    made_in = Path(ledger.ledger.record("bench")["output"])
+    exported = {model: str(bench_cfg.out / Path(m["onnx-int8"]["folder"]).relative_to(made_in)) for model, m in
+                zip(bench_cfg.models, json.loads((bench_cfg.out / "bench.json").read_text())["models"]) if "onnx-int8" in m}
     for (name, e), (teacher_model, student_onnx) in zip((tasks or ({"embedding": quality} if quality else {})).items(), pairs):
         if e["texts"] is None:  # multiple choice: no single texts or pairs to time
             continue
         real = out / "bench_real" / name
         real_cfg = replace(cfg.bench, out=real, models=(exported.get(teacher_model) or teacher_model, student_onnx), archs=(), teacher=None,
                            runtimes=("onnx-int8",), texts=Path(e["texts"]))
-        ledger.run(f"bench_real/{name}", real, lambda c=real_cfg: bench(c).to_dict()["texts"],
+        ledger.run(f"bench_real/{name}", real, lambda c=real_cfg: bench(c).to_dict()["texts"], real_cfg,
                    what="teacher and student on int8, on the scored split's own texts")
-    return write_report(ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student, quality=quality)
+    ledger.flush()
+    return write_report(ledger.ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student, quality=quality)
 
 
 def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult, config: PretrainedConfig) -> dict:
@@ -166,28 +176,62 @@ def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult
                     f"{settings.runtime_name} (the fastest: {fastest:.2f}×); lower --min-speedup or --speedup-margin")
 
 
-def _task(cfg: CompressConfig, ledger: Ledger, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,
+def _finetunes(cfg: CompressConfig, data: dict, given: str | None, student: Path, folder: Path, device: str, common: dict) -> list[FinetuneConfig]:
+    """The fine-tuning configs of one task, in ``folder`` (RUN/finetune/<task>): the teacher's (unless ``given``), then the student's
+    task distillation from it. :func:`check` builds them before the first stage, the run for its stages."""
+    base = replace(cfg.finetune, steps=cfg.finetune_steps, device=device, **data, **common)
+    # New inputs are made for classification and regression (algorithms.md §4c); a multiple-choice task distils without them.
+    augment = Augment() if data.get("task") and get_task(data["task"]).kind == "multiple_choice" else cfg.augment
+    teacher = [] if given else [replace(base, model=cfg.teacher, out=folder / "teacher", distill=TaskDistill(), augment=Augment())]
+    return [*teacher, replace(base, model=str(student), out=folder / "student", optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
+                              distill=replace(cfg.task_distill, teacher=given or str(folder / "teacher")), augment=augment)]
+
+
+def _task(cfg: CompressConfig, ledger: Stages, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,
           common: dict) -> dict:
     """Fine-tune the teacher (unless given), distil the student on the task, export it, and score the three and the trivial baseline
     on the split no stage chose on; the task's folders and figures."""
-    base = replace(cfg.finetune, steps=cfg.finetune_steps, device=device, **data, **common)
-    teacher_out, student_out, export_out = out / "finetune" / name / "teacher", out / "finetune" / name / "student", out / "export" / name
-    teacher_folder = given
-    # New inputs are made for classification and regression (algorithms.md §4c); a multiple-choice task distils without them.
-    augment = Augment() if data.get("task") and get_task(data["task"]).kind == "multiple_choice" else cfg.augment
-    if given is None:
-        ledger.run(f"finetune/{name}/teacher", teacher_out, lambda: finetune(replace(
-            base, model=cfg.teacher, out=teacher_out, distill=TaskDistill(), augment=Augment())).to_dict(), what="fine-tune the teacher")
-        teacher_folder = str(teacher_out)
-    scored = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(replace(
-        base, model=str(student), out=student_out, optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
-        distill=replace(cfg.task_distill, teacher=teacher_folder), augment=augment)).to_dict(), what="task-distil the student, with augmentation")["scored"]
-    ledger.run(f"export/{name}", export_out, lambda: export_onnx(ExportConfig(model=str(student_out), out=export_out, quantize="int8")).to_dict(),
-               what="the student, int8 ONNX")
+    *teacher_cfg, student_cfg = _finetunes(cfg, data, given, student, out / "finetune" / name, device, common)
+    for t in teacher_cfg:
+        ledger.run(f"finetune/{name}/teacher", t.out, lambda: finetune(t).to_dict(), t, what="fine-tune the teacher")
+    teacher_folder, student_out, export_out = student_cfg.distill.teacher, student_cfg.out, out / "export" / name
+    scored = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(student_cfg).to_dict(), student_cfg,
+                        what="task-distil the student, with augmentation")["scored"]
+    export_cfg = ExportConfig(model=str(student_out), out=export_out, quantize="int8")
+    ledger.run(f"export/{name}", export_out, lambda: export_onnx(export_cfg).to_dict(), export_cfg, what="the student, int8 ONNX")
     folder = out / "score" / name
-    entry = ledger.run(f"score/{name}", folder, lambda: score_task(
-        task=data.get("task"), data=data.get("data"), own=cfg.finetune.own, train_examples=base.train_examples, seed=base.subset_seed,
-        scored=scored, teacher=teacher_folder, student=student_out, export=export_out, device=device, out=folder),
-        what="the teacher, the int8 student (the model that ships) and the fp32 student on the scored split, beside the trivial baseline")
-    return {"task": data.get("task", name), **entry, "select_on": base.select_on, "teacher_folder": teacher_folder,
+    args = {"task": data.get("task"), "data": data.get("data"), "own": cfg.finetune.own, "train_examples": student_cfg.train_examples,
+            "seed": student_cfg.subset_seed, "scored": scored, "teacher": teacher_folder, "student": student_out, "export": export_out,
+            "device": device, "out": folder}
+    entry = ledger.run(f"score/{name}", folder, lambda: score_task(**args), args,
+                       what="the teacher, the int8 student (the model that ships) and the fp32 student on the scored split, beside the trivial baseline")
+    return {"task": data.get("task", name), **entry, "select_on": student_cfg.select_on, "teacher_folder": teacher_folder,
             "student_folder": str(student_out), "student_onnx": str(export_out)}
+
+
+def check(cfg: CompressConfig, device: str) -> Path:
+    """Refuse, before the first stage runs, what a later stage would refuse: the teacher's positions against the lengths, each task's
+    data, each ``--task-teacher`` against its task and the teacher's tokenizer, ``--embedding-data``; and build each fine-tuning config
+    the run will use (their own checks). Errors name compress's flags. Returns the teacher's folder."""
+    teacher = resolve_model_path(cfg.teacher)
+    limit = position_limit(read_config(teacher))
+    for flag, n in (("--seq-len", cfg.seq_len), ("--max-seq-len", cfg.finetune.max_seq_len), ("--bench-seq", cfg.bench.seq)):
+        if n > limit:
+            raise BortError(f"{flag} {n} is longer than the teacher's {limit} positions; use at most {limit}")
+    for name, data, given in cfg.jobs():
+        *_, student = _finetunes(cfg, data, given, teacher, cfg.out / "finetune" / name, device, {})
+        task = open_task(student.task, student.data, student.own)
+        for split in ("train", *task.spec.dev_splits) if student.data or student.own.given else ():
+            task.split(split)  # the files are there and read
+        if given:
+            try:
+                TaskTeacher(given, task.spec, teacher, device=torch.device("cpu"), max_len=student.max_seq_len, batch_size=1)
+            except BortError as exc:  # TaskTeacher names it --teacher, a folder it cannot load by its path alone
+                said = str(exc)
+                raise BortError(said.replace("--teacher '", "--task-teacher '", 1) if "--teacher '" in said else f"--task-teacher '{given}': {said}") from None
+            except (OSError, ValueError) as exc:  # transformers' own refusal of a folder without PyTorch weights
+                raise BortError(f"--task-teacher '{given}' is not a fine-tuned PyTorch model folder ({str(exc).splitlines()[0]})") from None
+    if cfg.embedding_task and cfg.embedding_data:
+        task = open_task(cfg.embedding_task, cfg.embedding_data, OwnData())
+        task.split(task.spec.dev_splits[0])
+    return teacher

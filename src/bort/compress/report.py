@@ -16,16 +16,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from bort.atomic import atomic_file, atomic_write_text
+from bort.atomic import atomic_write_text
 from bort.compress.score import percent
 from bort.compress.stages import Ledger
 from bort.finetune.kept import pooled
 from bort.models.loading import ONNX_FILE
+from bort.plots import plt, save_figure
 from bort.records import Record
 
 EAGER = "torch-fp32"  # how users run the teacher today: transformers, eager PyTorch, fp32
@@ -90,11 +86,19 @@ def _real(folder: Path) -> dict:
                              "student_ms_per_seq": {str(b): ms[student, b] for b in batches}}}
 
 
+def _named_now(doc: dict, models: list[str]) -> dict:
+    """``bench.json`` with its models (in the order they were given) named as this run names them: the benchmark of a copied run
+    folder named the original's folders."""
+    names = dict(zip((m["name"] for m in doc["models"]), models))
+    return {**doc, "models": [{**m, "name": names.get(m["name"], m["name"])} for m in doc["models"]],
+            "results": [{**r, "model": names.get(r["model"], r["model"])} for r in doc["results"]]}
+
+
 def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], pairs: list[tuple[str, str]], student: Path,
                  quality: dict) -> CompressResult:
     """Write compress.json, report.md and report.png into the run folder; returns the record. ``quality``: without a task,
     the embedding scores of teacher and student (``--embedding-task``), if any."""
-    doc = json.loads((ledger.out / "bench" / "bench.json").read_text(encoding="utf-8"))
+    doc = _named_now(json.loads((ledger.out / "bench" / "bench.json").read_text(encoding="utf-8")), [m for pair in pairs for m in pair])
     for (name, task), (t, s) in zip(tasks.items(), pairs):
         task.update(_pair(doc, t, s), **_real(ledger.out / "bench_real" / name))
     agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0]), **quality,
@@ -252,7 +256,4 @@ def plot(doc: dict, path: Path) -> None:
     bx.invert_yaxis()
     bx.set_xlabel("wall time (s)")
     bx.set_title("stages")
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -25,6 +25,7 @@ from bort.models.card import Card, count_params
 from bort.models.loading import resolve_model_path
 
 TEXTS = "texts.jsonl"  # the scored split's inputs, for `bort bench --texts`
+SCORE = "score.json"  # the stage's entry
 
 
 def metric_name(metrics: tuple[str, ...]) -> str:
@@ -78,7 +79,7 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
              "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"], "baseline_dev": b_metrics,
              "texts": write_texts(examples, out / TEXTS)}
     _card(entry, spec.name, student, export)
-    return entry
+    return _kept(entry, out)
 
 
 def score_embedding(*, task: str, data: Path | None, seed: int, teacher: str, student: Path, export: Path, device: str, out: Path) -> dict:
@@ -99,6 +100,14 @@ def score_embedding(*, task: str, data: Path | None, seed: int, teacher: str, st
              "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"],
              "texts": write_texts([Example(idx=ex.idx, texts=(t,), label=None) for ex in examples for t in ex.texts], out / TEXTS)}
     _card(entry, f"{task} (sentence embeddings, no fine-tuning)", student, export)
+    return _kept(entry, out)
+
+
+def _kept(entry: dict, out: Path) -> dict:
+    """The entry, also written to ``out/score.json``: the stage's output, so a rerun sees it is there (a multiple-choice task
+    has no texts.jsonl)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / SCORE, json.dumps(entry, indent=2) + "\n")
     return entry
 
 
@@ -119,4 +128,4 @@ def percent(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-__all__ = ["TEXTS", "metric_name", "percent", "score_embedding", "score_task", "scoring_files", "write_texts"]
+__all__ = ["SCORE", "TEXTS", "metric_name", "percent", "score_embedding", "score_task", "scoring_files", "write_texts"]

@@ -17,8 +17,17 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from bort.atomic import atomic_write_text
+from bort.records import damaged, read_json
 
 FILE = "compress.json"
+
+
+def _whole(stage: object) -> bool:
+    """Whether a stage record has what :meth:`Ledger.run` reads of it (a done stage: its wall time and result too)."""
+    if not (isinstance(stage, dict) and isinstance(stage.get("name"), str) and stage.get("status") in ("running", "done")
+            and isinstance(stage.get("output"), str)):
+        return False
+    return stage["status"] == "running" or (isinstance(stage.get("wall_s"), (int, float)) and isinstance(stage.get("result"), dict))
 
 
 class Ledger:
@@ -26,8 +35,10 @@ class Ledger:
 
     def __init__(self, out: Path, total: int) -> None:
         self.out, self.path, self.total = out, out / FILE, total
-        self.doc = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        self.doc = read_json(self.path) if self.path.is_file() else {}
         self.stages: list[dict] = self.doc.get("stages", [])
+        if not isinstance(self.stages, list) or not all(_whole(s) for s in self.stages):
+            raise damaged(self.path, "a stage record without its name, status, output or result")
 
     def record(self, name: str) -> dict | None:
         """The stage's record, if it has one."""

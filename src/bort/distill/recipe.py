@@ -162,7 +162,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Distil the teacher into the student; resumes from ``OUT/checkpoint`` when there is one."""
     d = setup(cfg.device)
     try:
-        with RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main, report_to=cfg.report_to) as run:
+        with RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main, report_to=cfg.report_to, inputs=(cfg.teacher, cfg.corpus, cfg.student)) as run:
             return _pretrain(cfg, d, run)
     finally:
         teardown(d)

@@ -20,17 +20,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import BertConfig
 
 from bort.arch import Arch
-from bort.atomic import atomic_dir, atomic_file, atomic_write_text
+from bort.atomic import atomic_dir, atomic_write_text
 from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_model, export_onnx
 from bort.export.predict import PredictConfig, read_examples
@@ -39,9 +35,11 @@ from bort.machine import cpu_info, versions
 from bort.models.loading import ONNX_FILE, head_by_kind, load_model, load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.models.student import random_encoder
 from bort.options import opt
+from bort.outputs import output_files
+from bort.plots import plt, save_figure
 from bort.records import Record
 from bort.training.loop import autocast_dtype
-from bort.training.run import PROGRESS, check_out
+from bort.training.run import PROGRESS
 
 RUNTIMES = ("torch-fp32", "torch-bf16", "onnx-fp32", "onnx-int8")
 
@@ -82,6 +80,12 @@ class BenchConfig:
             raise BortError("--text-batch sizes must be at least 1")
         if self.warmup < 0:
             raise BortError(f"--warmup must be 0 or more, got {self.warmup}")
+        seen: dict[object, str] = {}
+        for m in self.models:  # the same folder under two spellings is one model: each would be timed against itself
+            key = Path(m).resolve() if Path(m).exists() else m
+            if key in seen:
+                raise BortError(f"--models names the same model twice ('{seen[key]}' and '{m}'); give each model once")
+            seen[key] = m
         unknown = set(self.runtimes) - set(RUNTIMES)
         if unknown:
             raise BortError(f"unknown runtime(s) {', '.join(sorted(unknown))}: choose from {', '.join(RUNTIMES)}")
@@ -131,7 +135,7 @@ def _check_seq(config, name: str, cfg: BenchConfig) -> None:
         raise BortError(f"--seq {cfg.seq} is longer than {name}'s {position_limit(config)} positions; use at most that")
 
 
-def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
+def _folder_entry(name: str, cfg: BenchConfig, work: Path) -> _Entry:
     path = resolve_model_path(name)
     info = export_info(path)
     if info is not None:  # an ONNX export: its own runtime only
@@ -146,14 +150,14 @@ def _folder_entry(name: str, cfg: BenchConfig) -> _Entry:
     _add_torch_runtimes(entry, model, head, cfg)
     for runtime, quantize in QUANTIZE_OF.items():
         if runtime in cfg.runtimes:
-            out = cfg.out / "onnx" / f"{_slug(name)}-{runtime}"
-            export = ExportConfig(model=str(path), out=out, quantize=quantize, progress=cfg.progress)
-            entry.info[runtime] = {"folder": str(out), "check": export_onnx(export).check}
-            entry.predictors.append(load_predictor(out, threads=cfg.threads, tokenizer=False))
+            rel = Path("onnx") / f"{_slug(name)}-{runtime}"  # made in the work folder; recorded where it will be once swapped in
+            export = ExportConfig(model=str(path), out=work / rel, quantize=quantize, progress=cfg.progress)
+            entry.info[runtime] = {"folder": str(cfg.out / rel), "check": export_onnx(export).check}
+            entry.predictors.append(load_predictor(work / rel, threads=cfg.threads, tokenizer=False))
     return entry
 
 
-def _arch_entry(arch: Arch, base, cfg: BenchConfig) -> _Entry:
+def _arch_entry(arch: Arch, base, cfg: BenchConfig, work: Path) -> _Entry:
     """A random-weight encoder of shape ``arch`` in ``base``'s family (no pooler, no head: the encoder's cost)."""
     name = f"random ⟨{arch.key}⟩"
     _check_seq(base, name, cfg)
@@ -164,10 +168,10 @@ def _arch_entry(arch: Arch, base, cfg: BenchConfig) -> _Entry:
     for runtime, quantize in QUANTIZE_OF.items():
         if runtime in cfg.runtimes:
             model.set_attn_implementation("eager")  # the attention graph ONNX Runtime fuses (see bort.export.onnx)
-            out = cfg.out / "onnx" / f"arch-{arch.key.replace(',', '-')}-{runtime}"
-            with atomic_dir(out) as tmp:
-                entry.info[runtime] = {"folder": str(out), "check": export_model(model, head, tmp, quantize=quantize).check}
-            entry.predictors.append(OnnxPredictor(out / ONNX_FILE, model.config, head, quantize=quantize, threads=cfg.threads))
+            rel = Path("onnx") / f"arch-{arch.key.replace(',', '-')}-{runtime}"
+            with atomic_dir(work / rel) as tmp:
+                entry.info[runtime] = {"folder": str(cfg.out / rel), "check": export_model(model, head, tmp, quantize=quantize).check}
+            entry.predictors.append(OnnxPredictor(work / rel / ONNX_FILE, model.config, head, quantize=quantize, threads=cfg.threads))
             model.set_attn_implementation("sdpa")  # from_config's default, for the PyTorch runtimes
     return entry
 
@@ -254,12 +258,24 @@ def _ratios(rows: list[dict], first: str, key: str = "median_ms") -> None:
 
 
 def bench(cfg: BenchConfig) -> BenchResult:
-    """Measure every model on every runtime that applies; write ``bench.json``, ``bench.md`` and ``bench.png`` to ``cfg.out``."""
-    check_out(cfg.out, kind="bort bench", marker="bench.json", inputs=tuple(Path(m) for m in cfg.models if Path(m).exists()))
+    """Measure every model on every runtime that applies; write ``bench.json``, ``bench.md``, ``bench.png`` and the
+    exports made on the way (``onnx/``) to ``cfg.out``, in place of an earlier benchmark's files, in one swap
+    (:func:`~bort.outputs.output_files`): a run killed on the way leaves the folder as it was, and the next one redoes it."""
+    with output_files(cfg.out, kind="bort bench", marker="bench.json", inputs=(*cfg.models, cfg.teacher, cfg.texts)) as work:
+        result = _bench(cfg, work)
+        result.write(work / "bench.json")
+        doc = result.to_dict()
+        atomic_write_text(work / "bench.md", markdown(doc))
+        _plot(doc, work / "bench.png")
+    return result
+
+
+def _bench(cfg: BenchConfig, work: Path) -> BenchResult:
+    """The measurements of :func:`bench`, with the models' exports made in ``work``."""
     torch.set_num_threads(cfg.threads)
     base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
     examples = _texts(cfg)
-    entries = [_folder_entry(m, cfg) for m in cfg.models] + [_arch_entry(a, base, cfg) for a in cfg.archs]
+    entries = [_folder_entry(m, cfg, work) for m in cfg.models] + [_arch_entry(a, base, cfg, work) for a in cfg.archs]
     calls = len(cfg.batches) * sum(len(e.predictors) for e in entries) * (cfg.warmup + cfg.rounds * cfg.runs)
     calls += len(cfg.text_batches) * sum(len(e.predictors) for e in entries if e.tokenizer is not None) * (1 + cfg.rounds) if examples else 0
     # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
@@ -272,14 +288,8 @@ def bench(cfg: BenchConfig) -> BenchResult:
     skipped += [f"{e.name} on --texts: a random-weight model has no tokenizer" for e in entries if examples and e.tokenizer is None]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs", "progress")}
     texts = {"file": str(cfg.texts), "count": len(examples), "pairs": len(examples[0].texts) > 1} if examples else {}
-    result = BenchResult(settings=settings, machine=_machine(cfg.threads), models=[{"name": e.name, **e.info} for e in entries], results=rows,
-                         skipped=skipped, real=real, texts=texts)
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    result.write(cfg.out / "bench.json")
-    doc = result.to_dict()
-    atomic_write_text(cfg.out / "bench.md", markdown(doc))
-    _plot(doc, cfg.out / "bench.png")
-    return result
+    return BenchResult(settings=settings, machine=_machine(cfg.threads), models=[{"name": e.name, **e.info} for e in entries], results=rows,
+                       skipped=skipped, real=real, texts=texts)
 
 
 def _texts(cfg: BenchConfig) -> list:
@@ -343,7 +353,4 @@ def _plot(doc: dict, path: Path) -> None:
         ax.set_ylabel("median latency (ms, log scale)")
         ax.set_title(f"batch {batch}, sequence {doc['settings']['seq']}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -5,7 +5,7 @@ last layer for the first token only: :class:`FirstTokenLayer`) → fuse it with 
 transformer optimizer (``model_type="bert"``: bias + GELU; up to BERT-base's size also embedding +
 LayerNorm and attention) → optionally quantise its matrix products to int8 (dynamic quantisation)
 → run the final graph on sample batches of other shapes and compare with PyTorch (:mod:`bort.export.check`) → only then write
-the folder's files (into a new or empty folder, or an earlier export's: :func:`~bort.training.run.check_out`).
+the folder's files, swapped in whole (into a new or empty folder, or in place of an earlier export: :func:`~bort.outputs.output_files`).
 
 A sentence-transformers model (a bare encoder whose folder has ``modules.json``) gets a second output,
 ``sentence_embedding``: the last hidden state pooled and normalised as its pipeline says
@@ -41,8 +41,9 @@ from bort.models.card import Card
 from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, read_config
 from bort.models.sentence import Pooling, pool, read_pooling, sentence_files
 from bort.options import opt
+from bort.outputs import output_files
 from bort.records import Record
-from bort.training.run import PROGRESS, output_files
+from bort.training.run import PROGRESS
 
 QUANTIZE = ("none", "int8")
 # The task head's layers: the pooler/classification dense and the classifier. They run on one token
@@ -255,7 +256,8 @@ def export_onnx(cfg: ExportConfig) -> ExportResult:
     """Export a model folder to ``cfg.out``: ``model.onnx``, the source's ``config.json`` (labels, task
     metadata), its tokenizer and ``export.json``; for a sentence-transformers encoder also its pipeline's
     files and weights (see the module's docstring). The files appear only once the check has passed, each
-    whole; ``cfg.out`` must be new, empty or an earlier export, and not the model's folder (:func:`output_files`).
+    whole, in place of any earlier export's (none of whose files stay); ``cfg.out`` must be new, empty or an earlier export
+    holding nothing else, and not the model's folder (:func:`~bort.outputs.output_files`).
     """
     # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
     with tqdm(total=4 + (cfg.quantize == "int8"), desc="export", unit="stage", disable=None if cfg.progress else True) as bar:
@@ -272,12 +274,12 @@ def export_onnx(cfg: ExportConfig) -> ExportResult:
                     model.save_pretrained(tmp)
                 read_config(path).save_pretrained(tmp)  # the source's config (id2label, bort_task, bort_max_seq_len, …) without remote-code fields
                 tokenizer.save_pretrained(tmp)
-                for name, text in st_files.items():  # straight into OUT, each file atomically: staged files move one level only (1_Pooling/ is a folder)
-                    atomic_write_text(tmp.parent / name, text)
+                for name, text in st_files.items():
+                    atomic_write_text(tmp / name, text)
                 info.write(tmp / EXPORT_INFO)
-        # The model card (README.md), last: it describes the files now in OUT (the sentence-transformers ones too).
-        Card("bort export", str(cfg.model), settings={"quantize": cfg.quantize, "opset": cfg.opset}, params=model.num_parameters(),
-             metrics={k: v for k, v in info.check.items() if k.endswith(("_error", "_agreement")) and v is not None},
-             evaluation="Agreement with PyTorch on sample batches").write(cfg.out)
+                # The model card (README.md), last: it describes the files of the export (the sentence-transformers ones too).
+                Card("bort export", str(cfg.model), settings={"quantize": cfg.quantize, "opset": cfg.opset}, params=model.num_parameters(),
+                     metrics={k: v for k, v in info.check.items() if k.endswith(("_error", "_agreement")) and v is not None},
+                     evaluation="Agreement with PyTorch on sample batches").write(tmp, name=cfg.out)
     return info
 

@@ -7,7 +7,6 @@ labels, where present, also give the task's metrics).
 
 from __future__ import annotations
 
-import csv
 import io
 import sys
 from collections.abc import Iterable, Sequence
@@ -18,6 +17,7 @@ import numpy as np
 
 from bort.errors import BortError
 from bort.export.runtime import Predictor, embed_texts, is_regression, task_logits
+from bort.finetune.readers.common import RowError, data_file, scalar, table_rows
 from bort.finetune.readers.own import write_rows
 from bort.finetune.source import OwnData, TaskData, model_task
 from bort.finetune.tasks import Example, TaskSpec, jsonl_objects
@@ -104,16 +104,16 @@ def _read_text(text: str, name: str) -> list[Example]:
 
 
 def _read_table(text: str, name: str, delimiter: str) -> list[Example]:
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL  # TSV as GLUE writes it: no quoting
-    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting) if any(r)]
+    # TSV as GLUE writes it: no quoting
+    rows = table_rows(io.StringIO(text), Path(name), delimiter, quoting=delimiter != "\t", size=len(text))
     if not rows:
         raise BortError(f"{name} is empty: write a header row, then one example per row")
-    texts, id_col = _fields(rows[0], f"{name}'s header")
-    pos = {c: i for i, c in enumerate(rows[0])}
-    examples = []
-    for n, row in enumerate(rows[1:], 2):
-        if len(row) != len(rows[0]):
-            raise BortError(f"{name}:{n}: {len(row)} columns, the header has {len(rows[0])}; fix the row")
+    (_, header), examples = rows[0], []
+    texts, id_col = _fields(header, f"{name}'s header")
+    pos = {c: i for i, c in enumerate(header)}
+    for n, row in rows[1:]:
+        if len(row) != len(header):
+            raise BortError(f"{name}:{n}: {len(row)} columns, the header has {len(header)}; fix the row")
         idx = row[pos[id_col]] if id_col else str(len(examples))
         examples.append(Example(idx=idx, texts=tuple(row[pos[c]] for c in texts), label=None))
     return examples
@@ -123,10 +123,16 @@ def _read_jsonl(text: str, name: str) -> list[Example]:
     examples, first = [], None
     for n, obj in jsonl_objects(text, name):
         texts, id_key = _fields(obj, f"{name}:{n}")
+        try:
+            context = tuple(str(scalar(obj[k])) for k in texts)
+            listed = obj.get("choices", [])
+            if not isinstance(listed, list):
+                raise RowError(f"'choices' is {type(listed).__name__}, not a list of texts")
+            choices = tuple((context[0], str(scalar(c))) for c in listed)
+        except RowError as exc:
+            raise BortError(f"{name}:{n}: {exc}; write each text and choice as a JSON string") from None
         idx = str(obj[id_key]) if id_key else str(len(examples))
-        context = tuple(str(obj[k]) for k in texts)
         first = _same_segments(len(context), f"{name}:{n}", first)
-        choices = tuple((context[0], str(c)) for c in obj.get("choices", ()))
         examples.append(Example(idx=idx, texts=context, label=None, choices=choices))
     return examples
 
@@ -144,9 +150,8 @@ def read_examples(cfg: PredictConfig, data: TaskData | None) -> list[Example]:
         return data.read_file(path, need_label=False)
     if cfg.input == "-":
         data, name = sys.stdin.buffer.read(), "<stdin>"
-    elif not path.is_file():
-        raise BortError(f"input '{path}' does not exist: pass a text, TSV or JSON-lines file, '-' for standard input, or a task's data folder")
     else:
+        data_file(path, "pass a text, TSV or JSON-lines file, '-' for standard input, or a task's data folder", what="input")
         data, name = path.read_bytes(), str(path)
     try:
         text = data.decode("utf-8-sig")
@@ -216,7 +221,8 @@ def predict(predictor: Predictor, cfg: PredictConfig) -> tuple[list[dict], dict[
     choices = kind == "multiple_choice"
     widths = {len(ex.choices) for ex in examples}
     if choices and (0 in widths or len(widths) > 1):
-        raise BortError('a multiple-choice model needs the same number of choices for every example: write JSON lines like {"text": "…", "choices": ["…", "…"]}')
+        raise BortError("a multiple-choice model needs the same number of choices for every example: "
+                        'write JSON lines like {"text": "…", "choices": ["…", "…"]}')
     logits = task_logits(predictor, examples, max_len=_max_len(predictor, cfg), batch_size=cfg.batch_size)
     regression = is_regression(predictor)
     if regression:

@@ -22,6 +22,7 @@ from bort.finetune.spec import Example, TaskSpec
 from bort.models.loading import load_model, load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.models.sentence import embed, read_pooling
 from bort.options import nested, opt
+from bort.outputs import check_file_out
 from bort.records import Record
 from bort.training.run import DEVICE, resolve_device
 
@@ -69,14 +70,23 @@ def _splits(task_name: str, split: str, has_dev: bool) -> list[str]:
 
 
 def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> dict[str, Path] | None:
-    """Where each split's submission goes (``names``: split → leaderboard file name); None for dev without --predictions."""
+    """Where each split's submission goes (``names``: split → leaderboard file name); None for dev without --predictions.
+    Each file is checked (:func:`~bort.outputs.check_file_out`): never an input of the command, nor a file bort did not write."""
     if cfg.predictions is None:
-        return {split: model_path / "predictions" / name for split, name in names.items()} if cfg.split.startswith("test") else None
-    if cfg.predictions.suffix in (".tsv", ".jsonl", ".json", ".csv"):
+        if not cfg.split.startswith("test"):
+            return None
+        files = {split: model_path / "predictions" / name for split, name in names.items()}
+    elif cfg.predictions.suffix in (".tsv", ".jsonl", ".json", ".csv"):
         if len(names) > 1:
-            raise BortError(f"--predictions {cfg.predictions}: {cfg.task or 'glue/mnli'} writes {len(names)} files ({', '.join(names.values())}); give a folder")
-        return {split: cfg.predictions for split in names}
-    return {split: cfg.predictions / name for split, name in names.items()}
+            raise BortError(f"--predictions {cfg.predictions}: {cfg.task or 'glue/mnli'} writes {len(names)} files "
+                            f"({', '.join(names.values())}); give a folder")
+        files = {split: cfg.predictions for split in names}
+    else:
+        files = {split: cfg.predictions / name for split, name in names.items()}
+    # The default, MODEL/predictions/, is bort's own subfolder of the model's: the model folder counts as an input only
+    # for a path the user gave.
+    inputs = (cfg.data, cfg.own.train_file, cfg.own.validation_file, cfg.own.test_file, *((model_path,) if cfg.predictions is not None else ()))
+    return {split: check_file_out(path, inputs=inputs, flag="--predictions") for split, path in files.items()}
 
 
 def _onnx(path: Path):
@@ -98,32 +108,38 @@ def task_outputs(cfg: EvaluateConfig, path: Path, task: TaskSpec) -> Callable[[S
     return lambda examples: outputs(model, encode(task, examples, tokenizer, max_len), batch_size=cfg.batch_size, pad_id=tokenizer.pad_token_id)
 
 
-def split_predictions(cfg: EvaluateConfig) -> tuple[TaskData, dict[str, tuple[list[Example], list]]]:
-    """The model's task and, per split of ``cfg.split`` (MNLI's test: both), its examples and the model's predictions."""
+def _task_splits(cfg: EvaluateConfig) -> tuple[Path, TaskData, list[str]]:
+    """The model's folder, its task and the splits of ``cfg.split`` (MNLI's test: both)."""
     path = resolve_model_path(cfg.model)
     data = model_task(read_config(path), cfg.task, cfg.data, cfg.own)
-    task = data.spec
-    splits = _splits(task.name, cfg.split, bool(task.dev_splits))
-    run = task_outputs(cfg, path, task)
+    return path, data, _splits(data.spec.name, cfg.split, bool(data.spec.dev_splits))
+
+
+def _predict(cfg: EvaluateConfig, path: Path, data: TaskData, splits: list[str]) -> dict[str, tuple[list[Example], list]]:
+    """Per split, its examples and the model's predictions."""
+    run = task_outputs(cfg, path, data.spec)
     out = {}
     for split in splits:
         examples = data.split(split)
-        out[split] = (examples, predictions(task, examples, run(examples)))
-    return data, out
+        out[split] = (examples, predictions(data.spec, examples, run(examples)))
+    return out
+
+
+def split_predictions(cfg: EvaluateConfig) -> tuple[TaskData, dict[str, tuple[list[Example], list]]]:
+    """The model's task and, per split of ``cfg.split`` (MNLI's test: both), its examples and the model's predictions."""
+    path, data, splits = _task_splits(cfg)
+    return data, _predict(cfg, path, data, splits)
 
 
 def evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     """Metrics on a labelled split (``{}`` on unlabelled ones) and the submission files written."""
+    path, data, splits = _task_splits(cfg)
     if cfg.embedding:
-        path = resolve_model_path(cfg.model)
-        data = model_task(read_config(path), cfg.task, cfg.data, cfg.own)
-        _splits(data.spec.name, cfg.split, bool(data.spec.dev_splits))
         return _embedding_scores(cfg, data, path)
-    data, splits = split_predictions(cfg)
     task = data.spec
-    files = _targets(cfg, resolve_model_path(cfg.model), {s: submission.file_name(task, s) for s in splits})
+    files = _targets(cfg, path, {s: submission.file_name(task, s) for s in splits})  # checked before the model runs
     result = EvaluateResult(task=task.name, split=cfg.split)
-    for split, (examples, preds) in splits.items():
+    for split, (examples, preds) in _predict(cfg, path, data, splits).items():
         result.metrics.update(score(task, examples, preds))
         if files is not None:
             result.files.append(str(submission.write(task, examples, preds, files[split])))

@@ -216,7 +216,8 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None, select
     if select_set is not None and cfg.select_on != "train":
         raise ValueError("a select_set is the held-out slice of --select-on train")
     device = resolve_device(cfg.device)
-    with RunFolder(cfg.out, "finetune", log=LOG, report_to=cfg.report_to) as run:
+    with RunFolder(cfg.out, "finetune", log=LOG, report_to=cfg.report_to, inputs=(cfg.model, cfg.data, cfg.own.train_file, cfg.own.validation_file,
+                                                                              cfg.own.test_file, cfg.distill.teacher, cfg.augment.infill_model)) as run:
         return _finetune(cfg, train_set, select_set, data, device, run)
 
 

@@ -38,6 +38,13 @@ class OwnData:
     def __post_init__(self) -> None:
         if self.text_columns is not None and not 1 <= len(self.text_columns) <= 2:
             raise BortError(f"--text-columns takes one column, or two for pairs (a,b); got {len(self.text_columns)}")
+        if self.text_columns and self.label_column in self.text_columns:
+            raise BortError(f"the label column '{self.label_column}' is also a text column ({','.join(self.text_columns)}): the model would "
+                            "read its answer; name other --text-columns, or another --label-column")
+        for flag, file in zip(_SPLIT_FLAGS.values(), (self.train_file, self.validation_file, self.test_file)):
+            if file is not None and not Path(file).stem.strip("."):  # "...csv": the task (own/..) and its run folders would be named ".."
+                raise BortError(f"{flag} '{file}': a file name of only dots before its extension cannot name the task; rename the file, "
+                                "e.g. train.csv")
 
     @property
     def given(self) -> bool:

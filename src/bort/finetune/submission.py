@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from bort.atomic import atomic_write_text
 from bort.finetune.readers.own import OWN, file_format, write_rows
 from bort.finetune.tasks import Example, TaskSpec
+from bort.outputs import write_file_out
 
 
 def file_name(task: TaskSpec, split: str) -> str:
@@ -66,11 +66,11 @@ def rows(task: TaskSpec, examples: Sequence[Example], preds: Sequence) -> list[d
 
 def write(task: TaskSpec, examples: Sequence[Example], preds: Sequence, path: Path) -> Path:
     """Write ``preds`` (from :func:`bort.finetune.predict.predictions`) in the leaderboard's format; for
-    one's own data, :func:`rows` as CSV, TSV or JSON lines (by ``path``'s extension)."""
+    one's own data, :func:`rows` as CSV, TSV or JSON lines (by ``path``'s extension). The file goes through
+    :func:`~bort.outputs.write_file_out`: it never replaces a file bort did not write."""
     family = task.name.split("/")[0]
     if family == OWN:
         text = write_rows(rows(task, examples, preds), file_format(path))
     else:
         text = {"glue": _glue, "superglue": _superglue, "race": _race}[family](task, examples, preds)
-    atomic_write_text(path, text)
-    return path
+    return write_file_out(path, text)

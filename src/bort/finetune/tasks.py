@@ -76,7 +76,8 @@ def read_split(task: TaskSpec | str, data_dir: str | Path, split: str) -> list[E
     spec = get_task(task) if isinstance(task, str) else task
     folder = Path(data_dir).expanduser()
     if not folder.is_dir():
-        raise BortError(f"data folder '{folder}' for {spec.name} does not exist: pass the task's own folder of the official download")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise BortError(f"data folder '{folder}' for {spec.name} {what}: pass the task's own folder of the official download")
     family = spec.name.split("/")[0]
     return {"glue": glue.read, "superglue": superglue.read, "race": race.read}[family](spec, folder, split)
 

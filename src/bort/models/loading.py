@@ -48,6 +48,8 @@ _MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.")
 # and what is copied when a model moves between folders).
 MODEL_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin*", "tokenizer*", "vocab*", "merges.txt",
                "special_tokens_map.json", "added_tokens.json")
+# The files a tokenizer is built from: a fast tokenizer's own file, WordPiece's (BERT) and byte-level BPE's (RoBERTa) vocabularies.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 ONNX_FILE = "model.onnx"  # the graph of a `bort export` folder
 # Config fields that ask a loader to import and run the model's own Python code. bort never runs
 # it (trust_remote_code=False), and strips them so that no folder it writes asks anyone else to.
@@ -208,19 +210,35 @@ def has_mlm_head(path: Path) -> bool:
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
-    """Load the folder's tokenizer; BERT/RoBERTa need a mask token for masked-LM training."""
+    """Load the folder's own tokenizer, checked against its model: BERT/RoBERTa need a mask token for masked-LM training.
+
+    Every tokenizer bort uses is loaded here. A folder without tokenizer files is refused: transformers would
+    build a tokenizer of its 5 special tokens from the config alone, and every word would become [UNK].
+    So is a tokenizer whose vocabulary does not fit the model's embeddings (:func:`_check_vocabulary`).
+    """
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise BortError(f"'{path}' holds no tokenizer ({', '.join(TOKENIZER_FILES)}): copy the files of the tokenizer the model was "
+                        "trained with into the folder (tokenizer.save_pretrained)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except Exception as exc:
-        raise BortError(f"cannot load the tokenizer in '{path}' ({str(exc)[:120]}); save it with tokenizer.save_pretrained") from None
+        raise BortError(f"cannot load the tokenizer in '{path}' ({_reason(exc, 120)}); save it with tokenizer.save_pretrained") from None
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
         raise BortError(f"the tokenizer in '{path}' lacks a mask, CLS or SEP token; use the model's own BERT/RoBERTa tokenizer")
+    if (path / "config.json").is_file():
+        _check_vocabulary(path, len(tokenizer), read_config(path).vocab_size)
     for key in REMOTE_CODE_FIELDS:  # so that no tokenizer_config.json bort writes asks for remote code
         tokenizer.init_kwargs.pop(key, None)
     tokenizer._auto_map = None
     return tokenizer
 
 
+def _check_vocabulary(path: Path, tokens: int, embeddings: int) -> None:
+    """Refuse a tokenizer of ``tokens`` entries for a model of ``embeddings`` token embeddings: more would index past the
+    embeddings; under half of them is not the model's own tokenizer (models pad their vocabulary by a few rows, not by half)."""
+    if tokens > embeddings or 2 * tokens < embeddings:
+        raise BortError(f"the tokenizer in '{path}' has {tokens:,} tokens and the model {embeddings:,} token embeddings: not the model's "
+                        "own tokenizer; copy the files of the tokenizer it was trained with into the folder")
 
 
 @dataclass(frozen=True)

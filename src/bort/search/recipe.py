@@ -35,7 +35,7 @@ from bort.training.hparams import Theta
 from bort.training.losses import DistillLoss
 from bort.training.mlm_head import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.training.objectives import RepresentationLoss
-from bort.training.run import DEVICE, PROGRESS, REPORT_TO, SEED, RunFolder, resolve_device
+from bort.training.run import DEVICE, PROGRESS, REPORT_TO, SEED, RunFolder, fingerprint, resolve_device
 from bort.training.tracking import check_report_to
 
 
@@ -151,7 +151,8 @@ def _init(init: str, archs: list[Arch], T: Arch) -> str:
 def extract(cfg: ExtractConfig) -> ExtractResult:
     """Run the FPTAS of algorithms.md §3 and write the run folder; returns ``result.json``'s record."""
     cfg = replace(cfg, device=str(resolve_device(cfg.device)))
-    with RunFolder(cfg.out, "extract", marker=RunStore.FILENAME, report_to=cfg.report_to) as run:  # locked while this call runs
+    with RunFolder(cfg.out, "extract", marker=RunStore.FILENAME, report_to=cfg.report_to,
+                   inputs=(cfg.teacher, cfg.corpus, cfg.space)) as run:  # locked while this call runs
         return _extract(cfg, run)
 
 
@@ -163,9 +164,8 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
         teacher = load_teacher(cfg.teacher, device=cfg.device)
         space = load_space(cfg.space, teacher.arch)
         cfg = replace(cfg, init=_init(cfg.init, space.archs(exclude=teacher.arch), teacher.arch))
-        settings = {"teacher": str(cfg.teacher), "corpus": str(cfg.corpus), "seq_len": cfg.seq_len, "head": asdict(cfg.head),
-                    "device": cfg.training_device}
-        store.check_settings({**settings, **cfg.error_settings().fingerprint()})
+        settings = {"teacher": cfg.teacher, "corpus": cfg.corpus, "seq_len": cfg.seq_len, "head": asdict(cfg.head), "device": cfg.training_device}
+        store.check_settings(fingerprint({**settings, **cfg.error_settings().fingerprint()}))
         if cfg.backend.kind == "ray":
             from bort.search.ray_backend import check_address
 

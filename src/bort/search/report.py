@@ -9,14 +9,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from bort.atomic import atomic_dir, atomic_file, atomic_write_text
+from bort.atomic import atomic_dir, atomic_write_text
 from bort.models.card import Card
 from bort.models.student import build_student
+from bort.plots import plt, save_figure
 from bort.records import Record
 from bort.search.fptas import Candidate, SearchResult
 from bort.search.pareto import pareto_doc
@@ -82,10 +78,7 @@ def plot_pareto(path: Path, rows: list[dict], best: dict, teacher: dict, pareto:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("bort extract: size and speed against error")
-    fig.tight_layout()
-    with atomic_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _markdown(result: dict, rows: list[dict], pareto: dict) -> str:

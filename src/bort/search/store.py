@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bort.errors import BortError
-from bort.training.run import check_same_settings
+from bort.training.run import check_same_settings, stamp
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,6 +74,7 @@ class RunStore:
         has nothing to mix, so it simply takes the new settings.
         """
         row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
+        settings = stamp(settings, self.path.parent)  # with the digests of what the run reads
         text = json.dumps(settings, sort_keys=True)
         if row is None or not self.has_results():
             with self._db:

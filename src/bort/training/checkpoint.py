@@ -20,10 +20,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from bort.atomic import atomic_dir
-from bort.errors import BortError
+from bort.errors import BortError, one_line, shown
 from bort.training.loop import TrainState
 
 GOOD, STATE = "good", "state.json"
@@ -36,6 +37,14 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler, 
     ``good/`` becomes this checkpoint when the smoothed loss is at its lowest, else stays as it was.
     """
     folder = Path(folder)
+    try:
+        _save(folder, model, optimizer, scheduler, state, extra)
+    except (OSError, RuntimeError, SafetensorError) as exc:  # torch's and safetensors' writers report a full disk without errno or path
+        raise BortError(f"cannot write the checkpoint {shown(folder)} ({one_line(str(exc), 200)}); check the free space and "
+                        "permissions there, then run the same command again to resume") from exc
+
+
+def _save(folder: Path, model: torch.nn.Module, optimizer, scheduler, state: TrainState, extra: dict | None) -> None:
     with atomic_dir(folder) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         trainer = {
@@ -78,10 +87,12 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer, scheduler) 
         trainer = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(trainer["optimizer"])
         scheduler.load_state_dict(trainer["scheduler"])
-    except Exception as exc:
-        raise BortError(f"cannot resume from '{folder}' ({type(exc).__name__}: {str(exc)[:120]}); delete that folder to start afresh") from None
-    torch.set_rng_state(trainer["rng"])
-    if trainer["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(trainer["cuda_rng"])
-    state = TrainState(**trainer["state"])
-    return state, trainer.get("extra", {})
+        torch.set_rng_state(trainer["rng"])
+        if trainer["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(trainer["cuda_rng"])
+        state = TrainState(**trainer["state"])
+        extra = trainer.get("extra", {})
+    except Exception as exc:  # whatever is damaged (a field missing or of the wrong type): one line, not the library's traceback
+        raise BortError(f"cannot resume from {shown(folder)} ({type(exc).__name__}: {str(exc)[:120]}); "
+                        "delete that folder to start afresh, or give a new --out") from None
+    return state, extra

@@ -23,10 +23,11 @@ from bort.models.loading import TEACHER, strip_remote_code
 from bort.models.student import mlm_head
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import opt
+from bort.outputs import check_out, output_files
 from bort.records import Record
 from bort.training.evaluate import evaluate_mlm
 from bort.training.loop import OptimConfig, train
-from bort.training.run import DEVICE, PROGRESS, check_out, output_files, resolve_device
+from bort.training.run import DEVICE, PROGRESS, resolve_device
 
 REPORT = "bort_teacher.json"
 TEACHER_MLM_DIR = "teacher_mlm"  # where a run folder caches its prepared teacher

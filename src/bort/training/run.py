@@ -1,7 +1,8 @@
 """The one run scaffold of every stage that trains (pretraining, fine-tuning, Agora, extraction).
 
 A :class:`RunFolder` is a stage's output folder. It checks and locks the folder, records the run's
-settings and refuses to resume with other ones, restores the checkpoint of a killed run (trimming
+settings (:func:`fingerprint`, in one spelling, with the digests of the files it reads: :func:`stamp`) and refuses to
+resume with other ones or changed inputs, restores the checkpoint of a killed run (trimming
 the metric log to it), or starts afresh with a clean log and a seeded RNG. It appends metric lines,
 saves checkpoints, tells where a diverged run left its last good state, and keeps the time trained
 over every session of a resumed run. With ``--report-to``, the scalars of every evaluation also go
@@ -9,16 +10,18 @@ to a tracker (:mod:`bort.training.tracking`): each log line with a ``step``, and
 sends with :meth:`RunFolder.track`. :func:`resolve_device` turns ``--device`` into a device, with
 a one-line error for one that is not there.
 
-The rule for every output folder (run folders, ``bort export``, ``bort teacher prepare``) is
-:func:`check_out`: bort writes only into a new or empty folder or into its own output of the same
-kind, never into or around its input, and never deletes a file it did not write.
+The rule for every output folder (run folders among them) is :func:`bort.outputs.check_out`: bort writes only into
+a new or empty folder or into its own output of the same kind, never into or around an input of the same command, and
+never deletes a file it did not write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -29,9 +32,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from bort.atomic import LOCK, FolderLock, atomic_write_text, is_temp, lock_kind, recover_dir, remove_leftovers, staged_files
+from bort.atomic import LOCK, atomic_write_text, is_temp, recover_dir
 from bort.errors import BortError, TrainingDiverged
 from bort.options import opt
+from bort.outputs import OutputFolder
+from bort.records import read_json
 from bort.training.checkpoint import GOOD, good_state, load_checkpoint, save_checkpoint
 from bort.training.loop import TrainState
 from bort.training.tracking import TRACKERS, Tracker, numbers, open_tracker
@@ -61,18 +66,130 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _normal(value, key: str = ""):
+    """A setting in its one spelling: an existing path as its absolute resolved path, a ``device`` as the device it resolves
+    to here (``auto`` on a CPU-only machine is ``cpu``); dicts and lists element by element."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {k: _normal(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normal(v, key) for v in value]
+    if key == "device" and isinstance(value, str) and _DEVICE.match(value):
+        with contextlib.suppress(BortError):
+            d = resolve_device(value)
+            return "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}"
+    if isinstance(value, Path) or (isinstance(value, str) and value not in ("", ".") and _exists(value)):
+        return str(Path(value).resolve())
+    return value
+
+
+def _exists(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):  # a name too long for a path, or holding a NUL: not a path
+        return False
+
+
 def fingerprint(cfg) -> dict:
-    """A config's settings as JSON values, less ``progress`` and ``report_to`` (progress bars and trackers change no
-    result): what a resumed run must share."""
-    d = dataclasses.asdict(cfg)
+    """A config's (a dataclass's or a dict's) settings as JSON values in one spelling (:func:`_normal`), less ``progress``
+    and ``report_to`` (progress bars and trackers change no result): what a resumed run must share. Every stage's
+    settings are built here, and :meth:`RunFolder.guard` adds the digests of the files they name (:func:`stamp`)."""
+    d = dict(cfg) if isinstance(cfg, dict) else dataclasses.asdict(cfg)
     for key in ("progress", "report_to"):
         d.pop(key, None)
-    return json.loads(json.dumps(d, default=str))
+    return json.loads(json.dumps(_normal(d), default=str))
+
+
+_digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) → content digest, within this process
+
+
+def _digest(path: Path) -> str:
+    """The sha256 of a file's content (streamed), cached by its size and modification time."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _digests[key] = h.hexdigest()[:16]
+    return _digests[key]
+
+
+def _paths(value) -> Iterator[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _paths(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _paths(v)
+    elif isinstance(value, str) and value.startswith("/"):
+        yield value
+
+
+def reads(settings: dict, out: Path) -> dict[str, dict[str, str]]:
+    """What the run reads, by content: for every existing file or folder that ``settings`` name (less ``out``, what it holds
+    and what holds it), ``{file name: digest}`` of the file, or of the folder's own files (a model folder, a task's data)."""
+    out, found = Path(out).resolve(), {}
+    for p in map(Path, _paths(settings)):
+        if p == out or out in p.parents or p in out.parents or str(p) in found:
+            continue
+        with contextlib.suppress(OSError):
+            files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and f.name != LOCK and not is_temp(f.name)) \
+                if p.is_dir() else []
+            found[str(p)] = {f.name: _digest(f) for f in files}
+    return found
+
+
+def stamp(settings: dict, out: Path) -> dict:
+    """``settings`` as a run folder records them: with the folder (``_folder``, so a copied or moved run folder compares its
+    own paths by their place in it) and what the run reads (``_reads``, :func:`reads`)."""
+    return {**settings, "_folder": str(Path(out).resolve()), "_reads": reads(settings, out)}
+
+
+def _same(a, b, here: tuple[str, str]) -> bool:
+    """Equal settings, where two paths are equal if they are, or if they lie at the same place in their run folders."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], here) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y, here) for x, y in zip(a, b))
+    if isinstance(a, str) and isinstance(b, str) and a != b and a.startswith("/") and b.startswith("/"):
+        return os.path.relpath(a, here[0]) == os.path.relpath(b, here[1])
+    return a == b
+
+
+def changed_reads(old: dict, new: dict) -> str | None:
+    """What changed in the files a run reads (``_reads`` of :func:`stamp`), in words; None if nothing did."""
+    here = (old.get("_folder", ""), new.get("_folder", ""))
+    before = old.get("_reads") or {}
+    for path, files in (new.get("_reads") or {}).items():
+        was = next((f for p, f in before.items() if _same(p, path, here)), None)
+        if was is None or was == files:
+            continue
+        name = next((n for n in sorted(set(was) | set(files)) if was.get(n) != files.get(n)), "")
+        what = "is new" if name not in was else "is gone" if name not in files else "content differs"
+        where = path if Path(path).name == name else f"{path}/{name}"
+        return f"'{where}' changed since this run started ({what})"
+    return None
+
+
+def differing(old: dict, new: dict, folder: Path | None = None) -> list[str]:
+    """The settings (less :func:`stamp`'s) that differ between two records, sorted; paths inside the run folder (``_folder``,
+    else ``folder``) compare by their place in it."""
+    here = tuple(d.get("_folder", str(Path(folder or "/").resolve())) for d in (old, new))
+    return sorted(k for k in set(old) | set(new) if not k.startswith("_") and not _same(old.get(k), new.get(k), here))
 
 
 def check_same_settings(folder: Path, old: dict, new: dict) -> None:
-    """Refuse to resume the run in ``folder`` when its stored settings differ from ``new``."""
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    """Refuse to resume the run in ``folder`` when the files it reads changed, or its stored settings differ from ``new``
+    (both as :func:`stamp` records them; paths inside the run folder compare by their place in it)."""
+    if "_folder" not in old:  # an earlier bort's record: its paths as given (relative to the same working folder), device as named
+        old = json.loads(json.dumps(_normal(old), default=str))
+    changed = changed_reads(old, new)
+    if changed:
+        raise BortError(f"{changed}; put it back to resume the run in '{folder}', or choose a new --out folder")
+    diff = differing(old, new, folder)
     if diff:
         k = diff[0]
         raise BortError(
@@ -102,75 +219,6 @@ class Clock:
         return self.prior + self.session()
 
 
-def check_out(out: str | Path, *, kind: str, marker: str, inputs: tuple[str | Path, ...] = ()) -> Path:
-    """Refuse an output folder that bort may not write, with a one-line :class:`BortError`; return it as a path.
-
-    Refused: a file; a folder that is, holds or lies inside one of the ``inputs`` (the model folders a
-    stage reads); a non-empty folder that is not the output of a ``kind`` run (``bort export``, …),
-    which has ``marker`` or, for a run killed before it wrote that, the lock file of one. Bort's own
-    temporaries and lock file do not count as content.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise BortError(f"--out '{out}' is a file; give a new or empty folder")
-    where = out.resolve()
-    for src in inputs:
-        src = Path(src).resolve()
-        if where == src or src in where.parents or where in src.parents:
-            relation = "is" if where == src else "lies inside" if src in where.parents else "holds"
-            raise BortError(f"--out '{out}' {relation} the input folder '{src}'; give a new or empty folder outside it")
-    if not out.is_dir() or (out / marker).exists() or lock_kind(out) == kind:
-        return out
-    if any(not is_temp(p.name) and p.name != LOCK for p in out.iterdir()):
-        raise BortError(f"--out '{out}' is not empty and has no {marker}, so it is not a `{kind}` folder; give a new or empty folder")
-    return out
-
-
-class OutputFolder:
-    """An output folder checked by :func:`check_out`, created if need be, and (with ``lock``) locked for
-    this process (:class:`~bort.atomic.FolderLock`) and cleared of the temporaries of killed runs.
-
-    The lock lasts while the object lives: until :meth:`close`, the end of a ``with`` block, its
-    garbage collection or the end of the process.
-    """
-
-    def __init__(self, out: str | Path, *, kind: str, marker: str, inputs: tuple[str | Path, ...] = (), lock: bool = True) -> None:
-        self.path = check_out(out, kind=kind, marker=marker, inputs=inputs)
-        self.created = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.lock = FolderLock(self.path, kind) if lock else None
-        if lock:
-            remove_leftovers(self.path)
-
-    def close(self) -> None:
-        """Release the lock (if held)."""
-        if self.lock is not None:
-            self.lock.release()
-
-    def __enter__(self) -> OutputFolder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-@contextlib.contextmanager
-def output_files(out: str | Path, *, kind: str, marker: str, inputs: tuple[str | Path, ...] = ()) -> Iterator[Path]:
-    """Yield a temporary folder to fill with a stage's outputs; if the block succeeds, each file is renamed
-    into ``out`` (checked and locked as an :class:`OutputFolder`), whose other files stay. If it fails,
-    ``out`` is as it was: removed if this call made it."""
-    folder = OutputFolder(out, kind=kind, marker=marker, inputs=inputs)
-    try:
-        with staged_files(folder.path) as tmp:
-            yield tmp
-    except BaseException:
-        if folder.created:
-            shutil.rmtree(folder.path, ignore_errors=True)  # only this run's lock and temporaries are in it
-        raise
-    finally:
-        folder.close()
-
-
 def _empty_tree(path: Path) -> bool:
     """A folder holding nothing but empty folders (Agora's ``rounds/0/`` after its first training was refused)."""
     return path.is_dir() and not path.is_symlink() and all(_empty_tree(p) for p in path.iterdir())
@@ -181,15 +229,16 @@ class RunFolder:
 
     The folder is an :class:`OutputFolder` of the stage's command whose ``marker`` (default: the
     settings file) says it is one; it stays locked while the object lives (or until :meth:`close`).
-    ``main`` is False on the other processes of a data-parallel job: they check the folder and read
+    ``inputs``: what the stage reads (model folders, teachers, data files and folders), which the folder may not be,
+    hold or lie inside (:func:`~bort.outputs.check_out`). ``main`` is False on the other processes of a data-parallel job: they check the folder and read
     the checkpoint but neither lock nor write. ``report_to`` names the tracker (:data:`~bort.training.tracking.TRACKERS`),
     opened at the first scalars and closed with the folder.
     """
 
     def __init__(self, out: str | Path, stage: str, *, log: str = "metrics.jsonl", main: bool = True, marker: str | None = None,
-                 report_to: str = "none") -> None:
+                 report_to: str = "none", inputs: tuple[str | Path | None, ...] = ()) -> None:
         kind = "bort finetune --agora" if stage == "agora" else f"bort {stage}"  # the command that writes such a folder
-        self.folder = OutputFolder(out, kind=kind, marker=marker or f"{stage}_settings.json", lock=main)
+        self.folder = OutputFolder(out, kind=kind, marker=marker or f"{stage}_settings.json", inputs=inputs, lock=main)
         self.out, self.stage, self.main = self.folder.path, stage, main
         self.settings_file = self.out / f"{stage}_settings.json"
         self.checkpoint = self.out / CHECKPOINT
@@ -227,15 +276,17 @@ class RunFolder:
         return self.checkpoint.is_dir()
 
     def guard(self, settings: dict, *, resuming: bool | None = None) -> None:
-        """Record the run's settings, or, when resuming (default: a checkpoint is here), refuse other ones."""
+        """Record the run's settings (:func:`stamp`: with the digests of what it reads), or, when resuming (default: a
+        checkpoint is here), refuse other ones or changed inputs (:func:`check_same_settings`)."""
         resuming = self.resuming if resuming is None else resuming
         self.settings = settings
         if not self.main:
             return
+        stamped = stamp(settings, self.out)
         if resuming and self.settings_file.is_file():
-            check_same_settings(self.out, json.loads(self.settings_file.read_text(encoding="utf-8")), settings)
+            check_same_settings(self.out, read_json(self.settings_file), stamped)
         else:
-            atomic_write_text(self.settings_file, json.dumps(settings, indent=2))
+            atomic_write_text(self.settings_file, json.dumps(stamped, indent=2))
 
     def resume(self, model: torch.nn.Module, optimizer, scheduler, *, seed: int, total: int) -> tuple[TrainState, dict | None]:
         """The checkpoint's loop state and recipe record, with the log trimmed to it; or, afresh, an empty

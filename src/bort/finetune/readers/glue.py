@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bort.errors import BortError
-from bort.finetune.readers.common import RowError, check_split, empty, existing, parse_label
+from bort.finetune.readers.common import RowError, check_split, empty, existing, parse_label, table_rows, utf8_text
 from bort.finetune.spec import Example, TaskSpec
 
 
@@ -47,21 +45,14 @@ def _glue_path(task: TaskSpec, folder: Path, split: str) -> Path:
     return existing(task, split, folder / f"{split}.tsv")
 
 
-def _tsv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """``(line number, fields)`` of every non-blank line; no quoting, as the GLUE files are written."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError:
-                raise BortError(f"{path}:{reader.line_num + 1}: not UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`") from None
-            except csv.Error as exc:
-                raise BortError(f"{path}:{reader.line_num}: unreadable row ({exc}); fix or remove the line") from None
-            if any(row):
-                yield reader.line_num, row
+def _tsv_rows(path: Path, header: bool) -> list[tuple[int, list[str]]]:
+    """``(line number, fields)`` of every non-blank line; no quoting, as the GLUE files are written (:func:`table_rows`)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            return table_rows(f, path, "\t", quoting=False, size=path.stat().st_size, header=header)
+    except UnicodeDecodeError:
+        utf8_text(path)  # the file read whole, only now: its error names the line of the first bad byte
+        raise
 
 
 def read(task: TaskSpec, folder: Path, split: str) -> list[Example]:
@@ -69,15 +60,16 @@ def read(task: TaskSpec, folder: Path, split: str) -> list[Example]:
     fmt = _GLUE[task.name]
     path = _glue_path(task, folder, split)
     test = split.startswith("test")
-    rows = _tsv_rows(path)
+    headerless = bool(fmt.headerless) and not test
+    rows = iter(_tsv_rows(path, header=not headerless))
     line = 1
-    if fmt.headerless and not test:
+    if headerless:
         columns = list(fmt.headerless)
     else:
         first = next(rows, None)
         if first is None:
             raise empty(path, 1)
-        line, columns = first[0], [c.strip().lstrip("\ufeff") for c in first[1]]
+        line, columns = first
     label_col = None if test else fmt.label
     missing = [c for c in fmt.texts + ((label_col,) if label_col else ()) if c not in columns]
     if missing:

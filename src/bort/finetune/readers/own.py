@@ -11,12 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bort.errors import BortError
-from bort.finetune.readers.common import RowError, jsonl_objects, parse_label
+from bort.finetune.readers.common import RowError, data_file, jsonl_objects, parse_label, scalar, table_rows, utf8_text
 from bort.finetune.spec import Example, TaskSpec
 
 OWN = "own"  # the family of one's own tasks: they are named "own/<training file's stem>"
@@ -42,34 +43,18 @@ def file_format(path: Path) -> str:
     return fmt
 
 
-def _text(path: Path) -> str:
-    if not path.is_file():
-        raise BortError(f"data file '{path}' does not exist; pass a .csv, .tsv or .jsonl file")
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise BortError(f"{path}:{line}: not UTF-8 text; convert the file, e.g. `iconv -f latin1 -t utf-8`") from None
-
-
 def _records(path: Path, text: str, fmt: str) -> list[tuple[int, dict]]:
     """``(line, {column: value})`` of every non-blank record; a header row names the columns of CSV and TSV."""
     if fmt == "jsonl":
         return list(jsonl_objects(text, str(path)))
-    reader = csv.reader(io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
-    out, header, start = [], None, 1
-    try:
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                if header is None:
-                    header = [c.strip() for c in row]
-                elif len(row) != len(header):
-                    raise BortError(f"{path}:{start}: {len(row)} columns, the header has {len(header)} ({', '.join(header)[:120]}); fix the row")
-                else:
-                    out.append((start, dict(zip(header, row))))
-            start = reader.line_num + 1  # a quoted cell may span lines: the next record starts after this one
-    except csv.Error as exc:
-        raise BortError(f"{path}:{reader.line_num}: unreadable row ({exc}); fix the quoting of the line") from None
+    rows = table_rows(io.StringIO(text), path, "," if fmt == "csv" else "\t", quoting=True, size=len(text))
+    if not rows:
+        return []
+    (_, header), out = rows[0], []
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise BortError(f"{path}:{line}: {len(row)} columns, the header has {len(header)} ({', '.join(header)[:120]}); fix the row")
+        out.append((line, dict(zip(header, row))))
     return out
 
 
@@ -80,7 +65,7 @@ def read_rows(path: Path, text_columns: Sequence[str], label_column: str | None,
     the column, or with it empty, is unlabelled (None).
     """
     path = Path(path)
-    records = _records(path, _text(path), file_format(path))
+    records = _records(path, utf8_text(data_file(path, "pass a .csv, .tsv or .jsonl file")), file_format(path))
     if not records:
         raise BortError(f"{path}:1: no examples in the file (empty, or only a header); give one example per row")
     rows = []
@@ -89,6 +74,11 @@ def read_rows(path: Path, text_columns: Sequence[str], label_column: str | None,
         if missing:
             raise BortError(f"{path}:{line}: no column {', '.join(map(repr, missing))} (found: {', '.join(rec)[:120]}); "
                             "name the columns with --text-columns and --label-column")
+        for column in (*text_columns, *([label_column] if label_column in rec else [])):
+            try:
+                scalar(rec[column])
+            except RowError as exc:
+                raise BortError(f"{path}:{line}: column '{column}': {exc}; write one text or label per column") from None
         texts = tuple("" if rec[c] is None else str(rec[c]) for c in text_columns)
         empty = [c for c, t in zip(text_columns, texts) if not t.strip()]
         if empty:
@@ -109,9 +99,10 @@ def task_labels(rows: Sequence[Row]) -> tuple[str, ...]:
 
     def number(name: str) -> float | None:
         try:
-            return float(name)
+            number = float(name)
         except ValueError:
             return None
+        return number if math.isfinite(number) else None  # "nan" sorts with no order: such names sort as text
 
     numeric = all(number(n) is not None for n in names)
     return tuple(sorted(names, key=lambda n: (number(n), n) if numeric else (0, n)))

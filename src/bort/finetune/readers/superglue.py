@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bort.errors import BortError
-from bort.finetune.readers.common import RowError, check_split, empty, existing, jsonl_file_objects, parse_label
+from bort.finetune.readers.common import RowError, check_split, empty, existing, jsonl_file_objects, parse_label, scalar
 from bort.finetune.spec import Example, TaskSpec
 
 _Convert = Callable[[TaskSpec, dict, bool], list[Example]]
@@ -21,7 +21,7 @@ def _labelled(task: TaskSpec, obj: dict, need: bool, key: str = "label") -> str 
 
 def _pair(first: str, second: str, group: str = "") -> _Convert:
     def convert(task: TaskSpec, o: dict, need: bool) -> list[Example]:
-        texts = (str(o[first]), str(o[second]))
+        texts = (str(scalar(o[first])), str(scalar(o[second])))
         return [Example(idx=str(o["idx"]), texts=texts, label=_labelled(task, o, need), group=str(o[group]) if group else "")]
 
     return convert
