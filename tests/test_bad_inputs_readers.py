@@ -169,7 +169,7 @@ def test_bad_reader_input_is_refused_in_one_line(case: Case, env: Env, capsys, m
         fifo(env).unlink(missing_ok=True)
 
 
-def test_the_table_holds_each_of_engineer_bs_items():
+def test_the_table_holds_each_reader_item_of_the_issue():
     assert len({c.id for c in CASES}) == len(CASES)
     assert {n for c in CASES for n in ("#36.2", "#36.3", "#36.8", "#36.12", "#36.14") if n in c.id} == {"#36.2", "#36.3", "#36.8", "#36.12", "#36.14"}
 

@@ -438,9 +438,9 @@ def _pretrain_state(checkpoint: int | None, lines: list[int], staging: bool = Fa
 
 
 def _no_checkpoint_mid_swap(out: Path) -> None:
-    # The step-4 checkpoint has been moved aside (to .checkpoint.previous), the step-8 one is not yet in its place; the
+    # The step-4 checkpoint has been moved aside (to .checkpoint.bort-previous), the step-8 one is not yet in its place; the
     # next run puts the step-4 one back and resumes from it: no finished work is lost.
-    assert not (out / "checkpoint").exists() and (out / ".checkpoint.previous" / "trainer.pt").is_file() and _temps(out, "-checkpoint")
+    assert not (out / "checkpoint").exists() and (out / ".checkpoint.bort-previous" / "trainer.pt").is_file() and _temps(out, "-checkpoint")
     assert _steps(out / "metrics.jsonl") == [2, 4, 6, 8]
 
 
@@ -597,7 +597,7 @@ def _export_state(*, built: bool) -> Callable[[Path], None]:
 
 EXPORT_POINTS = [
     # The whole export is built, and OUT (the empty folder holding the lock) is about to be moved aside for it.
-    Point("final-rename", _export_state(built=True), event="os.rename", match=r"{out} -> .*/\.run\.previous$"),
+    Point("final-rename", _export_state(built=True), event="os.rename", match=r"{out} -> .*/\.run\.bort-previous$"),
     Point("onnx-work-folder", _export_state(built=False), event="tempfile.mkdtemp", match=r"-onnx$", slow=True),
     Point("fused-graph", _export_state(built=False), event="os.rename", match=r"/traced\.onnx -> .*-run/model\.onnx$", slow=True),
 ]

@@ -1,4 +1,4 @@
-"""Issue 36 (engineer A): what bort writes, and where (:mod:`bort.outputs`).
+"""Issue 36: what bort writes, and where (:mod:`bort.outputs`).
 
 Inputs are read-only: no output (a folder, ``evaluate --predictions``) may be, or lie inside, an input of the same command,
 nor replace a file bort did not write (#36.1, #36.7). A folder bort rewrites (an export, a benchmark) is replaced whole,
@@ -196,5 +196,5 @@ def test_a_killed_bench_is_redone(env: Env):  # noqa: F811
     doc = json.loads((out / "bench.json").read_text())
     folder = Path(doc["models"][0]["onnx-fp32"]["folder"])
     assert folder.parent.parent == out and (folder / "model.onnx").is_file()  # recorded where it is, not where it was made
-    assert [p.name for p in env.tmp.iterdir() if is_temp(p.name) or p.name.endswith(".previous")] == []
+    assert [p.name for p in env.tmp.iterdir() if is_temp(p.name) or p.name.endswith(".bort-previous")] == []
     assert os.listdir(out) and LOCK not in os.listdir(out)

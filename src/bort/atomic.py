@@ -147,7 +147,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             # The old folder waits under a fixed name (not a temporary, which the next run would delete) until the new
             # one is in place: a kill between the two renames leaves it for recover_dir, so no finished work is lost.
-            old = _previous(path)
+            old = previous(path)
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
             os.replace(tmp, path)
@@ -156,14 +156,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, path)
 
 
-def _previous(path: Path) -> Path:
-    return path.with_name(f".{path.name}.previous")
+def previous(path: Path) -> Path:
+    """Where an :func:`atomic_dir` swap keeps the old folder until the new one is in place: a name of bort's own, so that
+    :func:`recover_dir` never takes a user's folder for it."""
+    return path.with_name(f".{path.name}.bort-previous")
 
 
 def recover_dir(path: str | Path) -> None:
     """Put back the folder an :func:`atomic_dir` swap had moved aside when a kill came before the new one was in place."""
     path = Path(path)
-    old = _previous(path)
+    old = previous(path)
     if old.is_dir():
         if path.exists():
             shutil.rmtree(old, ignore_errors=True)

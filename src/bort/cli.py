@@ -134,6 +134,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
+# A value that starts with '-' and is a number (scientific notation and inf included): a value, not an option.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-inf(inity)?$", re.IGNORECASE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bort`` parser: one subcommand per stage, its options generated from the stage's config."""
     from bort.agora.recipe import AgoraConfig
@@ -154,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def verb(name: str, config: type | None, func, help: str, description: str, parent=sub) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help, description=description)
+        p._negative_number_matcher = NEGATIVE_NUMBER  # argparse's own takes `--lr -1e-3` for a flag and prints its usage
         p.set_defaults(func=func)
         if config is not None:
             options.add_options(p, config)

@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bort.atomic import LOCK, FolderLock, atomic_dir, atomic_write_text, is_temp, lock_kind, recover_dir, remove_leftovers
+from bort.atomic import LOCK, FolderLock, atomic_dir, atomic_write_text, is_temp, lock_kind, previous, recover_dir, remove_leftovers
 from bort.errors import BortError
 
 # What bort wrote in a folder: {"kind": the command whose whole output the folder is, or null; "files": that output's
@@ -150,6 +150,12 @@ def output_files(out: PathLike, *, kind: str, marker: str, inputs: Iterable[Path
     bort's earlier ``kind`` output holding nothing else, and is checked again just before the swap (a file the user put
     there meanwhile is kept, and the run refused). If the block fails, ``out`` is as it was: removed if this call made it.
     """
+    inputs = tuple(inputs)
+    out = _real(Path(out))  # `--out .` is the working folder by its name
+    if not out.name:
+        raise BortError(f"--out '{out}' is the root of the file system; give a new or empty folder")
+    check_inputs(out, inputs, flag="--out", fix="give a new or empty folder outside it")
+    check_inputs(previous(out), inputs, flag="--out", fix="give a new or empty folder outside it")  # where the swap keeps the old one
     recover_dir(out)  # a kill in the middle of an earlier swap: put bort's earlier output back before judging the folder
     folder = OutputFolder(out, kind=kind, marker=marker, inputs=inputs, rewrite=True)
     try:

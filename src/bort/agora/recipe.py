@@ -38,7 +38,7 @@ from bort.finetune.recipe import baselines
 from bort.finetune.selection import hold_out
 from bort.finetune.source import TaskData, open_task
 from bort.finetune.tasks import Example, TaskSpec
-from bort.finetune.transforms import fresh_inputs, make_transform
+from bort.finetune.transforms import check_transform, fresh_inputs, make_transform
 from bort.models.card import Card
 from bort.models.folder import copy_model_files
 from bort.models.loading import load_tokenizer, resolve_model_path
@@ -160,6 +160,7 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
         train_set, select = hold_out(train_set, base.select_fraction, base.subset_seed)
     else:
         select = data.split(task.dev_splits[0])
+    check_transform(base.augment.transform, base.augment.infill_model or base.model)  # used only after round 0 has trained
     done = len(records)
     run.trim_log(done - 1, key="round")  # points of a round killed before its record are made again
     if (out / POINTS).is_file():

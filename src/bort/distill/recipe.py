@@ -24,7 +24,7 @@ from bort.distill.distributed import Dist, setup, teardown
 from bort.errors import BortError
 from bort.models.card import Card
 from bort.models.folder import save_model_folder
-from bort.models.loading import TEACHER, read_config
+from bort.models.loading import TEACHER, from_folder, read_config
 from bort.models.sentence import read_pooling, sentence_files
 from bort.models.slices import init_from_teacher
 from bort.models.student import build_student, mlm_head, student_config
@@ -139,7 +139,7 @@ def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool) -> PreTrainedM
         student = AutoModel.from_config(config)
         student.config.architectures = [type(student).__name__]
         # The teacher's encoder as its folder holds it: with its pooler (a fresh one where the checkpoint has none).
-        source = AutoModel.from_pretrained(teacher.path, trust_remote_code=False) if cfg.init == "teacher" else None
+        source = from_folder(AutoModel, teacher.path, new_head=True) if cfg.init == "teacher" else None
     if cfg.init == "teacher":
         init_from_teacher(student, source)
     if getattr(student, "pooler", None) is not None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from bort.errors import BortError
 from bort.export.runtime import Predictor, embed_texts, is_regression, task_logits
+from bort.finetune.heads import check_task
 from bort.finetune.readers.common import RowError, data_file, scalar, table_rows
 from bort.finetune.readers.own import write_rows
 from bort.finetune.source import OwnData, TaskData, model_task
@@ -169,7 +170,14 @@ def _task_of(predictor: Predictor, cfg: PredictConfig) -> TaskData | None:
     config = predictor.config
     if not (cfg.task or getattr(config, "bort_task", None)):
         return None
-    return model_task(config, cfg.task, Path(cfg.input) if Path(cfg.input).is_dir() else None, cfg.own)
+    data = model_task(config, cfg.task, Path(cfg.input) if Path(cfg.input).is_dir() else None, cfg.own)
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    if names != [f"LABEL_{i}" for i in range(len(names))] or data.spec.kind != "classification":
+        check_task(config, data.spec, predictor.folder or Path("the model"))  # the task's label names, or one score for regression
+    elif len(names) != len(data.spec.labels):  # the config's default names: only their number can be checked
+        raise BortError(f"'{predictor.folder}' has {len(names)} outputs but {data.spec.name} has {len(data.spec.labels)} labels; "
+                        "use a model fine-tuned on this task")
+    return data
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> di
         if not cfg.split.startswith("test"):
             return None
         files = {split: model_path / "predictions" / name for split, name in names.items()}
-    elif cfg.predictions.suffix in (".tsv", ".jsonl", ".json", ".csv"):
+    elif cfg.predictions.suffix in (".tsv", ".jsonl", ".json", ".csv") or (cfg.predictions.exists() and not cfg.predictions.is_dir()):
         if len(names) > 1:
             raise BortError(f"--predictions {cfg.predictions}: {cfg.task or 'glue/mnli'} writes {len(names)} files "
                             f"({', '.join(names.values())}); give a folder")

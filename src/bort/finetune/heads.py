@@ -24,7 +24,7 @@ from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassif
 
 from bort.errors import BortError
 from bort.finetune.tasks import TaskSpec
-from bort.models.loading import read_config, reading_weights
+from bort.models.loading import from_folder, read_config
 
 TASK_HEADS = ("linear", "dense")
 SCALE = 1e-4  # s above: small enough that tanh(s·h) = s·h to float precision
@@ -84,8 +84,7 @@ def build(path: Path, task: TaskSpec, head: str, max_seq_len: int, seed: int) ->
     for key, value in _task_config(task, head, max_seq_len).items():
         setattr(config, key, value)
     torch.manual_seed(seed)  # the fresh head's weights
-    with reading_weights(path):
-        model = _auto_class(task).from_pretrained(path, config=config, trust_remote_code=False, ignore_mismatched_sizes=True)
+    model = from_folder(_auto_class(task), path, new_head=True, config=config, ignore_mismatched_sizes=True)  # another label set
     std = model.config.initializer_range
     roberta_seq = hasattr(model, "classifier") and hasattr(model.classifier, "out_proj")
     if roberta_seq:  # RobertaForSequenceClassification: the dense + tanh sit in the classifier
@@ -126,9 +125,7 @@ def load(path: Path, task: TaskSpec) -> PreTrainedModel:
     """A fine-tuned folder as saved (stock layout), in inference mode, checked against ``task``."""
     config = read_config(path)  # a missing folder or config gets its one-line error
     check_task(config, task, path)
-    with reading_weights(path):
-        model = _auto_class(task).from_pretrained(path, config=config, trust_remote_code=False)
-    return model.eval()
+    return from_folder(_auto_class(task), path, config=config).eval()
 
 
 def check_task(config, task: TaskSpec, path: Path) -> None:

@@ -116,7 +116,7 @@ def open_task(task: str | None, data: Path | None, files: OwnData) -> TaskData:
     columns = OwnData(files.train_file, files.validation_file, files.test_file, files.text_columns or TEXT_COLUMNS,
                       files.label_column or LABEL_COLUMN, files.regression)
     rows = own.read_rows(files.train_file, columns.text_columns, columns.label_column, need_label=True)
-    labels = () if files.regression else own.task_labels(rows)
+    labels = () if files.regression else own.task_labels(files.train_file, rows)
     spec = own_spec(f"{own.OWN}/{Path(files.train_file).stem}", labels, files.regression, _suffix(files))
     return TaskData(spec, own=columns)
 

@@ -49,6 +49,19 @@ def _swap(words: list[str], rng: random.Random) -> list[str]:
     return words[:i] + [words[i + 1], words[i]] + words[i + 2 :]
 
 
+def _no_mlm_head(model: str | Path) -> BortError:
+    return BortError(f"'{model}' has no masked-LM head for --transform mlm-infill; give --infill-model a masked-LM folder "
+                     "(e.g. from `bort teacher prepare`), or use --transform dropout or swap")
+
+
+def check_transform(name: str, infill_model: str | Path) -> None:
+    """Refuse, before any work, a transformation that could not run: ``mlm-infill`` with a model that has no masked-LM head."""
+    from bort.models.loading import has_mlm_head, resolve_model_path
+
+    if name == "mlm-infill" and not has_mlm_head(resolve_model_path(infill_model)):
+        raise _no_mlm_head(infill_model)
+
+
 class MlmInfill:
     """Re-write masked tokens with a masked-LM (the teacher's MLM head, or any masked-LM folder)."""
 
@@ -57,8 +70,7 @@ class MlmInfill:
 
         teacher = load_teacher(model, device=device)
         if not teacher.has_mlm_head:
-            raise BortError(f"'{model}' has no masked-LM head for --transform mlm-infill; give --infill-model a masked-LM folder "
-                            "(e.g. from `bort teacher prepare`), or use --transform dropout or swap")
+            raise _no_mlm_head(model)
         self.model, self.tokenizer, self.prob, self.batch_size = teacher.model, teacher.tokenizer, prob, batch_size
         self.max_len = min(teacher.max_seq_len, 256)
 

@@ -61,6 +61,7 @@ RESAVE = "re-save the model with save_pretrained"
 # (RuntimeError), an empty file (EOFError), a bad index (ValueError, KeyError), a .bin of another
 # object than a state dict (TypeError), a missing or unreadable file (OSError).
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
+_RUN_STAGES = ("finetune", "pretrain")  # the stages whose folder is a model, each with its <stage>.json when it finishes
 TEACHER = opt("Hugging Face BERT/RoBERTa folder, Hub name, or the alias 'minilm-l6'")
 
 transformers.logging.set_verbosity_error()
@@ -84,6 +85,10 @@ def resolve_model_path(name: str | Path) -> Path:
     if path.exists():
         if not path.is_dir():
             raise BortError(f"model '{name}' is a file, not a folder: pass the Hugging Face model folder that holds config.json")
+        for stage in _RUN_STAGES:  # a killed run's folder holds its best model so far: not the model the run was for
+            if (path / f"{stage}_settings.json").is_file() and not (path / f"{stage}.json").is_file():
+                raise BortError(f"'{name}' holds an unfinished `bort {stage}` run (it has no {stage}.json yet); run its command again to "
+                                "finish it, or pass a finished model")
         return path
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or not _HUB_ID.match(name)
     if looks_like_path:
@@ -199,6 +204,44 @@ def checkpoint_keys(path: Path) -> list[str]:
     raise BortError(f"'{path}' holds no weights ({' or '.join(_WEIGHT_FILES[::2])}): pass a complete Hugging Face model folder")
 
 
+# A tensor of the encoder itself (embeddings or a layer), in any family's naming: never started at random.
+_ENCODER_KEY = re.compile(r"(^|\.)(embeddings|encoder)\.")
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+
+
+def _non_float_weight(path: Path) -> tuple[str, str] | None:
+    """A ``.weight``/``.bias`` tensor of ``path``'s safetensors checkpoint stored as another type than floating point (the
+    loader would cast integers silently), as (name, dtype); None if there is none or the checkpoint is not safetensors."""
+    from safetensors import safe_open
+
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():
+                dtype = f.get_slice(key).get_dtype()
+                if key.endswith((".weight", ".bias")) and dtype not in _FLOAT_DTYPES:
+                    return key, dtype
+    return None
+
+
+def from_folder(auto, path: Path, *, new_head: bool = False, **kwargs) -> PreTrainedModel:
+    """``auto.from_pretrained(path)`` (remote code never run, reading errors in one line), refusing a checkpoint that does
+    not hold the whole model: weights stored as integers, and any tensor the loader would start at random or resize
+    (transformers only warns) — but for a head, with ``new_head`` (fine-tuning an encoder, a teacher without its MLM
+    head), where a missing or resized head tensor is the point."""
+    with reading_weights(path):
+        odd = _non_float_weight(path)
+        if odd:
+            raise BortError(f"'{_weights_file(path)}' stores '{odd[0]}' as {odd[1]}, not floating point; {RESAVE} from a float model")
+        model, info = auto.from_pretrained(path, trust_remote_code=False, output_loading_info=True, **kwargs)
+    lost = [str(k[0] if isinstance(k, tuple) else k) for k in (*info.get("missing_keys", ()), *info.get("mismatched_keys", ()))]
+    lost = sorted(k for k in lost if not new_head or _ENCODER_KEY.search(k))
+    if lost:
+        raise BortError(f"'{_weights_file(path)}' lacks {len(lost)} of the model's tensors or holds them in another shape "
+                        f"(e.g. '{lost[0]}'), which would start at random; pass a complete model folder")
+    return model
+
+
 def model_files(folder: Path) -> list[Path]:
     """The Hugging Face files in ``folder`` (:data:`MODEL_FILES`), not a run's own files beside them."""
     return sorted(f for f in Path(folder).iterdir() if f.is_file() and any(fnmatch.fnmatch(f.name, p) for p in MODEL_FILES))
@@ -287,6 +330,5 @@ def load_model(name: str | Path, *, eager_attention: bool = False) -> tuple[PreT
     config = read_config(path)
     head = head_of(config)
     extra = {"attn_implementation": "eager"} if eager_attention else {}
-    with reading_weights(path):
-        model = head.auto.from_pretrained(path, config=config, trust_remote_code=False, **extra)
+    model = from_folder(head.auto, path, config=config, **extra)
     return model.eval().requires_grad_(False), head, path

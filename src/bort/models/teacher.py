@@ -14,7 +14,7 @@ from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokeni
 
 from bort.arch import Arch
 from bort.errors import BortError
-from bort.models.loading import has_mlm_head, load_tokenizer, position_limit, read_config, reading_weights, resolve_model_path
+from bort.models.loading import from_folder, has_mlm_head, load_tokenizer, position_limit, read_config, resolve_model_path
 
 
 @dataclass
@@ -55,7 +55,6 @@ def load_teacher(name: str | Path, *, device: str | torch.device = "cpu") -> Tea
     config = read_config(path)
     tokenizer = load_tokenizer(path)
     head = has_mlm_head(path)
-    with reading_weights(path):
-        model = AutoModelForMaskedLM.from_pretrained(path, config=config, trust_remote_code=False)
+    model = from_folder(AutoModelForMaskedLM, path, new_head=True, config=config)  # a missing MLM head: has_mlm_head False
     model.to(device).eval().requires_grad_(False)
     return Teacher(path=path, config=config, tokenizer=tokenizer, model=model, has_mlm_head=head)

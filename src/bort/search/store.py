@@ -70,14 +70,20 @@ class RunStore:
     def check_settings(self, settings: dict) -> None:
         """Record the run's settings, or refuse to resume a run that was started with others.
 
-        A store that holds no result yet (say, a first attempt stopped by a mistyped --teacher)
-        has nothing to mix, so it simply takes the new settings.
+        A store that holds no training yet (say, a first attempt stopped by a mistyped --teacher, or refused after
+        timing the space: no candidate faster than the teacher) has nothing to mix, so it takes the new settings; its
+        latencies stay only if the teacher is the same one (they are keyed by their own settings, not by the teacher).
         """
         row = self._db.execute("SELECT value FROM meta WHERE key='settings'").fetchone()
         settings = stamp(settings, self.path.parent)  # with the digests of what the run reads
         text = json.dumps(settings, sort_keys=True)
-        if row is None or not self.has_results():
+        if row is None or not self._db.execute("SELECT 1 FROM trial LIMIT 1").fetchone():
+            old = json.loads(row[0]) if row is not None else {}
+            teacher = settings.get("teacher")
+            same_teacher = old.get("teacher") == teacher and old.get("_reads", {}).get(teacher) == settings["_reads"].get(teacher)
             with self._db:
+                if not same_teacher:
+                    self._db.execute("DELETE FROM latency")
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (text,))
             return
         check_same_settings(self.path.parent, json.loads(row[0]), settings)

@@ -24,8 +24,11 @@ class OptimConfig:
     grad_clip: float = field(default=1.0, metadata=opt("gradient norm clipping; 0 turns it off"))
 
     def __post_init__(self) -> None:
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.warmup < 1 or self.grad_clip < 0:
-            raise BortError(f"invalid optimiser settings {self}: need lr > 0, weight decay ≥ 0, 0 ≤ warm-up < 1")
+        rules = {"--lr": (self.lr, self.lr > 0, "above 0"), "--weight-decay": (self.weight_decay, self.weight_decay >= 0, "at least 0"),
+                 "--warmup": (self.warmup, 0 <= self.warmup < 1, "a fraction in [0, 1)"), "--grad-clip": (self.grad_clip, self.grad_clip >= 0, "at least 0")}
+        for flag, (value, ok, rule) in rules.items():
+            if not ok:
+                raise BortError(f"{flag} must be {rule}, got {value}")
 
 
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:

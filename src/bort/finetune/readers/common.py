@@ -72,12 +72,18 @@ def parse_label(task: TaskSpec, value: Any) -> str | float:
         if not math.isfinite(score):  # float() reads "nan", "inf" and "1e999": none is a score a metric or a loss can use
             raise RowError(f"score {str(value)[:40]!r} is not a finite number")
         return score
-    name = str(value).strip()
+    name = label_name(value)
     if name in task.official:  # the official files' label (SST-2 "1") → its name ("positive")
         name = task.labels[task.official.index(name)]
     if name not in task.labels:
         raise RowError(f"label {name[:40]!r} is not one of {', '.join(task.labels)} (is this the {task.name} file?)")
     return name
+
+
+def label_name(value: Any) -> str:
+    """A raw class label as its name: its text (JSON's true/false as ``True``/``False``, the names SuperGLUE's tasks and
+    models fine-tuned on one's own JSON lines already use)."""
+    return str(value).strip()
 
 
 def scalar(value: Any) -> Any:

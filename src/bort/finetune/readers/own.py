@@ -12,12 +12,13 @@ import csv
 import io
 import json
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bort.errors import BortError
-from bort.finetune.readers.common import RowError, data_file, jsonl_objects, parse_label, scalar, table_rows, utf8_text
+from bort.finetune.readers.common import RowError, data_file, jsonl_objects, label_name, parse_label, scalar, table_rows, utf8_text
 from bort.finetune.spec import Example, TaskSpec
 
 OWN = "own"  # the family of one's own tasks: they are named "own/<training file's stem>"
@@ -58,6 +59,12 @@ def _records(path: Path, text: str, fmt: str) -> list[tuple[int, dict]]:
     return out
 
 
+def _blank(text: str) -> bool:
+    """No visible character: only spaces, control and format characters (zero-width spaces, joiners, byte-order marks),
+    which tokenizers drop, so the model would see an empty input."""
+    return all(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
 def read_rows(path: Path, text_columns: Sequence[str], label_column: str | None, *, need_label: bool) -> list[Row]:
     """The rows of the file at ``path``: the ``text_columns`` (non-empty) and ``label_column`` of each.
 
@@ -80,7 +87,7 @@ def read_rows(path: Path, text_columns: Sequence[str], label_column: str | None,
             except RowError as exc:
                 raise BortError(f"{path}:{line}: column '{column}': {exc}; write one text or label per column") from None
         texts = tuple("" if rec[c] is None else str(rec[c]) for c in text_columns)
-        empty = [c for c, t in zip(text_columns, texts) if not t.strip()]
+        empty = [c for c, t in zip(text_columns, texts) if _blank(t)]
         if empty:
             raise BortError(f"{path}:{line}: empty text in column '{empty[0]}'; give every example its text, or remove the row")
         label = rec.get(label_column) if label_column else None
@@ -93,19 +100,38 @@ def read_rows(path: Path, text_columns: Sequence[str], label_column: str | None,
     return rows
 
 
-def task_labels(rows: Sequence[Row]) -> tuple[str, ...]:
-    """The label names of a training file, sorted (numerically when every name is a number), which fixes their ids."""
-    names = {str(r.label).strip() for r in rows if r.label is not None}
+def _number(name: str) -> float | None:
+    try:
+        number = float(name)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None  # "nan" sorts with no order: such names sort as text
 
-    def number(name: str) -> float | None:
-        try:
-            number = float(name)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None  # "nan" sorts with no order: such names sort as text
 
-    numeric = all(number(n) is not None for n in names)
-    return tuple(sorted(names, key=lambda n: (number(n), n) if numeric else (0, n)))
+def task_labels(path: Path, rows: Sequence[Row]) -> tuple[str, ...]:
+    """The label names of the training file at ``path``, sorted (numerically when every name is a number), which fixes
+    their ids. Two spellings of one number (``1`` and ``1.0``), or true/false beside numbers, would be two classes where
+    the writer meant one: refused, naming the rows."""
+    first: dict[str, int] = {}
+    for r in rows:
+        if r.label is not None:
+            first.setdefault(label_name(r.label), r.line)
+    names = set(first)
+    seen: dict[float, str] = {}
+    for name in sorted(names, key=first.get):
+        value = _number(name)
+        other = seen.setdefault(value, name) if value is not None else None
+        if other is not None and other != name:
+            raise BortError(f"{path}:{first[name]}: label '{name}' is the number of label '{other}' (line {first[other]}), so one class "
+                            "would be two; write each label one way")
+    booleans = {n for n in names if n.lower() in ("true", "false")}
+    numbers = [n for n in names if _number(n) is not None]
+    if booleans and numbers:
+        b, n = min(booleans, key=first.get), min(numbers, key=first.get)
+        raise BortError(f"{path}:{max(first[b], first[n])}: labels '{b}' (line {first[b]}) and '{n}' (line {first[n]}) mix true/false "
+                        "with numbers, so they would be different classes; write each label one way")
+    numeric = len(numbers) == len(names)
+    return tuple(sorted(names, key=lambda n: (_number(n), n) if numeric else (0, n)))
 
 
 def examples(task: TaskSpec, path: Path, rows: Sequence[Row]) -> list[Example]:
