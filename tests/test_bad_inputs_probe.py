@@ -24,6 +24,7 @@ from bad_inputs import (  # noqa: F401
     model_copy,
     param,
     run_agora,
+    run_bench,
     run_evaluate,
     run_export,
     run_finetune,
@@ -104,6 +105,18 @@ CASES = [
          "predicts the labels (negative, positive) but glue/mnli needs", lambda e: e.write("in.txt", "good day\n")),
     Case("evaluate-predictions-an-existing-file-without-suffix#36.probe", "evaluate", lambda e: run_evaluate(e, "--predictions", e.tmp / "notes"),
          "exists and bort did not write it", lambda e: e.write("notes", "mine\n")),
+    Case("export-beside-a-users-swap-named-folder#36.probe", "export", lambda e: run_export(e), "is in the way",
+         lambda e: e.write(".out.bort-previous/b.txt", "BACKUP\n")),
+    Case("bench-beside-a-users-swap-named-folder#36.probe", "bench", lambda e: run_bench(e), "is in the way",
+         lambda e: (e.write("out/u.txt", "x\n"), e.write(".out.bort-previous/b.txt", "BACKUP\n"))),
+    Case("finetune-labels-true-as-text-and-boolean#36.probe", "finetune",
+         lambda e: own(e, jsonl([True, "true", False]), jsonl([True, False]), "jsonl"), "only in case"),
+    Case("finetune-labels-differing-in-case#36.probe", "finetune", lambda e: own(e, csv(["positive", "negative", "Positive"]), csv(["positive"])),
+         "only in case"),
+    Case("finetune-labels-nfc-and-nfd#36.probe", "finetune", lambda e: own(e, csv(["caf\u00e9", "plain", "cafe\u0301"]), csv(["plain"])),
+         "how its characters are encoded"),
+    Case("predict-nan-weights#36.probe", "predict", lambda e: run_predict(e, model=e.tmp / T), "holds NaN or infinite values",
+         lambda e: (model_copy(weights(lambda st: st["classifier.weight"].fill_(float("nan"))))(e), e.write("in.txt", "good day\n"))),
     Case("finetune-zero-width-texts#36.probe", "finetune", lambda e: own(e, "text,label\n" + "\u200b\u200b\u200b,1\n" * ROWS, csv(["1", "0"])),
          "empty text in column 'text'"),
 ]
@@ -155,12 +168,41 @@ def test_a_killed_runs_folder_is_not_a_model(env: Env, capsys):  # noqa: F811
     assert main([str(a) for a in run_predict(env, model=run)]) == 0
 
 
+def test_extract_refuses_a_space_with_nothing_smaller_before_any_work(env: Env, capsys):  # noqa: F811
+    """A space whose every shape is larger than the teacher is refused in one line before timing (S needs smaller)."""
+    env.write("wide.yaml", "D: [2]\nA: [4]\nH: [128]\nI: [256]\n")
+    assert main(env.extract_args(env.teacher, env.tmp / "run", "--space", str(env.tmp / "wide.yaml"), "--device", "cpu")) == 2
+    assert capsys.readouterr().err.strip() == ("bort: error: no architecture of the space is smaller than the teacher ⟨2,4,64,128⟩; "
+                                               "widen the space towards fewer or narrower layers")
+
+
 def test_extract_refused_after_timing_takes_the_corrected_space(env: Env, capsys):  # noqa: F811
-    """No candidate faster than the teacher is found only after the space is timed: the corrected rerun (another space) goes
-    on in the same folder, with no training mixed in from other settings (the refused run trained none)."""
+    """No candidate faster than the teacher is found only once the space is timed: the corrected rerun (another space) goes on
+    in the same folder (the refused run trained nothing to mix)."""
     env.write("deep.yaml", "D: [9]\nA: [2]\nH: [32]\nI: [64]\n")
     out = env.tmp / "run"
     assert main(env.extract_args(env.teacher, out, "--space", str(env.tmp / "deep.yaml"), "--device", "cpu")) == 2  # timed: latencies stored
     assert "no candidate is both smaller and faster" in capsys.readouterr().err
     assert main(env.extract_args(env.teacher, out, "--device", "cpu")) == 0
     assert (out / "result.json").is_file()
+
+
+def test_a_store_without_trainings_takes_new_settings_and_keeps_latencies_of_the_same_teacher(tmp_path):
+    """An extract refused after timing (no training stored) takes the corrected settings; its latencies stay for the same
+    teacher and go for another one (they are keyed by the timing settings, not by the teacher)."""
+    from bort.search.store import RunStore
+
+    teacher, other = tmp_path / "t", tmp_path / "o"
+    for folder, text in ((teacher, "a"), (other, "b")):
+        folder.mkdir()
+        (folder / "config.json").write_text(text)
+    store = RunStore(tmp_path / "run")
+    store.check_settings({"teacher": str(teacher), "init": "random"})
+    store.put_latency("1,2,32,64", "k", "cpu", 1.5)
+    store.check_settings({"teacher": str(teacher), "init": "teacher"})  # no training yet: the new settings are taken
+    assert store.latency("1,2,32,64", "k") == 1.5
+    store.check_settings({"teacher": str(other), "init": "teacher"})
+    assert store.latency("1,2,32,64", "k") is None
+    store.put_trial("1,2,32,64", "theta", 0.5, 1.0)
+    with pytest.raises(BortError, match="other settings"):
+        store.check_settings({"teacher": str(other), "init": "random"})

@@ -156,6 +156,7 @@ def output_files(out: PathLike, *, kind: str, marker: str, inputs: Iterable[Path
         raise BortError(f"--out '{out}' is the root of the file system; give a new or empty folder")
     check_inputs(out, inputs, flag="--out", fix="give a new or empty folder outside it")
     check_inputs(previous(out), inputs, flag="--out", fix="give a new or empty folder outside it")  # where the swap keeps the old one
+    _check_swap_folder(out, kind)
     recover_dir(out)  # a kill in the middle of an earlier swap: put bort's earlier output back before judging the folder
     folder = OutputFolder(out, kind=kind, marker=marker, inputs=inputs, rewrite=True)
     try:
@@ -171,6 +172,19 @@ def output_files(out: PathLike, *, kind: str, marker: str, inputs: Iterable[Path
         raise
     finally:
         folder.close()
+
+
+def _check_swap_folder(out: Path, kind: str) -> None:
+    """Refuse a ``.NAME.bort-previous`` beside ``out`` that is not bort's earlier ``kind`` output (a real folder whose
+    :data:`MANIFEST` lists all it holds, or that holds nothing but bort's lock): the swap would delete it, or the recovery
+    of a killed swap move it to ``out``."""
+    prev = previous(out)
+    if not (prev.exists() or prev.is_symlink()):
+        return
+    ours = prev.is_dir() and not prev.is_symlink() and foreign(prev, kind) is None  # bort's output, or its bare lock folder
+    if not ours:
+        raise BortError(f"'{prev}' is in the way: bort keeps its earlier `{kind}` output there while it swaps in the new one, and this "
+                        "is not it; move it away, or give another --out")
 
 
 def check_file_out(path: PathLike, *, inputs: Iterable[PathLike | None] = (), flag: str = "--out") -> Path:

@@ -239,6 +239,9 @@ def from_folder(auto, path: Path, *, new_head: bool = False, **kwargs) -> PreTra
     if lost:
         raise BortError(f"'{_weights_file(path)}' lacks {len(lost)} of the model's tensors or holds them in another shape "
                         f"(e.g. '{lost[0]}'), which would start at random; pass a complete model folder")
+    broken = next((name for name, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+    if broken is not None:
+        raise BortError(f"'{_weights_file(path)}' holds NaN or infinite values in '{broken}'; pass a model that trained without diverging")
     return model
 
 

@@ -163,6 +163,10 @@ def _extract(cfg: ExtractConfig, run: RunFolder) -> ExtractResult:
     try:
         teacher = load_teacher(cfg.teacher, device=cfg.device)
         space = load_space(cfg.space, teacher.arch)
+        p_teacher = count_params(teacher.config, teacher.arch).total  # S needs ξ smaller than T (fptas.size_speed_factor): before any work
+        if all(count_params(teacher.config, a).total >= p_teacher for a in space.archs(exclude=teacher.arch)):
+            raise BortError(f"no architecture of the space is smaller than the teacher ⟨{teacher.arch.key}⟩; widen the space towards fewer or "
+                            "narrower layers")
         cfg = replace(cfg, init=_init(cfg.init, space.archs(exclude=teacher.arch), teacher.arch))
         settings = {"teacher": cfg.teacher, "corpus": cfg.corpus, "seq_len": cfg.seq_len, "head": asdict(cfg.head), "device": cfg.training_device}
         store.check_settings(fingerprint({**settings, **cfg.error_settings().fingerprint()}))

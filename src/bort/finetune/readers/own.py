@@ -130,6 +130,12 @@ def task_labels(path: Path, rows: Sequence[Row]) -> tuple[str, ...]:
         b, n = min(booleans, key=first.get), min(numbers, key=first.get)
         raise BortError(f"{path}:{max(first[b], first[n])}: labels '{b}' (line {first[b]}) and '{n}' (line {first[n]}) mix true/false "
                         "with numbers, so they would be different classes; write each label one way")
+    spelled: dict[str, str] = {}
+    for name in sorted(names, key=first.get):
+        other = spelled.setdefault(unicodedata.normalize("NFKC", name).casefold(), name)
+        if other != name:
+            raise BortError(f"{path}:{first[name]}: label '{name}' differs from label '{other}' (line {first[other]}) only in case or "
+                            "in how its characters are encoded, so one class would be two; write each label one way")
     numeric = len(numbers) == len(names)
     return tuple(sorted(names, key=lambda n: (_number(n), n) if numeric else (0, n)))
 
