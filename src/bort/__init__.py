@@ -1,11 +1,16 @@
 """bort: extract, pretrain and ship small BERT/RoBERTa models (the Bort method, for any teacher).
 
-The pipeline stages, each with one public entry:
+The pipeline, a verb of the ``bort`` command each, with one public entry (its config dataclass is also its CLI):
 
-- :mod:`bort.space` — the architecture space Ξ (:func:`bort.space.load_space`);
-- :mod:`bort.surrogates` — p̂, î and ê (:func:`count_params`, :func:`measure_latency`, :class:`ErrorSurrogate`);
-- :mod:`bort.search` — the FPTAS and the ``bort extract`` recipe (:func:`bort.search.extract`);
-- :mod:`bort.models` — teachers and students (:func:`load_teacher`, :func:`build_student`).
+- ``bort extract``: the FPTAS over the space Ξ with p̂, î and ê (:func:`bort.search.extract`);
+- ``bort teacher prepare``: a masked-LM head for a teacher without one (:func:`bort.training.mlm_head.prepare_teacher`);
+- ``bort pretrain``: distillation pretraining of the extracted shape (:func:`bort.distill.pretrain`);
+- ``bort finetune``: fine-tuning and task distillation on GLUE, SuperGLUE, RACE or one's own data
+  (:func:`bort.finetune.finetune`), or Agora (:func:`bort.agora.recipe.agora`);
+- ``bort evaluate``: scores and leaderboard files (:func:`bort.finetune.evaluate`);
+- ``bort export``, ``bort predict``, ``bort bench``: ONNX fp32/int8, predictions, CPU timings
+  (:func:`bort.export.export_onnx`, :func:`bort.export.predict.predict`, :func:`bort.export.bench.bench`);
+- ``bort compress``: every stage chained, with the report (:func:`bort.compress.compress`).
 """
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
-"""The one training loop: candidate training for ê, teacher-head training, and (later) pretraining
-and fine-tuning all call :func:`train`, and differ only by the model, the loss and the batches.
+"""The one training loop: candidate training for ê, teacher-head training, pretraining, fine-tuning and
+Agora's rounds all call :func:`train`, and differ only by the model, the loss and the batches.
 """
 
 from __future__ import annotations
