@@ -117,6 +117,16 @@ CASES = [
          "how its characters are encoded"),
     Case("predict-nan-weights#36.probe", "predict", lambda e: run_predict(e, model=e.tmp / T), "holds NaN or infinite values",
          lambda e: (model_copy(weights(lambda st: st["classifier.weight"].fill_(float("nan"))))(e), e.write("in.txt", "good day\n"))),
+    Case("finetune-jsonl-lone-surrogate#36.probe", "finetune",
+         lambda e: own(e, '{"text": "bad \\udc80 x", "label": 1}\n' + jsonl([1, 0]), jsonl([1, 0]), "jsonl"), "a lone surrogate escape (\\udc80)"),
+    Case("predict-config-max-seq-len-a-string#36.probe", "predict", lambda e: run_predict(e, model=e.tmp / T), "'bort_max_seq_len' must be an integer",
+         lambda e: (model_copy(lambda f: (f / "config.json").write_text((f / "config.json").read_text().replace(
+             '"bort_max_seq_len": 32', '"bort_max_seq_len": "32"')), src="export")(e), e.write("in.txt", "good day\n"))),
+    Case("predict-config-nan-setting#36.probe", "predict", lambda e: run_predict(e, model=e.tmp / T), "'layer_norm_eps' is nan, not a finite number",
+         lambda e: (model_copy(lambda f: (f / "config.json").write_text(json.dumps({**json.loads((f / "config.json").read_text()),
+                                                                                    "layer_norm_eps": float("nan")})))(e), e.write("in.txt", "good day\n"))),
+    Case("predict-yaml-nested-5000-deep#36.probe", "predict", lambda e: ["predict", "--config", e.tmp / "deep.yaml"], "nest too deeply",
+         lambda e: e.write("deep.yaml", "model: " + "[" * 5000 + "]" * 5000 + "\n")),
     Case("finetune-zero-width-texts#36.probe", "finetune", lambda e: own(e, "text,label\n" + "\u200b\u200b\u200b,1\n" * ROWS, csv(["1", "0"])),
          "empty text in column 'text'"),
 ]

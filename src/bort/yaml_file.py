@@ -49,6 +49,8 @@ def read_yaml(path: Path, what: str, hint: str) -> Any:
         return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BortError(f"cannot parse {what} '{path}': {_problem(exc)}; {hint}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise BortError(f"cannot parse {what} '{path}': its lists or mappings nest too deeply; {hint}") from None
 
 
 def _problem(exc: Exception) -> str:

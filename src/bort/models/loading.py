@@ -11,6 +11,7 @@ import contextlib
 import fnmatch
 import json
 import logging
+import math
 import pickle
 import re
 import warnings
@@ -61,6 +62,7 @@ RESAVE = "re-save the model with save_pretrained"
 # (RuntimeError), an empty file (EOFError), a bad index (ValueError, KeyError), a .bin of another
 # object than a state dict (TypeError), a missing or unreadable file (OSError).
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
+_BORT_FIELDS = {"bort_task": str, "bort_head": str, "bort_max_seq_len": int}  # what bort adds to a config.json
 _RUN_STAGES = ("finetune", "pretrain")  # the stages whose folder is a model, each with its <stage>.json when it finishes
 TEACHER = opt("Hugging Face BERT/RoBERTa folder, Hub name, or the alias 'minilm-l6'")
 
@@ -148,6 +150,13 @@ def read_config(path: Path) -> transformers.PretrainedConfig:
     except (ValueError, TypeError, KeyError, AttributeError, StrictDataclassError) as exc:  # a setting of the wrong type
         raise BortError(f"{cfg_file} has a bad setting ({type(exc).__name__}: {_reason(exc)}); {RESAVE}") from None
     Arch.from_config(config)  # validates the teacher's own ξ
+    odd = next((k for k, v in raw.items() if isinstance(v, float) and not math.isfinite(v)), None)  # Python's json reads NaN
+    if odd is not None:
+        raise BortError(f"{cfg_file}: '{odd}' is {raw[odd]}, not a finite number; {RESAVE}")
+    for key, kind in _BORT_FIELDS.items():  # bort's own fields, which transformers does not check
+        value = raw.get(key)
+        if value is not None and (type(value) is not kind or (kind is int and value < 2)):
+            raise BortError(f"{cfg_file}: '{key}' must be {'an integer of at least 2' if kind is int else 'a string'}, not {value!r}; {RESAVE}")
     return strip_remote_code(config)
 
 

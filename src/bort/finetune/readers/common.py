@@ -130,6 +130,12 @@ def jsonl_objects(text: str, path: str) -> Iterator[tuple[int, dict]]:
             raise BortError(f"{path}:{line}: malformed JSON ({exc.msg}, column {exc.colno}); each line must be one complete JSON object") from None
         if not isinstance(obj, dict):
             raise BortError(f"{path}:{line}: expected a JSON object, got {type(obj).__name__}; each line must be one JSON object")
+        if "\\ud" in raw.lower():  # a \uD800–\uDFFF escape: fine in a pair, but a lone one is no character and breaks tokenizers
+            try:
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise BortError(f"{path}:{line}: a lone surrogate escape (\\u{ord(exc.object[exc.start]):04x}) is not a character; "
+                                "write the character itself, or its full surrogate pair") from None
         yield line, obj
 
 
