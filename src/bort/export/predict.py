@@ -165,6 +165,11 @@ def read_examples(cfg: PredictConfig, data: TaskData | None) -> list[Example]:
     return examples
 
 
+def _default_names(names: Sequence[str]) -> bool:
+    """Whether a config's label names are transformers' defaults (``LABEL_0``, …): a model that names no labels."""
+    return list(names) == [f"LABEL_{i}" for i in range(len(names))]
+
+
 def _task_of(predictor: Predictor, cfg: PredictConfig) -> TaskData | None:
     """The model's task (or ``--task``) and how to read its files; None for a model that names none."""
     config = predictor.config
@@ -172,7 +177,7 @@ def _task_of(predictor: Predictor, cfg: PredictConfig) -> TaskData | None:
         return None
     data = model_task(config, cfg.task, Path(cfg.input) if Path(cfg.input).is_dir() else None, cfg.own)
     names = [config.id2label[i] for i in range(config.num_labels)]
-    if names != [f"LABEL_{i}" for i in range(len(names))] or data.spec.kind != "classification":
+    if not _default_names(names) or data.spec.kind != "classification":
         check_task(config, data.spec, predictor.folder or Path("the model"))  # the task's label names, or one score for regression
     elif len(names) != len(data.spec.labels):  # the config's default names: only their number can be checked
         raise BortError(f"'{predictor.folder}' has {len(names)} outputs but {data.spec.name} has {len(data.spec.labels)} labels; "
@@ -240,7 +245,7 @@ def predict(predictor: Predictor, cfg: PredictConfig) -> tuple[list[dict], dict[
     else:
         probs = _softmax(logits)
         names = [predictor.config.id2label[i] for i in range(probs.shape[-1])]
-        if task and task.labels and names == [f"LABEL_{i}" for i in range(len(names))]:  # the config's default names
+        if task and task.labels and _default_names(names):
             names = list(task.labels)
         rows = [{"idx": ex.idx, "label": names[int(p.argmax())], "score": float(p.max())} for ex, p in zip(examples, probs)]
     return rows, _metrics(task, examples, logits)
