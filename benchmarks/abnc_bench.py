@@ -10,7 +10,7 @@ itself excluded) it measures:
 1. ê after n steps in every variant — kl, ce (against the teacher with its trained MLM head) and
    representation (hidden-state MSE of the bare encoder), each with random and teacher init — with
    the very callable `bort extract` scores a candidate with (:class:`bort.surrogates.error.ErrorSurrogate`,
-   through :func:`bort.search.trial.run_trial`), with benchmarks/extract_fptas.py's n, batch and sequence length;
+   through :func:`bort.extract.trial.run_trial`), with benchmarks/extract_fptas.py's n, batch and sequence length;
 2. the downstream score after the same `bort pretrain` for every shape (teacher init, hidden-state
    objective, §7's best, or `bort compress`'s with --pretrain-embed 1 --pretrain-inputs sentences; equal steps)
    and plain `bort finetune` (benchmarks/finetune_bench.py's protocol, reduced: a seeded subset of --max-train examples
@@ -45,20 +45,20 @@ from common import GLUE, GLUE_FOLDERS, OUT, ROOT, glue_score
 from bort.arch import Arch
 from bort.atomic import atomic_write_text
 from bort.data.corpus import load_corpus
-from bort.distill.recipe import PretrainConfig, pretrain
-from bort.finetune.evaluate import EvaluateConfig, evaluate
-from bort.finetune.metrics import spearman
+from bort.evaluate.recipe import EvaluateConfig, evaluate
+from bort.extract.recipe import ExtractConfig
+from bort.extract.trial import run_trial
 from bort.finetune.recipe import FinetuneConfig, finetune
 from bort.models.loading import read_config, resolve_model_path
 from bort.models.teacher import load_teacher
-from bort.search.recipe import ExtractConfig
-from bort.search.trial import run_trial
+from bort.pretrain.recipe import PretrainConfig, pretrain
 from bort.surrogates.error import ErrorSurrogate
 from bort.surrogates.params import count_params
+from bort.tasks.metrics import spearman
+from bort.teacher.prepare import ensure_mlm_head
 from bort.training.hparams import Theta
 from bort.training.loop import OptimConfig
 from bort.training.losses import DistillLoss
-from bort.training.mlm_head import ensure_mlm_head
 from bort.training.objectives import RepresentationLoss
 
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "wikitext-103"

@@ -28,11 +28,11 @@ from pathlib import Path
 from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT
 
 from bort.agora.recipe import AgoraConfig, agora
-from bort.agora.space import load_agora_space
+from bort.agora.thetas import load_agora_space
 from bort.atomic import atomic_write_text
 from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, finetune, subset
-from bort.finetune.tasks import get_task, read_split
+from bort.tasks.registry import get_task, read_split
 from bort.training.loop import OptimConfig
 
 RESULT = "result.json"  # the default labeller's; a variant's is result-<labeller>.json

@@ -40,11 +40,11 @@ import torch
 
 from bort.arch import Arch
 from bort.data.corpus import load_corpus
+from bort.extract.backends import BackendConfig, LocalPool, open_backend
 from bort.models.teacher import load_teacher
-from bort.search.backends import BackendConfig, LocalPool, open_backend
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate
+from bort.teacher.prepare import HeadConfig, ensure_mlm_head
 from bort.training.hparams import Theta
-from bort.training.mlm_head import HeadConfig, ensure_mlm_head
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"D": (1, 2), "A": (2, 4), "H": (64, 128), "I": (128, 256)}  # 16 small shapes

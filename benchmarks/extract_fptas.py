@@ -12,7 +12,7 @@
    one measurement of î (a machine whose speed drifts between runs cannot move the found ξ); the
    candidates-trained column is then the cost measure, not the wall time.
 3. Repeats the latency measurement of one ξ and reports its spread.
-4. Re-runs the largest ε's search (bort.search.fptas, on the exhaustive run's ê) with every î multiplied by lognormal
+4. Re-runs the largest ε's search (bort.extract.fptas, on the exhaustive run's ê) with every î multiplied by lognormal
    noise of a few CVs, and reports how often the ratio stays ≥ 0.97: how much the found ξ depends on one timing.
 5. Prints p̂ for BERT-large and both readings of Bort with RoBERTa's vocabulary.
 
@@ -126,7 +126,7 @@ def noise_robustness(exhaustive: dict, eps: int, w_star: float, cvs=(0.05, 0.10,
     import random
 
     from bort.arch import Arch
-    from bort.search.fptas import Candidate, fptas, size_speed_factor
+    from bort.extract.fptas import Candidate, fptas, size_speed_factor
 
     teacher, table = exhaustive["teacher"], [c for c in exhaustive["candidates"] if c["error"] is not None]
     true_w = {(c["D"], c["A"], c["H"], c["I"]): c["w"] or 0.0 for c in table}

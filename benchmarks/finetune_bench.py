@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 from common import FINETUNED, GLUE, GLUE_FOLDERS, OUT, glue_score
 
-from bort.finetune import heads
-from bort.finetune.features import encode
-from bort.finetune.predict import outputs
 from bort.finetune.recipe import FinetuneConfig, finetune
-from bort.finetune.tasks import get_task, read_split
 from bort.models.loading import load_tokenizer
+from bort.tasks import heads
+from bort.tasks.features import encode
+from bort.tasks.registry import get_task, read_split
+from bort.tasks.scoring import outputs
 from bort.training.loop import OptimConfig
 
 DEFAULT_MODELS = [

@@ -25,9 +25,9 @@ from common import OUT as BENCH_OUT
 
 from bort.arch import Arch
 from bort.atomic import atomic_write_text
-from bort.export.bench import BenchConfig, bench
-from bort.export.predict import PredictConfig, predict
-from bort.export.runtime import load_predictor
+from bort.bench.recipe import BenchConfig, bench
+from bort.models.runtime import load_predictor
+from bort.predict.recipe import PredictConfig, predict
 
 OUT = BENCH_OUT / "inference"
 SHAPES = {"BERT-large": "24,16,1024,4096", "Bort (released)": "4,8,1024,768", "Bort (paper)": "4,8,768,1024", "BERT-base": "12,12,768,3072"}

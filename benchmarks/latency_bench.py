@@ -25,9 +25,9 @@ from common import OUT
 
 from bort.arch import Arch
 from bort.atomic import atomic_write_text
-from bort.export.latency import measure_onnx_latency
+from bort.bench.timing import measure_onnx_latency
+from bort.extract.space import load_space
 from bort.models.loading import read_config, resolve_model_path
-from bort.space import load_space
 from bort.surrogates.latency import LatencySettings, depth_anchors, interpolate_depths, measure_latency
 from bort.surrogates.params import count_params
 

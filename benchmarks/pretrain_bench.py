@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from bort.distill import PretrainResult
+    from bort.pretrain import PretrainResult
 
 ROOT = Path(__file__).resolve().parents[1]
 WIKITEXT = ROOT.parent / "shared" / "data" / "corpus" / "wikitext-103"
@@ -68,7 +68,7 @@ def bort_run(out: Path, *, teacher: str, student: str, steps: int, batch: int, l
     """One `bort pretrain` through the library entry; returns its report and the training wall time."""
     import shutil
 
-    from bort.distill import PretrainConfig, pretrain
+    from bort.pretrain import PretrainConfig, pretrain
     from bort.training.losses import DistillLoss
 
     shutil.rmtree(out, ignore_errors=True)

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 from common import GLUE, GLUE_FOLDERS, OUT, glue_score
 
-from bort.export.bench import BenchConfig, bench
+from bort.bench.recipe import BenchConfig, bench
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill
 from bort.finetune.recipe import FinetuneConfig, finetune
+from bort.finetune.task_distill import TaskDistill
 from bort.training.loop import OptimConfig
 from bort.training.objectives import RepresentationLoss
 
@@ -46,6 +46,7 @@ def config(source: str, task: str, out: Path, args, *, lr: float, form: str = "p
         return cfg
     representation = RepresentationLoss(alpha_hidden=args.alpha_hidden, alpha_attn=args.alpha_attn)
     distill = TaskDistill(teacher=str(teacher_folder(args, task)), alpha_kd=args.alpha_kd, temperature=args.temperature,
+                          alpha_gold=1 - args.alpha_kd if args.alpha_gold is None else args.alpha_gold,
                           representation=representation)
     augment = Augment(per_example=args.augment, transform=args.transform, infill_model=args.infill_model) if form == "kd+aug" else Augment()
     return replace(cfg, distill=distill, augment=augment)
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4, help="the teacher's learning rate")
     ap.add_argument("--student-lr", type=float, default=None, help="the students' learning rate (default: --lr)")
     ap.add_argument("--alpha-kd", type=float, default=0.5)
+    ap.add_argument("--alpha-gold", type=float, default=None, help="the gold labels' weight (default 1 − α_kd: the mix BENCHMARKS §9 measured)")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--alpha-hidden", type=float, default=0.0, help="the task distillation's hidden-state term")
     ap.add_argument("--alpha-attn", type=float, default=0.0, help="the task distillation's attention-relation term")

@@ -45,18 +45,18 @@ import torch
 from common import GLUE, OUT, RESULTS, SHARED, provenance, write_result
 
 from bort.arch import Arch
+from bort.bench.recipe import BenchConfig, bench
 from bort.compress import CompressConfig
 from bort.compress.score import metric_name, score_task, scoring_files
-from bort.distill.recipe import pretrain
-from bort.export.bench import BenchConfig, bench
+from bort.evaluate.recipe import EvaluateConfig, split_predictions
 from bort.export.onnx import ExportConfig, export_onnx
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill
-from bort.finetune.evaluate import EvaluateConfig, split_predictions
-from bort.finetune.kept import baseline, baseline_predictions, kept, task_score
 from bort.finetune.recipe import FinetuneConfig, finetune, subset
-from bort.finetune.source import OwnData, open_task
+from bort.finetune.task_distill import TaskDistill
 from bort.models.loading import read_config, resolve_model_path
+from bort.pretrain.recipe import pretrain
+from bort.tasks.kept import baseline, baseline_predictions, kept, task_score
+from bort.tasks.source import OwnData, open_task
 from bort.training.loop import OptimConfig
 
 RUNS = OUT / "scoreboard" / "runs"

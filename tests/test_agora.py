@@ -13,14 +13,14 @@ from test_finetune import _cfg, write_rte, write_stsb
 
 import bort.agora.recipe as agora_mod
 from bort.agora.recipe import AgoraConfig, AgoraResult, _labels, _new_points, _point, agora
-from bort.agora.space import load_agora_space, prune
+from bort.agora.thetas import load_agora_space, prune
 from bort.errors import BortError
-from bort.finetune import heads
 from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneResult, subset
 from bort.finetune.selection import hold_out
-from bort.finetune.tasks import get_task, read_split
 from bort.finetune.transforms import make_transform
+from bort.tasks import heads
+from bort.tasks.registry import get_task, read_split
 from bort.training.hparams import FIELDS, Theta, build_thetas, expand
 
 THETAS = (Theta(lr=1e-3, weight_decay=0.01, warmup=0.1, batch_size=16, seed=0),

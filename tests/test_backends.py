@@ -23,10 +23,10 @@ from bort.arch import Arch
 from bort.cli import main
 from bort.data.corpus import load_corpus
 from bort.errors import BortError
+from bort.extract import recipe
+from bort.extract.backends import BackendConfig, LocalPool
+from bort.extract.ray_backend import check_address
 from bort.models.teacher import load_teacher
-from bort.search import recipe
-from bort.search.backends import BackendConfig, LocalPool
-from bort.search.ray_backend import check_address
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate
 from bort.training.hparams import Theta
 

@@ -233,7 +233,7 @@ def test_figures_with_unicode_labels_warn_nothing(tmp_path):
 
 
 def test_a_huge_line_is_clipped_to_the_same_tokens(bert_tokenizer):
-    from bort.export.runtime import clip
+    from bort.models.runtime import clip
 
     line = "the quick brown fox jumps over the lazy dog " * 50_000  # 2.2 MB
     for max_len in (16, 64):

@@ -200,7 +200,7 @@ def test_extract_refused_after_timing_takes_the_corrected_space(env: Env, capsys
 def test_a_store_without_trainings_takes_new_settings_and_keeps_latencies_of_the_same_teacher(tmp_path):
     """An extract refused after timing (no training stored) takes the corrected settings; its latencies stay for the same
     teacher and go for another one (they are keyed by the timing settings, not by the teacher)."""
-    from bort.search.store import RunStore
+    from bort.extract.store import RunStore
 
     teacher, other = tmp_path / "t", tmp_path / "o"
     for folder, text in ((teacher, "a"), (other, "b")):

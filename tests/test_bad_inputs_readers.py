@@ -32,8 +32,8 @@ from bad_inputs import (  # noqa: F401
 from conftest import SEQ_LEN
 
 from bort.errors import BortError
-from bort.finetune.readers import own
 from bort.models.loading import TOKENIZER_FILES, load_tokenizer
+from bort.tasks.readers import own
 
 TRAIN = "".join(f"good day {i},yes\nbad film {i},no\n" for i in range(8))  # rows of a CSV "text,label"
 

@@ -9,13 +9,13 @@ import pytest
 from bort import options
 from bort.arch import Arch
 from bort.cli import build_parser, main
-from bort.distill.recipe import PretrainConfig
 from bort.errors import BortError
 from bort.finetune.recipe import FinetuneConfig
+from bort.pretrain.recipe import PretrainConfig
+from bort.shared import resolve_device
+from bort.teacher.prepare import HeadConfig
 from bort.training.loop import OptimConfig
 from bort.training.losses import DistillLoss
-from bort.training.mlm_head import HeadConfig
-from bort.training.run import resolve_device
 
 
 def parse(argv: list[str]):
@@ -94,7 +94,7 @@ def test_every_training_verb_refuses_a_missing_device(tmp_path, capsys, verb):
 
 
 def test_repeated_list_flags_add_up():
-    from bort.export.bench import BenchConfig
+    from bort.bench.recipe import BenchConfig
 
     cfg = options.build(BenchConfig, parse(["bench", "--arch", "1,2,32,64", "--arch", "2,2,32,64", "1,1,16,32", "--batch", "1,4"]))
     assert cfg.archs == (Arch(1, 2, 32, 64), Arch(2, 2, 32, 64), Arch(1, 1, 16, 32)) and cfg.batches == (1, 4)

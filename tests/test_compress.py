@@ -21,11 +21,11 @@ from bort.cli import build_parser, main
 from bort.compress import CompressConfig, compress, recipe
 from bort.compress.report import EAGER, _timed, summary
 from bort.errors import BortError
-from bort.finetune.evaluate import EvaluateConfig, evaluate
-from bort.finetune.source import OwnData
-from bort.finetune.tasks import read_split
-from bort.search.recipe import ExtractConfig
+from bort.evaluate.recipe import EvaluateConfig, evaluate
+from bort.extract.recipe import ExtractConfig
 from bort.surrogates.latency import LatencySettings
+from bort.tasks.registry import read_split
+from bort.tasks.source import OwnData
 
 
 def _flags(teacher: Path, corpus: Path, space: Path, out: Path, *extra: str) -> list[str]:

@@ -10,8 +10,8 @@ from bort.arch import Arch
 from bort.data.corpus import load_corpus
 from bort.models.teacher import load_teacher
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate
-from bort.training.evaluate import evaluate_mlm
 from bort.training.hparams import Theta
+from bort.training.mlm_eval import evaluate_mlm
 
 
 @pytest.fixture(scope="module")

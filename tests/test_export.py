@@ -19,8 +19,8 @@ from bort.cli import main
 from bort.errors import BortError
 from bort.export import onnx as onnx_export
 from bort.export.onnx import ExportConfig, export_onnx
-from bort.export.runtime import OnnxPredictor, load_predictor, sample_inputs
 from bort.models.loading import load_model
+from bort.models.runtime import OnnxPredictor, load_predictor, sample_inputs
 
 LABELS = {0: "negative", 1: "positive"}
 _POS, _NEG = ["good", "great", "love", "happy"], ["bad", "awful", "hate", "sad"]

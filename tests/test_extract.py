@@ -15,9 +15,9 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokeni
 
 from bort.arch import Arch
 from bort.cli import main
+from bort.extract.report import COLUMNS
 from bort.models.loading import has_mlm_head
 from bort.models.teacher import load_teacher
-from bort.search.report import COLUMNS
 from bort.surrogates.latency import flops
 from bort.surrogates.params import count_params
 

@@ -12,9 +12,9 @@ from test_extract import run, trials
 from bort.arch import Arch
 from bort.cli import main
 from bort.data.corpus import load_corpus
+from bort.extract.pareto import best_by_speedup, dominates, front, pareto_doc, ranked
+from bort.extract.space import load_space
 from bort.models.teacher import load_teacher
-from bort.search.pareto import best_by_speedup, dominates, front, pareto_doc, ranked
-from bort.space import load_space
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import flops
 from bort.training.hparams import Theta

@@ -20,14 +20,14 @@ from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassif
 import bort.finetune.recipe as recipe_mod
 import bort.training.run as run_mod
 from bort.errors import BortError
-from bort.finetune import heads
+from bort.evaluate.recipe import EvaluateConfig, evaluate
 from bort.finetune.augment import Augment
-from bort.finetune.evaluate import EvaluateConfig, evaluate
-from bort.finetune.features import collate, encode, task_batch_stream
 from bort.finetune.recipe import FinetuneConfig, FinetuneResult, finetune
 from bort.finetune.selection import hold_out
-from bort.finetune.tasks import get_task, read_split
 from bort.models.loading import load_tokenizer
+from bort.tasks import heads
+from bort.tasks.features import collate, encode, task_batch_stream
+from bort.tasks.registry import get_task, read_split
 from bort.training.loop import OptimConfig
 
 GLUE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"

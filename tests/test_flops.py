@@ -55,7 +55,7 @@ def test_a_timing_that_did_not_get_its_core_is_reported_once(monkeypatch, capsys
 
 @pytest.mark.parametrize("runtime", ["onnx-fp32", "onnx-int8"])
 def test_onnx_latency_is_timed_on_an_export_that_is_then_removed(tmp_path, runtime):
-    from bort.export.latency import measure_onnx_latency
+    from bort.bench.timing import measure_onnx_latency
 
     config = BertConfig(vocab_size=100, max_position_embeddings=16)
     settings = LatencySettings(seq=8, runs=2, warmup=1, runtime=runtime)
@@ -66,7 +66,7 @@ def test_onnx_latency_is_timed_on_an_export_that_is_then_removed(tmp_path, runti
 
 @pytest.mark.parametrize(("runtime", "head"), [("torch", "encoder"), ("onnx-int8", "classification"), ("onnx-fp32", "multiple_choice")])
 def test_side_by_side_times_each_shape_in_rotating_rounds(tmp_path, monkeypatch, runtime, head):
-    import bort.export.latency as lat
+    import bort.bench.timing as lat
 
     order, calls = [], {}
     real = lat.time_calls

@@ -9,8 +9,8 @@ import random
 import pytest
 
 from bort.arch import Arch
-from bort.search.fptas import Candidate, fptas, intervals, maximal, order, size_speed_factor, w_coefficient
-from bort.search.report import pareto_front
+from bort.extract.fptas import Candidate, fptas, intervals, maximal, order, size_speed_factor, w_coefficient
+from bort.extract.report import pareto_front
 
 P_T, C_T = 1000.0, 100.0  # the teacher's p̂ and î
 

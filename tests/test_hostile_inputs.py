@@ -24,14 +24,14 @@ from bort.atomic import LOCK
 from bort.cli import main
 from bort.data.corpus import load_corpus
 from bort.errors import BortError
+from bort.extract.store import RunStore
 from bort.finetune.selection import select_size
 from bort.models.folder import save_model_folder
 from bort.models.loading import REMOTE_CODE_FIELDS, read_config
 from bort.models.student import student_config
 from bort.models.teacher import load_teacher
-from bort.outputs import MANIFEST
-from bort.search.store import RunStore
-from bort.training.mlm_head import HeadConfig, prepare_teacher
+from bort.shared import MANIFEST
+from bort.teacher.prepare import HeadConfig, prepare_teacher
 
 REMOTE = {"auto_map": {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}, "trust_remote_code": True,
           "custom_pipelines": {"evil": {"impl": "evil.Pipeline"}}}

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from bort.finetune import metrics
-from bort.finetune.kept import baseline, baseline_predictions, constant_prediction, kept, pooled, task_score
-from bort.finetune.source import own_spec
-from bort.finetune.tasks import Example, get_task
+from bort.tasks import metrics
+from bort.tasks.kept import baseline, baseline_predictions, constant_prediction, kept, pooled, task_score
+from bort.tasks.registry import Example, get_task
+from bort.tasks.source import own_spec
 
 
 def _examples(labels: list, texts: int = 1) -> list[Example]:

@@ -13,10 +13,10 @@ import pytest
 
 from bort.cli import main
 from bort.errors import BortError
-from bort.finetune import submission
-from bort.finetune.readers import hub
-from bort.finetune.source import OwnData, open_task
-from bort.finetune.tasks import TASKS, Example, get_task, read_split
+from bort.evaluate import submission
+from bort.tasks.readers import hub
+from bort.tasks.registry import TASKS, Example, get_task, read_split
+from bort.tasks.source import OwnData, open_task
 
 GLUE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
@@ -57,7 +57,7 @@ def test_official_files_read_into_names_and_submit_back_as_the_leaderboard_label
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     raw = [r[column] for r in (rows[1:] if task == "glue/sst2" else rows)]  # CoLA's files have no header
     assert [ex.label for ex in examples] == [spec.labels[official.index(r)] for r in raw]
-    path = submission.write(spec, examples, [spec.labels.index(ex.label) for ex in examples], tmp_path / spec.submission)
+    path = submission.write_submission(spec, examples, [spec.labels.index(ex.label) for ex in examples], tmp_path / spec.submission)
     written = list(csv.reader(path.open(encoding="utf-8"), delimiter="\t"))
     assert written[0] == ["index", "prediction"] and [r[1] for r in written[1:]] == raw
 
@@ -68,16 +68,16 @@ def test_official_files_read_into_names_and_submit_back_as_the_leaderboard_label
 def test_glue_submissions_keep_the_leaderboard_labels(tmp_path, task, expected):
     spec = get_task(task)
     examples = [Example("0", ("a", "b"), None), Example("1", ("c", "d"), None)]
-    text = submission.write(spec, examples, [1, 0], tmp_path / spec.submission).read_text()
+    text = submission.write_submission(spec, examples, [1, 0], tmp_path / spec.submission).read_text()
     assert text == "index\tprediction\n" + f"0\t{expected[0]}\n1\t{expected[1]}\n"
 
 
 def test_superglue_submissions_keep_their_json_labels(tmp_path):
     cb, boolq = get_task("superglue/cb"), get_task("superglue/boolq")
     ex = [Example("0", ("p", "h"), None), Example("1", ("p", "h"), None), Example("2", ("p", "h"), None)]
-    rows = [json.loads(line) for line in submission.write(cb, ex, [0, 1, 2], tmp_path / "CB.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in submission.write_submission(cb, ex, [0, 1, 2], tmp_path / "CB.jsonl").read_text().splitlines()]
     assert [r["label"] for r in rows] == ["entailment", "contradiction", "neutral"]
-    rows = [json.loads(line) for line in submission.write(boolq, ex[:2], [1, 0], tmp_path / "BoolQ.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in submission.write_submission(boolq, ex[:2], [1, 0], tmp_path / "BoolQ.jsonl").read_text().splitlines()]
     assert [r["label"] for r in rows] == [True, False]
 
 

@@ -60,12 +60,15 @@ def test_distill_loss_rejects_bad_settings(kwargs):
 def test_no_logit_term_is_refused_where_one_is_needed():
     """Both logit weights 0 is a representation-only objective (no MLM head); ê then needs representation terms, and pretraining some term."""
     from bort.arch import Arch
-    from bort.distill import PretrainConfig
+    from bort.pretrain import PretrainConfig
     from bort.surrogates.error import ErrorSettings
+    from bort.training.objectives import RepresentationLoss
 
     assert not DistillLoss(alpha_mlm=0.0, alpha_kd=0.0).active and DistillLoss().active
+    with pytest.raises(BortError, match="every loss weight is 0: give at least one of --alpha-mlm, --alpha-kd, --alpha-hidden"):
+        ErrorSettings(loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))  # the one rule of every objective (issue 37)
     with pytest.raises(BortError, match="ê needs either a logit term"):
-        ErrorSettings(loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
+        ErrorSettings(representation=RepresentationLoss(alpha_hidden=1.0))
     with pytest.raises(BortError, match="every loss weight is 0"):
         PretrainConfig(out="o", arch=Arch(1, 2, 32, 64), loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
 

@@ -1,4 +1,4 @@
-"""GLUE/SuperGLUE metrics of bort.finetune.metrics against hand-worked values and against scipy and scikit-learn (both in the test extra)."""
+"""GLUE/SuperGLUE metrics of bort.tasks.metrics against hand-worked values and against scipy and scikit-learn (both in the test extra)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bort.finetune.metrics import (
+from bort.tasks.metrics import (
     METRICS,
     _average_ranks,
     accuracy,

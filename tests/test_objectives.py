@@ -13,10 +13,10 @@ from transformers import AutoModel, BertConfig, BertModel
 
 from bort.cli import main
 from bort.data.sentences import SentenceStream, load_sentences
-from bort.distill import PretrainConfig, pretrain
 from bort.errors import BortError
 from bort.models.loading import load_tokenizer
 from bort.models.sentence import Pooling, embed, read_pooling
+from bort.pretrain import PretrainConfig, pretrain
 from bort.training.losses import DistillLoss
 from bort.training.objectives import Distiller, RepresentationLoss, layer_pairs, relation_heads, relation_kl, short_views
 
@@ -226,8 +226,8 @@ class _nothing:
 
 def test_embedding_evaluation_matches_a_direct_computation(tmp_path, st_teacher):
     """`bort evaluate --embedding`: Pearson/Spearman of the cosine of the two sentences' embeddings against the gold scores."""
-    from bort.finetune import metrics
-    from bort.finetune.evaluate import EvaluateConfig, evaluate
+    from bort.evaluate.recipe import EvaluateConfig, evaluate
+    from bort.tasks import metrics
     data = tmp_path / "STS-B"
     data.mkdir()
     rows = [("a cat sits", "a cat is sitting", 4.5), ("the dog runs", "a man sings", 0.5), ("we read text", "text is read", 3.8),

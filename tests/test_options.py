@@ -231,3 +231,26 @@ def test_mistakes_in_the_dataclasses_fail_early():
         add_options(argparse.ArgumentParser(), Other, defaults={"lrr": 1})
     with pytest.raises(ValueError, match="no field"):
         add_options(argparse.ArgumentParser(), Other, skip=("optimiser",))
+
+
+@dataclass(frozen=True)
+class Renamed:
+    task_teacher: str | None = field(default=None, metadata=opt("the task's teacher", old_flag="--teacher"))
+
+
+@pytest.mark.parametrize(("argv", "config", "note"), [
+    (["--task-teacher", "T"], None, None),
+    (["--teacher", "T"], None, "bort: note: --teacher is now --task-teacher (the old spelling goes in the next release)"),
+    (["--teacher=T"], None, "bort: note: --teacher is now --task-teacher (the old spelling goes in the next release)"),
+    ([], "teacher: T\n", "bort: note: 'teacher' in --config file '{path}' is now --task-teacher (the old spelling goes in the next release)"),
+    ([], "task-teacher: T\n", None),
+])
+def test_a_former_spelling_is_taken_with_one_line_that_names_the_new_one(tmp_path, capsys, argv, config, note):
+    parser = argparse.ArgumentParser()
+    add_options(parser, Renamed)
+    path = tmp_path / "c.yaml"
+    if config:
+        path.write_text(config)
+    args = parse_args(parser, [*argv, *(["--config", str(path)] if config else [])])
+    assert build(Renamed, args) == Renamed(task_teacher="T")
+    assert capsys.readouterr().err.splitlines() == ([note.format(path=path)] if note else [])

@@ -1,4 +1,4 @@
-"""Issue 36: what bort writes, and where (:mod:`bort.outputs`).
+"""Issue 36: what bort writes, and where (:mod:`bort.shared`).
 
 Inputs are read-only: no output (a folder, ``evaluate --predictions``) may be, or lie inside, an input of the same command,
 nor replace a file bort did not write (#36.1, #36.7). A folder bort rewrites (an export, a benchmark) is replaced whole,
@@ -40,7 +40,7 @@ from test_reliability import hidden, tree
 from bort.atomic import LOCK, is_temp
 from bort.cli import main
 from bort.errors import BortError
-from bort.outputs import MANIFEST, check_file_out, output_files, write_file_out
+from bort.shared import MANIFEST, check_file_out, output_files, write_file_out
 
 INSIDE = "lies inside the input folder"
 
@@ -173,7 +173,7 @@ def test_a_classifier_export_keeps_none_of_an_earlier_encoders_files(env: Env): 
 
 _KILLED_BENCH = """
 import os, signal, sys
-import bort.export.bench as bench
+import bort.bench.recipe as bench
 from bort.cli import main
 
 def die(*args, **kwargs):  # the exports are made, the figures not yet written

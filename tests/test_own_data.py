@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bort.cli import main
-from bort.finetune import metrics
 from bort.finetune.recipe import FinetuneResult
+from bort.tasks import metrics
 
 WORDS = "the a dog bird sat ran on mat log tree big small".split()
 RUN = ["--batch-size", "16", "--lr", "1e-3", "--patience", "0", "--no-progress", "--bf16", "off", "--device", "cpu"]
@@ -242,7 +242,7 @@ def test_agora_and_task_distillation_take_own_data(tmp_path, bert_teacher, csv_d
     d = csv_data
     own = ["--model", str(bert_teacher), "--train-file", str(d / "train.csv"), "--validation-file", str(d / "dev.csv"),
            "--text-columns", "premise,hypothesis", "--label-column", "verdict", "--max-seq-len", "32", *RUN]
-    assert main(["finetune", *own, "--out", str(tmp_path / "K"), "--steps", "3", "--teacher", str(csv_run), "--augment", "1",
+    assert main(["finetune", *own, "--out", str(tmp_path / "K"), "--steps", "3", "--task-teacher", str(csv_run), "--augment", "1",
                  "--transform", "swap"]) == 0
     report = FinetuneResult.read(tmp_path / "K" / "finetune.json")
     augmented = [json.loads(line) for line in (tmp_path / "K" / "augmented.jsonl").read_text().splitlines()]

@@ -8,8 +8,8 @@ from transformers import AutoModel, BertConfig, RobertaConfig
 
 from bort.arch import Arch
 from bort.errors import BortError
+from bort.extract.space import Space, auto, bort_paper, load_space
 from bort.models.student import student_config
-from bort.space import Space, auto, bort_paper, load_space
 from bort.surrogates.params import count_params
 
 FAMILIES = {

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bort.errors import BortError
-from bort.finetune.readers import own
-from bort.finetune.source import own_spec
+from bort.tasks.readers import own
+from bort.tasks.source import own_spec
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Texts a hostile file holds: the delimiters and quotes of every format, line breaks, a BOM, and any other character.

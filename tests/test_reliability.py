@@ -24,11 +24,11 @@ import torch
 from conftest import SEQ_LEN, reaped
 from safetensors.torch import load_file
 
-import bort.distill.recipe as distill_recipe
+import bort.pretrain.recipe as distill_recipe
 from bort.atomic import LOCK, FolderLock, atomic_write_text, is_temp, remove_leftovers, temp_dir
 from bort.cli import main
 from bort.errors import BortError, TrainingDiverged
-from bort.outputs import MANIFEST, check_out
+from bort.shared import MANIFEST, check_out
 from bort.training.checkpoint import GOOD, good_state
 from bort.training.loop import OptimConfig, TrainState, build_optimizer, train
 from bort.training.run import RunFolder

@@ -10,10 +10,10 @@ import pytest
 from test_export import _predict, _sentences, classifier  # noqa: F401 - the fixture, shared
 
 from bort.cli import main
+from bort.evaluate.recipe import EvaluateConfig, evaluate
 from bort.export.onnx import ExportConfig, export_onnx
-from bort.finetune.evaluate import EvaluateConfig, evaluate
-from bort.finetune.tasks import read_split
 from bort.models.loading import load_tokenizer
+from bort.tasks.registry import read_split
 
 
 @pytest.fixture(scope="module")

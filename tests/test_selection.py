@@ -8,11 +8,11 @@ from test_finetune import _cfg, write_rte
 
 import bort.finetune.recipe as recipe_mod
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill
 from bort.finetune.recipe import finetune
 from bort.finetune.selection import hold_out, select_size
-from bort.finetune.source import TaskData
-from bort.finetune.tasks import Example
+from bort.finetune.task_distill import TaskDistill
+from bort.tasks.registry import Example
+from bort.tasks.source import TaskData
 
 
 def _examples(labels: list, texts: int = 1) -> list[Example]:

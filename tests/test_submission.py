@@ -8,17 +8,18 @@ from pathlib import Path
 import torch
 from test_tasks import MNLI_HEADER, _mnli_row, _tsv
 
-from bort.finetune import heads, submission
-from bort.finetune.evaluate import EvaluateConfig, evaluate
-from bort.finetune.predict import predictions, score
-from bort.finetune.tasks import Example, get_task
+from bort.evaluate import submission
+from bort.evaluate.recipe import EvaluateConfig, evaluate
+from bort.tasks import heads
+from bort.tasks.registry import Example, get_task
+from bort.tasks.scoring import predictions, score
 
 E = Example
 
 
 def _write(task: str, examples: list[Example], preds: list, tmp_path: Path) -> str:
     spec = get_task(task)
-    return submission.write(spec, examples, preds, tmp_path / spec.submission).read_text()
+    return submission.write_submission(spec, examples, preds, tmp_path / spec.submission).read_text()
 
 
 def test_glue_tsv_has_index_and_label_names(tmp_path):

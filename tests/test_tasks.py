@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bort.errors import BortError
-from bort.finetune.tasks import TASKS, Example, TaskSpec, get_task, read_split
+from bort.tasks.registry import TASKS, Example, TaskSpec, get_task, read_split
 
 GLUE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 

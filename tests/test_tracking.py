@@ -19,10 +19,10 @@ from test_finetune import _cfg, write_rte
 
 import bort.training.run as run_mod
 from bort.cli import main
-from bort.distill.recipe import PretrainConfig
 from bort.errors import BortError
+from bort.extract.store import RunStore
 from bort.finetune.recipe import finetune
-from bort.search.store import RunStore
+from bort.pretrain.recipe import PretrainConfig
 from bort.training.tracking import check_report_to
 
 

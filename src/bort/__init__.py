@@ -2,14 +2,14 @@
 
 The pipeline, a verb of the ``bort`` command each, with one public entry (its config dataclass is also its CLI):
 
-- ``bort extract``: the FPTAS over the space Ξ with p̂, î and ê (:func:`bort.search.extract`);
-- ``bort teacher prepare``: a masked-LM head for a teacher without one (:func:`bort.training.mlm_head.prepare_teacher`);
-- ``bort pretrain``: distillation pretraining of the extracted shape (:func:`bort.distill.pretrain`);
+- ``bort extract``: the FPTAS over the space Ξ with p̂, î and ê (:func:`bort.extract.extract`);
+- ``bort teacher prepare``: a masked-LM head for a teacher without one (:func:`bort.teacher.prepare.prepare_teacher`);
+- ``bort pretrain``: distillation pretraining of the extracted shape (:func:`bort.pretrain.pretrain`);
 - ``bort finetune``: fine-tuning and task distillation on GLUE, SuperGLUE, RACE or one's own data
   (:func:`bort.finetune.finetune`), or Agora (:func:`bort.agora.recipe.agora`);
-- ``bort evaluate``: scores and leaderboard files (:func:`bort.finetune.evaluate`);
+- ``bort evaluate``: scores and leaderboard files (:func:`bort.evaluate.recipe`);
 - ``bort export``, ``bort predict``, ``bort bench``: ONNX fp32/int8, predictions, CPU timings
-  (:func:`bort.export.export_onnx`, :func:`bort.export.predict.predict`, :func:`bort.export.bench.bench`);
+  (:func:`bort.export.export_onnx`, :func:`bort.predict.recipe.predict`, :func:`bort.bench.recipe.bench`);
 - ``bort compress``: every stage chained, with the report (:func:`bort.compress.compress`).
 """
 

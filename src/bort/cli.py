@@ -23,7 +23,7 @@ from bort.errors import BortError, one_line, shown
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from bort.search.recipe import ExtractConfig, extract
+    from bort.extract.recipe import ExtractConfig, extract
     from bort.surrogates.error import THETA_FIELDS
     from bort.training.hparams import Theta, load_thetas
 
@@ -38,7 +38,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_teacher_prepare(args: argparse.Namespace) -> int:
-    from bort.training.mlm_head import PrepareConfig, prepare
+    from bort.teacher.prepare import PrepareConfig, prepare
 
     report = prepare(options.build(PrepareConfig, args))
     print(json.dumps({k: getattr(report, k) for k in ("mlm_accuracy_before", "mlm_accuracy", "heldout_sequences")}))
@@ -46,7 +46,7 @@ def cmd_teacher_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from bort.distill.recipe import PretrainConfig, pretrain
+    from bort.pretrain.recipe import PretrainConfig, pretrain
     from bort.training.losses import DistillLoss
 
     fixed = {"loss": DistillLoss(alpha_mlm=1.0, alpha_kd=0.0)} if args.loss == "mlm" else {}
@@ -60,13 +60,14 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from bort.finetune.recipe import FinetuneConfig, finetune
 
     cfg = options.build(FinetuneConfig, args)
+    _note(cfg.distill.former_mix_note() if cfg.distill.teacher else None)
     if not args.agora:
         report = finetune(cfg)
         print(json.dumps({"task": report.task, "dev": report.dev, "baseline": report.baseline, "select_on": report.select_on,
                           "selection": report.selection, "best_step": report.best_step, "out": str(args.out)}))
         return 0
     from bort.agora.recipe import AgoraConfig, agora
-    from bort.agora.space import load_agora_space
+    from bort.agora.thetas import load_agora_space
 
     result = agora(options.build(AgoraConfig, args, base=cfg, thetas=load_agora_space(args.agora_space)))
     print(json.dumps({"task": result.task, "dev": result.dev, "rounds": len(result.rounds), "best_round": result.best.round,
@@ -75,7 +76,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bort.finetune.evaluate import EvaluateConfig, evaluate
+    from bort.evaluate.recipe import EvaluateConfig, evaluate
 
     result = evaluate(options.build(EvaluateConfig, args))
     print(json.dumps(result.metrics))
@@ -97,8 +98,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from bort.export.predict import PredictRun, format_rows, predict
-    from bort.export.runtime import load_predictor
+    from bort.models.runtime import load_predictor
+    from bort.predict.recipe import PredictRun, format_rows, predict
 
     run = options.build(PredictRun, args)
     torch.set_num_threads(run.threads)
@@ -110,7 +111,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from bort.export.bench import BenchConfig, bench
+    from bort.bench.recipe import BenchConfig, bench
 
     result = bench(options.build(BenchConfig, args))
     first = result.models[0]["name"]
@@ -129,7 +130,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from bort.compress import CompressConfig, compress
     from bort.compress.report import summary
 
-    print("\n".join(summary(compress(options.build(CompressConfig, args)))))
+    cfg = options.build(CompressConfig, args)
+    _note((cfg.task_distill.former_mix_note() or "").replace("--alpha-", "--task-alpha-") or None)
+    print("\n".join(summary(compress(cfg))))
     print(f"wrote {args.out}/report.md, report.png, compress.json")
     return 0
 
@@ -140,17 +143,17 @@ NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-inf(inity)?$",
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bort`` parser: one subcommand per stage, its options generated from the stage's config."""
-    from bort.agora.recipe import AgoraConfig
+    from bort.agora.recipe import AgoraConfig, AgoraMode
+    from bort.bench.recipe import BenchConfig
     from bort.compress import CompressConfig
-    from bort.distill.recipe import PretrainConfig
-    from bort.export.bench import BenchConfig
+    from bort.evaluate.recipe import EvaluateConfig
     from bort.export.onnx import ExportConfig
-    from bort.export.predict import PredictRun
-    from bort.finetune.evaluate import EvaluateConfig
+    from bort.extract.recipe import ExtractConfig
     from bort.finetune.recipe import FinetuneConfig
-    from bort.search.recipe import ExtractConfig
+    from bort.predict.recipe import PredictRun
+    from bort.pretrain.recipe import PretrainConfig
+    from bort.teacher.prepare import PrepareConfig
     from bort.training.hparams import Theta
-    from bort.training.mlm_head import PrepareConfig
 
     parser = argparse.ArgumentParser(prog="bort", description="Extract, pretrain and ship small BERT/RoBERTa models (the Bort method).")
     parser.add_argument("--version", action="version", version=f"bort {__version__}")
@@ -180,9 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
               "Fine-tune a BERT/RoBERTa folder on one task with a fresh head (algorithms.md §5); "
               "keeps the best model on the dev metric. Re-running the same command resumes it.")
     ag = ft.add_argument_group("Agora (algorithms.md §6): rounds of hyperparameter search, pruning and new training points")
-    ag.add_argument("--agora", action="store_true", help="fine-tune with Agora instead of one run (classification tasks)")
-    ag.add_argument("--agora-space", default="default", help="YAML file of value lists lr, weight_decay, warmup, batch_size, seed; or a preset: "
-                    "'default' (4 sets, for one machine) or 'bort-paper' (the authors' 480) (default: default)")
+    options.add_options(ag, AgoraMode)  # options, so that a --config file can ask for Agora too
     options.add_options(ag, AgoraConfig, skip=("base", "thetas"))
 
     verb("evaluate", EvaluateConfig, cmd_evaluate, "score a fine-tuned model, or write a leaderboard submission",
@@ -225,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         if fault is None:
             raise
         return _fail(fault)
+
+
+def _note(message: str | None) -> None:
+    if message:
+        print(f"bort: note: {message}", file=sys.stderr)
 
 
 def _fail(message: str) -> int:

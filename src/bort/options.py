@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import difflib
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -52,6 +53,7 @@ class _Opt:
     nargs: int | str | None = None
     group: str | None = None
     cli: bool = True
+    old_flag: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,15 +64,16 @@ class _Nested:
 
 
 def opt(help: str = "", *, flag: str | None = None, choices=None, parse: Callable[[str], Any] | None = None, metavar: str | None = None,
-        nargs: int | str | None = None, group: str | None = None, cli: bool = True) -> dict:
+        nargs: int | str | None = None, group: str | None = None, cli: bool = True, old_flag: str | None = None) -> dict:
     """Field metadata of an option: ``field(default=…, metadata=opt("peak learning rate"))``.
 
     ``flag`` replaces the generated ``--field-name`` (and any prefix; for a bool that defaults to
     True it is the switch that turns it off). ``parse`` converts a command-line string (with
     ``nargs``, each word; a tuple without ``nargs`` gets the whole comma-separated string).
-    Options of the same ``group`` exclude each other; ``cli=False`` hides the field.
+    Options of the same ``group`` exclude each other; ``cli=False`` hides the field. ``old_flag``: a former spelling,
+    still taken (on the command line and in ``--config``) with a one-line notice, for one release.
     """
-    return {_KEY: _Opt(help, flag, None if choices is None else tuple(choices), parse, metavar, nargs, group, cli)}
+    return {_KEY: _Opt(help, flag, None if choices is None else tuple(choices), parse, metavar, nargs, group, cli, old_flag)}
 
 
 def nested(*, prefix: str = "", only: tuple[str, ...] | None = None, inherit: dict[str, str] | None = None) -> dict:
@@ -146,8 +149,11 @@ class _Leaf:
         note = "required" if self.default is _REQUIRED else "" if self.kind is bool or shown in (None, "") else f"default: {shown}"
         help_text = f"{self.meta.help} ({note})".strip() if note else self.meta.help
         kw = {"dest": self.dest, "default": argparse.SUPPRESS, "help": help_text.replace("%", "%%")}
+        # the former spelling (opt's old_flag) is taken, but --help shows only the new one
+        spellings = [(self.flag, kw)] + ([(self.meta.old_flag, {**kw, "help": argparse.SUPPRESS})] if self.meta.old_flag else [])
         if self.kind is bool:
-            container.add_argument(self.flag, action="store_false" if self.default is True else "store_true", **kw)
+            for flag, kws in spellings:
+                container.add_argument(flag, action="store_false" if self.default is True else "store_true", **kws)
             return
 
         def argtype(text: str) -> Any:
@@ -159,7 +165,8 @@ class _Leaf:
 
         if self.many and self.meta.nargs:
             kw["action"] = "extend"  # a repeated flag adds to the list (bench --arch A --arch B)
-        container.add_argument(self.flag, type=argtype, choices=self.choices, metavar=self.meta.metavar, nargs=self.meta.nargs, **kw)
+        for flag, kws in spellings:
+            container.add_argument(flag, type=argtype, choices=self.choices, metavar=self.meta.metavar, nargs=self.meta.nargs, **kws)
 
 
 @dataclasses.dataclass
@@ -256,6 +263,8 @@ def _config_values(registry: argparse.Namespace, path: str, on_line: set[str]) -
     for leaf in registry.leaves:  # a --no-x switch's key, as in the file, means the opposite of the field's
         names[leaf.flag.lstrip("-")] = (leaf, leaf.kind is bool and leaf.default is True)
         names[leaf.key] = (leaf, False)
+        if leaf.meta.old_flag:
+            names[leaf.meta.old_flag.lstrip("-")] = (leaf, False)
     values: dict[str, Any] = {}
     keys: dict[str, Any] = {}  # dest → the key that set it: two spellings of one option (min-speedup, min_speedup) are refused
     for key, raw in (data or {}).items():
@@ -264,6 +273,8 @@ def _config_values(registry: argparse.Namespace, path: str, on_line: set[str]) -
             near = difflib.get_close_matches(name, names, n=1)
             raise BortError(f"--config file '{path}': unknown option '{key}'; " + (f"did you mean '{near[0]}'?" if near else "see --help for the names"))
         leaf, invert = names[name]
+        if leaf.meta.old_flag and name == leaf.meta.old_flag.lstrip("-"):
+            _renamed(leaf, f"'{key}' in --config file '{path}'")
         if leaf.dest in keys:
             raise BortError(f"--config file '{path}': '{keys[leaf.dest]}' and '{key}' set the same option {leaf.flag}; keep one")
         keys[leaf.dest] = key
@@ -289,6 +300,10 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
     if registry is None:
         return args
     delattr(args, _STATE)
+    words = sys.argv[1:] if argv is None else argv
+    for leaf in (leaf for leaf in registry.leaves if leaf.meta.old_flag):
+        if any(w == leaf.meta.old_flag or w.startswith(leaf.meta.old_flag + "=") for w in words):
+            _renamed(leaf, leaf.meta.old_flag)
     dests = {leaf.dest: leaf for leaf in registry.leaves}
     on_line = {dest for dest in dests if hasattr(args, dest)}
     for dest, value in (_config_values(registry, args.config, on_line) if args.config else {}).items():
@@ -304,6 +319,11 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
         value = getattr(args, dest, leaf.default)
         setattr(args, dest, tuple(value) if leaf.many and isinstance(value, list) else value)
     return args
+
+
+def _renamed(leaf: _Leaf, given: str) -> None:
+    """The one-line notice for an option given by its former spelling (:func:`opt`'s ``old_flag``)."""
+    print(f"bort: note: {given} is now {leaf.flag} (the old spelling goes in the next release)", file=sys.stderr)
 
 
 def build(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:

@@ -5,7 +5,7 @@
 2. take the round's best model and the selection examples it gets wrong;
 3. transform each mistaken example into new inputs, dropping duplicates and anything equal to an
    existing training or selection input;
-4. label them with the labeller (a given model, or the first round's best; with ``--teacher``, the
+4. label them with the labeller (a given model, or the first round's best; with ``--task-teacher``, the
    teacher's soft labels) and add them to the training set, never to dev;
 5. keep the better half of Θ (after ``replay`` extra rounds with the same Θ).
 
@@ -26,28 +26,39 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from bort.agora.space import prune
+from bort.agora.thetas import prune
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
-from bort.finetune import FinetuneConfig, FinetuneResult, finetune, heads, subset, write_eval
+from bort.finetune import FinetuneConfig, FinetuneResult, finetune, subset, write_eval
 from bort.finetune.augment import soft_field
-from bort.finetune.distill import TaskTeacher, from_soft
-from bort.finetune.features import encode
-from bort.finetune.predict import outputs, predictions
 from bort.finetune.recipe import baselines
 from bort.finetune.selection import hold_out
-from bort.finetune.source import TaskData, open_task
-from bort.finetune.tasks import Example, TaskSpec
+from bort.finetune.task_distill import TaskTeacher, from_soft
 from bort.finetune.transforms import check_transform, fresh_inputs, make_transform
 from bort.models.card import Card
 from bort.models.folder import copy_model_files
 from bort.models.loading import load_tokenizer, resolve_model_path
 from bort.options import opt
 from bort.records import Record
+from bort.shared import resolve_device
+from bort.tasks import heads
+from bort.tasks.features import encode
+from bort.tasks.registry import Example, TaskSpec
+from bort.tasks.scoring import outputs, predictions
+from bort.tasks.source import TaskData, open_task
 from bort.training.hparams import Theta
-from bort.training.run import RunFolder, fingerprint, resolve_device
+from bort.training.run import RunFolder, fingerprint
 
 RECORDS, POINTS, TABLE = "agora.json", "agora_points.jsonl", "agora.md"
+
+
+@dataclass(frozen=True)
+class AgoraMode:
+    """``bort finetune --agora``: whether to fine-tune with Agora instead of one run, and its Θ."""
+
+    agora: bool = field(default=False, metadata=opt("fine-tune with Agora instead of one run (classification tasks)"))
+    agora_space: str = field(default="default", metadata=opt("YAML file of value lists lr, weight_decay, warmup, batch_size, seed; or a "
+                                                             "preset: 'default' (4 sets, for one machine) or 'bort-paper' (the authors' 480)"))
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ class AgoraConfig:
     base: FinetuneConfig
     thetas: tuple[Theta, ...]
     labeller: str | None = field(default=None, metadata=opt("model folder that labels new points (e.g. the fine-tuned teacher); "
-                                                            "default: --teacher, else the first round's best"))
+                                                            "default: --task-teacher, else the first round's best"))
     variants: int = field(default=4, metadata=opt("new inputs made from each mistaken selection example"))
     replay: int = field(default=0, metadata=opt("run each Θ K more times before pruning it", metavar="K"))
     max_rounds: int | None = field(default=None, metadata=opt("stop after R rounds (default: until Θ is empty)"))
@@ -68,7 +79,7 @@ class AgoraConfig:
         if self.variants < 1 or self.replay < 0 or (self.max_rounds is not None and self.max_rounds < 1):
             raise BortError("--variants and --max-rounds must be at least 1, --replay at least 0")
         if self.labeller and self.base.distill.teacher and self.labeller != self.base.distill.teacher:
-            raise BortError("--labeller and --teacher differ: with --teacher, the teacher labels Agora's new points (give one of them)")
+            raise BortError("--labeller and --task-teacher differ: with --task-teacher, the teacher labels Agora's new points (give one of them)")
 
 
 @dataclass(frozen=True)

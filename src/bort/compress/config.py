@@ -16,22 +16,24 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from bort.arch import Arch
+from bort.bench.recipe import BenchConfig
 from bort.data.corpus import CORPUS, SEQ_LEN
-from bort.distill.recipe import PretrainConfig
 from bort.errors import BortError
-from bort.export.bench import BenchConfig
+from bort.extract.pareto import check_min_speedup
+from bort.extract.recipe import ExtractConfig
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill
 from bort.finetune.recipe import FinetuneConfig
-from bort.finetune.tasks import get_task
+from bort.finetune.task_distill import TaskDistill
 from bort.models.loading import TEACHER
 from bort.options import nested, opt
-from bort.search.recipe import ExtractConfig
+from bort.pretrain.recipe import PretrainConfig
+from bort.shared import DEVICE, PROGRESS, REPORT_TO, SEED
 from bort.surrogates.latency import LatencySettings
+from bort.tasks.registry import get_task
 from bort.training.loop import OptimConfig
-from bort.training.losses import DistillLoss
+from bort.training.losses import DistillLoss, check_some_weight
 from bort.training.objectives import RepresentationLoss
-from bort.training.run import DEVICE, PROGRESS, REPORT_TO, SEED, fingerprint
+from bort.training.run import fingerprint
 from bort.training.tracking import check_report_to
 
 _PLACEHOLDER = Path("<set per stage>")
@@ -39,7 +41,7 @@ _PLACEHOLDER = Path("<set per stage>")
 # alike; ``own``: one's own files (--train-file …), then the run's one task.
 _OWN = {"extract": ("space", "epsilon", "refine", "latency"), "pretrain": ("batch_size", "optim", "head", "inputs", "min_view_len"),
         "finetune": ("own", "epochs", "batch_size", "optim", "head", "max_seq_len", "patience", "train_examples", "select_on", "select_fraction"),
-        "task_distill": ("alpha_kd", "temperature", "representation"), "augment": ("per_example", "transform"),
+        "task_distill": ("alpha_kd", "alpha_gold", "temperature", "representation"), "augment": ("per_example", "transform"),
         "bench": ("seq", "threads", "rounds", "runs", "warmup")}
 
 
@@ -130,8 +132,7 @@ class CompressConfig:
             raise BortError("--task names a task twice; give each once")
         if self.pick not in ("quality", "w"):
             raise BortError(f"--pick must be quality or w, got '{self.pick}'")
-        if not self.min_speedup > 0:
-            raise BortError(f"--min-speedup must be a positive factor (e.g. 4 for 4× faster than the teacher), got {self.min_speedup}")
+        check_min_speedup(self.min_speedup)
         if self.extract.latency.head != "encoder":
             raise BortError("--latency-head: bort compress times the top its students ship with (its tasks' head, or the bare encoder "
                             "without a task); drop it")
@@ -143,8 +144,7 @@ class CompressConfig:
             raise BortError(f"--student-lr must be a positive learning rate, e.g. 3e-4, got {self.student_lr}")
         if min(self.extract_steps, self.pretrain_steps, self.finetune_steps or 1) < 1:
             raise BortError("--extract-steps, --pretrain-steps and --finetune-steps must be at least 1")
-        if not (self.loss.active or self.representation.active):
-            raise BortError("every objective weight is 0: give at least one of --alpha-hidden, --alpha-attn, --alpha-embed, --alpha-mlm, --alpha-kd")
+        check_some_weight(self.loss.weights | self.representation.weights)
 
     def settings(self) -> dict:
         """The run's settings as a resumed run compares them (:func:`~bort.training.run.fingerprint`): each stage's config only by

@@ -24,29 +24,30 @@ from tqdm.auto import tqdm
 from transformers import PretrainedConfig
 
 from bort.arch import Arch
+from bort.bench.recipe import bench
+from bort.bench.timing import time_side_by_side
 from bort.compress.config import CompressConfig
 from bort.compress.report import CompressResult, write_report
 from bort.compress.resume import Stages
 from bort.compress.score import score_embedding, score_task
 from bort.compress.stages import Ledger
-from bort.distill.recipe import pretrain
 from bort.errors import BortError
-from bort.export.bench import bench
-from bort.export.latency import time_side_by_side
 from bort.export.onnx import ExportConfig, export_onnx
+from bort.extract.pareto import cost_key, fast_enough, ranked, speedup
+from bort.extract.recipe import ExtractConfig, extract
+from bort.extract.report import ExtractResult
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill, TaskTeacher
 from bort.finetune.recipe import FinetuneConfig, finetune
-from bort.finetune.source import OwnData, open_task
-from bort.finetune.tasks import get_task
+from bort.finetune.task_distill import TaskDistill, TaskTeacher
 from bort.models.loading import has_mlm_head, position_limit, read_config, resolve_model_path
-from bort.search.pareto import cost_key, ranked, speedup
-from bort.search.recipe import ExtractConfig, extract
-from bort.search.report import ExtractResult
+from bort.pretrain.recipe import pretrain
+from bort.shared import resolve_device
+from bort.tasks.registry import get_task
+from bort.tasks.source import OwnData, open_task
+from bort.teacher.prepare import TEACHER_MLM_DIR, PrepareConfig, prepare
 from bort.training.losses import DistillLoss
-from bort.training.mlm_head import TEACHER_MLM_DIR, PrepareConfig, prepare
 from bort.training.objectives import RepresentationLoss
-from bort.training.run import RunFolder, resolve_device
+from bort.training.run import RunFolder
 
 
 def compress(cfg: CompressConfig) -> CompressResult:
@@ -153,7 +154,7 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
 def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult, config: PretrainedConfig) -> dict:
     """The chosen ξ: the best trained candidate (lowest ê, or with ``--pick w`` best W) at least the extraction's
     ``min_speedup`` ((1 + ``--speedup-margin``) × ``--min-speedup``) faster by î, and as fast timed side by side with the
-    teacher (:func:`~bort.export.latency.time_side_by_side`); the next best where it is not. With FLOPs as î the count is exact.
+    teacher (:func:`~bort.bench.timing.time_side_by_side`); the next best where it is not. With FLOPs as î the count is exact.
     """
     t, need, checked = result.teacher, extract_cfg.min_speedup, []
     cost = cost_key(t)
@@ -167,7 +168,7 @@ def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult
             checked.append({"arch": arch.key, "error": b["error"], "speedup_estimate": estimate, "speedup_timed": timed})
             tqdm.write(f"  ⟨{arch.key}⟩ (ê {b['error']:.4g}): {timed:.2f}× the teacher timed side by side on {settings.runtime_name} "
                        f"(î {estimate:.2f}×; needs {need:.2f}×)", file=sys.stderr)
-            if timed < need:
+            if not fast_enough(teacher_ms, ms, need):
                 continue
         return {"arch": arch.key, "params": b["params"], "teacher_params": t["params"], "speedup_estimate": estimate,
                 "speedup_timed": timed, "checked": checked, "error": b["error"], "error_kind": result.error_kind}
@@ -226,9 +227,9 @@ def check(cfg: CompressConfig, device: str) -> Path:
         if given:
             try:
                 TaskTeacher(given, task.spec, teacher, device=torch.device("cpu"), max_len=student.max_seq_len, batch_size=1)
-            except BortError as exc:  # TaskTeacher names it --teacher, a folder it cannot load by its path alone
+            except BortError as exc:  # TaskTeacher names it --task-teacher, a folder it cannot load by its path alone
                 said = str(exc)
-                raise BortError(said.replace("--teacher '", "--task-teacher '", 1) if "--teacher '" in said else f"--task-teacher '{given}': {said}") from None
+                raise BortError(said if "--task-teacher '" in said else f"--task-teacher '{given}': {said}") from None
             except (OSError, ValueError) as exc:  # transformers' own refusal of a folder without PyTorch weights
                 raise BortError(f"--task-teacher '{given}' is not a fine-tuned PyTorch model folder ({str(exc).splitlines()[0]})") from None
     if cfg.embedding_task and cfg.embedding_data:

@@ -19,10 +19,10 @@ from pathlib import Path
 from bort.atomic import atomic_write_text
 from bort.compress.score import percent
 from bort.compress.stages import Ledger
-from bort.finetune.kept import pooled
 from bort.models.loading import ONNX_FILE
 from bort.plots import plt, save_figure
 from bort.records import Record
+from bort.tasks.kept import pooled
 
 EAGER = "torch-fp32"  # how users run the teacher today: transformers, eager PyTorch, fp32
 

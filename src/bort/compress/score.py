@@ -4,7 +4,7 @@ Per task, on the split the fine-tuning stages did not choose on (dev; one's own 
 ``--select-on dev``): the fine-tuned teacher (PyTorch fp32, as users run it), the student's int8 ONNX export
 (``student_metric``) and its fp32 PyTorch folder (``student_metric_fp32``), and the trivial baseline learnt
 from the training set; then ``kept`` and ``kept_over_baseline`` with their paired bootstrap intervals. The
-scores are each task's one number (:func:`bort.finetune.kept.task_score`: the mean of its official metrics).
+scores are each task's one number (:func:`bort.tasks.kept.task_score`: the mean of its official metrics).
 Without a task, the same for the sentence embeddings (``--embedding-task``), whose baseline is 0.
 The scored split's texts are kept for the benchmark at real lengths (:func:`write_texts`).
 """
@@ -15,14 +15,14 @@ import json
 from pathlib import Path
 
 from bort.atomic import atomic_write_text
-from bort.finetune.evaluate import EvaluateConfig, pair_cosines, split_predictions
-from bort.finetune.kept import baseline, baseline_predictions, kept, task_score
-from bort.finetune.predict import score
+from bort.evaluate.recipe import EvaluateConfig, pair_cosines, split_predictions
 from bort.finetune.recipe import subset
-from bort.finetune.source import OwnData, open_task
-from bort.finetune.spec import Example
 from bort.models.card import Card, count_params
 from bort.models.loading import resolve_model_path
+from bort.tasks.kept import baseline, baseline_predictions, kept, task_score
+from bort.tasks.scoring import score
+from bort.tasks.source import OwnData, open_task
+from bort.tasks.spec import Example
 
 TEXTS = "texts.jsonl"  # the scored split's inputs, for `bort bench --texts`
 SCORE = "score.json"  # the stage's entry

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from bort.errors import BortError
-from bort.export.runtime import SENTENCE_OUTPUT, OnnxPredictor, TorchPredictor, sample_inputs
 from bort.models.loading import position_limit
+from bort.models.runtime import SENTENCE_OUTPUT, OnnxPredictor, TorchPredictor, sample_inputs
 from bort.models.sentence import Pooling
 
 # The check: which error over the sample batches must stay within what. fp32 graphs agree with

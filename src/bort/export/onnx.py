@@ -5,7 +5,7 @@ last layer for the first token only: :class:`FirstTokenLayer`) → fuse it with 
 transformer optimizer (``model_type="bert"``: bias + GELU; up to BERT-base's size also embedding +
 LayerNorm and attention) → optionally quantise its matrix products to int8 (dynamic quantisation)
 → run the final graph on sample batches of other shapes and compare with PyTorch (:mod:`bort.export.check`) → only then write
-the folder's files, swapped in whole (into a new or empty folder, or in place of an earlier export: :func:`~bort.outputs.output_files`).
+the folder's files, swapped in whole (into a new or empty folder, or in place of an earlier export: :func:`~bort.shared.output_files`).
 
 A sentence-transformers model (a bare encoder whose folder has ``modules.json``) gets a second output,
 ``sentence_embedding``: the last hidden state pooled and normalised as its pipeline says
@@ -36,14 +36,13 @@ from bort import __version__
 from bort.atomic import atomic_write_text, temp_dir
 from bort.errors import BortError
 from bort.export.check import check
-from bort.export.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, SENTENCE_OUTPUT, OnnxPredictor, TorchPredictor, sample_inputs
 from bort.models.card import Card
 from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, read_config
+from bort.models.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, SENTENCE_OUTPUT, OnnxPredictor, TorchPredictor, sample_inputs
 from bort.models.sentence import Pooling, pool, read_pooling, sentence_files
 from bort.options import opt
-from bort.outputs import output_files
 from bort.records import Record
-from bort.training.run import PROGRESS
+from bort.shared import PROGRESS, output_files
 
 QUANTIZE = ("none", "int8")
 # The task head's layers: the pooler/classification dense and the classifier. They run on one token
@@ -257,7 +256,7 @@ def export_onnx(cfg: ExportConfig) -> ExportResult:
     metadata), its tokenizer and ``export.json``; for a sentence-transformers encoder also its pipeline's
     files and weights (see the module's docstring). The files appear only once the check has passed, each
     whole, in place of any earlier export's (none of whose files stay); ``cfg.out`` must be new, empty or an earlier export
-    holding nothing else, and not the model's folder (:func:`~bort.outputs.output_files`).
+    holding nothing else, and not the model's folder (:func:`~bort.shared.output_files`).
     """
     # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
     with tqdm(total=4 + (cfg.quantize == "int8"), desc="export", unit="stage", disable=None if cfg.progress else True) as bar:

@@ -1,11 +1,8 @@
-"""Fine-tuning and evaluation on GLUE, SuperGLUE and RACE (algorithms.md §5; ``bort finetune``, ``bort evaluate``)."""
+"""``bort finetune``: one task, a fresh head, the epoch chosen on a held-out slice of the training set (algorithms.md §5),
+with optional distillation from a fine-tuned task teacher and new inputs it labels."""
 
-from bort.finetune import metrics
 from bort.finetune.augment import Augment
-from bort.finetune.distill import TaskDistill
-from bort.finetune.evaluate import EvaluateConfig, evaluate
 from bort.finetune.recipe import FinetuneConfig, FinetuneResult, dev_metrics, finetune, subset, write_eval
-from bort.finetune.tasks import TASKS, Example, TaskSpec, get_task, read_split
+from bort.finetune.task_distill import TaskDistill
 
-__all__ = ["TASKS", "Augment", "EvaluateConfig", "Example", "FinetuneConfig", "FinetuneResult", "TaskDistill", "TaskSpec", "dev_metrics",
-           "evaluate", "finetune", "get_task", "metrics", "read_split", "subset", "write_eval"]
+__all__ = ["Augment", "FinetuneConfig", "FinetuneResult", "TaskDistill", "dev_metrics", "finetune", "subset", "write_eval"]

@@ -23,11 +23,11 @@ from transformers import PreTrainedTokenizerBase
 
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
-from bort.finetune.distill import TaskTeacher, from_soft
-from bort.finetune.features import Feature, encode
-from bort.finetune.spec import Example, TaskSpec
+from bort.finetune.task_distill import TaskTeacher, from_soft
 from bort.finetune.transforms import TRANSFORMS, fresh_inputs, make_transform
 from bort.options import opt
+from bort.tasks.features import Feature, encode
+from bort.tasks.spec import Example, TaskSpec
 
 FILE, STATE = "augmented.jsonl", "augmented_state.json"
 CHUNK = 256  # training examples per appended chunk: what a kill during augmentation can cost
@@ -35,9 +35,9 @@ CHUNK = 256  # training examples per appended chunk: what a kill during augmenta
 
 @dataclass(frozen=True)
 class Augment:
-    """How new inputs are made: ``--augment`` (per training example; needs ``--teacher``) and Agora's too."""
+    """How new inputs are made: ``--augment`` (per training example; needs ``--task-teacher``) and Agora's too."""
 
-    per_example: int = field(default=0, metadata=opt("new inputs made from each training example and labelled by --teacher "
+    per_example: int = field(default=0, metadata=opt("new inputs made from each training example and labelled by --task-teacher "
                                                      "(TinyBERT used 20; 4 by dropout in BENCHMARKS §9)", flag="--augment", metavar="K"))
     transform: str = field(default="mlm-infill", metadata=opt("how new inputs are made (--augment, --agora)", choices=TRANSFORMS))
     infill_model: str | None = field(default=None, metadata=opt("masked-LM for mlm-infill (e.g. a prepared teacher); default: --model, "

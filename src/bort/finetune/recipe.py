@@ -8,7 +8,7 @@ baseline beside it → ``eval.json``.
 
 ``OUT`` is the Hugging Face folder of the best model so far, beside ``log.jsonl`` (one line per
 evaluation), ``finetune_settings.json`` and ``checkpoint/`` (removed when the run finishes); with
-``--teacher`` (:mod:`bort.finetune.distill`) also the teacher's outputs and any new inputs (:mod:`bort.finetune.augment`).
+``--task-teacher`` (:mod:`bort.finetune.task_distill`) also the teacher's outputs and any new inputs (:mod:`bort.finetune.augment`).
 """
 
 from __future__ import annotations
@@ -27,24 +27,25 @@ from tqdm.auto import tqdm
 
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
-from bort.finetune import heads
+from bort.evaluate.submission import write_submission as write_predictions
 from bort.finetune.augment import Augment, augment, augmented_features
-from bort.finetune.distill import Objective, TaskDistill, TaskTeacher
-from bort.finetune.features import Feature, encode, steps_per_epoch, task_batch_stream
-from bort.finetune.heads import TASK_HEADS
-from bort.finetune.kept import baseline
-from bort.finetune.predict import outputs, predictions, score
 from bort.finetune.selection import SELECT_ON, hold_out
-from bort.finetune.source import OwnData, TaskData, open_task
-from bort.finetune.submission import write as write_predictions
-from bort.finetune.tasks import Example, TaskSpec
+from bort.finetune.task_distill import Objective, TaskDistill, TaskTeacher
 from bort.models.card import Card
 from bort.models.folder import save_model_folder
 from bort.models.loading import load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.options import opt
 from bort.records import Record
+from bort.shared import BF16, DEVICE, PROGRESS, REPORT_TO, SEED, resolve_device
+from bort.tasks import heads
+from bort.tasks.features import Feature, encode, steps_per_epoch, task_batch_stream
+from bort.tasks.heads import TASK_HEADS
+from bort.tasks.kept import baseline
+from bort.tasks.registry import Example, TaskSpec
+from bort.tasks.scoring import outputs, predictions, score
+from bort.tasks.source import OwnData, TaskData, open_task
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
-from bort.training.run import BF16, DEVICE, PROGRESS, REPORT_TO, SEED, Clock, RunFolder, fingerprint, resolve_device
+from bort.training.run import Clock, RunFolder, fingerprint
 from bort.training.tracking import check_report_to
 
 LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
@@ -104,9 +105,9 @@ class FinetuneConfig:
             raise BortError("--batch-size, --eval-every and --train-examples must be at least 1, --max-seq-len at least 2 (as predict "
                             "and evaluate need), --patience at least 0")
         if self.distill.representation.active and not self.distill.teacher:  # checked here: a TaskDistill without teacher is a template (compress)
-            raise BortError("--alpha-hidden and --alpha-attn need --teacher: they compare the student with the fine-tuned teacher")
+            raise BortError("--alpha-hidden and --alpha-attn need --task-teacher: they compare the student with the fine-tuned teacher")
         if self.augment.per_example and not self.distill.teacher:
-            raise BortError("--augment needs --teacher: the teacher labels the new inputs")
+            raise BortError("--augment needs --task-teacher: the teacher labels the new inputs")
 
     @property
     def subset_seed(self) -> int:
@@ -136,6 +137,7 @@ class FinetuneResult(Record):
     dev: dict[str, float]
     teacher: str | None = None
     alpha_kd: float | None = None
+    alpha_gold: float | None = None
     temperature: float | None = None
     augmented: int = 0
     labels: list[str] | None = None  # classification: the label names, in the order of their ids
@@ -197,7 +199,7 @@ def dev_metrics(task: TaskSpec, model, dev: dict[str, tuple[list[Example], list[
 
 
 def baselines(task: TaskSpec, train: Sequence[Example], splits: dict[str, list[Example]]) -> dict[str, float]:
-    """The task's trivial baseline (:func:`bort.finetune.kept.baseline`, learnt from ``train``) on every split, named as
+    """The task's trivial baseline (:func:`bort.tasks.kept.baseline`, learnt from ``train``) on every split, named as
     :func:`dev_metrics` names the metrics."""
     return {f"{k}{_suffix(i, split)}": v for i, (split, examples) in enumerate(splits.items()) for k, v in baseline(task, train, examples).items()}
 
@@ -349,7 +351,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
                             dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics, labels=list(task.labels) or None,
                             baseline=base, select_on=cfg.select_on, select_examples=sum(map(len, selection.values())), selection=best["scores"],
                             scored=scored, test=test,
-                            **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "temperature": cfg.distill.temperature,
+                            **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "alpha_gold": cfg.distill.alpha_gold, "temperature": cfg.distill.temperature,
                                 "augmented": len(augmented)} if teacher else {}))
     result.write(out / REPORT)
     write_eval(out, result)

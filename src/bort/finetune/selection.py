@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from bort.errors import BortError
-from bort.finetune.spec import Example
+from bort.tasks.spec import Example
 
 SELECT_ON = ("train", "dev")
 # "At least a few hundred examples where the training set allows": a 10% slice of RTE (2,490) would be 249 examples, about

@@ -49,7 +49,7 @@ def load_teacher(name: str | Path, *, device: str | torch.device = "cpu") -> Tea
     """Load a teacher as a masked-LM model in inference mode.
 
     A checkpoint without an MLM head loads with a freshly initialised head and
-    ``has_mlm_head=False``: train it with :func:`bort.training.mlm_head.prepare_teacher`.
+    ``has_mlm_head=False``: train it with :func:`bort.teacher.prepare.prepare_teacher`.
     """
     path = resolve_model_path(name)
     config = read_config(path)

@@ -31,10 +31,10 @@ from bort.models.sentence import Pooling
 from bort.models.slices import init_from_teacher
 from bort.models.student import build_student, masked_logits, student_config
 from bort.models.teacher import Teacher
-from bort.training.evaluate import evaluate_mlm, teacher_logprobs
 from bort.training.hparams import Theta
 from bort.training.loop import train
-from bort.training.losses import DistillLoss
+from bort.training.losses import DistillLoss, check_some_weight
+from bort.training.mlm_eval import evaluate_mlm, teacher_logprobs
 from bort.training.objectives import Distiller, RepresentationLoss, Views, block_inputs, heldout_terms
 
 # The hyperparameters a candidate training's θ may set (``--theta``); the seed is the run's.
@@ -67,7 +67,8 @@ class ErrorSettings:
             raise BortError(f"--error must be one of {', '.join(ERROR_KINDS)}, got '{self.kind}'")
         if self.steps < 1:
             raise BortError(f"--steps must be at least 1, got {self.steps}")
-        if self.loss.active == self.representation.active:
+        check_some_weight(self.loss.weights | self.representation.weights)
+        if self.loss.active and self.representation.active:
             raise BortError("ê needs either a logit term (--alpha-mlm, --alpha-kd; e.g. --alpha-mlm 0.1 --alpha-kd 0.5) or, with both of "
                             "those 0, representation terms (--alpha-hidden, --alpha-attn, --alpha-embed), not both kinds")
         if not self.thetas:

@@ -2,7 +2,7 @@
 
 The latency settings (runtime, batch, sequence length, threads, dtype, device) belong to the
 deployment target, and are kept apart from any training batch size. On PyTorch every ξ is timed; on
-ONNX Runtime (:mod:`bort.export.latency`) each ξ must be exported first, so only the shallowest and
+ONNX Runtime (:mod:`bort.bench.timing`) each ξ must be exported first, so only the shallowest and
 deepest ξ of each width are timed and the depths between are interpolated (:func:`interpolate_depths`).
 """
 
@@ -27,7 +27,7 @@ from bort.options import opt
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 HEAD_KINDS = ("encoder", "classification", "multiple_choice")  # the tops a student ships with (bort.models.loading.HEADS)
 # The runtimes î can be measured on: PyTorch eager (where the student trains), and ONNX Runtime fp32 and int8
-# (where `bort export` ships it; bort.export.latency). The names are `bort bench`'s.
+# (where `bort export` ships it; bort.bench.timing). The names are `bort bench`'s.
 RUNTIMES = {"torch": "PyTorch eager", "onnx-fp32": "ONNX Runtime fp32", "onnx-int8": "ONNX Runtime int8"}
 # Below this share of a core per timed thread, other processes took the CPU while we timed: the clock then counts their
 # time, not the model's (BENCHMARKS §11.1: at nice 10 beside two busy processes, î came out 10× too large, in 40 ms steps).
@@ -186,7 +186,7 @@ def torch_forward(config: PretrainedConfig, arch: Arch, settings: LatencySetting
     × ``settings.seq`` tokens, finished on the device when it returns (values do not change the cost)."""
     device = torch.device(settings.device)
     model = random_encoder(config, arch, head=settings.head).to(device=device, dtype=DTYPES[settings.dtype])
-    choices = (2,) if settings.head == "multiple_choice" else ()  # two choices per example, as bort.export.runtime.sample_inputs
+    choices = (2,) if settings.head == "multiple_choice" else ()  # two choices per example, as bort.models.runtime.sample_inputs
     ids = torch.randint(config.vocab_size, (settings.batch, *choices, settings.seq), device=device)
 
     @torch.inference_mode()

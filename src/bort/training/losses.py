@@ -10,6 +10,18 @@ import torch.nn.functional as F
 from bort.errors import BortError
 from bort.options import opt
 
+# One convention for every stage (docs/design.md): each loss term has its own weight, added; the teacher's term is
+# α_kd·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)). Pretraining and fine-tuning differ only in their defaults.
+ALPHA_KD = "weight of the term to the teacher's predictions, α_kd·τ²·KL(teacher ‖ student) at temperature τ"
+TEMPERATURE = "τ of that term: the KL between softmax(logits/τ) of teacher and student, scaled by τ²"
+
+
+def check_some_weight(weights: dict[str, float]) -> None:
+    """The one rule of every objective (pretraining, extraction's ê, task distillation, compress): some loss weight is
+    above 0. ``weights``: each weight by its flag."""
+    if not any(weights.values()):
+        raise BortError(f"every loss weight is 0: give at least one of {', '.join(weights)}")
+
 
 @dataclass(frozen=True)
 class DistillLoss:
@@ -20,14 +32,19 @@ class DistillLoss:
     """
 
     alpha_mlm: float = field(default=0.1, metadata=opt("weight of the masked-LM cross-entropy to the gold tokens"))
-    alpha_kd: float = field(default=0.5, metadata=opt("weight of the KL divergence to the teacher's distribution"))
-    temperature: float = field(default=2.0, metadata=opt("distillation temperature τ"))
+    alpha_kd: float = field(default=0.5, metadata=opt(ALPHA_KD))
+    temperature: float = field(default=2.0, metadata=opt(TEMPERATURE))
 
     def __post_init__(self) -> None:
         if self.alpha_mlm < 0 or self.alpha_kd < 0:
             raise BortError("--alpha-mlm and --alpha-kd must be 0 or more (e.g. --alpha-mlm 0.1 --alpha-kd 0.5)")
         if self.temperature <= 0:
             raise BortError(f"temperature must be positive, got {self.temperature}")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The weights by their flags (:func:`check_some_weight`)."""
+        return {"--alpha-mlm": self.alpha_mlm, "--alpha-kd": self.alpha_kd}
 
     @property
     def active(self) -> bool:

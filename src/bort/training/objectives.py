@@ -55,6 +55,11 @@ class RepresentationLoss:
             raise BortError("--attn-layer and --relation-heads must be at least 1")
 
     @property
+    def weights(self) -> dict[str, float]:
+        """The weights by their flags (:func:`~bort.training.losses.check_some_weight`)."""
+        return {"--alpha-hidden": self.alpha_hidden, "--alpha-attn": self.alpha_attn, "--alpha-embed": self.alpha_embed}
+
+    @property
     def active(self) -> bool:
         return self.alpha_hidden + self.alpha_attn + self.alpha_embed > 0
 

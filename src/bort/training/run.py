@@ -7,10 +7,9 @@ the metric log to it), or starts afresh with a clean log and a seeded RNG. It ap
 saves checkpoints, tells where a diverged run left its last good state, and keeps the time trained
 over every session of a resumed run. With ``--report-to``, the scalars of every evaluation also go
 to a tracker (:mod:`bort.training.tracking`): each log line with a ``step``, and what a stage
-sends with :meth:`RunFolder.track`. :func:`resolve_device` turns ``--device`` into a device, with
-a one-line error for one that is not there.
+sends with :meth:`RunFolder.track`.
 
-The rule for every output folder (run folders among them) is :func:`bort.outputs.check_out`: bort writes only into
+The rule for every output folder (run folders among them) is :func:`bort.shared.check_out`: bort writes only into
 a new or empty folder or into its own output of the same kind, never into or around an input of the same command, and
 never deletes a file it did not write.
 """
@@ -22,7 +21,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -34,38 +32,13 @@ from tqdm.auto import tqdm
 
 from bort.atomic import LOCK, atomic_write_text, is_temp, recover_dir
 from bort.errors import BortError, TrainingDiverged
-from bort.options import opt
-from bort.outputs import OutputFolder
 from bort.records import read_json
+from bort.shared import OutputFolder, resolve_device
 from bort.training.checkpoint import GOOD, good_state, load_checkpoint, save_checkpoint
 from bort.training.loop import TrainState
-from bort.training.tracking import TRACKERS, Tracker, numbers, open_tracker
+from bort.training.tracking import Tracker, numbers, open_tracker
 
 CHECKPOINT = "checkpoint"
-# The options every training stage shares, documented once.
-SEED = opt("seed of the initialisation, the batches and dropout")
-DEVICE = opt("auto (CUDA when present), cpu, cuda or cuda:N")
-BF16 = opt("bfloat16 autocast where the hardware has it", choices=("auto", "on", "off"))
-PROGRESS = opt("no progress bars (they go to standard error)")
-REPORT_TO = opt("also send the scalars of every evaluation to TensorBoard (OUT/runs/), Weights & Biases or MLflow", choices=TRACKERS)
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; refuses a device that is not here."""
-    if not isinstance(name, str) or not _DEVICE.match(name):
-        raise BortError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(name.partition(":")[2] or 0)
-        if index >= count:
-            found = f"only {count} CUDA device(s)" if count else "no CUDA device"
-            raise BortError(f"--device {name}: this machine has {found}; use --device cpu or auto")
-    return torch.device(name)
-
-
 def _normal(value, key: str = ""):
     """A setting in its one spelling: an existing path as its absolute resolved path, a ``device`` as the device it resolves
     to here (``auto`` on a CPU-only machine is ``cpu``); dicts and lists element by element."""
@@ -75,7 +48,7 @@ def _normal(value, key: str = ""):
         return {k: _normal(v, k) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_normal(v, key) for v in value]
-    if key == "device" and isinstance(value, str) and _DEVICE.match(value):
+    if key == "device" and isinstance(value, str):  # one resolve_device refuses stays as it is
         with contextlib.suppress(BortError):
             d = resolve_device(value)
             return "cpu" if d.type == "cpu" else f"{d.type}:{d.index or 0}"
@@ -230,7 +203,7 @@ class RunFolder:
     The folder is an :class:`OutputFolder` of the stage's command whose ``marker`` (default: the
     settings file) says it is one; it stays locked while the object lives (or until :meth:`close`).
     ``inputs``: what the stage reads (model folders, teachers, data files and folders), which the folder may not be,
-    hold or lie inside (:func:`~bort.outputs.check_out`). ``main`` is False on the other processes of a data-parallel job: they check the folder and read
+    hold or lie inside (:func:`~bort.shared.check_out`). ``main`` is False on the other processes of a data-parallel job: they check the folder and read
     the checkpoint but neither lock nor write. ``report_to`` names the tracker (:data:`~bort.training.tracking.TRACKERS`),
     opened at the first scalars and closed with the folder.
     """

@@ -14,8 +14,8 @@ import importlib.util
 from pathlib import Path
 
 from bort.errors import BortError
+from bort.shared import TRACKERS
 
-TRACKERS = ("none", "tensorboard", "wandb", "mlflow")
 RUNS = "runs"  # TensorBoard's folder inside OUT
 # The package each tracker needs, as `pip install` names it (W&B's reinit="create_new" came in 0.19.10).
 _PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "'wandb>=0.19.10'"), "mlflow": ("mlflow", "mlflow")}

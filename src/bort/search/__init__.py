@@ -1,8 +1,0 @@
-"""Extraction: the FPTAS over the space, its resumable store, the training backends, and the ``bort extract`` recipe."""
-
-from bort.search.backends import BackendConfig
-from bort.search.fptas import Candidate, SearchResult, fptas, size_speed_factor, w_coefficient
-from bort.search.recipe import ExtractConfig, extract
-from bort.search.store import RunStore
-
-__all__ = ["BackendConfig", "Candidate", "ExtractConfig", "RunStore", "SearchResult", "extract", "fptas", "size_speed_factor", "w_coefficient"]
