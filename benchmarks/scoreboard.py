@@ -226,8 +226,8 @@ def pretrained(name: str, spec: str, args) -> str:
     if "," not in spec:
         return spec
     c = CompressConfig()
-    cfg = replace(c.pretrain, out=STUDENTS / name, teacher=args.teacher, corpus=args.corpus, arch=Arch.parse(spec), init="teacher", loss=c.loss,
-                  representation=c.representation, steps=args.pretrain_steps, progress=False)
+    cfg = c.pretrain.build(out=STUDENTS / name, teacher=args.teacher, corpus=args.corpus, arch=Arch.parse(spec), init="teacher", loss=c.loss,
+                           representation=c.representation, steps=args.pretrain_steps, progress=False)
     report = pretrain(cfg)
     print(f"student {name} ⟨{spec}⟩: pretrained {report.steps} steps, held-out {report.heldout}", flush=True)
     return str(cfg.out)

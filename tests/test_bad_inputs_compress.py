@@ -65,6 +65,11 @@ CASES = [
          setup=lambda e: (e.tmp / "data").mkdir() or (e.tmp / "data" / "train.tsv").write_text(e.data.joinpath("train.tsv").read_text())),
     Case("compress-task-temperature-0#36.14", "compress", lambda e: _sst2(e, "--task-temperature", "0"), "--task-temperature"),
     Case("compress-bench-threads-0#36.14", "compress", lambda e: _sst2(e, "--bench-threads", "0"), "--bench-threads"),
+    # each stage's options are checked as its config is built, before the first stage, named as compress spells them (issue 37)
+    Case("compress-pretrain-batch-size-0#37", "compress", lambda e: _sst2(e, "--pretrain-batch-size", "0"), "--pretrain-batch-size"),
+    Case("compress-pretrain-lr-0#37", "compress", lambda e: _sst2(e, "--pretrain-lr", "0"), "--pretrain-lr"),
+    Case("compress-epsilon-0#37", "compress", lambda e: _sst2(e, "--epsilon", "0"), "--epsilon must be at least 1"),
+    Case("compress-bench-rounds-0#37", "compress", lambda e: _sst2(e, "--bench-rounds", "0"), "--bench-rounds"),
     Case("compress-the-same-task-twice#36.14", "compress", lambda e: run_compress(e, task=("--task", "glue/rte", "glue/rte/")), "twice"),
     Case("compress-task-teacher-of-another-tokenizer#36.9", "compress", lambda e: _sst2(e, "--task-teacher", e.tmp / "model"),
          ("--task-teacher", "tokenizer"), setup=model_copy(other_tokens)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,7 @@ import pytest
 
 from bort.errors import BortError
 from bort.options import add_options, build, nested, opt, parse_args
+from bort.partial import Partial
 
 
 @dataclass(frozen=True)
@@ -254,3 +256,47 @@ def test_a_former_spelling_is_taken_with_one_line_that_names_the_new_one(tmp_pat
     args = parse_args(parser, [*argv, *(["--config", str(path)] if config else [])])
     assert build(Renamed, args) == Renamed(task_teacher="T")
     assert capsys.readouterr().err.splitlines() == ([note.format(path=path)] if note else [])
+
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Like a stage config: a field set per run (no default), and options checked when it is built."""
+
+    out: Path
+    steps: int = field(default=10, metadata=opt("steps"))
+    optim: Optim = field(default_factory=Optim)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise BortError(f"--steps must be at least 1, got {self.steps}")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Like compress: a stage's options under a prefix, with one departure from its defaults, and no placeholder."""
+
+    stage: Partial[Stage] = field(default_factory=lambda: Partial(Stage, steps=20), metadata=nested(prefix="stage-", only=("steps", "optim")))
+
+
+def test_a_partial_config_reads_its_values_then_the_class_defaults_and_is_checked_when_built():
+    part = Partial(Stage, steps=20)
+    assert (part.steps, part.optim) == (20, Optim()) and part == Partial(Stage, steps=20) != Partial(Stage)
+    assert part.build(out=Path("o")) == Stage(Path("o"), 20) and part.replace(steps=3).build(out=Path("o")).steps == 3
+    with pytest.raises(AttributeError, match="set when the config is built"):
+        part.out
+    with pytest.raises(TypeError, match="no field"):
+        Partial(Stage, nope=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        part.steps = 1
+
+
+def test_a_partial_config_nested_in_a_verb_takes_its_prefixed_options_and_names_them_when_built():
+    parser = argparse.ArgumentParser()
+    add_options(parser, Chain)
+    assert "(default: 20)" in parser.format_help() and "--stage-lr" in parser.format_help()
+    chain = build(Chain, parse_args(parser, ["--stage-lr", "0.1"]))
+    assert chain.stage.build(out=Path("o")) == Stage(Path("o"), 20, Optim(lr=0.1))
+    bad = build(Chain, parse_args(parser, ["--stage-steps", "0"]))  # unchecked until built: the per-run fields are not there yet
+    with pytest.raises(BortError, match="^--stage-steps must be at least 1, got 0$"):
+        bad.stage.build(out=Path("o"))

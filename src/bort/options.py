@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bort.errors import BortError
+from bort.partial import Partial
 from bort.yaml_file import read_yaml
 
 _KEY = "bort.options"  # the field-metadata key of opt() and nested()
@@ -219,7 +220,8 @@ def _plan(cls: type, source: Any = None, prefix: str = "", skip: tuple[str, ...]
         if isinstance(meta, _Nested) or (_KEY not in f.metadata and dataclasses.is_dataclass(hints[f.name])):
             meta = meta if isinstance(meta, _Nested) else _Nested()
             default = _default(f, source)
-            child = _plan(hints[f.name], None if default is _REQUIRED else default, prefix + meta.prefix, tuple(meta.inherit), meta.only)
+            cls_ = default.cls if isinstance(default, Partial) else hints[f.name]
+            child = _plan(cls_, None if default is _REQUIRED else default, prefix + meta.prefix, tuple(meta.inherit), meta.only)
             node.entries.append((f.name, child, meta.inherit))
         elif meta.cli:
             node.entries.append(_leaf(f, hints[f.name], meta, prefix, _default(f, source)))
@@ -337,6 +339,9 @@ def _make(node: _Node, args: argparse.Namespace, values: dict[str, Any]) -> Any:
     for name, child, inherit in (e for e in node.entries if not isinstance(e, _Leaf)):
         taken = {k: values[p] if p in values else _default(fields[p], node.source) for k, p in inherit.items()}
         values[name] = _make(child, args, taken)
+    if isinstance(node.source, Partial):  # checked when it is built, its options named as this verb spells them
+        flags = {"--" + e.name.replace("_", "-"): e.flag for e in node.all_leaves() if e.flag != "--" + e.name.replace("_", "-")}
+        return Partial(node.cls, {**node.source.flags, **flags}, **{**node.source.values, **values})
     try:
         return node.cls(**values) if node.source is None else dataclasses.replace(node.source, **values)
     except BortError as exc:  # a nested config's check names its own flags: name them as this verb spells them (--task-temperature)

@@ -3,10 +3,10 @@
 Each stage's options come from its config, nested (:func:`bort.options.nested`): the extraction's
 ``--space``/``--epsilon``, the objectives ``--alpha-*`` of pretraining, fine-tuning's ``--epochs``,
 ``--lr``, ``--batch-size`` and data options, the task distillation's ``--task-alpha-kd`` and
-``--augment``, the benchmark's ``--bench-*``. The nested default instances hold compress's own
-defaults (those that differ from the stage's); the fields a stage gets from the run (its folder, the
-teacher, the corpus, the seed, the budgets) are set per stage by :mod:`bort.compress.recipe`, so
-their placeholders here are never used.
+``--augment``, the benchmark's ``--bench-*``. A stage's config is a :class:`~bort.partial.Partial`: the options
+compress takes of it, and compress's departures from the stage's defaults, one line each with its reason; the fields a
+stage gets from the run (its folder, the teacher, the corpus, the seed, the budgets) are given when
+:mod:`bort.compress.recipe` builds it, and :func:`bort.compress.recipe.check` builds each before the first stage runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from bort.arch import Arch
 from bort.bench.recipe import BenchConfig
 from bort.data.corpus import CORPUS, SEQ_LEN
 from bort.errors import BortError
@@ -26,6 +25,7 @@ from bort.finetune.recipe import FinetuneConfig
 from bort.finetune.task_distill import TaskDistill
 from bort.models.loading import TEACHER
 from bort.options import nested, opt
+from bort.partial import Partial
 from bort.pretrain.recipe import PretrainConfig
 from bort.shared import DEVICE, PROGRESS, REPORT_TO, SEED
 from bort.surrogates.latency import LatencySettings
@@ -36,7 +36,6 @@ from bort.training.objectives import RepresentationLoss
 from bort.training.run import fingerprint
 from bort.training.tracking import check_report_to
 
-_PLACEHOLDER = Path("<set per stage>")
 # The options compress takes of each stage's config (the stage's other fields are set per stage). Fine-tuning's, teacher and student
 # alike; ``own``: one's own files (--train-file …), then the run's one task.
 _OWN = {"extract": ("space", "epsilon", "refine", "latency"), "pretrain": ("batch_size", "optim", "head", "inputs", "min_view_len"),
@@ -87,17 +86,14 @@ class CompressConfig:
     # ε 16 (the extraction's default is 8): about half the trainings, so that the main job fits in 30 minutes on 2 cores.
     # î on ONNX Runtime int8, where the student ships: int8 speeds wide shapes up more than narrow ones, so a shape that is
     # X× faster on PyTorch eager may not be on int8, and the other way round (BENCHMARKS §10.1, §10.2).
-    extract: ExtractConfig = field(default_factory=lambda: ExtractConfig(epsilon=16, latency=LatencySettings(runtime="onnx-int8")),
-                                   metadata=nested(only=_OWN["extract"]))
+    extract: Partial[ExtractConfig] = field(default_factory=lambda: Partial(ExtractConfig, epsilon=16, latency=LatencySettings(runtime="onnx-int8")),
+                                            metadata=nested(only=_OWN["extract"]))
     # The corpus's sentences, one per row, at lr 3e-4: sentence embeddings are used on sentences, and these kept the most of the
-    # teacher's STS-B per second of training (BENCHMARKS §7). The placeholder arch is the extraction's choice and the objectives
-    # are the run's, set at run time.
-    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(out=_PLACEHOLDER, arch=Arch(1, 1, 1, 1),
-                                                                            optim=OptimConfig(lr=3e-4, warmup=0.05), inputs="sentences",
-                                                                            loss=DistillLoss(0.0, 0.0), representation=RepresentationLoss(1.0)),
-                                     metadata=nested(prefix="pretrain-", only=_OWN["pretrain"]))
-    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(model="", out=_PLACEHOLDER),
-                                     metadata=nested(only=_OWN["finetune"]))
+    # teacher's STS-B per second of training (BENCHMARKS §7). The arch is the extraction's choice and the objectives the run's.
+    pretrain: Partial[PretrainConfig] = field(default_factory=lambda: Partial(PretrainConfig, optim=OptimConfig(lr=3e-4, warmup=0.05),
+                                                                              inputs="sentences"),
+                                              metadata=nested(prefix="pretrain-", only=_OWN["pretrain"]))
+    finetune: Partial[FinetuneConfig] = field(default_factory=lambda: Partial(FinetuneConfig), metadata=nested(only=_OWN["finetune"]))
     # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
     # (α 1) and its hidden states and attention relations, over 4 new inputs per example (dropout: the transform that needs no masked-LM).
     student_lr: float = field(default=3e-4, metadata=opt("peak learning rate of the student's fine-tuning (the teacher's is --lr)"))
@@ -108,8 +104,8 @@ class CompressConfig:
                                       metadata=nested(prefix="task-", only=_OWN["task_distill"]))
     augment: Augment = field(default_factory=lambda: Augment(per_example=4, transform="dropout"),
                              metadata=nested(only=_OWN["augment"]))
-    bench: BenchConfig = field(default_factory=lambda: BenchConfig(archs=(Arch(1, 1, 1, 1),)),  # the models: the run's teachers and students
-                               metadata=nested(prefix="bench-", only=_OWN["bench"]))
+    bench: Partial[BenchConfig] = field(default_factory=lambda: Partial(BenchConfig),  # the models: the run's teachers and students
+                                        metadata=nested(prefix="bench-", only=_OWN["bench"]))
     seq_len: int = field(default=128, metadata=SEQ_LEN)
     seed: int = field(default=0, metadata=SEED)
     device: str = field(default="auto", metadata=DEVICE)

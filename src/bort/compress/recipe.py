@@ -40,7 +40,7 @@ from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, finetune
 from bort.finetune.task_distill import TaskDistill, TaskTeacher
 from bort.models.loading import has_mlm_head, position_limit, read_config, resolve_model_path
-from bort.pretrain.recipe import pretrain
+from bort.pretrain.recipe import PretrainConfig, pretrain
 from bort.shared import resolve_device
 from bort.tasks.registry import get_task
 from bort.tasks.source import OwnData, open_task
@@ -83,12 +83,7 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     # 2. Extraction: ê from the pretraining objectives (the logit terms if any, else the representation terms), candidates ≥ X× faster
     # with the margin, by î of the model that ships (its head); for the lowest-ê pick, every maximal eligible shape is trained too;
     # the pick is timed side by side with the teacher (docs/design.md).
-    logit = cfg.loss.active
-    extract_cfg = replace(cfg.extract, out=out / "extract", teacher=teacher, corpus=cfg.corpus, seq_len=cfg.seq_len, steps=cfg.extract_steps,
-                          latency=replace(cfg.extract.latency, head=cfg.ship_head()), min_speedup=cfg.min_speedup * (1 + cfg.speedup_margin),
-                          init=cfg.init, maximal=cfg.pick == "quality", device=device,
-                          loss=cfg.loss if logit else DistillLoss(0.0, 0.0), representation=RepresentationLoss() if logit else cfg.representation,
-                          **common)
+    extract_cfg = _extract_config(cfg, out, teacher, device, common)
 
     def extract_stage() -> dict:
         result = extract(extract_cfg)
@@ -100,11 +95,7 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
 
     # 3. Pretraining of the chosen ξ from the teacher's slices.
     student = out / "pretrain"
-    pretrain_cfg = replace(cfg.pretrain, out=student, teacher=teacher, corpus=cfg.corpus, student=None, arch=Arch.parse(chosen["arch"]),
-                           init=cfg.init, loss=cfg.loss, representation=cfg.representation, steps=cfg.pretrain_steps, seq_len=cfg.seq_len,
-                           device=device, head=replace(cfg.pretrain.head, seed=cfg.seed),
-                           min_view_len=None if logit else cfg.pretrain.min_view_len, inputs="blocks" if logit else cfg.pretrain.inputs,
-                           **common)  # sentences and cut views serve the representation terms alone
+    pretrain_cfg = _pretrain_config(cfg, out, teacher, Arch.parse(chosen["arch"]), device, common)
     ledger.run("pretrain", student, lambda: pretrain(pretrain_cfg).to_dict(), pretrain_cfg, what=f"⟨{chosen['arch']}⟩, {cfg.pretrain_steps} steps")
 
     # 4. Per task: the fine-tuned teacher, the task-distilled student and its int8 export.
@@ -126,7 +117,7 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     # 5. One benchmark: each teacher on every runtime (HF eager fp32 among them), each student's int8 export.
     # (A task teacher given for two tasks is timed once: bench refuses a model named twice.)
     pairs = [(t["teacher_folder"], t["student_onnx"]) for t in tasks.values()] or [(cfg.teacher, str(out / "export" / "encoder"))]
-    bench_cfg = replace(cfg.bench, out=out / "bench", models=tuple(dict.fromkeys(m for pair in pairs for m in pair)), archs=(), teacher=None)
+    bench_cfg = cfg.bench.build(out=out / "bench", models=tuple(dict.fromkeys(m for pair in pairs for m in pair)))
 
     def bench_stage() -> dict:
         bench(bench_cfg)
@@ -143,12 +134,34 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
         if e["texts"] is None:  # multiple choice: no single texts or pairs to time
             continue
         real = out / "bench_real" / name
-        real_cfg = replace(cfg.bench, out=real, models=(exported.get(teacher_model) or teacher_model, student_onnx), archs=(), teacher=None,
-                           runtimes=("onnx-int8",), texts=Path(e["texts"]))
+        real_cfg = cfg.bench.build(out=real, models=(exported.get(teacher_model) or teacher_model, student_onnx), runtimes=("onnx-int8",),
+                                   texts=Path(e["texts"]))
         ledger.run(f"bench_real/{name}", real, lambda c=real_cfg: bench(c).to_dict()["texts"], real_cfg,
                    what="teacher and student on int8, on the scored split's own texts")
     ledger.flush()
     return write_report(ledger.ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student, quality=quality)
+
+
+def _extract_config(cfg: CompressConfig, out: Path, teacher: str, device: str, common: dict) -> ExtractConfig:
+    """The extraction: ê from the pretraining objectives (the logit terms if any, else the representation terms), candidates
+    (1 + ``--speedup-margin``) × ``--min-speedup`` faster by î of the model that ships (its head); for the lowest-ê pick every
+    maximal eligible shape is trained too."""
+    logit = cfg.loss.active
+    return cfg.extract.build(out=out / "extract", teacher=teacher, corpus=cfg.corpus, seq_len=cfg.seq_len, steps=cfg.extract_steps,
+                             latency=replace(cfg.extract.latency, head=cfg.ship_head()), min_speedup=cfg.min_speedup * (1 + cfg.speedup_margin),
+                             init=cfg.init, maximal=cfg.pick == "quality", device=device,
+                             loss=cfg.loss if logit else DistillLoss(0.0, 0.0), representation=RepresentationLoss() if logit else cfg.representation,
+                             **common)
+
+
+def _pretrain_config(cfg: CompressConfig, out: Path, teacher: str, arch: Arch, device: str, common: dict) -> PretrainConfig:
+    """The pretraining of ``arch`` from the teacher's slices with the run's objectives; sentences and cut views serve the
+    representation terms alone, so logit terms pretrain on packed blocks."""
+    logit = cfg.loss.active
+    return cfg.pretrain.build(out=out / "pretrain", teacher=teacher, corpus=cfg.corpus, arch=arch, init=cfg.init, loss=cfg.loss,
+                              representation=cfg.representation, steps=cfg.pretrain_steps, seq_len=cfg.seq_len, device=device,
+                              head=replace(cfg.pretrain.head, seed=cfg.seed), min_view_len=None if logit else cfg.pretrain.min_view_len,
+                              inputs="blocks" if logit else cfg.pretrain.inputs, **common)
 
 
 def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult, config: PretrainedConfig) -> dict:
@@ -180,12 +193,12 @@ def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult
 def _finetunes(cfg: CompressConfig, data: dict, given: str | None, student: Path, folder: Path, device: str, common: dict) -> list[FinetuneConfig]:
     """The fine-tuning configs of one task, in ``folder`` (RUN/finetune/<task>): the teacher's (unless ``given``), then the student's
     task distillation from it. :func:`check` builds them before the first stage, the run for its stages."""
-    base = replace(cfg.finetune, steps=cfg.finetune_steps, device=device, **data, **common)
+    base = cfg.finetune.replace(steps=cfg.finetune_steps, device=device, **data, **common)
     # New inputs are made for classification and regression (algorithms.md §4c); a multiple-choice task distils without them.
     augment = Augment() if data.get("task") and get_task(data["task"]).kind == "multiple_choice" else cfg.augment
-    teacher = [] if given else [replace(base, model=cfg.teacher, out=folder / "teacher", distill=TaskDistill(), augment=Augment())]
-    return [*teacher, replace(base, model=str(student), out=folder / "student", optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
-                              distill=replace(cfg.task_distill, teacher=given or str(folder / "teacher")), augment=augment)]
+    teacher = [] if given else [base.build(model=cfg.teacher, out=folder / "teacher", distill=TaskDistill(), augment=Augment())]
+    return [*teacher, base.build(model=str(student), out=folder / "student", optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
+                                 distill=replace(cfg.task_distill, teacher=given or str(folder / "teacher")), augment=augment)]
 
 
 def _task(cfg: CompressConfig, ledger: Stages, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,
@@ -215,7 +228,12 @@ def check(cfg: CompressConfig, device: str) -> Path:
     data, each ``--task-teacher`` against its task and the teacher's tokenizer, ``--embedding-data``; and build each fine-tuning config
     the run will use (their own checks). Errors name compress's flags. Returns the teacher's folder."""
     teacher = resolve_model_path(cfg.teacher)
-    limit = position_limit(read_config(teacher))
+    config = read_config(teacher)
+    limit = position_limit(config)
+    # Each stage's options, checked as its config is built (the teacher's own shape stands for the extraction's choice).
+    _extract_config(cfg, cfg.out, str(teacher), device, {})
+    _pretrain_config(cfg, cfg.out, str(teacher), Arch.from_config(config), device, {})
+    cfg.bench.build(out=cfg.out / "bench", models=(str(teacher),))
     for flag, n in (("--seq-len", cfg.seq_len), ("--max-seq-len", cfg.finetune.max_seq_len), ("--bench-seq", cfg.bench.seq)):
         if n > limit:
             raise BortError(f"{flag} {n} is longer than the teacher's {limit} positions; use at most {limit}")
