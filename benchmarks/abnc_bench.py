@@ -58,7 +58,7 @@ from bort.tasks.metrics import spearman
 from bort.teacher.prepare import ensure_mlm_head
 from bort.training.hparams import Theta
 from bort.training.loop import OptimConfig
-from bort.training.losses import DistillLoss
+from bort.training.losses import LogitLoss
 from bort.training.objectives import RepresentationLoss
 
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "wikitext-103"
@@ -67,7 +67,7 @@ CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "wikitext-103"
 SHAPES = ["3,12,384,1536", "2,3,384,384", "1,3,96,192", "5,12,384,1536", "2,6,192,768",
           "4,6,288,768", "3,3,96,384", "6,6,192,384", "1,12,384,1536", "4,12,384,192"]
 HIDDEN = RepresentationLoss(alpha_hidden=1.0)
-NO_LOGITS = DistillLoss(alpha_mlm=0.0, alpha_kd=0.0)
+NO_LOGITS = LogitLoss(alpha_mlm=0.0, alpha_kd=0.0)
 VARIANTS = [f"{kind}-{init}" for kind in ("kl", "ce", "representation") for init in ("random", "teacher")]
 # ce trains exactly as kl does and scores the same student: ce = kl + H(p_T), the teacher's mean entropy on the
 # same held-out positions, a constant. So ce is measured on CHECK_SHAPE (which confirms the identity) and derived

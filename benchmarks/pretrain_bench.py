@@ -69,11 +69,11 @@ def bort_run(out: Path, *, teacher: str, student: str, steps: int, batch: int, l
     import shutil
 
     from bort.pretrain import PretrainConfig, pretrain
-    from bort.training.losses import DistillLoss
+    from bort.training.losses import LogitLoss
 
     shutil.rmtree(out, ignore_errors=True)
     cfg = PretrainConfig(out=out, teacher=teacher, corpus=str(WIKITEXT), student=student, steps=steps, batch_size=batch,
-                         loss=DistillLoss(1.0, 0.0) if loss == "mlm" else DistillLoss(), init=init, bf16=bf16,
+                         loss=LogitLoss(1.0, 0.0) if loss == "mlm" else LogitLoss(), init=init, bf16=bf16,
                          eval_every=eval_every or steps, save_every=steps, eval_sequences=128, seed=seed, device="cpu", progress=False)
     start = time.time()
     report = pretrain(cfg)

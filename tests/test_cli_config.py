@@ -15,7 +15,7 @@ from bort.pretrain.recipe import PretrainConfig
 from bort.shared import resolve_device
 from bort.teacher.prepare import HeadConfig
 from bort.training.loop import OptimConfig
-from bort.training.losses import DistillLoss
+from bort.training.losses import LogitLoss
 
 
 def parse(argv: list[str]):
@@ -38,7 +38,7 @@ def test_flags_build_the_same_config_as_the_library():
                   "--seed", "4", "--no-progress"])
     # The unchanged optimiser fields keep pretrain's own defaults (warm-up 0.05); the head takes the run's seed.
     assert options.build(PretrainConfig, args) == PretrainConfig(
-        out=Path("o"), arch=Arch(1, 2, 32, 64), steps=7, optim=OptimConfig(lr=1e-3, warmup=0.05), loss=DistillLoss(alpha_kd=0.25),
+        out=Path("o"), arch=Arch(1, 2, 32, 64), steps=7, optim=OptimConfig(lr=1e-3, warmup=0.05), loss=LogitLoss(alpha_kd=0.25),
         head=HeadConfig(steps=9, seed=4), seed=4, progress=False)
 
 

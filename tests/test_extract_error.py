@@ -18,7 +18,7 @@ from bort.models.teacher import load_teacher
 from bort.surrogates.error import ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import flops
 from bort.training.hparams import Theta
-from bort.training.losses import DistillLoss
+from bort.training.losses import LogitLoss
 from bort.training.objectives import RepresentationLoss
 
 
@@ -225,7 +225,7 @@ def test_representation_error_is_zero_for_the_teacher(bert_teacher_nohead, corpu
     rep = RepresentationLoss(alpha_hidden=1, alpha_attn=1, alpha_embed=1)
     T, theta = Arch(2, 4, 64, 128), Theta(lr=1e-12, batch_size=4)
     errors = {init: ErrorSurrogate(teacher, corpus, ErrorSettings(steps=1, seed=1, eval_sequences=8, eval_batch_size=4, init=init,
-                                                                  loss=DistillLoss(alpha_mlm=0, alpha_kd=0), representation=rep))(T, theta)
+                                                                  loss=LogitLoss(alpha_mlm=0, alpha_kd=0), representation=rep))(T, theta)
               for init in ("teacher", "random")}
     assert errors["teacher"] == pytest.approx(0.0, abs=1e-5) and errors["random"] > 1e-3
     with pytest.raises(Exception, match="not both"):
@@ -239,7 +239,7 @@ def test_representation_error_is_the_same_from_the_teacher_views_cache(bert_teac
     teacher = load_teacher(bert_teacher_nohead)
     corpus = load_corpus(corpus_file, teacher.tokenizer, seq_len=32)
     rep = RepresentationLoss(alpha_hidden=1, alpha_attn=1, alpha_embed=1, layer_map=layer_map)
-    settings = ErrorSettings(steps=3, eval_sequences=8, eval_batch_size=4, loss=DistillLoss(alpha_mlm=0, alpha_kd=0), representation=rep)
+    settings = ErrorSettings(steps=3, eval_sequences=8, eval_batch_size=4, loss=LogitLoss(alpha_mlm=0, alpha_kd=0), representation=rep)
     theta, archs = Theta(batch_size=4), (Arch(1, 2, 32, 64), Arch(2, 4, 64, 128), Arch(1, 4, 64, 64))
     calls = []
     hook = teacher.model.base_model.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[0] if inputs else 0))

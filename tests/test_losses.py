@@ -10,7 +10,7 @@ import torch
 
 from bort.errors import BortError, TrainingDiverged
 from bort.training.loop import OptimConfig, train
-from bort.training.losses import DistillLoss, soft_cross_entropy
+from bort.training.losses import LogitLoss, soft_cross_entropy
 
 
 def reference_loss(s, y, t, alpha_mlm, alpha_kd, tau) -> float:
@@ -34,7 +34,7 @@ def test_distill_loss_matches_reference(alpha_mlm, alpha_kd, tau):
     gen = torch.Generator().manual_seed(0)
     s, t = torch.randn(7, 11, generator=gen) * 3, torch.randn(7, 11, generator=gen) * 3
     y = torch.randint(11, (7,), generator=gen)
-    loss = DistillLoss(alpha_mlm=alpha_mlm, alpha_kd=alpha_kd, temperature=tau)
+    loss = LogitLoss(alpha_mlm=alpha_mlm, alpha_kd=alpha_kd, temperature=tau)
     got = loss(s, y, t if alpha_kd else None)
     assert float(got) == pytest.approx(reference_loss(s, y, t, alpha_mlm, alpha_kd, tau), rel=1e-5)
     assert loss.needs_teacher == (alpha_kd > 0)
@@ -43,18 +43,18 @@ def test_distill_loss_matches_reference(alpha_mlm, alpha_kd, tau):
 def test_distill_loss_zero_kl_for_identical_logits():
     s = torch.randn(5, 9)
     y = torch.randint(9, (5,))
-    assert float(DistillLoss(alpha_mlm=0.0, alpha_kd=1.0)(s, y, s.clone())) == pytest.approx(0.0, abs=1e-6)
+    assert float(LogitLoss(alpha_mlm=0.0, alpha_kd=1.0)(s, y, s.clone())) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_distill_loss_defaults_are_the_released_codes():
-    loss = DistillLoss()
+    loss = LogitLoss()
     assert (loss.alpha_mlm, loss.alpha_kd, loss.temperature) == (0.1, 0.5, 2.0)
 
 
 @pytest.mark.parametrize("kwargs", [{"alpha_mlm": -1.0}, {"alpha_kd": -0.5}, {"temperature": 0.0}])
 def test_distill_loss_rejects_bad_settings(kwargs):
     with pytest.raises(BortError):
-        DistillLoss(**kwargs)
+        LogitLoss(**kwargs)
 
 
 def test_no_logit_term_is_refused_where_one_is_needed():
@@ -64,13 +64,13 @@ def test_no_logit_term_is_refused_where_one_is_needed():
     from bort.surrogates.error import ErrorSettings
     from bort.training.objectives import RepresentationLoss
 
-    assert not DistillLoss(alpha_mlm=0.0, alpha_kd=0.0).active and DistillLoss().active
+    assert not LogitLoss(alpha_mlm=0.0, alpha_kd=0.0).active and LogitLoss().active
     with pytest.raises(BortError, match="every loss weight is 0: give at least one of --alpha-mlm, --alpha-kd, --alpha-hidden"):
-        ErrorSettings(loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))  # the one rule of every objective (issue 37)
+        ErrorSettings(loss=LogitLoss(alpha_mlm=0.0, alpha_kd=0.0))  # the one rule of every objective (issue 37)
     with pytest.raises(BortError, match="ê needs either a logit term"):
         ErrorSettings(representation=RepresentationLoss(alpha_hidden=1.0))
     with pytest.raises(BortError, match="every loss weight is 0"):
-        PretrainConfig(out="o", arch=Arch(1, 2, 32, 64), loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
+        PretrainConfig(out="o", arch=Arch(1, 2, 32, 64), loss=LogitLoss(alpha_mlm=0.0, alpha_kd=0.0))
 
 
 def test_soft_cross_entropy_matches_reference():

@@ -17,7 +17,7 @@ from bort.errors import BortError
 from bort.models.loading import load_tokenizer
 from bort.models.sentence import Pooling, embed, read_pooling
 from bort.pretrain import PretrainConfig, pretrain
-from bort.training.losses import DistillLoss
+from bort.training.losses import LogitLoss
 from bort.training.objectives import Distiller, RepresentationLoss, layer_pairs, relation_heads, relation_kl, short_views
 
 ALL = RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0, alpha_embed=1.0, layer_map="uniform")
@@ -113,7 +113,7 @@ def st_teacher(tmp_path_factory, bert_teacher_nohead) -> Path:
 def _cfg(teacher: Path, corpus: Path, out: Path, **kw) -> PretrainConfig:
     base = dict(out=out, teacher=str(teacher), corpus=str(corpus), arch=None, student=None, init="teacher", steps=6, batch_size=4, seq_len=32,
                 save_every=3, eval_every=3, eval_sequences=8, bf16="off", device="cpu", progress=False,
-                loss=DistillLoss(alpha_mlm=0.0, alpha_kd=0.0), representation=ALL)
+                loss=LogitLoss(alpha_mlm=0.0, alpha_kd=0.0), representation=ALL)
     base.update(kw)
     from bort.arch import Arch
 
@@ -193,7 +193,7 @@ def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monke
 
 def test_logit_and_representation_terms_together(tmp_path, bert_teacher, corpus_file):
     """With a logit term the output is the masked-LM folder, as before; every active term is held out."""
-    result = pretrain(_cfg(bert_teacher, corpus_file, tmp_path / "mix", loss=DistillLoss(alpha_mlm=0.1, alpha_kd=0.5),
+    result = pretrain(_cfg(bert_teacher, corpus_file, tmp_path / "mix", loss=LogitLoss(alpha_mlm=0.1, alpha_kd=0.5),
                            representation=RepresentationLoss(alpha_hidden=1.0), steps=3))
     assert result.output == "masked-lm" and set(result.heldout) == {"mlm_accuracy", "kd_ce", "hidden_mse"}
     assert json.loads((tmp_path / "mix" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]

@@ -47,9 +47,9 @@ def cmd_teacher_prepare(args: argparse.Namespace) -> int:
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from bort.pretrain.recipe import PretrainConfig, pretrain
-    from bort.training.losses import DistillLoss
+    from bort.training.losses import LogitLoss
 
-    fixed = {"loss": DistillLoss(alpha_mlm=1.0, alpha_kd=0.0)} if args.loss == "mlm" else {}
+    fixed = {"loss": LogitLoss(alpha_mlm=1.0, alpha_kd=0.0)} if args.loss == "mlm" else {}
     report = pretrain(options.build(PretrainConfig, args, **fixed))
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps({"steps": report.steps, "tokens_seen": report.tokens_seen, "output": report.output, **report.heldout}))

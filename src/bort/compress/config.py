@@ -31,7 +31,7 @@ from bort.shared import DEVICE, PROGRESS, REPORT_TO, SEED
 from bort.surrogates.latency import LatencySettings
 from bort.tasks.registry import get_task
 from bort.training.loop import OptimConfig
-from bort.training.losses import DistillLoss, check_some_weight
+from bort.training.losses import LogitLoss, check_some_weight
 from bort.training.objectives import RepresentationLoss
 from bort.training.run import fingerprint
 from bort.training.tracking import check_report_to
@@ -81,7 +81,7 @@ class CompressConfig:
     init: str = field(default="teacher", metadata=opt("start of the extraction candidates and the student: slices of the teacher, or random",
                                                       choices=("teacher", "random")))
     # BENCHMARKS §7: the hidden-state objective with teacher init keeps the most of a MiniLM-like teacher; its MLM head is a poor signal.
-    loss: DistillLoss = field(default_factory=lambda: DistillLoss(alpha_mlm=0.0, alpha_kd=0.0))
+    loss: LogitLoss = field(default_factory=lambda: LogitLoss(alpha_mlm=0.0, alpha_kd=0.0))
     representation: RepresentationLoss = field(default_factory=lambda: RepresentationLoss(alpha_hidden=1.0, alpha_embed=1.0))
     # ε 16 (the extraction's default is 8): about half the trainings, so that the main job fits in 30 minutes on 2 cores.
     # î on ONNX Runtime int8, where the student ships: int8 speeds wide shapes up more than narrow ones, so a shape that is

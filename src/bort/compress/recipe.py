@@ -45,7 +45,7 @@ from bort.shared import resolve_device
 from bort.tasks.registry import get_task
 from bort.tasks.source import OwnData, open_task
 from bort.teacher.prepare import TEACHER_MLM_DIR, PrepareConfig, prepare
-from bort.training.losses import DistillLoss
+from bort.training.losses import LogitLoss
 from bort.training.objectives import RepresentationLoss
 from bort.training.run import RunFolder
 
@@ -150,7 +150,7 @@ def _extract_config(cfg: CompressConfig, out: Path, teacher: str, device: str, c
     return cfg.extract.build(out=out / "extract", teacher=teacher, corpus=cfg.corpus, seq_len=cfg.seq_len, steps=cfg.extract_steps,
                              latency=replace(cfg.extract.latency, head=cfg.ship_head()), min_speedup=cfg.min_speedup * (1 + cfg.speedup_margin),
                              init=cfg.init, maximal=cfg.pick == "quality", device=device,
-                             loss=cfg.loss if logit else DistillLoss(0.0, 0.0), representation=RepresentationLoss() if logit else cfg.representation,
+                             loss=cfg.loss if logit else LogitLoss(0.0, 0.0), representation=RepresentationLoss() if logit else cfg.representation,
                              **common)
 
 

@@ -35,7 +35,7 @@ from bort.surrogates.latency import LatencySettings, depth_anchors, flops, inter
 from bort.surrogates.params import count_params
 from bort.teacher.prepare import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.training.hparams import Theta
-from bort.training.losses import DistillLoss
+from bort.training.losses import LogitLoss
 from bort.training.objectives import RepresentationLoss
 from bort.training.run import RunFolder, fingerprint
 from bort.training.tracking import check_report_to
@@ -64,7 +64,7 @@ class ExtractConfig:
     seed: int = field(default=0, metadata=SEED)
     seq_len: int = field(default=128, metadata=SEQ_LEN)
     thetas: tuple[Theta, ...] = field(default=(Theta(),), metadata=opt(cli=False))  # the CLI: --theta FILE, or one θ from --lr …
-    loss: DistillLoss = field(default_factory=DistillLoss)
+    loss: LogitLoss = field(default_factory=LogitLoss)
     representation: RepresentationLoss = field(default_factory=RepresentationLoss)  # with --alpha-mlm 0 --alpha-kd 0: ê from representations
     eval_sequences: int = field(default=32, metadata=opt("held-out sequences that score ê"))
     latency: LatencySettings = field(default_factory=LatencySettings, metadata=nested(prefix="latency-"))

@@ -34,7 +34,7 @@ from bort.tasks import heads
 from bort.tasks.features import Feature, encode
 from bort.tasks.registry import Example, TaskSpec
 from bort.tasks.scoring import outputs
-from bort.training.losses import ALPHA_KD, TEMPERATURE, DistillLoss, check_some_weight
+from bort.training.losses import ALPHA_KD, TEMPERATURE, LogitLoss, check_some_weight
 from bort.training.objectives import Distiller, RepresentationLoss
 
 STORE = "teacher_outputs.safetensors"
@@ -161,7 +161,7 @@ class Objective:
 
     def __init__(self, model: torch.nn.Module, task: TaskSpec, cfg: TaskDistill, teacher: TaskTeacher | None, device: torch.device) -> None:
         self.model, self.task, self.cfg, self.teacher, self.device = model, task, cfg, teacher, device
-        self.kd = DistillLoss(alpha_mlm=0.0, alpha_kd=cfg.alpha_kd, temperature=cfg.temperature) if teacher and cfg.alpha_kd else None
+        self.kd = LogitLoss(alpha_mlm=0.0, alpha_kd=cfg.alpha_kd, temperature=cfg.temperature) if teacher and cfg.alpha_kd else None
         rep = cfg.representation
         self.distiller = Distiller(model, teacher.model.config, rep, None).to(device) if teacher and rep.active else None
         self.module = self.distiller or model

@@ -34,7 +34,7 @@ from bort.records import Record
 from bort.shared import BF16, DEVICE, PROGRESS, REPORT_TO, SEED
 from bort.teacher.prepare import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
-from bort.training.losses import DistillLoss, check_some_weight
+from bort.training.losses import LogitLoss, check_some_weight
 from bort.training.mlm_eval import evaluate_mlm, teacher_logprobs
 from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms, short_views
 from bort.training.run import Clock, RunFolder, fingerprint
@@ -54,7 +54,7 @@ class PretrainConfig:
                                                            group="student"))
     arch: Arch | None = field(default=None, metadata=opt("the student's shape D,A,H,I, e.g. 4,8,768,1024", parse=Arch.parse, group="student"))
     init: str = field(default="random", metadata=opt("random init, or slices of the teacher", choices=("random", "teacher")))
-    loss: DistillLoss = field(default_factory=DistillLoss)
+    loss: LogitLoss = field(default_factory=LogitLoss)
     representation: RepresentationLoss = field(default_factory=RepresentationLoss)
     steps: int = field(default=1000, metadata=opt("optimiser steps"))
     batch_size: int = field(default=32, metadata=opt("global batch size of one micro-step"))

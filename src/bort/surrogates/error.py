@@ -33,7 +33,7 @@ from bort.models.student import build_student, masked_logits, student_config
 from bort.models.teacher import Teacher
 from bort.training.hparams import Theta
 from bort.training.loop import train
-from bort.training.losses import DistillLoss, check_some_weight
+from bort.training.losses import LogitLoss, check_some_weight
 from bort.training.mlm_eval import evaluate_mlm, teacher_logprobs
 from bort.training.objectives import Distiller, RepresentationLoss, Views, block_inputs, heldout_terms
 
@@ -52,7 +52,7 @@ class ErrorSettings:
     steps: int = 50
     seed: int = 0
     thetas: tuple[Theta, ...] = (Theta(),)
-    loss: DistillLoss = field(default_factory=DistillLoss)
+    loss: LogitLoss = field(default_factory=LogitLoss)
     eval_sequences: int = 32
     eval_batch_size: int = 16
     teacher_cache_gb: float = 4.0

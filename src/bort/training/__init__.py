@@ -1,6 +1,6 @@
 """The one training loop and the losses it is used with."""
 
 from bort.training.loop import OptimConfig, TrainState, build_optimizer, train
-from bort.training.losses import DistillLoss, soft_cross_entropy
+from bort.training.losses import LogitLoss, soft_cross_entropy
 
-__all__ = ["DistillLoss", "OptimConfig", "TrainState", "build_optimizer", "soft_cross_entropy", "train"]
+__all__ = ["LogitLoss", "OptimConfig", "TrainState", "build_optimizer", "soft_cross_entropy", "train"]

@@ -1,4 +1,5 @@
-"""Distillation loss of algorithms.md §4 and the cross-entropy used as the error surrogate ê."""
+"""The logit terms of algorithms.md §4 (masked-LM cross-entropy and the KL to the teacher: :class:`LogitLoss`; the
+representation terms are :mod:`bort.training.objectives`), their one weight rule, and the cross-entropy used as ê."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def check_some_weight(weights: dict[str, float]) -> None:
 
 
 @dataclass(frozen=True)
-class DistillLoss:
+class LogitLoss:
     """L = α_mlm · CE(s, y) + α_kd · τ² · KL(softmax(t/τ) ‖ softmax(s/τ)) over masked positions.
 
     The defaults are the released Bort code's (0.1, 0.5, τ = 2). ``alpha_kd = 0, alpha_mlm = 1``

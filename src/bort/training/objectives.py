@@ -1,7 +1,7 @@
 """Representation distillation: what a student learns from a teacher besides its masked-token logits.
 
 Three terms, each weighted by the user (any mix, with or without the logit terms of
-:class:`~bort.training.losses.DistillLoss`):
+:class:`~bort.training.losses.LogitLoss`):
 
 - **hidden** (TinyBERT, DistilBERT): the mean squared error between student and teacher hidden
   states. Student layer i is paired with teacher layer ⌊(i+1)·D_T/D_S⌋−1, the rule of
