@@ -269,3 +269,22 @@ def test_two_processes_match_one_with_representation_terms(tmp_path, st_teacher,
     with safe_open(str(tmp_path / "one" / "model.safetensors"), "pt") as a, safe_open(str(tmp_path / "two" / "model.safetensors"), "pt") as b:
         for key in a.keys():
             torch.testing.assert_close(b.get_tensor(key), a.get_tensor(key), rtol=1e-4, atol=1e-5)
+
+
+def test_the_token_types_of_sentence_pairs_reach_student_and_teacher():
+    """Held-out terms over (ids, mask, token types) batches: 0 for a copy of the teacher; moving the student's embedding of
+    the second segment's type moves them, so the types reach the student (and the same types the teacher)."""
+    from bort.training.objectives import heldout_terms
+
+    teacher = encoder((2, 4, 64, 128), seed=0)
+    copy = encoder((2, 4, 64, 128), seed=5)
+    copy.load_state_dict(teacher.state_dict())
+    ids = torch.randint(5, 50, (2, 10))
+    types = torch.tensor([[0] * 5 + [1] * 5, [0] * 6 + [1] * 4])
+    batches = [(ids, torch.ones_like(ids), types)]
+    distiller = Distiller(copy, teacher.config, RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0), None)
+    assert all(abs(v) < 1e-6 for v in heldout_terms(distiller, teacher, batches).values())
+    with torch.no_grad():
+        copy.embeddings.token_type_embeddings.weight[1].add_(torch.randn(64))  # not a constant: LayerNorm would take that away
+    assert all(v > 1e-4 for v in heldout_terms(distiller, teacher, batches).values())
+    assert all(abs(v) < 1e-6 for v in heldout_terms(distiller, teacher, [(ids, torch.ones_like(ids))]).values())  # no types: type 0 alone

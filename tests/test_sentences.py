@@ -1,14 +1,16 @@
-"""A corpus as sentences (`--inputs sentences`): splitting, held-out rows, the seeded batch stream, and pretraining on it."""
+"""A corpus as sentences (`--inputs sentences`) or sentence pairs (`--inputs pairs`): splitting, held-out rows, the seeded
+batch stream, and pretraining on them."""
 
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
 
 from bort.cli import main
-from bort.data.sentences import SentenceStream, heldout_batches, load_sentences, logical_lines, pad_rows, split_sentences
+from bort.data.sentences import SentenceStream, heldout_batches, load_sentences, logical_lines, pad_rows, sentence_pairs, split_sentences
 from bort.errors import BortError
 
 
@@ -105,3 +107,42 @@ def test_compress_refuses_cut_views_of_sentences_in_one_line(tmp_path, capsys):
     assert main(["compress", "--pretrain-min-view-len", "8", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "--pretrain-inputs blocks" in err and err.count("\n") == 1 and "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ sentence pairs (`--inputs pairs`, issue 38)
+
+
+def test_sentence_pairs_take_the_next_sentence_or_one_from_elsewhere():
+    documents = [[f"d{d} s{i}" for i in range(n)] for d, n in enumerate((30, 1, 45, 25))]
+    flat = [s for doc in documents for s in doc]
+    pairs = sentence_pairs(documents, seed=0)
+    assert [a for a, _ in pairs] == [s for doc in documents for s in doc[:-1]]  # each sentence with a next one, in order
+    after = {a: doc[i + 1] for doc in documents for i, a in enumerate(doc[:-1])}
+    following = [b == after[a] for a, b in pairs]
+    assert 0.35 < sum(following) / len(pairs) < 0.65  # about half the pairs are adjacent
+    assert all(b in flat and b != a for (a, b), f in zip(pairs, following) if not f)
+    assert sentence_pairs(documents, seed=0) == pairs != sentence_pairs(documents, seed=1)
+
+
+def test_pair_rows_carry_the_tokenizers_token_types_through_padding(bert_tokenizer, tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(" ".join(f"Sentence number {i} is here." for i in range(100)) + "\n", encoding="utf-8")
+    corpus = load_sentences(str(path), bert_tokenizer, max_len=64, pairs=True, seed=0)
+    assert len(corpus.train) + len(corpus.heldout) == 99 and len(corpus.heldout) == 4
+    ids, types = corpus.train[0]
+    expected = bert_tokenizer("Sentence number 0 is here.", sentence_pairs([[f"Sentence number {i} is here." for i in range(100)]], 0)[0][1])
+    assert ids == expected["input_ids"] and types == expected["token_type_ids"] and 0 in types and 1 in types
+    assert corpus.tokens == sum(len(r[0]) for r in corpus.train + corpus.heldout)
+    batch_ids, mask, batch_types = pad_rows([([1, 5, 2, 6, 2], [0, 0, 0, 1, 1]), ([1, 2, 3, 2], [0, 0, 1, 1])], pad_id=0)
+    assert batch_types.tolist() == [[0, 0, 0, 1, 1], [0, 0, 1, 1, 0]] and mask.tolist()[1] == [1, 1, 1, 1, 0] and batch_ids[1, 4] == 0
+    assert SentenceStream(corpus.train, 4, seed=0, pad_id=0).tokens(2) == sum(int(b[1].sum()) for b in itertools.islice(
+        SentenceStream(corpus.train, 4, seed=0, pad_id=0).batches(), 2))
+
+
+def test_pretraining_on_sentence_pairs(tmp_path, bert_teacher, corpus_file):
+    out = tmp_path / "pairs"
+    assert main(["pretrain", "--teacher", str(bert_teacher), "--corpus", str(corpus_file), "--arch", "1,2,32,64", "--seq-len", "32",
+                 "--steps", "2", "--batch-size", "4", "--eval-sequences", "8", "--inputs", "pairs", "--alpha-mlm", "0", "--alpha-kd", "0",
+                 "--alpha-hidden", "1", "--alpha-attn", "1", "--out", str(out), "--no-progress", "--device", "cpu", "--bf16", "off"]) == 0
+    report = json.loads((out / "pretrain.json").read_text())
+    assert report["inputs"] == "pairs" and report["steps"] == 2 and report["heldout"]["hidden_mse"] > 0 and report["heldout"]["attn_kl"] > 0

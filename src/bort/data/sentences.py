@@ -6,12 +6,17 @@ corpus (hard-wrapped prose re-joined) is split at sentence ends, every sentence 
 ``max_len`` tokens), every ``heldout_every``-th sentence is held out, and training batches are
 padded to their longest row. Measured in BENCHMARKS §7 (sentences against cut blocks).
 
+With ``pairs`` (issue 38), each row is a sentence pair ``[CLS] a [SEP] b [SEP]`` (with the tokenizer's token types, where
+it has them): b is the sentence after a in its document, or (half the time, seeded) a sentence drawn from anywhere else
+in the corpus, so that the representation terms also cover the second segment that pair tasks read.
+
 The batch stream is a pure function of its seed and position, so a resumed run sees the same
 batches: epoch e is a permutation drawn from a generator seeded with (seed, e).
 """
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,50 +75,86 @@ def split_sentences(text: str, min_words: int = MIN_WORDS) -> list[str]:
     return out
 
 
+# A row: a sentence's token ids, or for sentence pairs with token types (ids, types).
+Row = list[int] | tuple[list[int], list[int]]
+
+
+def _ids(row: Row) -> list[int]:
+    return row[0] if isinstance(row, tuple) else row
+
+
 @dataclass
 class SentenceCorpus:
-    """Tokenised sentences (``[CLS] … [SEP]`` each), split into training and held-out parts."""
+    """Tokenised sentences (``[CLS] … [SEP]`` each) or sentence pairs, split into training and held-out parts."""
 
-    train: list[list[int]]
-    heldout: list[list[int]]
+    train: list[Row]
+    heldout: list[Row]
     source: str
     documents: int
 
     @property
     def tokens(self) -> int:
-        return sum(map(len, self.train)) + sum(map(len, self.heldout))
+        return sum(len(_ids(r)) for r in (*self.train, *self.heldout))
 
 
-def load_sentences(spec: str, tokenizer: PreTrainedTokenizerBase, *, max_len: int = 128, heldout_every: int = 20) -> SentenceCorpus:
-    """Read a corpus (as :func:`bort.data.corpus.read_texts` does), split it into sentences and tokenise each one."""
+def sentence_pairs(documents: list[list[str]], seed: int) -> list[tuple[str, str]]:
+    """``(a, b)`` for each sentence a that has a next one in its document: b is that next sentence, or with probability
+    1/2 a sentence drawn from the whole corpus other than a and its next (BERT's next-sentence pairs)."""
+    rng, flat = random.Random(seed), [s for d in documents for s in d]
+    out, at = [], 0
+    for doc in documents:
+        for i in range(len(doc) - 1):
+            b = doc[i + 1]
+            if rng.random() < 0.5 and len(flat) > 2:
+                k = rng.randrange(len(flat) - 2)
+                b = flat[k + 2 * (k >= at + i)]  # any sentence but a (at + i) and its next (at + i + 1)
+            out.append((doc[i], b))
+        at += len(doc)
+    return out
+
+
+def load_sentences(spec: str, tokenizer: PreTrainedTokenizerBase, *, max_len: int = 128, heldout_every: int = 20, pairs: bool = False,
+                   seed: int = 0) -> SentenceCorpus:
+    """Read a corpus (as :func:`bort.data.corpus.read_texts` does), split it into sentences and tokenise each one, or with
+    ``pairs`` each of :func:`sentence_pairs` (seeded by ``seed``)."""
     texts = read_texts(spec)
-    sentences = [s for _, text in texts for s in split_sentences(text)]
-    if len(sentences) < 2 * heldout_every:
-        raise BortError(f"corpus '{spec}' holds {len(sentences)} sentences of {MIN_WORDS} or more words; --inputs sentences needs at least "
-                        f"{2 * heldout_every}: give more text, or use --inputs blocks")
-    rows = []
-    for start in range(0, len(sentences), 4096):  # chunks keep the fast tokenizer's batches small
-        rows += tokenizer(sentences[start : start + 4096], truncation=True, max_length=max_len)["input_ids"]
+    documents = [split_sentences(text) for _, text in texts]
+    units = sentence_pairs(documents, seed) if pairs else [s for d in documents for s in d]
+    if len(units) < 2 * heldout_every:
+        raise BortError(f"corpus '{spec}' holds {len(units)} {'sentence pairs' if pairs else 'sentences'} of {MIN_WORDS} or more words; "
+                        f"--inputs {'pairs' if pairs else 'sentences'} needs at least {2 * heldout_every}: give more text, or use --inputs blocks")
+    rows: list[Row] = []
+    for start in range(0, len(units), 4096):  # chunks keep the fast tokenizer's batches small
+        chunk = units[start : start + 4096]
+        enc = tokenizer([a for a, _ in chunk], [b for _, b in chunk], truncation=True, max_length=max_len) if pairs else \
+            tokenizer(chunk, truncation=True, max_length=max_len)
+        types = enc.get("token_type_ids") if pairs else None  # MPNet's and RoBERTa's tokenizers give none
+        rows += list(zip(enc["input_ids"], types)) if types else enc["input_ids"]
     held = set(range(heldout_every - 1, len(rows), heldout_every))
     return SentenceCorpus(train=[r for i, r in enumerate(rows) if i not in held], heldout=[r for i, r in enumerate(rows) if i in held],
                           source=str(spec), documents=len(texts))
 
 
-def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of token ids → ``(ids, attention mask)``, padded on the right to the longest row."""
-    width = max(map(len, rows))
+def pad_rows(rows: list[Row], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Rows → ``(ids, attention mask)``, padded on the right to the longest row; rows with token types also give
+    ``token_type_ids`` (0 on padding)."""
+    width = max(len(_ids(r)) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
+        n = len(_ids(row))
+        ids[i, :n] = torch.tensor(_ids(row), dtype=torch.long)
+        mask[i, :n] = 1
+        if isinstance(row, tuple):
+            types[i, :n] = torch.tensor(row[1], dtype=torch.long)
+    return (ids, mask, types) if isinstance(rows[0], tuple) else (ids, mask)
 
 
 class SentenceStream:
     """Endless shuffled batches of ``batch_size`` sentences; batch k is a pure function of (seed, k)."""
 
-    def __init__(self, rows: list[list[int]], batch_size: int, seed: int, pad_id: int) -> None:
+    def __init__(self, rows: list[Row], batch_size: int, seed: int, pad_id: int) -> None:
         if len(rows) < batch_size:
             raise BortError(f"the corpus has {len(rows)} training sentences, fewer than a batch of {batch_size}: lower --batch-size or give more text")
         self.rows, self.batch_size, self.seed, self.pad_id = rows, batch_size, seed, pad_id
@@ -130,17 +171,17 @@ class SentenceStream:
 
     def tokens(self, batches: int) -> int:
         """The real (unpadded) tokens of the first ``batches`` batches."""
-        return sum(len(self.rows[i]) for k in range(batches) for i in self.indices(k).tolist())
+        return sum(len(_ids(self.rows[i])) for k in range(batches) for i in self.indices(k).tolist())
 
-    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(ids, attention mask)`` of batch ``start``, ``start`` + 1, …"""
+    def batches(self, start: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        """``(ids, attention mask[, token types])`` of batch ``start``, ``start`` + 1, …"""
         k = start
         while True:
             yield pad_rows([self.rows[i] for i in self.indices(k).tolist()], self.pad_id)
             k += 1
 
 
-def heldout_batches(rows: list[list[int]], pad_id: int, *, batch_size: int, max_sequences: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def heldout_batches(rows: list[Row], pad_id: int, *, batch_size: int, max_sequences: int) -> list[tuple[torch.Tensor, ...]]:
     """The fixed held-out batches: the first ``max_sequences`` held-out sentences, in order."""
     rows = rows[:max_sequences]
     return [pad_rows(rows[i : i + batch_size], pad_id) for i in range(0, len(rows), batch_size)]

@@ -43,6 +43,9 @@ from bort.training.tracking import check_report_to
 METRICS, REPORT = "metrics.jsonl", "pretrain.json"
 
 
+INPUTS = ("blocks", "sentences", "pairs")
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """Everything ``bort pretrain`` takes. ``batch_size`` is the global batch of one micro-step."""
@@ -61,9 +64,10 @@ class PretrainConfig:
     accumulate: int = field(default=1, metadata=opt("micro-steps per optimiser step (gradient accumulation)"))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup=0.05))
     seq_len: int = field(default=128, metadata=SEQ_LEN)
-    inputs: str = field(default="blocks", metadata=opt("training inputs: packed blocks of --seq-len tokens, or the corpus's sentences, one per "
-                                                       "row, at most --seq-len tokens (representation terms alone; BENCHMARKS §7)",
-                                                       choices=("blocks", "sentences")))
+    inputs: str = field(default="blocks", metadata=opt("training inputs: packed blocks of --seq-len tokens, the corpus's sentences, one per "
+                                                       "row, or sentence pairs (a and the next sentence, or one from elsewhere), at most "
+                                                       "--seq-len tokens (sentences and pairs: representation terms alone; BENCHMARKS §7)",
+                                                       choices=INPUTS))
     min_view_len: int | None = field(default=None, metadata=opt("representation terms alone: cut each training block to a random length "
                                                                 "between N and --seq-len tokens (log-uniform), as sentence embeddings "
                                                                 "are used on short texts (BENCHMARKS §7)", metavar="N"))
@@ -91,11 +95,11 @@ class PretrainConfig:
         if self.min_view_len is not None and (self.loss.active or not 2 <= self.min_view_len <= self.seq_len):
             raise BortError(f"--min-view-len must be between 2 and --seq-len {self.seq_len}, with representation terms alone "
                             f"(--alpha-mlm 0 --alpha-kd 0), got {self.min_view_len}")
-        if self.inputs not in ("blocks", "sentences"):
-            raise BortError(f"--inputs must be blocks or sentences, got '{self.inputs}'")
-        if self.inputs == "sentences" and self.loss.active:
-            raise BortError("--inputs sentences serves the representation terms alone: add --alpha-mlm 0 --alpha-kd 0, or use --inputs blocks")
-        if self.inputs == "sentences" and self.min_view_len is not None:
+        if self.inputs not in INPUTS:
+            raise BortError(f"--inputs must be one of {', '.join(INPUTS)}, got '{self.inputs}'")
+        if self.inputs != "blocks" and self.loss.active:
+            raise BortError(f"--inputs {self.inputs} serves the representation terms alone: add --alpha-mlm 0 --alpha-kd 0, or use --inputs blocks")
+        if self.inputs != "blocks" and self.min_view_len is not None:
             raise BortError("--min-view-len cuts packed blocks: use it with --inputs blocks (bort compress: --pretrain-inputs blocks), or drop it")
 
 
@@ -117,7 +121,7 @@ class PretrainResult(Record):
     heldout: dict[str, float] = field(default_factory=dict)  # every active term: mlm_accuracy, kd_ce, hidden_mse, attn_kl, embed_distance
     output: str = "masked-lm"  # "masked-lm", or "encoder" (no logit term: a bare encoder, sentence-transformers files carried over)
     min_view_len: int | None = None  # the training blocks cut to random lengths from this many tokens (--min-view-len)
-    inputs: str = "blocks"  # "blocks" (packed) or "sentences" (one per row, padded)
+    inputs: str = "blocks"  # "blocks" (packed), "sentences" or "pairs" (one per row, padded)
 
 
 def _student_config(cfg: PretrainConfig, teacher_config):
@@ -153,7 +157,7 @@ def _evaluate(distiller: Distiller, teacher: Teacher, batches: list, teacher_lp,
     terms (on the training inputs' kind: blocks, masked where a logit term reads them, or sentences)."""
     out = evaluate_mlm(distiller.student, batches, teacher_lp) if cfg.loss.active else {}
     if cfg.representation.active:
-        inputs = batches if cfg.inputs == "sentences" else [block_inputs(b, cfg.loss.active) for b in batches]
+        inputs = batches if cfg.inputs != "blocks" else [block_inputs(b, cfg.loss.active) for b in batches]
         out.update(heldout_terms(distiller, teacher.model.base_model, inputs))
     return out
 
@@ -180,8 +184,9 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     source = teacher.path  # its sentence-transformers files, if any, are here (not in the MLM-head cache)
     teacher.check_seq_len(cfg.seq_len, "--seq-len")
     tok = teacher.tokenizer
-    sentences = cfg.inputs == "sentences"
-    corpus = load_sentences(cfg.corpus, tok, max_len=cfg.seq_len) if sentences else load_corpus(cfg.corpus, tok, seq_len=cfg.seq_len)
+    sentences = cfg.inputs != "blocks"  # sentences or sentence pairs, one per row
+    corpus = load_sentences(cfg.corpus, tok, max_len=cfg.seq_len, pairs=cfg.inputs == "pairs") if sentences else \
+        load_corpus(cfg.corpus, tok, seq_len=cfg.seq_len)
     if logits:
         if d.main:
             teacher = ensure_mlm_head(teacher, corpus, out / TEACHER_MLM_DIR, cfg.head, device=str(d.device))
@@ -217,9 +222,11 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
         """This rank's shard of the global batch; the logit terms normalised by the global masked count."""
         rows = slice(d.rank * per_rank, (d.rank + 1) * per_rank)
         seen[0] += int(batch[1].sum()) if sentences else cfg.batch_size * cfg.seq_len  # the global batch, counted on the host
-        if sentences:  # padded sentences, representation terms alone
+        extra = {}
+        if sentences:  # padded sentences (or pairs, with their token types where the tokenizer has them), representation terms alone
             shard, count = None, 0.0
-            ids, mask = (t[rows].to(d.device) for t in batch)
+            ids, mask, *types = (t[rows].to(d.device) for t in batch)
+            extra = {"token_type_ids": types[0]} if types else {}
         else:
             shard = MaskedBatch(batch.input_ids[rows], batch.labels[rows])
             count = d.sum(float(shard.positions.sum())) / d.world
@@ -227,9 +234,9 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
             ids, mask = block_inputs(shard, logits)
         if cfg.min_view_len:
             ids, mask = short_views(ids, cfg.min_view_len, sep_id=tok.sep_token_id, pad_id=tok.pad_token_id, seed=cfg.seed)
-        views = model(ids, mask, shard.positions if logits else None)
+        views = model(ids, mask, shard.positions if logits else None, **extra)
         with torch.inference_mode():
-            t_views = distiller.teacher_views(teacher.model.base_model, ids, mask) if rep.active else None
+            t_views = distiller.teacher_views(teacher.model.base_model, ids, mask, **extra) if rep.active else None
             t_logits = None
             if cfg.loss.needs_teacher:
                 last = t_views.last if t_views is not None else teacher.model.base_model(input_ids=ids).last_hidden_state

@@ -190,8 +190,9 @@ class Distiller(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor | None = None, **inputs: torch.Tensor) -> Views:
         """The student's views; with ``positions`` (a boolean mask) also its masked-LM logits there. With task
-        ``inputs`` (``token_type_ids``, ``labels``) the whole task model runs, its output in ``views.output``."""
-        views = encoder_views(self.student if inputs else self.encoder, input_ids, mask, layers=[s for s, _ in self.pairs],
+        ``inputs`` with ``labels`` the whole task model runs, its output in ``views.output``; ``token_type_ids`` alone (sentence
+        pairs in pretraining) go to the encoder."""
+        views = encoder_views(self.student if "labels" in inputs else self.encoder, input_ids, mask, layers=[s for s, _ in self.pairs],
                               qkv_layer=self.student.config.num_hidden_layers - 1 if self.loss.alpha_attn else None,
                               pooling=self.pooling if self.loss.alpha_embed else None, **inputs)
         views.hidden = [p(h) for p, h in zip(self.hidden_proj, views.hidden)]
@@ -252,12 +253,14 @@ def short_views(ids: torch.Tensor, min_len: int, *, sep_id: int, pad_id: int, se
 
 @torch.inference_mode()
 def heldout_terms(distiller: Distiller, teacher_encoder: torch.nn.Module, inputs: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-    """The mean of each active term over held-out ``(ids, attention mask)`` batches (blocks through :func:`block_inputs`, or sentences)."""
+    """The mean of each active term over held-out ``(ids, attention mask[, token types])`` batches (blocks through
+    :func:`block_inputs`, sentences, or sentence pairs)."""
     device, sums, was_training = next(distiller.parameters()).device, {}, distiller.training
     distiller.eval()
-    for ids, mask in inputs:
+    for ids, mask, *types in inputs:  # sentence pairs: with their token types
         ids, mask = ids.to(device), mask.to(device)
-        for k, v in distiller.terms(distiller(ids, mask), distiller.teacher_views(teacher_encoder, ids, mask), mask).items():
+        extra = {"token_type_ids": types[0].to(device)} if types else {}
+        for k, v in distiller.terms(distiller(ids, mask, **extra), distiller.teacher_views(teacher_encoder, ids, mask, **extra), mask).items():
             sums[k] = sums.get(k, 0.0) + float(v) / len(inputs)
     distiller.train(was_training)
     return sums
