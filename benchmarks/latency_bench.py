@@ -27,6 +27,7 @@ from bort.arch import Arch
 from bort.atomic import atomic_write_text
 from bort.bench.timing import measure_onnx_latency
 from bort.extract.space import load_space
+from bort.models.families import config_arch
 from bort.models.loading import read_config, resolve_model_path
 from bort.surrogates.latency import LatencySettings, depth_anchors, interpolate_depths, measure_latency
 from bort.surrogates.params import count_params
@@ -62,7 +63,7 @@ def main() -> None:
     store = args.out / "measured.json"
     doc = _measured(store)
     config = read_config(resolve_model_path("minilm-l6"))
-    T = Arch.from_config(config)
+    T = config_arch(config)
     archs = load_space("auto", T).archs(exclude=T)
     widths = sorted({(a.A, a.H, a.I) for a in archs})
     step = max(1, len(widths) // args.check_widths)

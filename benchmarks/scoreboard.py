@@ -53,6 +53,7 @@ from bort.export.onnx import ExportConfig, export_onnx
 from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, finetune, subset
 from bort.finetune.task_distill import TaskDistill
+from bort.models.families import config_arch
 from bort.models.loading import read_config, resolve_model_path
 from bort.pretrain.recipe import pretrain
 from bort.tasks.kept import baseline, baseline_predictions, kept, task_score
@@ -155,7 +156,7 @@ def teacher(job: Job, seed: int, args) -> dict:
     train = subset(data.split("train"), args.max_train, seed)
     b = baseline(spec, train, examples)
     k = kept(spec, examples, preds, preds, baseline_predictions(spec, train, examples), seed=seed, baseline_score=task_score(b, spec.metrics))
-    doc = {"benchmark": "scoreboard", "model": "teacher", "source": args.teacher, "arch": Arch.from_config(read_config(resolve_model_path(folder))).key,
+    doc = {"benchmark": "scoreboard", "model": "teacher", "source": args.teacher, "arch": config_arch(read_config(resolve_model_path(folder))).key,
            "task": spec.name, "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on, "metric": metric_name(spec.metrics),
            "dev": trials[best]["dev"], "score": k["teacher_score"], "baseline": b, "baseline_score": k["baseline_score"],
            "teacher_minus_baseline_interval": k["teacher_minus_baseline_interval"], "teacher_beats_baseline": k["teacher_beats_baseline"],
@@ -182,7 +183,7 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     entry = score_task(task=job.task, data=job.data, own=job.own, train_examples=args.max_train, seed=seed, scored="dev", teacher=teacher_folder,
                        student=folder, export=export, device="cpu", out=folder.parent / "score")
     spec = open_task(job.task, job.data, job.own).spec
-    doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": Arch.from_config(read_config(folder)).key, "task": spec.name,
+    doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": config_arch(read_config(folder)).key, "task": spec.name,
            "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on,
            "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs},
            "pretrain": _pretrain_record(Path(source)),

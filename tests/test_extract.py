@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokeni
 from bort.arch import Arch
 from bort.cli import main
 from bort.extract.report import COLUMNS
+from bort.models.families import config_arch
 from bort.models.loading import has_mlm_head
 from bort.models.teacher import load_teacher
 from bort.surrogates.latency import flops
@@ -175,7 +176,7 @@ def test_best_folder_is_a_loadable_student(exhaustive, bert_teacher):
     model = AutoModelForMaskedLM.from_pretrained(out / "best")
     b = r["best"]
     assert type(model).__name__ == "BertForMaskedLM" and model.config.model_type == "bert"
-    assert Arch.from_config(model.config) == arch_of(b)
+    assert config_arch(model.config) == arch_of(b)
     assert len(model.bert.encoder.layer) == b["D"] and model.config.hidden_size == b["H"]
     assert b["params"] == sum(p.numel() for p in model.base_model.parameters())
     assert b["params_effective"] == b["params"] - sum(p.numel() for p in model.base_model.embeddings.parameters())
@@ -283,7 +284,7 @@ def test_roberta_teacher_keeps_its_family(tmp_path, roberta_teacher, bert_teache
     r = run(extract_args(roberta_teacher, out, "--epsilon", "20", "--latency", "flops"))
     model = AutoModelForMaskedLM.from_pretrained(out / "best")
     assert type(model).__name__ == "RobertaForMaskedLM" and model.config.type_vocab_size == 1
-    assert Arch.from_config(model.config) == arch_of(r["best"])
+    assert config_arch(model.config) == arch_of(r["best"])
     assert r["best"]["params"] == sum(p.numel() for p in model.base_model.parameters())
     assert AutoTokenizer.from_pretrained(out / "best").get_vocab() == AutoTokenizer.from_pretrained(roberta_teacher).get_vocab()
 

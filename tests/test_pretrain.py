@@ -18,6 +18,7 @@ import bort.training.run as run_mod
 from bort.arch import Arch
 from bort.cli import main
 from bort.errors import BortError
+from bort.models.families import config_arch
 from bort.models.slices import init_from_teacher
 from bort.models.student import build_student
 from bort.models.teacher import load_teacher
@@ -48,7 +49,7 @@ def test_output_is_a_loadable_mlm_folder(tmp_path, bert_teacher, corpus_file):
     out = tmp_path / "pt"
     assert main(_args(bert_teacher, out, corpus_file)) == 0
     model = AutoModelForMaskedLM.from_pretrained(out)
-    assert Arch.from_config(model.config) == Arch(1, 2, 32, 64) and model.config.model_type == "bert"
+    assert config_arch(model.config) == Arch(1, 2, 32, 64) and model.config.model_type == "bert"
     report = json.loads((out / "pretrain.json").read_text())
     assert report["steps"] == 6 and report["tokens_seen"] == 6 * 4 * SEQ_LEN and report["wall_s"] > 0
     assert 0.0 <= report["mlm_accuracy"] <= 1.0 and report["kd_ce"] > 0
@@ -149,7 +150,7 @@ def test_init_teacher_reaches_the_student(tmp_path, bert_teacher, corpus_file):
                       "--eval-every", "1")) == 0
     state = AutoModelForMaskedLM.from_pretrained(out).state_dict()
     expected = _teacher_slices(bert_teacher, state)
-    assert Arch.from_config(AutoModelForMaskedLM.from_pretrained(out).config) == Arch(1, 2, 32, 64)
+    assert config_arch(AutoModelForMaskedLM.from_pretrained(out).config) == Arch(1, 2, 32, 64)
     for name, tensor in state.items():
         torch.testing.assert_close(tensor, expected[name], msg=lambda m, name=name: f"{name}: {m}")
     # and a random start is not that (the comparison can tell the two apart)

@@ -50,15 +50,5 @@ class Arch:
             raise BortError(f"invalid architecture '{text}': write it as four positive integers D,A,H,I, e.g. 4,8,768,1024")
         return cls(*(int(p) for p in parts))
 
-    @classmethod
-    def from_config(cls, config) -> "Arch":
-        """Read ξ from a Hugging Face BERT/RoBERTa config."""
-        return cls(
-            int(config.num_hidden_layers),
-            int(config.num_attention_heads),
-            int(config.hidden_size),
-            int(config.intermediate_size),
-        )
-
     def __str__(self) -> str:
         return f"⟨{self.key}⟩"

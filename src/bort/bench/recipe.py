@@ -30,6 +30,7 @@ from bort.atomic import atomic_dir, atomic_write_text
 from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_model, export_onnx
 from bort.machine import cpu_info, versions
+from bort.models.families import config_arch
 from bort.models.loading import ONNX_FILE, head_by_kind, load_model, load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.models.runtime import QUANTIZE_OF, OnnxPredictor, Predictor, TorchPredictor, export_info, load_predictor, sample_inputs
 from bort.models.student import random_encoder
@@ -144,7 +145,7 @@ def _folder_entry(name: str, cfg: BenchConfig, work: Path) -> _Entry:
                       load_tokenizer(path) if cfg.texts else None)
     model, head, path = load_model(path)
     _check_seq(model.config, name, cfg)
-    entry = _Entry(name, {"source": str(path), "arch": Arch.from_config(model.config).key, "params": sum(p.numel() for p in model.parameters())},
+    entry = _Entry(name, {"source": str(path), "arch": config_arch(model.config).key, "params": sum(p.numel() for p in model.parameters())},
                    tokenizer=load_tokenizer(path) if cfg.texts else None)
     _add_torch_runtimes(entry, model, head, cfg)
     for runtime, quantize in QUANTIZE_OF.items():

@@ -39,6 +39,7 @@ from bort.extract.report import ExtractResult
 from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, finetune
 from bort.finetune.task_distill import TaskDistill, TaskTeacher
+from bort.models.families import config_arch
 from bort.models.loading import has_mlm_head, position_limit, read_config, resolve_model_path
 from bort.pretrain.recipe import PretrainConfig, pretrain
 from bort.shared import resolve_device
@@ -232,7 +233,7 @@ def check(cfg: CompressConfig, device: str) -> Path:
     limit = position_limit(config)
     # Each stage's options, checked as its config is built (the teacher's own shape stands for the extraction's choice).
     _extract_config(cfg, cfg.out, str(teacher), device, {})
-    _pretrain_config(cfg, cfg.out, str(teacher), Arch.from_config(config), device, {})
+    _pretrain_config(cfg, cfg.out, str(teacher), config_arch(config), device, {})
     cfg.bench.build(out=cfg.out / "bench", models=(str(teacher),))
     for flag, n in (("--seq-len", cfg.seq_len), ("--max-seq-len", cfg.finetune.max_seq_len), ("--bench-seq", cfg.bench.seq)):
         if n > limit:

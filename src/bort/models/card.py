@@ -20,9 +20,9 @@ from pathlib import Path
 import yaml
 
 from bort import __version__
-from bort.arch import Arch
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
+from bort.models.families import config_arch
 from bort.models.loading import ONNX_FILE, head_of, read_config, resolve_model_path
 
 CARD = "README.md"
@@ -137,7 +137,7 @@ class Card:
         meta = {"library_name": "transformers", "tags": ["bort", "distillation", *(["sentence-transformers"] if sentence else []),
                                                           *(["onnx"] if onnx else [])],
                 **({"base_model": base} if base else {}), **({"pipeline_tag": pipeline_tag} if pipeline_tag else {})}
-        arch, params = Arch.from_config(config), self.params or count_params(folder)
+        arch, params = config_arch(config), self.params or count_params(folder)
         source = f"`{self.source}`" if self.source else "its teacher"
         facts = {"made by": f"`{self.made_by}` (bort {__version__})", "source": source, "family": config.model_type,
                  "architecture ⟨D,A,H,I⟩": f"⟨{arch.key}⟩: depth {arch.D}, {arch.A} attention heads, hidden size {arch.H}, "

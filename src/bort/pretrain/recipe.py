@@ -22,6 +22,7 @@ from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_st
 from bort.data.sentences import SentenceStream, heldout_batches, load_sentences
 from bort.errors import BortError
 from bort.models.card import Card
+from bort.models.families import config_arch
 from bort.models.folder import save_model_folder
 from bort.models.loading import TEACHER, from_folder, read_config
 from bort.models.sentence import read_pooling, sentence_files
@@ -130,14 +131,14 @@ def _student_config(cfg: PretrainConfig, teacher_config):
     config = read_config(Path(cfg.student))
     if config.model_type != teacher_config.model_type or config.vocab_size != teacher_config.vocab_size:
         raise BortError(f"student '{cfg.student}' ({config.model_type}, vocabulary {config.vocab_size}) does not match the teacher's family and vocabulary")
-    return student_config(teacher_config, Arch.from_config(config))
+    return student_config(teacher_config, config_arch(config))
 
 
 def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool) -> PreTrainedModel:
     """A masked-LM student (a logit term needs its head) or a bare encoder, random (seeded) or from the teacher's slices."""
     config = _student_config(cfg, teacher.config)
     if logits:
-        student, source = build_student(teacher.config, Arch.from_config(config), seed=cfg.seed), teacher.model
+        student, source = build_student(teacher.config, config_arch(config), seed=cfg.seed), teacher.model
     else:  # no head to train or save: the encoder, with its pooler as the teacher's own folder has it
         torch.manual_seed(cfg.seed)
         student = AutoModel.from_config(config)
@@ -278,7 +279,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
         last.update(_evaluate(distiller, teacher, eval_batches, eval_lp, cfg))
     heldout = {k: last[k] for k in ("mlm_accuracy", "kd_ce", "hidden_mse", "attn_kl", "embed_distance") if k in last}
     result = PretrainResult(steps=cfg.steps, tokens_seen=tokens(cfg.steps), wall_s=state.elapsed, world_size=d.world,
-                            bf16=autocast is not None, arch=Arch.from_config(student.config).asdict(), init=cfg.init, loss=asdict(cfg.loss),
+                            bf16=autocast is not None, arch=config_arch(student.config).asdict(), init=cfg.init, loss=asdict(cfg.loss),
                             mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"), representation=asdict(rep), heldout=heldout,
                             output="masked-lm" if logits else "encoder", min_view_len=cfg.min_view_len, inputs=cfg.inputs)
     if d.main:

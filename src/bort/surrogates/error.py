@@ -27,6 +27,7 @@ from bort.arch import Arch
 from bort.data.corpus import PackedCorpus
 from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_stream
 from bort.errors import BortError, TrainingDiverged
+from bort.models.families import family
 from bort.models.sentence import Pooling
 from bort.models.slices import init_from_teacher
 from bort.models.student import build_student, masked_logits, student_config
@@ -226,7 +227,7 @@ class ErrorSurrogate:
         """A bare encoder of shape ``arch`` (seeded, or the teacher's slices) with the projections of the representation terms."""
         s = self.settings
         torch.manual_seed(s.seed)
-        encoder = AutoModel.from_config(student_config(self.config, arch), add_pooling_layer=False)
+        encoder = AutoModel.from_config(student_config(self.config, arch), **family(self.config).bare_kwargs())
         if s.init == "teacher":
             init_from_teacher(encoder, self.teacher_model.base_model)
         return Distiller(encoder, self.config, s.representation, self.pooling).to(self.device)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from bort.data.masking import MaskedBatch
 from bort.errors import BortError
+from bort.models.families import family
 from bort.models.sentence import Pooling, pool
 from bort.models.student import mlm_head
 from bort.options import opt
@@ -138,7 +139,7 @@ class Views:
 
 def encoder_views(encoder: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, *, layers: list[int], qkv_layer: int | None,
                   pooling: Pooling | None, **inputs: torch.Tensor) -> Views:
-    """Run a bare BERT/RoBERTa encoder once and take the views: hidden states of ``layers`` (0-based), the
+    """Run a bare encoder once and take the views: hidden states of ``layers`` (0-based), the
     query/key/value projections of ``qkv_layer`` (read by forward hooks), and the pooled embedding.
 
     ``encoder`` may also be a whole task model (fine-tuning): ``inputs`` (``token_type_ids``, ``labels``) go
@@ -146,9 +147,8 @@ def encoder_views(encoder: torch.nn.Module, input_ids: torch.Tensor, mask: torch
     captured: dict[str, torch.Tensor] = {}
     hooks = []
     if qkv_layer is not None:
-        attention = encoder.base_model.encoder.layer[qkv_layer].attention.self
-        for name in ("query", "key", "value"):
-            hooks.append(getattr(attention, name).register_forward_hook(lambda _m, _i, out, name=name: captured.__setitem__(name, out)))
+        for name, module in zip(("query", "key", "value"), family(encoder.config).qkv_modules(encoder, qkv_layer)):
+            hooks.append(module.register_forward_hook(lambda _m, _i, out, name=name: captured.__setitem__(name, out)))
     try:
         out = encoder(input_ids=input_ids, attention_mask=mask, output_hidden_states=bool(layers), **inputs)
     finally:
