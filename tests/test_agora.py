@@ -89,6 +89,21 @@ def test_word_transforms_change_the_input_and_follow_the_seed(name):
     assert len({tuple(f(inputs, seed=s)) for s in range(8)}) > 2
 
 
+def test_pair_mix_replaces_one_side_with_another_inputs_and_halves_single_texts():
+    f = make_transform("pair-mix")
+    pairs = [(f"a{i}", f"b{i}") for i in range(6)]
+    out = f(pairs, seed=3)
+    assert out == f(pairs, seed=3) != f(pairs, seed=4) and len(out) == 6
+    for (a, b), new in zip(pairs, out):
+        kept, replaced = (0, 1) if new[0] == a else (1, 0)
+        assert new[kept] == (a, b)[kept] and new[replaced] != (a, b)[replaced]  # exactly one side is another input's
+        assert new[replaced] in {p[replaced] for p in pairs}
+    assert {new[0] == a for (a, _), new in zip(pairs, out)} == {True, False}  # each side gets replaced somewhere
+    singles = f([("one two three four",), ("five six seven eight",)], seed=0)
+    assert singles == [("one two seven eight",), ("five six three four",)]
+    assert f([("alone", "here")], seed=0) == [("alone", "here")]
+
+
 def test_mlm_infill_replaces_masked_tokens_with_other_tokens(bert_teacher, bert_teacher_nohead):
     f = make_transform("mlm-infill", bert_teacher)
     inputs = [("the cat sat on the mat by the red house", "a dog ran")] * 3

@@ -4,6 +4,8 @@
   with the masked-LM's most likely token other than the original one, so each new input differs.
 - ``dropout``: drop each word with probability 0.1 (at least one word, never all).
 - ``swap``: swap one random pair of neighbouring words.
+- ``pair-mix`` (issue 38): one side of a pair replaced by that side of another input (new pairs from the task's own
+  texts, for the teacher to label); a single text becomes its first half of words followed by another's second half.
 
 Every transformation maps a list of inputs (tuples of texts) to as many new inputs, and is a pure
 function of its seed. :func:`fresh_inputs` makes several variants of each input and keeps the new ones.
@@ -20,7 +22,7 @@ import torch
 from bort.errors import BortError
 from bort.models.student import masked_logits
 
-TRANSFORMS = ("mlm-infill", "dropout", "swap")
+TRANSFORMS = ("mlm-infill", "dropout", "swap", "pair-mix")
 Texts = tuple[str, ...]
 Transform = Callable[[Sequence[Texts], int], list[Texts]]
 
@@ -47,6 +49,25 @@ def _swap(words: list[str], rng: random.Random) -> list[str]:
         return words
     i = rng.randrange(len(words) - 1)
     return words[:i] + [words[i + 1], words[i]] + words[i + 2 :]
+
+
+def _pair_mix(inputs: Sequence[Texts], seed: int) -> list[Texts]:
+    """Each input with one side (drawn) replaced by that side of another input (drawn); a single text: its first half of
+    words, then the other's second half. One input alone stays as it is."""
+    rng, n, out = random.Random(seed), len(inputs), []
+    for i, texts in enumerate(inputs):
+        if n < 2:
+            out.append(texts)
+            continue
+        j = rng.randrange(n - 1)
+        other = inputs[j + (j >= i)]
+        if len(texts) > 1:
+            side = rng.randrange(len(texts))
+            out.append(tuple(other[k] if k == side else t for k, t in enumerate(texts)))
+        else:
+            mine, theirs = texts[0].split(), other[0].split()
+            out.append((" ".join(mine[: max(1, len(mine) // 2)] + theirs[len(theirs) // 2 :]),))
+    return out
 
 
 def _no_mlm_head(model: str | Path) -> BortError:
@@ -119,6 +140,8 @@ def make_transform(name: str, infill_model: str | Path | None = None, *, device:
         return _per_word(_dropout)
     if name == "swap":
         return _per_word(_swap)
+    if name == "pair-mix":
+        return _pair_mix
     if name == "mlm-infill":
         if infill_model is None:
             raise BortError("--transform mlm-infill needs a masked-LM: pass --infill-model (e.g. the teacher prepared with `bort teacher prepare`)")
