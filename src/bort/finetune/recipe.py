@@ -351,8 +351,8 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
                             dev_evals_s=best["eval_s"], final_eval_s=time.time() - t0, dev=metrics, labels=list(task.labels) or None,
                             baseline=base, select_on=cfg.select_on, select_examples=sum(map(len, selection.values())), selection=best["scores"],
                             scored=scored, test=test,
-                            **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "alpha_gold": cfg.distill.alpha_gold, "temperature": cfg.distill.temperature,
-                                "augmented": len(augmented)} if teacher else {}))
+                            **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "alpha_gold": cfg.distill.alpha_gold,
+                                "temperature": cfg.distill.temperature, "augmented": len(augmented)} if teacher else {}))
     result.write(out / REPORT)
     write_eval(out, result)
     replace(card, metrics={**result.scored_metrics, **{f"{k} of the trivial baseline": v for k, v in base.items()}},
