@@ -87,6 +87,24 @@ def _roberta_tokenizer(vocab_size: int = 400):
     )
 
 
+def _mpnet_tokenizer(vocab_size: int = 400):
+    """MPNet's tokenizer: WordPiece with RoBERTa's special tokens and its pair template (``<s> A </s></s> B </s>``), no token types."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import MPNetTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(_lines(english_text(200_000)), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+                                                       special_tokens=[("<s>", bos), ("</s>", eos)])
+    return MPNetTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", unk_token="[UNK]",
+                              pad_token="<pad>", mask_token="<mask>", model_max_length=64)
+
+
 def bert_config(vocab_size: int):
     from transformers import BertConfig
 
@@ -191,3 +209,17 @@ def reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.fixture(scope="session")
+def mpnet_teacher(tmp_path_factory) -> Path:
+    """A tiny MPNet masked-LM teacher (its relative-attention bias, no token types) with its tokenizer."""
+    from transformers import MPNetConfig, MPNetForMaskedLM
+
+    tokenizer = _mpnet_tokenizer()
+    D, A, H, I = TEACHER_ARCH  # noqa: E741
+    config = MPNetConfig(vocab_size=len(tokenizer), num_hidden_layers=D, num_attention_heads=A, hidden_size=H, intermediate_size=I,
+                         max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    return _save(MPNetForMaskedLM(config), tokenizer, tmp_path_factory.mktemp("mpnet_teacher"))

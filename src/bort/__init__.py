@@ -1,4 +1,4 @@
-"""bort: extract, pretrain and ship small BERT/RoBERTa models (the Bort method, for any teacher).
+"""bort: extract, pretrain and ship small BERT-family models (BERT, RoBERTa, MPNet) (the Bort method, for any teacher).
 
 The pipeline, a verb of the ``bort`` command each, with one public entry (its config dataclass is also its CLI):
 

@@ -1,4 +1,4 @@
-"""``bort export``: a BERT/RoBERTa model as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
+"""``bort export``: a BERT, RoBERTa or MPNet model as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
 
 Steps: trace the model to ONNX with dynamic batch and sequence axes (for a sequence-level head, the
 last layer for the first token only: :class:`FirstTokenLayer`) → fuse it with ONNX Runtime's
@@ -37,6 +37,7 @@ from bort.atomic import atomic_write_text, temp_dir
 from bort.errors import BortError
 from bort.export.check import check
 from bort.models.card import Card
+from bort.models.families import family
 from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, read_config
 from bort.models.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, SENTENCE_OUTPUT, OnnxPredictor, TorchPredictor, sample_inputs
 from bort.models.sentence import Pooling, pool, read_pooling, sentence_files
@@ -78,7 +79,7 @@ class ExportResult(Record):
 class ExportConfig:
     """What ``bort export`` writes: ``model`` (a folder, alias or Hub name) to the folder ``out``."""
 
-    model: str = field(metadata=opt("Hugging Face BERT/RoBERTa folder (e.g. a `bort finetune` output), Hub name or 'minilm-l6'"))
+    model: str = field(metadata=opt("Hugging Face BERT, RoBERTa or MPNet folder (e.g. a `bort finetune` output), Hub name or 'minilm-l6'"))
     out: Path = field(metadata=opt("output folder: model.onnx, config.json, the tokenizer, export.json"))
     quantize: str = field(default="none", metadata=opt("int8: dynamic int8 quantisation of the matrix products", choices=QUANTIZE))
     opset: int = field(default=17, metadata=opt("ONNX opset, 14..20"))
@@ -98,8 +99,9 @@ class _Forward(torch.nn.Module):
         super().__init__()
         self.model, self.output, self.pooling = model, output, pooling
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        out = getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids), self.output)
+    def forward(self, input_ids, attention_mask, token_type_ids=None):  # a family without token types is traced without them
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        out = getattr(self.model(input_ids=input_ids, attention_mask=attention_mask, **types), self.output)
         return out if self.pooling is None else (out, pool(out, attention_mask, self.pooling))
 
 
@@ -134,7 +136,7 @@ class FirstTokenLayer(torch.nn.Module):
 @contextlib.contextmanager
 def _first_token_last_layer(model: PreTrainedModel, head: Head):
     """Swap the last encoder layer for a :class:`FirstTokenLayer` while tracing a sequence-level head (others: no change)."""
-    if head.kind not in FIRST_TOKEN_HEADS:
+    if head.kind not in FIRST_TOKEN_HEADS or not family(model.config).bert_layers:
         yield
         return
     layers = model.base_model.encoder.layer
@@ -152,15 +154,16 @@ def _trace(model: PreTrainedModel, head: Head, file: Path, opset: int, pooling: 
         seq_axes, out_axes = {0: "batch", 1: "choices", 2: "sequence"}, {0: "batch", 1: "choices"}
     else:  # classification logits are [batch, labels]; token-level outputs [batch, sequence, …]
         out_axes = {0: "batch"} if head.kind == "classification" else seq_axes
-    inputs = sample_inputs(model.config, head, *_TRACE_SHAPE, padded=True)
+    inputs = family(model.config).inputs(sample_inputs(model.config, head, *_TRACE_SHAPE, padded=True))
+    names = [n for n in INPUT_NAMES if n in inputs]
     # The wrapper goes to eval mode too: the exporter restores the mode it finds on the module it is given.
     wrapper = _Forward(model, head.output, pooling).eval()
     outputs = {head.output: out_axes, **({SENTENCE_OUTPUT: {0: "batch"}} if pooling else {})}
     with warnings.catch_warnings(), _first_token_last_layer(model, head):
         warnings.simplefilter("ignore")  # tracer warnings about Python control flow fixed by the trace
         torch.onnx.export(
-            wrapper, tuple(torch.from_numpy(inputs[n]) for n in INPUT_NAMES), str(file), input_names=list(INPUT_NAMES),
-            output_names=list(outputs), dynamic_axes={**{n: seq_axes for n in INPUT_NAMES}, **outputs},
+            wrapper, tuple(torch.from_numpy(inputs[n]) for n in names), str(file), input_names=names,
+            output_names=list(outputs), dynamic_axes={**{n: seq_axes for n in names}, **outputs},
             opset_version=opset, dynamo=False,
         )
 

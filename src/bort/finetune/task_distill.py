@@ -28,6 +28,7 @@ from safetensors.torch import save_file
 
 from bort.atomic import atomic_file
 from bort.errors import BortError
+from bort.models.families import family
 from bort.models.loading import head_of, load_tokenizer, model_files, position_limit, read_config, resolve_model_path
 from bort.options import nested, opt
 from bort.tasks import heads
@@ -168,7 +169,7 @@ class Objective:
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's loss: the model's own (gold labels) alone without a teacher, else the task-distillation loss."""
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        batch = {k: v.to(self.device) for k, v in family(self.model.config).inputs(batch).items()}  # (teacher and student: one family)
         target = batch.pop("teacher", None)
         if self.teacher is None:
             return self.model(**batch).loss
@@ -185,10 +186,11 @@ class Objective:
 
     def _with_representations(self, batch: dict[str, torch.Tensor]) -> tuple[object, torch.Tensor]:
         """The student's output and the weighted representation terms, from one student forward and one teacher forward."""
-        views = self.distiller(batch["input_ids"], batch["attention_mask"], token_type_ids=batch["token_type_ids"], labels=batch["labels"])
+        types = {k: v for k, v in batch.items() if k == "token_type_ids"}  # none for a family without token types
+        views = self.distiller(batch["input_ids"], batch["attention_mask"], **types, labels=batch["labels"])
         rows = {k: v.view(-1, v.shape[-1]) for k, v in batch.items() if k != "labels"}  # multiple choice: one row per choice
         with torch.inference_mode():
             theirs = self.distiller.teacher_views(self.teacher.model.base_model, rows["input_ids"], rows["attention_mask"],
-                                                  token_type_ids=rows["token_type_ids"])
+                                                  **{k: rows[k] for k in types})
         terms = self.distiller.terms(views, theirs.detached(), rows["attention_mask"])
         return views.output, self.distiller.weighted(terms)

@@ -1,4 +1,4 @@
-"""Model folders (any model, any head), the teacher, and student construction for the BERT/RoBERTa family."""
+"""Model folders (any model, any head), the teacher, and student construction for the families of models/families.py."""
 
 from bort.models.loading import load_model, load_tokenizer, resolve_model_path
 from bort.models.student import build_student, student_config

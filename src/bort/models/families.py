@@ -41,6 +41,7 @@ class Family:
     positions_after_padding: bool = False  # RoBERTa's positions start at padding index + 1
     pooler: bool = True
     relative_bias: bool = False  # MPNet: one relative-attention bias per head, shared by the layers
+    bert_layers: bool = True  # its layers are BERT's (attention.self, …): the export may compute the last for the first token alone
     ready: bool = False
 
     def arch(self, config: PretrainedConfig) -> Arch:
@@ -56,6 +57,10 @@ class Family:
         setattr(config, self.intermediate, arch.I)
         config.architectures = [self.mlm_class]
         return config
+
+    def inputs(self, batch: dict) -> dict:
+        """``batch`` as the family's models take it: without ``token_type_ids`` where it has no token types."""
+        return batch if self.token_types else {k: v for k, v in batch.items() if k != "token_type_ids"}
 
     def position_limit(self, config: PretrainedConfig) -> int:
         """The longest input its position embeddings take."""
@@ -100,10 +105,10 @@ FAMILIES = {f.model_type: f for f in (
     Family("electra", "ELECTRA", "ElectraForMaskedLM", ("generator_predictions", "generator_lm_head"),
            ("generator_predictions.", "generator_lm_head."), pooler=False),
     Family("mpnet", "MPNet", "MPNetForMaskedLM", ("lm_head",), ("lm_head.",), qkv=("attention.attn", "q", "k", "v"), token_types=False,
-           positions_after_padding=True, relative_bias=True),
+           positions_after_padding=True, relative_bias=True, bert_layers=False, ready=True),
     Family("distilbert", "DistilBERT", "DistilBertForMaskedLM", ("vocab_transform", "vocab_layer_norm", "vocab_projector"),
            ("vocab_transform.", "vocab_layer_norm.", "vocab_projector."), intermediate="hidden_dim", layers="transformer.layer",
-           qkv=("attention", "q_lin", "k_lin", "v_lin"), token_types=False, pooler=False),
+           qkv=("attention", "q_lin", "k_lin", "v_lin"), token_types=False, pooler=False, bert_layers=False),
 )}
 MLM_PREFIXES = tuple(p for f in FAMILIES.values() for p in f.mlm_prefixes)
 

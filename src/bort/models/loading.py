@@ -61,7 +61,7 @@ RESAVE = "re-save the model with save_pretrained"
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
 _BORT_FIELDS = {"bort_task": str, "bort_head": str, "bort_max_seq_len": int}  # what bort adds to a config.json
 _RUN_STAGES = ("finetune", "pretrain")  # the stages whose folder is a model, each with its <stage>.json when it finishes
-TEACHER = opt("Hugging Face BERT/RoBERTa folder, Hub name, or the alias 'minilm-l6'")
+TEACHER = opt("Hugging Face BERT, RoBERTa or MPNet folder, Hub name, or the alias 'minilm-l6'")
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -272,7 +272,7 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     except Exception as exc:
         raise BortError(f"cannot load the tokenizer in '{path}' ({_reason(exc, 120)}); save it with tokenizer.save_pretrained") from None
     if tokenizer.mask_token_id is None or tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise BortError(f"the tokenizer in '{path}' lacks a mask, CLS or SEP token; use the model's own BERT/RoBERTa tokenizer")
+        raise BortError(f"the tokenizer in '{path}' lacks a mask, CLS or SEP token; use the model's own tokenizer")
     if (path / "config.json").is_file():
         _check_vocabulary(path, len(tokenizer), read_config(path).vocab_size)
     for key in REMOTE_CODE_FIELDS:  # so that no tokenizer_config.json bort writes asks for remote code

@@ -1,6 +1,6 @@
 """One predictor interface over PyTorch and ONNX Runtime, and the model folders both read.
 
-A model folder is either a Hugging Face BERT/RoBERTa folder (run by PyTorch) or an ONNX folder (run
+A model folder is either a Hugging Face model folder (run by PyTorch) or an ONNX folder (run
 by ONNX Runtime): a ``bort export`` (``model.onnx`` beside the source's ``config.json``, tokenizer and
 ``export.json``), or one exported by Optimum (``config.json`` and :data:`ONNX_FILES`, no ``export.json``:
 the head comes from ``config.architectures``, the input and output names from the graph).
@@ -25,6 +25,7 @@ import transformers
 from transformers import PreTrainedModel
 
 from bort.errors import BortError
+from bort.models.families import family
 from bort.models.loading import HEADS, ONNX_FILE, Head, head_by_kind, head_of, load_model, load_tokenizer, read_config, reading_weights, resolve_model_path
 from bort.models.sentence import Pooling, pool
 
@@ -64,7 +65,7 @@ def sample_inputs(config: transformers.PretrainedConfig, head: Head, batch: int,
     for r in range(rows):
         length = max(1, seq - (r * seq) // (rows + 1)) if padded else seq
         ids[r, length:], mask[r, length:] = pad, 0
-        if config.type_vocab_size > 1:
+        if getattr(config, "type_vocab_size", 1) > 1:  # MPNet and DistilBERT have no token types
             types[r, length // 2 : length] = 1
     arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
     if head.kind == "multiple_choice":
@@ -103,13 +104,13 @@ class TorchPredictor(Predictor):
 
     @torch.inference_mode()
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        feed = {k: torch.from_numpy(v) for k, v in family(self.config).inputs(inputs).items()}
         with self._autocast():
             return getattr(self.model(**feed), self.head.output).float().numpy()
 
     @torch.inference_mode()
     def embed(self, inputs: dict[str, np.ndarray], pooling: Pooling) -> np.ndarray:
-        feed = {k: torch.from_numpy(v) for k, v in inputs.items()}
+        feed = {k: torch.from_numpy(v) for k, v in family(self.config).inputs(inputs).items()}
         with self._autocast():  # the encoder under any head (a classifier's too)
             hidden = self.model.base_model(**feed).last_hidden_state.float()
         return pool(hidden, feed["attention_mask"], pooling).numpy()

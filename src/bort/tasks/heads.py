@@ -42,7 +42,8 @@ class _LinearClassifier(torch.nn.Module):
 
     def __init__(self, config) -> None:
         super().__init__()
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        p = getattr(config, "classifier_dropout", None)  # MPNet has none: its hidden dropout, as its own head uses
+        p = config.hidden_dropout_prob if p is None else p
         self.dropout = torch.nn.Dropout(p)
         self.out_proj = torch.nn.Linear(config.hidden_size, config.num_labels)
 

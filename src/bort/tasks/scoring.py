@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel
 
+from bort.models.families import family
 from bort.tasks import metrics
 from bort.tasks.features import Feature, eval_batches, target
 from bort.tasks.registry import Example, TaskSpec
@@ -26,7 +27,7 @@ def outputs(model: PreTrainedModel, features: Sequence[Feature], *, batch_size: 
     for batch in eval_batches([features[i] for i in order], batch_size, pad_id):
         batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            parts.append(model(**batch).logits.float().cpu())
+            parts.append(model(**family(model.config).inputs(batch)).logits.float().cpu())
     model.train(was_training)
     stacked = torch.cat(parts)
     out = torch.empty_like(stacked)
