@@ -63,6 +63,9 @@ def test_an_mpnet_sentence_transformers_student_loads_in_sentence_transformers_a
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
     (teacher / "1_Pooling").mkdir()
     (teacher / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 64, "pooling_mode_mean_tokens": True}))
+    config = json.loads((teacher / "config.json").read_text())
+    (teacher / "config.json").write_text(json.dumps({**config, "architectures": ["MPNetForMaskedLM"]}))  # as all-mpnet-base-v2's says
+    assert main(["export", "--model", str(teacher), "--out", str(tmp_path / "teacher-onnx")]) == 0  # read as the encoder it holds
     out, onnx = tmp_path / "student", tmp_path / "student-int8"
     assert main(["pretrain", "--teacher", str(teacher), "--out", str(out), "--corpus", str(corpus_file), "--arch", "1,4,64,128", "--init", "teacher",
                  "--inputs", "sentences", "--alpha-mlm", "0", "--alpha-kd", "0", "--alpha-embed", "1", "--seq-len", str(SEQ_LEN), "--steps", "2",

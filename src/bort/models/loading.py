@@ -334,6 +334,10 @@ def load_model(name: str | Path, *, eager_attention: bool = False) -> tuple[PreT
         raise BortError(f"'{path}' is an ONNX export, not a PyTorch model folder; pass the folder it was exported from")
     config = read_config(path)
     head = head_of(config)
+    if head.kind == "masked_lm" and not has_mlm_head(path):  # sentence-transformers' all-mpnet-base-v2: "ForMaskedLM", no head saved
+        head = head_by_kind("encoder")
     extra = {"attn_implementation": "eager"} if eager_attention else {}
+    if head.kind == "encoder":  # its output is the hidden states: no pooler, which a bare checkpoint may not hold
+        extra.update(family(config).bare_kwargs())
     model = from_folder(head.auto, path, config=config, **extra)
     return model.eval().requires_grad_(False), head, path
