@@ -82,6 +82,9 @@ def test_an_mpnet_sentence_transformers_student_loads_in_sentence_transformers_a
     assert main(["predict", "--model", str(onnx), "--input", str(tmp_path / "in.txt"), "--embed"]) == 0
     exported = [json.loads(line)["embedding"] for line in capsys.readouterr().out.splitlines()]
     assert abs(mine - exported).max() < 1e-4  # the fp32 export's sentence output
+    assert main(["export", "--model", str(out), "--out", str(tmp_path / "int8"), "--quantize", "int8"]) == 0
+    check = json.loads((tmp_path / "int8" / "export.json").read_text())["check"]
+    assert check["gated_on"] == "sentence_embedding" and check["error"] == check["sentence_embedding"]["error"] <= 0.2
 
 
 @pytest.mark.slow
@@ -101,3 +104,18 @@ def test_an_mpnet_teacher_without_a_head_gets_one(tmp_path, mpnet_teacher, corpu
     report = json.loads((out / "bort_teacher.json").read_text())
     assert has_mlm_head(out) and type(AutoModelForMaskedLM.from_pretrained(out)).__name__ == "MPNetForMaskedLM"
     assert 0 <= report["mlm_accuracy_before"] <= 1 and 0 <= report["mlm_accuracy"] <= 1
+
+
+@pytest.mark.slow
+def test_the_int8_export_keeps_the_familys_float_products_and_gates_embeddings(tmp_path, mpnet_teacher):
+    """MPNet's FFN down-projections stay float in int8 (families.py: int8_float); the other weight products are int8."""
+    import onnx
+
+    out = tmp_path / "int8"
+    assert main(["export", "--model", str(mpnet_teacher), "--out", str(out), "--quantize", "int8"]) == 0
+    nodes = onnx.load(str(out / "model.onnx")).graph.node
+    down = [n for n in nodes if "output/dense" in n.name and n.op_type.startswith("MatMul")]
+    assert len(down) == 2 and all(n.op_type == "MatMul" for n in down)  # one per layer, float
+    assert sum(n.op_type == "MatMulInteger" for n in nodes) >= 2 * 5  # q, k, v, o and the up-projection of each layer
+    check = json.loads((out / "export.json").read_text())["check"]
+    assert check["gated_on"] == "outputs" and check["error"] <= check["tolerance"]  # no sentence output here: the hidden states

@@ -90,7 +90,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     info = export_onnx(options.build(ExportConfig, args))
     check = info.check
-    print(f"wrote {args.out} ({info.head}, {info.quantize}); checked against PyTorch: {check['metric']} {check['error']:.2g} "
+    print(f"wrote {args.out} ({info.head}, {info.quantize}); checked against PyTorch ({check['gated_on'].replace('_', ' ')}): "
+          f"{check['metric']} {check['error']:.2g} "
           f"(tolerance {check['tolerance']:g}); fused: {', '.join(f'{k} {v}' for k, v in info.fused_operators.items()) or 'none'}")
     return 0
 

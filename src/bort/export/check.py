@@ -19,9 +19,9 @@ GATE = {"none": ("max_relative_error", 1e-3), "int8": ("rms_relative_error", 0.2
 CHECK_SHAPES = ((3, 23), (1, 9))  # [batch, sequence] of the sample batches: neither is the traced one
 
 
-def _gate(wants: list[np.ndarray], gots: list[np.ndarray], quantize: str, what: str, *, logits: bool = False) -> dict:
-    """The relative errors of ``gots`` against ``wants`` (batches of one output), refused past :data:`GATE`'s tolerance;
-    for ``logits``, also the share of rows whose argmax agrees."""
+def _gate(wants: list[np.ndarray], gots: list[np.ndarray], quantize: str, what: str, *, logits: bool = False, gated: bool = True) -> dict:
+    """The relative errors of ``gots`` against ``wants`` (batches of one output), refused past :data:`GATE`'s tolerance
+    (unless not ``gated``); for ``logits``, also the share of rows whose argmax agrees."""
     for want, got in zip(wants, gots):
         if got.shape != want.shape:
             raise BortError(f"the ONNX graph's {what} have shape {got.shape} where PyTorch's have {want.shape}; nothing written, report this model")
@@ -29,7 +29,7 @@ def _gate(wants: list[np.ndarray], gots: list[np.ndarray], quantize: str, what: 
     errors = {"max_relative_error": float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)),
               "rms_relative_error": float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-12))}
     metric, tolerance = GATE[quantize]
-    if not errors[metric] <= tolerance:  # also catches NaN
+    if gated and not errors[metric] <= tolerance:  # also catches NaN
         kind = "int8 " if quantize == "int8" else ""
         measure = "max |Δ| / max |PyTorch|" if metric == "max_relative_error" else "‖Δ‖ / ‖PyTorch‖"
         raise BortError(
@@ -45,16 +45,22 @@ def check(onnx_model: OnnxPredictor, reference: TorchPredictor, quantize: str, p
 
     Returns the relative errors (max |Δ| / max |PyTorch|, and ‖Δ‖ / ‖PyTorch‖), the gated one and its
     tolerance (:data:`GATE`), and for logits the share of rows whose argmax agrees; with ``pooling``,
-    the same for the sentence embeddings under ``sentence_embedding``. A :class:`BortError` saying by
+    the same for the sentence embeddings under ``sentence_embedding``; ``gated_on``: which output the gate read. A :class:`BortError` saying by
     how much when a gated error is past its tolerance.
     """
     seq_cap = position_limit(reference.config)
     batches = [sample_inputs(reference.config, reference.head, batch, min(seq, seq_cap), padded=True, seed=seed + 1)
                for seed, (batch, seq) in enumerate(CHECK_SHAPES)]
+    # An int8 sentence-embedding graph is gated on the embeddings it is used by: its hidden states may err more in outlier
+    # columns that pooling and normalisation average out (all-mpnet-base-v2: 0.23 against 0.14, docs/design.md).
+    gate_outputs = not (pooling is not None and quantize == "int8")
     report = {**_gate([reference.run(b) for b in batches], [onnx_model.run(b) for b in batches], quantize, "outputs",
-                      logits=reference.head.output == "logits"),
+                      logits=reference.head.output == "logits", gated=gate_outputs),
               "shapes": [list(s) for s in CHECK_SHAPES]}
     if pooling is not None:
         report[SENTENCE_OUTPUT] = _gate([reference.embed(b, pooling) for b in batches], [onnx_model.embed(b, pooling) for b in batches],
                                         quantize, "sentence embeddings")
+    report["gated_on"] = "outputs" if gate_outputs else SENTENCE_OUTPUT
+    if not gate_outputs:  # the gated figures are the embeddings'
+        report.update({k: report[SENTENCE_OUTPUT][k] for k in ("metric", "error", "tolerance")})
     return report

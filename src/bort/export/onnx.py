@@ -191,11 +191,14 @@ def _optimize(file: Path, config) -> tuple[dict[str, int], list[str]]:
     return {op: n for op, n in model.get_fused_operator_statistics().items() if n}, head_nodes
 
 
-def _quantize(src: Path, dst: Path, head_nodes: list[str]) -> None:
+def _quantize(src: Path, dst: Path, head_nodes: list[str], keep_float: tuple[str, ...] = ()) -> None:
+    """Quantise the matrix products of ``src`` to int8 (not the head's, nor those whose node name holds one of ``keep_float``)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     head_nodes = head_nodes + [f"{name}_MatMul" for name in head_nodes]  # the quantizer first rewrites each Gemm as a MatMul of that name
+    if keep_float:
+        head_nodes += [n.name for n in onnx.load(str(src), load_external_data=False).graph.node if any(k in n.name for k in keep_float)]
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # the quantizer logs advice on the root logger
     try:
@@ -242,7 +245,7 @@ def export_model(model: PreTrainedModel, head: Head, folder: Path, *, quantize: 
             fused, head_nodes = _optimize(traced, model.config)
         if quantize == "int8":
             with _stage(bar, "quantize"):
-                _quantize(traced, folder / ONNX_FILE, head_nodes)
+                _quantize(traced, folder / ONNX_FILE, head_nodes, family(model.config).int8_float)
         else:
             shutil.move(str(traced), folder / ONNX_FILE)
     with _stage(bar, "check"):
