@@ -105,6 +105,22 @@ def _mpnet_tokenizer(vocab_size: int = 400):
                               pad_token="<pad>", mask_token="<mask>", model_max_length=64)
 
 
+def _xlmr_tokenizer(vocab_size: int = 400):
+    """XLM-RoBERTa's tokenizer: a SentencePiece-style Unigram model (Metaspace) with RoBERTa's special tokens and pair template."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import XLMRobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(_lines(english_text(200_000)), trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"))
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    return XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", unk_token="<unk>",
+                                   pad_token="<pad>", mask_token="<mask>", model_max_length=64)
+
+
 def bert_config(vocab_size: int):
     from transformers import BertConfig
 
@@ -223,3 +239,17 @@ def mpnet_teacher(tmp_path_factory) -> Path:
                          eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     return _save(MPNetForMaskedLM(config), tokenizer, tmp_path_factory.mktemp("mpnet_teacher"))
+
+
+@pytest.fixture(scope="session")
+def xlmr_teacher(tmp_path_factory) -> Path:
+    """A tiny XLM-RoBERTa masked-LM teacher (RoBERTa's layout) with a SentencePiece-style tokenizer."""
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    tokenizer = _xlmr_tokenizer()
+    D, A, H, I = TEACHER_ARCH  # noqa: E741
+    config = XLMRobertaConfig(vocab_size=len(tokenizer), num_hidden_layers=D, num_attention_heads=A, hidden_size=H, intermediate_size=I,
+                              max_position_embeddings=66, type_vocab_size=1, pad_token_id=tokenizer.pad_token_id,
+                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    return _save(XLMRobertaForMaskedLM(config), tokenizer, tmp_path_factory.mktemp("xlmr_teacher"))

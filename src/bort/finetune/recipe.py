@@ -55,7 +55,7 @@ LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
 class FinetuneConfig:
     """Everything ``bort finetune`` takes. ``steps`` (when given) overrides ``epochs``."""
 
-    model: str = field(metadata=opt("Hugging Face BERT, RoBERTa or MPNet folder (the teacher, a `bort pretrain` output), Hub name or 'minilm-l6'"))
+    model: str = field(metadata=opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa or MPNet folder (the teacher, a `bort pretrain` output), Hub name or 'minilm-l6'"))
     out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl"))
     task: str | None = field(default=None, metadata=opt("e.g. glue/rte, superglue/cb, race/middle (or your own files: --train-file …)"))
     data: Path | None = field(default=None, metadata=opt("the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, "

@@ -102,7 +102,7 @@ _BERT_HEAD = ("cls.predictions.",)
 FAMILIES = {f.model_type: f for f in (
     Family("bert", "BERT", "BertForMaskedLM", ("cls",), _BERT_HEAD, ready=True),
     Family("roberta", "RoBERTa", "RobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True, ready=True),
-    Family("xlm-roberta", "XLM-RoBERTa", "XLMRobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True),
+    Family("xlm-roberta", "XLM-RoBERTa", "XLMRobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True, ready=True),
     Family("electra", "ELECTRA", "ElectraForMaskedLM", ("generator_predictions", "generator_lm_head"),
            ("generator_predictions.", "generator_lm_head."), pooler=False),
     Family("mpnet", "MPNet", "MPNetForMaskedLM", ("lm_head",), ("lm_head.",), qkv=("attention.attn", "q", "k", "v"), token_types=False,
