@@ -26,11 +26,11 @@ def test_help_shows_the_dataclass_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["pretrain", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--lr LR peak learning rate (default: 0.0005)" in text  # pretrain's own OptimConfig default
+    assert "--lr LR, --learning_rate LR peak learning rate (default: 0.0005)" in text  # pretrain's own OptimConfig default
     assert "--head-steps HEAD_STEPS steps to train the masked-LM head (default: 200)" in text
     with pytest.raises(SystemExit):
         main(["finetune", "--help"])
-    assert "--lr LR peak learning rate (default: 5e-05)" in " ".join(capsys.readouterr().out.split())  # finetune's
+    assert "--lr LR, --learning_rate LR peak learning rate (default: 5e-05)" in " ".join(capsys.readouterr().out.split())  # finetune's
 
 
 def test_flags_build_the_same_config_as_the_library():
@@ -52,7 +52,8 @@ def test_config_file_sets_options_and_flags_override_it(tmp_path):
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("lr: 1e-3\nlearning_rate: 2\n", "unknown option 'learning_rate'"),
+    ("lr: 1e-3\nlearning_rate: 2\n", "'lr' and 'learning_rate' set the same option --lr; keep one"),  # Trainer's spelling is an alias
+    ("lr: 1e-3\nlerning_rate: 2\n", "unknown option 'lerning_rate'"),
     ("- lr\n", "not a mapping"),
     ("steps: many\n", "'steps' must be"),
 ])
@@ -98,3 +99,28 @@ def test_repeated_list_flags_add_up():
 
     cfg = options.build(BenchConfig, parse(["bench", "--arch", "1,2,32,64", "--arch", "2,2,32,64", "1,1,16,32", "--batch", "1,4"]))
     assert cfg.archs == (Arch(1, 2, 32, 64), Arch(2, 2, 32, 64), Arch(1, 1, 16, 32)) and cfg.batches == (1, 4)
+
+
+HF_SPELLINGS = {"--model_name_or_path": "--model", "--output_dir": "--out", "--learning_rate": "--lr", "--num_train_epochs": "--epochs",
+                "--per_device_train_batch_size": "--batch-size", "--max_seq_length": "--max-seq-len", "--warmup_ratio": "--warmup",
+                "--weight_decay": "--weight-decay"}
+
+
+def test_run_glue_and_trainer_spellings_are_aliases_of_bort_flags(tmp_path):
+    """The flags users know from run_glue/Trainer (issue 40) give the same config as bort's own, on the line and in a file."""
+    from bort import cli, options
+    from bort.finetune.recipe import FinetuneConfig
+
+    values = dict(zip(HF_SPELLINGS, ["m", str(tmp_path / "o"), "2e-05", "2", "8", "64", "0.06", "0.0"]))
+    task = ["finetune", "--task", "glue/rte"]
+
+    def built(argv: list[str]) -> FinetuneConfig:
+        return options.build(FinetuneConfig, options.parse_args(cli.build_parser(), argv))
+
+    ours = built([*task, *(w for hf, v in values.items() for w in (HF_SPELLINGS[hf], v))])
+    assert built([*task, *(w for hf, v in values.items() for w in (hf, v))]) == ours
+    (tmp_path / "c.yaml").write_text("".join(f"{hf.lstrip('-')}: {v}\n" for hf, v in values.items()))
+    assert built([*task, "--config", str(tmp_path / "c.yaml")]) == ours
+    assert (ours.optim.lr, ours.epochs, ours.batch_size, ours.max_seq_len, ours.optim.warmup) == (2e-5, 2.0, 8, 64, 0.06)
+    shown = cli.build_parser()._subparsers._group_actions[0].choices["finetune"].format_help()
+    assert all(shown.count(hf) == 1 for hf in HF_SPELLINGS)  # once each, beside its flag

@@ -55,6 +55,7 @@ class _Opt:
     group: str | None = None
     cli: bool = True
     old_flag: str | None = None
+    aliases: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,16 +66,19 @@ class _Nested:
 
 
 def opt(help: str = "", *, flag: str | None = None, choices=None, parse: Callable[[str], Any] | None = None, metavar: str | None = None,
-        nargs: int | str | None = None, group: str | None = None, cli: bool = True, old_flag: str | None = None) -> dict:
+        nargs: int | str | None = None, group: str | None = None, cli: bool = True, old_flag: str | None = None,
+        aliases: tuple[str, ...] = ()) -> dict:
     """Field metadata of an option: ``field(default=…, metadata=opt("peak learning rate"))``.
 
     ``flag`` replaces the generated ``--field-name`` (and any prefix; for a bool that defaults to
     True it is the switch that turns it off). ``parse`` converts a command-line string (with
     ``nargs``, each word; a tuple without ``nargs`` gets the whole comma-separated string).
     Options of the same ``group`` exclude each other; ``cli=False`` hides the field. ``old_flag``: a former spelling,
-    still taken (on the command line and in ``--config``) with a one-line notice, for one release.
+    still taken (on the command line and in ``--config``) with a one-line notice, for one release. ``aliases``: other
+    spellings taken for good and shown in ``--help`` beside the flag (run_glue's and Trainer's, ``--learning_rate``), where
+    the option has no prefix.
     """
-    return {_KEY: _Opt(help, flag, None if choices is None else tuple(choices), parse, metavar, nargs, group, cli, old_flag)}
+    return {_KEY: _Opt(help, flag, None if choices is None else tuple(choices), parse, metavar, nargs, group, cli, old_flag, tuple(aliases))}
 
 
 def nested(*, prefix: str = "", only: tuple[str, ...] | None = None, inherit: dict[str, str] | None = None) -> dict:
@@ -101,6 +105,7 @@ class _Leaf:
     choices: tuple | None
     default: Any
     meta: _Opt
+    aliases: tuple[str, ...] = ()
 
     @property
     def dest(self) -> str:
@@ -151,10 +156,10 @@ class _Leaf:
         help_text = f"{self.meta.help} ({note})".strip() if note else self.meta.help
         kw = {"dest": self.dest, "default": argparse.SUPPRESS, "help": help_text.replace("%", "%%")}
         # the former spelling (opt's old_flag) is taken, but --help shows only the new one
-        spellings = [(self.flag, kw)] + ([(self.meta.old_flag, {**kw, "help": argparse.SUPPRESS})] if self.meta.old_flag else [])
+        spellings = [((self.flag, *self.aliases), kw)] + ([((self.meta.old_flag,), {**kw, "help": argparse.SUPPRESS})] if self.meta.old_flag else [])
         if self.kind is bool:
-            for flag, kws in spellings:
-                container.add_argument(flag, action="store_false" if self.default is True else "store_true", **kws)
+            for flags, kws in spellings:
+                container.add_argument(*flags, action="store_false" if self.default is True else "store_true", **kws)
             return
 
         def argtype(text: str) -> Any:
@@ -166,8 +171,8 @@ class _Leaf:
 
         if self.many and self.meta.nargs:
             kw["action"] = "extend"  # a repeated flag adds to the list (bench --arch A --arch B)
-        for flag, kws in spellings:
-            container.add_argument(flag, type=argtype, choices=self.choices, metavar=self.meta.metavar, nargs=self.meta.nargs, **kws)
+        for flags, kws in spellings:
+            container.add_argument(*flags, type=argtype, choices=self.choices, metavar=self.meta.metavar, nargs=self.meta.nargs, **kws)
 
 
 @dataclasses.dataclass
@@ -204,7 +209,7 @@ def _leaf(f: dataclasses.Field, tp: Any, meta: _Opt, prefix: str, default: Any) 
     off = tp is bool and default is True  # then the flag is the switch that turns it off, and the key stays the field's
     flag = meta.flag or f"--{'no-' if off else ''}{key}"
     key = key if off else flag.lstrip("-")
-    return _Leaf(f.name, key, flag, tp, optional, many, choices, default, meta)
+    return _Leaf(f.name, key, flag, tp, optional, many, choices, default, meta, () if prefix else meta.aliases)
 
 
 def _plan(cls: type, source: Any = None, prefix: str = "", skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> _Node:
@@ -267,6 +272,8 @@ def _config_values(registry: argparse.Namespace, path: str, on_line: set[str]) -
         names[leaf.key] = (leaf, False)
         if leaf.meta.old_flag:
             names[leaf.meta.old_flag.lstrip("-")] = (leaf, False)
+        for alias in leaf.aliases:  # learning_rate in a file reads as learning-rate, as every key does
+            names[alias.lstrip("-").replace("_", "-")] = (leaf, False)
     values: dict[str, Any] = {}
     keys: dict[str, Any] = {}  # dest → the key that set it: two spellings of one option (min-speedup, min_speedup) are refused
     for key, raw in (data or {}).items():

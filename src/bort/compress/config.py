@@ -51,7 +51,8 @@ class CompressConfig:
     The defaults are the README's main job: MiniLM, the built-in corpus, no task, within 30 minutes on 2 cores.
     """
 
-    out: Path = field(default=Path("runs/compress"), metadata=opt("run folder, one subfolder per stage; re-running the same command resumes it"))
+    out: Path = field(default=Path("runs/compress"), metadata=opt("run folder, one subfolder per stage; re-running the same command resumes it",
+                                                                                aliases=("--output_dir",)))
     teacher: str = field(default="minilm-l6", metadata=TEACHER)
     corpus: str = field(default="builtin", metadata=CORPUS)
     tasks: tuple[str, ...] = field(default=(), metadata=opt("tasks to fine-tune and distil, e.g. glue/sst2 glue/rte (none: a task-agnostic "

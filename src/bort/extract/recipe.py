@@ -45,7 +45,7 @@ from bort.training.tracking import check_report_to
 class ExtractConfig:
     """Everything ``bort extract`` takes; the defaults are the built-in main job."""
 
-    out: Path = field(default=Path("runs/extract"), metadata=opt("run folder; re-running the same command resumes it"))
+    out: Path = field(default=Path("runs/extract"), metadata=opt("run folder; re-running the same command resumes it", aliases=("--output_dir",)))
     teacher: str = field(default="minilm-l6", metadata=TEACHER)
     corpus: str = field(default="builtin", metadata=CORPUS)
     space: str = field(default="auto", metadata=opt("'auto' (from the teacher), 'bort-paper', or a YAML file of value lists D/A/H/I"))

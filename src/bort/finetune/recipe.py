@@ -55,19 +55,21 @@ LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
 class FinetuneConfig:
     """Everything ``bort finetune`` takes. ``steps`` (when given) overrides ``epochs``."""
 
-    model: str = field(metadata=opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa or MPNet folder (the teacher, a `bort pretrain` output), Hub name or 'minilm-l6'"))
-    out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl"))
+    model: str = field(metadata=opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa or MPNet folder (the teacher, a `bort pretrain` output), Hub name or 'minilm-l6'",
+                                    aliases=("--model_name_or_path",)))
+    out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl", aliases=("--output_dir",)))
     task: str | None = field(default=None, metadata=opt("e.g. glue/rte, superglue/cb, race/middle (or your own files: --train-file …)"))
     data: Path | None = field(default=None, metadata=opt("the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, "
                                                          "RACE (default: load the task from the Hugging Face Hub)"))
     own: OwnData = field(default_factory=OwnData)
-    epochs: float = field(default=3.0, metadata=opt("passes over the training set", group="length"))
+    epochs: float = field(default=3.0, metadata=opt("passes over the training set", group="length", aliases=("--num_train_epochs",)))
     steps: int | None = field(default=None, metadata=opt("optimiser steps, instead of --epochs", group="length"))
-    batch_size: int = field(default=32, metadata=opt("training batch size"))
+    batch_size: int = field(default=32, metadata=opt("training batch size (one process: Trainer's per-device size)",
+                                                     aliases=("--per_device_train_batch_size",)))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-5, weight_decay=0.01, warmup=0.1))
     head: str = field(default="linear", metadata=opt("linear: first token → dropout → linear; dense: an extra dense + tanh layer first "
                                                      "(the CoLA option)", choices=TASK_HEADS))
-    max_seq_len: int = field(default=128, metadata=opt("tokens per input, pairs truncated longest first"))
+    max_seq_len: int = field(default=128, metadata=opt("tokens per input, pairs truncated longest first", aliases=("--max_seq_length",)))
     eval_every: int | None = field(default=None, metadata=opt("steps between selection evaluations and checkpoints (default: one epoch)"))
     patience: int = field(default=3, metadata=opt("stop after this many evaluations without a better selection metric (0: never)"))
     select_on: str = field(default="train", metadata=opt("what chooses the best evaluation and stops early: train, a seeded "

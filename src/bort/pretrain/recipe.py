@@ -51,7 +51,7 @@ INPUTS = ("blocks", "sentences", "pairs")
 class PretrainConfig:
     """Everything ``bort pretrain`` takes. ``batch_size`` is the global batch of one micro-step."""
 
-    out: Path = field(metadata=opt("output folder (a Hugging Face model folder); re-running resumes it"))
+    out: Path = field(metadata=opt("output folder (a Hugging Face model folder); re-running resumes it", aliases=("--output_dir",)))
     teacher: str = field(default="minilm-l6", metadata=TEACHER)
     corpus: str = field(default="builtin", metadata=CORPUS)
     student: str | None = field(default=None, metadata=opt("a folder with the student's config.json, e.g. RUN/best from bort extract",
@@ -62,7 +62,8 @@ class PretrainConfig:
     representation: RepresentationLoss = field(default_factory=RepresentationLoss)
     steps: int = field(default=1000, metadata=opt("optimiser steps"))
     batch_size: int = field(default=32, metadata=opt("global batch size of one micro-step"))
-    accumulate: int = field(default=1, metadata=opt("micro-steps per optimiser step (gradient accumulation)"))
+    accumulate: int = field(default=1, metadata=opt("micro-steps per optimiser step (gradient accumulation)",
+                                                    aliases=("--gradient_accumulation_steps",)))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup=0.05))
     seq_len: int = field(default=128, metadata=SEQ_LEN)
     inputs: str = field(default="blocks", metadata=opt("training inputs: packed blocks of --seq-len tokens, the corpus's sentences, one per "

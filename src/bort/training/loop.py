@@ -18,9 +18,9 @@ from bort.options import opt
 class OptimConfig:
     """AdamW with linear warm-up and decay, and gradient clipping."""
 
-    lr: float = field(default=5e-4, metadata=opt("peak learning rate"))
-    weight_decay: float = field(default=0.01, metadata=opt("AdamW weight decay, not on biases and LayerNorm"))
-    warmup: float = field(default=0.1, metadata=opt("warm-up fraction of the steps"))
+    lr: float = field(default=5e-4, metadata=opt("peak learning rate", aliases=("--learning_rate",)))
+    weight_decay: float = field(default=0.01, metadata=opt("AdamW weight decay, not on biases and LayerNorm", aliases=("--weight_decay",)))
+    warmup: float = field(default=0.1, metadata=opt("warm-up fraction of the steps", aliases=("--warmup_ratio",)))
     grad_clip: float = field(default=1.0, metadata=opt("gradient norm clipping; 0 turns it off"))
 
     def __post_init__(self) -> None:
