@@ -253,3 +253,15 @@ def xlmr_teacher(tmp_path_factory) -> Path:
                               bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     torch.manual_seed(0)
     return _save(XLMRobertaForMaskedLM(config), tokenizer, tmp_path_factory.mktemp("xlmr_teacher"))
+
+
+@pytest.fixture(scope="session")
+def electra_teacher(tmp_path_factory, bert_tokenizer) -> Path:
+    """A tiny ELECTRA masked-LM (generator-style) teacher with embeddings narrower than its hidden states, as ELECTRA-small's."""
+    from transformers import ElectraConfig, ElectraForMaskedLM
+
+    D, A, H, I = TEACHER_ARCH  # noqa: E741
+    config = ElectraConfig(vocab_size=len(bert_tokenizer), num_hidden_layers=D, num_attention_heads=A, hidden_size=H, intermediate_size=I,
+                           embedding_size=H // 2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    return _save(ElectraForMaskedLM(config), bert_tokenizer, tmp_path_factory.mktemp("electra_teacher"))

@@ -14,7 +14,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from bort.cli import main
 from bort.models.families import FAMILIES
 
-TEACHERS = {"bert": "bert_teacher", "roberta": "roberta_teacher", "xlm-roberta": "xlmr_teacher", "mpnet": "mpnet_teacher"}
+TEACHERS = {"bert": "bert_teacher", "roberta": "roberta_teacher", "xlm-roberta": "xlmr_teacher", "electra": "electra_teacher", "mpnet": "mpnet_teacher"}
 
 
 def test_each_family_open_to_the_verbs_is_run_here():

@@ -104,7 +104,7 @@ FAMILIES = {f.model_type: f for f in (
     Family("roberta", "RoBERTa", "RobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True, ready=True),
     Family("xlm-roberta", "XLM-RoBERTa", "XLMRobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True, ready=True),
     Family("electra", "ELECTRA", "ElectraForMaskedLM", ("generator_predictions", "generator_lm_head"),
-           ("generator_predictions.", "generator_lm_head."), pooler=False),
+           ("generator_predictions.", "generator_lm_head."), pooler=False, ready=True),
     Family("mpnet", "MPNet", "MPNetForMaskedLM", ("lm_head",), ("lm_head.",), qkv=("attention.attn", "q", "k", "v"), token_types=False,
            positions_after_padding=True, relative_bias=True, bert_layers=False, ready=True,
            # The FFN's down-projection reads GELU outputs with outlier columns that per-tensor int8 activations flatten: kept in

@@ -61,7 +61,7 @@ RESAVE = "re-save the model with save_pretrained"
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
 _BORT_FIELDS = {"bort_task": str, "bort_head": str, "bort_max_seq_len": int}  # what bort adds to a config.json
 _RUN_STAGES = ("finetune", "pretrain")  # the stages whose folder is a model, each with its <stage>.json when it finishes
-TEACHER = opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa or MPNet folder, Hub name, or the alias 'minilm-l6'")
+TEACHER = opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa, ELECTRA or MPNet folder, Hub name, or the alias 'minilm-l6'")
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()

@@ -6,13 +6,15 @@
   softmax over the choices.
 
 Two heads: ``linear`` (§5's single linear classifier: first token → dropout → linear) and ``dense``
-(§5's CoLA option: an extra dense + tanh layer first). The stock classes always have that dense +
-tanh (BERT's pooler, RoBERTa's classification head), so ``dense`` is the stock head itself, while
-``linear`` trains with that layer replaced by an identity. To save ``linear`` in the stock layout,
-:func:`stock_copy` stores the dense layer as ``s·I`` (s = 1e-4) and the classifier as ``W/s``:
-``W/s · tanh(s·h) = W·h·(1 + O(s²h²))``, equal to the trained head within float precision for any
-hidden state this side of |h| ≈ 100. A plain ``AutoModelForSequenceClassification.from_pretrained``
-(and an ONNX export of it) then computes the trained model; ``config.bort_head`` records which head it is.
+(§5's CoLA option: an extra dense + activation layer first). The stock classes always have that dense
+layer (BERT's pooler, RoBERTa's classification head, ELECTRA's with GELU, its sequence summary for multiple
+choice), so ``dense`` is the stock head itself, while ``linear`` trains with that layer replaced by an
+identity. To save ``linear`` in the stock layout, :func:`stock_copy` stores the dense layer as ``s·I`` and
+the classifier as ``W/(s·g)``, g = act(s)/s the activation's slope at 0 (tanh 1, GELU ½):
+``W/(s·g) · act(s·h) = W·h·(1 + O(s·h))``; s = 1e-4 for an odd activation (tanh: the error is O(s²h²)), 1e-7
+otherwise, so that it is within float precision for any hidden state this side of |h| ≈ 100. A plain
+``AutoModelForSequenceClassification.from_pretrained`` (and an ONNX export of it) then computes the trained model;
+``config.bort_head`` records which head it is.
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ from bort.models.loading import from_folder, read_config
 from bort.tasks.registry import TaskSpec
 
 TASK_HEADS = ("linear", "dense")
-SCALE = 1e-4  # s above: small enough that tanh(s·h) = s·h to float precision
+SCALE = 1e-4  # s above for an odd activation: small enough that tanh(s·h) = s·h to float precision
 
 
 class _FirstToken(torch.nn.Module):
     """The pooler of the ``linear`` head: the first token's hidden state, as it is."""
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states[:, 0]
+
+
+class _FirstTokenSummary(_FirstToken):
+    """ELECTRA's multiple-choice sequence summary for the ``linear`` head: the first token, as it is."""
+
+    def forward(self, hidden_states: torch.Tensor, cls_index=None) -> torch.Tensor:
         return hidden_states[:, 0]
 
 
@@ -88,12 +97,18 @@ def build(path: Path, task: TaskSpec, head: str, max_seq_len: int, seed: int) ->
     model = from_folder(_auto_class(task), path, new_head=True, config=config, ignore_mismatched_sizes=True)  # another label set
     std = model.config.initializer_range
     roberta_seq = hasattr(model, "classifier") and hasattr(model.classifier, "out_proj")
-    if roberta_seq:  # RobertaForSequenceClassification: the dense + tanh sit in the classifier
+    if roberta_seq:  # RoBERTa's (and ELECTRA's) sequence classification: the dense + activation sit in the classifier
         if head == "linear":
             model.classifier = _LinearClassifier(model.config)
         else:
             _fresh_linear(model.classifier.dense, std)
         _fresh_linear(model.classifier.out_proj, std)
+    elif hasattr(model, "sequence_summary"):  # ELECTRA's multiple choice: the dense + activation are its sequence summary
+        if head == "linear":
+            model.sequence_summary = _FirstTokenSummary()
+        else:
+            _fresh_linear(model.sequence_summary.summary, std)
+        _fresh_linear(model.classifier, std)
     else:
         if head == "linear":
             model.base_model.pooler = _FirstToken()
@@ -109,17 +124,27 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
         return model
     stock = type(model)._from_config(model.config)  # the same stock class; the linear head's parts are swapped in below
     state = dict(model.state_dict())
-    H = model.config.hidden_size
-    eye = torch.eye(H) * SCALE
     if isinstance(getattr(model, "classifier", None), _LinearClassifier):
-        state["classifier.dense.weight"], state["classifier.dense.bias"] = eye, torch.zeros(H)
-        state["classifier.out_proj.weight"] = state["classifier.out_proj.weight"] / SCALE
+        dense, classifier, act = "classifier.dense", "classifier.out_proj", getattr(stock.classifier, "activation", torch.tanh)
+    elif isinstance(getattr(model, "sequence_summary", None), _FirstTokenSummary):
+        dense, classifier, act = "sequence_summary.summary", "classifier", stock.sequence_summary.activation
     else:
-        prefix = f"{model.base_model_prefix}.pooler.dense"
-        state[f"{prefix}.weight"], state[f"{prefix}.bias"] = eye, torch.zeros(H)
-        state["classifier.weight"] = state["classifier.weight"] / SCALE
+        dense, classifier, act = f"{model.base_model_prefix}.pooler.dense", "classifier", torch.tanh
+    scale, gain = _stand_in(act)
+    H = model.config.hidden_size
+    state[f"{dense}.weight"], state[f"{dense}.bias"] = torch.eye(H) * scale, torch.zeros(H)
+    state[f"{classifier}.weight"] = state[f"{classifier}.weight"] / (scale * gain)
     stock.load_state_dict(state, strict=True)
     return stock.eval()
+
+
+def _stand_in(act) -> tuple[float, float]:
+    """The scale s of the dense stand-in ``s·I`` for an activation, and its slope g = act(s)/s at 0 (module docstring)."""
+    with torch.no_grad():
+        t = torch.tensor([SCALE, -SCALE], dtype=torch.float64)
+        odd = abs(float(act(t[0]) + act(t[1]))) < 1e-12  # tanh: no second-order term
+        scale = SCALE if odd else 1e-7
+        return scale, float(act(torch.tensor(scale, dtype=torch.float64))) / scale
 
 
 def load(path: Path, task: TaskSpec) -> PreTrainedModel:
