@@ -265,3 +265,15 @@ def electra_teacher(tmp_path_factory, bert_tokenizer) -> Path:
                            embedding_size=H // 2, max_position_embeddings=64)
     torch.manual_seed(0)
     return _save(ElectraForMaskedLM(config), bert_tokenizer, tmp_path_factory.mktemp("electra_teacher"))
+
+
+@pytest.fixture(scope="session")
+def distilbert_teacher(tmp_path_factory, bert_tokenizer) -> Path:
+    """A tiny DistilBERT masked-LM teacher (no token types, no pooler, its own config names) with a WordPiece tokenizer."""
+    from transformers import DistilBertConfig, DistilBertForMaskedLM
+
+    D, A, H, I = TEACHER_ARCH  # noqa: E741
+    config = DistilBertConfig(vocab_size=len(bert_tokenizer), n_layers=D, n_heads=A, dim=H, hidden_dim=I, max_position_embeddings=64,
+                              pad_token_id=bert_tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    return _save(DistilBertForMaskedLM(config), bert_tokenizer, tmp_path_factory.mktemp("distilbert_teacher"))

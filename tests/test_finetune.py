@@ -134,7 +134,7 @@ def test_train_time_leaves_out_the_dev_evaluations(tmp_path, monkeypatch, bert_t
 # ------------------------------------------------------------------ heads
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "xlmr", "electra", "mpnet"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlmr", "electra", "mpnet", "distilbert"])
 @pytest.mark.parametrize("task_name", ["glue/rte", "glue/stsb", "superglue/copa"])
 def test_linear_head_saved_in_stock_layout_computes_the_trained_model(tmp_path, request, family, task_name):
     """The linear head trains as first token → linear and loads with the stock Auto class to the same logits."""

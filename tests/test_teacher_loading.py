@@ -56,7 +56,7 @@ def test_other_family_is_refused(tmp_path, bert_teacher):
     folder = tmp_path / "gpt"
     shutil.copytree(bert_teacher, folder)
     (folder / "config.json").write_text('{"model_type": "gpt2"}')
-    with pytest.raises(BortError, match="BERT, RoBERTa, XLM-RoBERTa, ELECTRA and MPNet"):
+    with pytest.raises(BortError, match="BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet and DistilBERT"):
         load_teacher(folder)
 
 

@@ -1,4 +1,4 @@
-"""bort: extract, pretrain and ship small models of the BERT, RoBERTa, XLM-RoBERTa, ELECTRA and MPNet families (the Bort method).
+"""bort: extract, pretrain and ship small models of the BERT family (BERT, RoBERTa, XLM-R, ELECTRA, MPNet, DistilBERT): the Bort method.
 
 The pipeline, a verb of the ``bort`` command each, with one public entry (its config dataclass is also its CLI):
 

@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--loss", choices=("kd", "mlm"), default="kd", help="kd: distillation with the --alpha-* weights; mlm: self-supervised (default: kd)")
 
     ft = verb("finetune", FinetuneConfig, cmd_finetune, "fine-tune a model on a GLUE, SuperGLUE or RACE task",
-              "Fine-tune a BERT, RoBERTa, XLM-RoBERTa, ELECTRA or MPNet folder on one task with a fresh head (algorithms.md §5); "
+              "Fine-tune a model folder (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet or DistilBERT) on one task with a fresh head (algorithms.md §5); "
               "keeps the best model on the dev metric. Re-running the same command resumes it.")
     ag = ft.add_argument_group("Agora (algorithms.md §6): rounds of hyperparameter search, pruning and new training points")
     options.add_options(ag, AgoraMode)  # options, so that a --config file can ask for Agora too
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
          "Print a fine-tuned model's official metrics on a split as JSON, and write leaderboard files "
          "(GLUE <Task>.tsv, SuperGLUE <Task>.jsonl, RACE JSON answers).")
     verb("export", ExportConfig, cmd_export, "export a model to ONNX (fp32 or int8) for fast CPU inference",
-         "Export a BERT, RoBERTa, XLM-RoBERTa, ELECTRA or MPNet folder (bare encoder, masked-LM, classification or multiple-choice) to an optimised "
+         "Export a model folder of a family bort knows (bare encoder, masked-LM, classification or multiple-choice) to an optimised "
          "ONNX graph with dynamic batch and sequence axes, checked against PyTorch; the folder also gets the config and tokenizer.")
     verb("predict", PredictRun, cmd_predict, "predict labels with an ONNX export or a PyTorch folder",
          "Batched predictions with label names, as JSON lines or TSV on standard output.")

@@ -1,4 +1,4 @@
-"""``bort export``: a BERT, RoBERTa, XLM-RoBERTa, ELECTRA or MPNet model as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
+"""``bort export``: a BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet or DistilBERT model as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
 
 Steps: trace the model to ONNX with dynamic batch and sequence axes (for a sequence-level head, the
 last layer for the first token only: :class:`FirstTokenLayer`) → fuse it with ONNX Runtime's
@@ -79,7 +79,7 @@ class ExportResult(Record):
 class ExportConfig:
     """What ``bort export`` writes: ``model`` (a folder, alias or Hub name) to the folder ``out``."""
 
-    model: str = field(metadata=opt("Hugging Face folder of a family bort works with (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet; e.g. a "
+    model: str = field(metadata=opt("Hugging Face folder of a family bort works with (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet, DistilBERT; e.g. a "
                                     "`bort finetune` output), Hub name or 'minilm-l6'"))
     out: Path = field(metadata=opt("output folder: model.onnx, config.json, the tokenizer, export.json"))
     quantize: str = field(default="none", metadata=opt("int8: dynamic int8 quantisation of the matrix products", choices=QUANTIZE))

@@ -55,7 +55,7 @@ LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
 class FinetuneConfig:
     """Everything ``bort finetune`` takes. ``steps`` (when given) overrides ``epochs``."""
 
-    model: str = field(metadata=opt("Hugging Face folder of a family bort works with (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet; the "
+    model: str = field(metadata=opt("Hugging Face folder of a family bort works with (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet, DistilBERT; the "
                                     "teacher, a `bort pretrain` output), Hub name or 'minilm-l6'", aliases=("--model_name_or_path",)))
     out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl", aliases=("--output_dir",)))
     task: str | None = field(default=None, metadata=opt("e.g. glue/rte, superglue/cb, race/middle (or your own files: --train-file …)"))

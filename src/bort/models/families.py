@@ -7,9 +7,9 @@ projections (attention relations), whether the model takes token types, whether 
 index, whether the bare model has a pooler, and what its embeddings hold (p̂). Weight names carry ``.layer.N.`` in every
 family, so teacher slices (:mod:`bort.models.slices`) need nothing more.
 
-A family is ``ready`` once every verb has been tested end to end on it: a model folder of another family (or of a model
-type without an adapter) is refused when it is read (:func:`bort.models.loading.read_config`), in one line that names
-the families bort works with; the adapters of the others are tested at the model level (tests/test_families.py).
+A model folder of a type without an adapter is refused when it is read (:func:`bort.models.loading.read_config`), in one
+line that names the families bort works with. Each adapter is tested at the model level (tests/test_families.py) and
+every verb end to end on a tiny teacher of its family (tests/test_family_verbs.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ class Family:
     relative_bias: bool = False  # MPNet: one relative-attention bias per head, shared by the layers
     bert_layers: bool = True  # its layers are BERT's (attention.self, …): the export may compute the last for the first token alone
     int8_float: tuple[str, ...] = ()  # the int8 export keeps the matrix products whose node names hold these in float
-    ready: bool = False
 
     def arch(self, config: PretrainedConfig) -> Arch:
         """ξ of a config of this family."""
@@ -100,13 +99,13 @@ class Family:
 
 _BERT_HEAD = ("cls.predictions.",)
 FAMILIES = {f.model_type: f for f in (
-    Family("bert", "BERT", "BertForMaskedLM", ("cls",), _BERT_HEAD, ready=True),
-    Family("roberta", "RoBERTa", "RobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True, ready=True),
-    Family("xlm-roberta", "XLM-RoBERTa", "XLMRobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True, ready=True),
+    Family("bert", "BERT", "BertForMaskedLM", ("cls",), _BERT_HEAD),
+    Family("roberta", "RoBERTa", "RobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True),
+    Family("xlm-roberta", "XLM-RoBERTa", "XLMRobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True),
     Family("electra", "ELECTRA", "ElectraForMaskedLM", ("generator_predictions", "generator_lm_head"),
-           ("generator_predictions.", "generator_lm_head."), pooler=False, ready=True),
+           ("generator_predictions.", "generator_lm_head."), pooler=False),
     Family("mpnet", "MPNet", "MPNetForMaskedLM", ("lm_head",), ("lm_head.",), qkv=("attention.attn", "q", "k", "v"), token_types=False,
-           positions_after_padding=True, relative_bias=True, bert_layers=False, ready=True,
+           positions_after_padding=True, relative_bias=True, bert_layers=False,
            # The FFN's down-projection reads GELU outputs with outlier columns that per-tensor int8 activations flatten: kept in
            # float, all-mpnet-base-v2's int8 hidden states on STS-B dev sentences go from 0.59 to 0.24 off fp32 (‖Δ‖/‖x‖), its
            # sentence embeddings' least cosine to fp32 from 0.82 to 0.98 (docs/design.md).
@@ -118,13 +117,13 @@ FAMILIES = {f.model_type: f for f in (
 MLM_PREFIXES = tuple(p for f in FAMILIES.values() for p in f.mlm_prefixes)
 
 
-def family(config: PretrainedConfig | str | None, where: str = "the model", *, ready: bool = False) -> Family:
-    """The adapter of a config's (or a model type's) family; with ``ready`` (what a verb reads), only a family whose verbs
-    are all tested. One line for any other, naming the families bort works with."""
+def family(config: PretrainedConfig | str | None, where: str = "the model") -> Family:
+    """The adapter of a config's (or a model type's) family; one line for a model type without one, naming the families
+    bort works with."""
     model_type = config if isinstance(config, str | None) else config.model_type
     found = FAMILIES.get(model_type)
-    if found is None or (ready and not found.ready):
-        *others, last = [f.name for f in FAMILIES.values() if f.ready]
+    if found is None:
+        *others, last = [f.name for f in FAMILIES.values()]
         known = f"{', '.join(others)} and {last}" if others else last
         raise BortError(f"{where} is a '{model_type}' model; bort works with the {known} families")
     return found

@@ -61,7 +61,7 @@ RESAVE = "re-save the model with save_pretrained"
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
 _BORT_FIELDS = {"bort_task": str, "bort_head": str, "bort_max_seq_len": int}  # what bort adds to a config.json
 _RUN_STAGES = ("finetune", "pretrain")  # the stages whose folder is a model, each with its <stage>.json when it finishes
-TEACHER = opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa, ELECTRA or MPNet folder, Hub name, or the alias 'minilm-l6'")
+TEACHER = opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet or DistilBERT folder, Hub name, or the alias 'minilm-l6'")
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -137,7 +137,7 @@ def read_config(path: Path) -> transformers.PretrainedConfig:
         raise BortError(f"cannot parse {cfg_file}: {exc}; {RESAVE}") from None
     if not isinstance(raw, dict):
         raise BortError(f"{cfg_file} holds a JSON {type(raw).__name__}, not an object of settings; {RESAVE}")
-    family(raw.get("model_type"), f"'{path}'", ready=True)  # a family bort works with, before transformers reads the rest
+    family(raw.get("model_type"), f"'{path}'")  # a family bort works with, before transformers reads the rest
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (ValueError, TypeError, KeyError, AttributeError, StrictDataclassError) as exc:  # a setting of the wrong type

@@ -12,7 +12,9 @@ choice), so ``dense`` is the stock head itself, while ``linear`` trains with tha
 identity. To save ``linear`` in the stock layout, :func:`stock_copy` stores the dense layer as ``s·I`` and
 the classifier as ``W/(s·g)``, g = act(s)/s the activation's slope at 0 (tanh 1, GELU ½):
 ``W/(s·g) · act(s·h) = W·h·(1 + O(s·h))``; s = 1e-4 for an odd activation (tanh: the error is O(s²h²)), 1e-7
-otherwise, so that it is within float precision for any hidden state this side of |h| ≈ 100. A plain
+otherwise, so that it is within float precision for any hidden state this side of |h| ≈ 100. DistilBERT's dense layer
+is followed by a ReLU: the stand-in is ``I·h + c`` (c = 100), which the ReLU passes unchanged for h > −c, and the
+classifier's bias gives c back (b − W·c), exactly. A plain
 ``AutoModelForSequenceClassification.from_pretrained`` (and an ONNX export of it) then computes the trained model;
 ``config.bort_head`` records which head it is.
 """
@@ -44,6 +46,21 @@ class _FirstTokenSummary(_FirstToken):
 
     def forward(self, hidden_states: torch.Tensor, cls_index=None) -> torch.Tensor:
         return hidden_states[:, 0]
+
+
+SHIFT = 100.0  # c above: LayerNorm-ed hidden states stay far above −c
+
+
+class _Shift(torch.nn.Module):
+    """Adds ``c``: DistilBERT's pre-classifier for the ``linear`` head (after its dropout), so that the ReLU that follows
+    passes the first token unchanged; its dropout slot then takes ``c`` back (:func:`build`)."""
+
+    def __init__(self, c: float, dropout: torch.nn.Module | None = None) -> None:
+        super().__init__()
+        self.c, self.dropout = c, dropout or torch.nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(x) + self.c
 
 
 class _LinearClassifier(torch.nn.Module):
@@ -103,6 +120,12 @@ def build(path: Path, task: TaskSpec, head: str, max_seq_len: int, seed: int) ->
         else:
             _fresh_linear(model.classifier.dense, std)
         _fresh_linear(model.classifier.out_proj, std)
+    elif hasattr(model, "pre_classifier"):  # DistilBERT: pre-classifier, ReLU, dropout, classifier
+        if head == "linear":  # first token → dropout → (+c, ReLU, −c: no change) → classifier
+            model.pre_classifier, model.dropout = _Shift(SHIFT, model.dropout), _Shift(-SHIFT)
+        else:
+            _fresh_linear(model.pre_classifier, std)
+        _fresh_linear(model.classifier, std)
     elif hasattr(model, "sequence_summary"):  # ELECTRA's multiple choice: the dense + activation are its sequence summary
         if head == "linear":
             model.sequence_summary = _FirstTokenSummary()
@@ -124,6 +147,12 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
         return model
     stock = type(model)._from_config(model.config)  # the same stock class; the linear head's parts are swapped in below
     state = dict(model.state_dict())
+    H = model.config.hidden_size
+    if isinstance(getattr(model, "pre_classifier", None), _Shift):  # DistilBERT: I·h + c, and the classifier's bias takes c back
+        state["pre_classifier.weight"], state["pre_classifier.bias"] = torch.eye(H), torch.full((H,), SHIFT)
+        state["classifier.bias"] = state["classifier.bias"] - SHIFT * state["classifier.weight"].sum(1)
+        stock.load_state_dict(state, strict=True)
+        return stock.eval()
     if isinstance(getattr(model, "classifier", None), _LinearClassifier):
         dense, classifier, act = "classifier.dense", "classifier.out_proj", getattr(stock.classifier, "activation", torch.tanh)
     elif isinstance(getattr(model, "sequence_summary", None), _FirstTokenSummary):
@@ -131,7 +160,6 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
     else:
         dense, classifier, act = f"{model.base_model_prefix}.pooler.dense", "classifier", torch.tanh
     scale, gain = _stand_in(act)
-    H = model.config.hidden_size
     state[f"{dense}.weight"], state[f"{dense}.bias"] = torch.eye(H) * scale, torch.zeros(H)
     state[f"{classifier}.weight"] = state[f"{classifier}.weight"] / (scale * gain)
     stock.load_state_dict(state, strict=True)
