@@ -173,3 +173,16 @@ def test_a_finished_stage_whose_output_is_gone_is_redone_with_what_read_it(tmp_p
     ran = []
     assert _run(out, data, ran=ran) == {"text": "a1bc1.0"} and ran == ["b", "c"]
     assert "b: its output" in capsys.readouterr().err and (out / "b" / "made.txt").is_file()
+
+
+def test_a_setting_added_since_a_run_started_reads_as_the_runs_own_behaviour():
+    """Fine-tuning's --alpha-gold came with issue 37; before it, the gold labels weighed 1 − α_kd. A record without it
+    resumes where the new setting gives the run's own loss, and only there."""
+    from bort.training.run import differing
+
+    old = {"epochs": 3, "distill": {"teacher": "t", "alpha_kd": 1.0, "temperature": 1.0}}
+    assert differing(old, {"epochs": 3, "distill": {"teacher": "t", "alpha_kd": 1.0, "alpha_gold": 0.0, "temperature": 1.0}}) == []
+    mix = {"epochs": 3, "distill": {"teacher": "t", "alpha_kd": 0.5, "temperature": 1.0}}
+    assert differing(mix, {"epochs": 3, "distill": {"teacher": "t", "alpha_kd": 0.5, "alpha_gold": 0.5, "temperature": 1.0}}) == []
+    assert differing(mix, {"epochs": 3, "distill": {"teacher": "t", "alpha_kd": 0.5, "alpha_gold": 0.0, "temperature": 1.0}}) == ["distill"]
+    assert differing(old, {"epochs": 4, "distill": {"teacher": "t", "alpha_kd": 1.0, "alpha_gold": 0.0, "temperature": 1.0}}) == ["epochs"]

@@ -147,9 +147,26 @@ def changed_reads(old: dict, new: dict) -> str | None:
     return None
 
 
+# Settings added to bort after a run may have started: a record without one reads as the value that gives that run's own
+# behaviour (issue 37: fine-tuning's gold labels weighed 1 − α_kd before they had --alpha-gold).
+_ADDED = {"alpha_gold": lambda record: 1.0 - record["alpha_kd"] if "alpha_kd" in record else None}
+
+
+def _with_added(old, new):
+    """``old`` with each :data:`_ADDED` setting that ``new`` has and it lacks, at any depth."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        filled = {k: _with_added(v, new.get(k)) for k, v in old.items()}
+        return {**filled, **{k: fill(old) for k, fill in _ADDED.items() if k in new and k not in old}}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [_with_added(a, b) for a, b in zip(old, new)]
+    return old
+
+
 def differing(old: dict, new: dict, folder: Path | None = None) -> list[str]:
     """The settings (less :func:`stamp`'s) that differ between two records, sorted; paths inside the run folder (``_folder``,
-    else ``folder``) compare by their place in it."""
+    else ``folder``) compare by their place in it, and a setting added since the old record was written as :data:`_ADDED`
+    says."""
+    old = _with_added(old, new)
     here = tuple(d.get("_folder", str(Path(folder or "/").resolve())) for d in (old, new))
     return sorted(k for k in set(old) | set(new) if not k.startswith("_") and not _same(old.get(k), new.get(k), here))
 
