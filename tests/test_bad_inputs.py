@@ -174,8 +174,8 @@ CASES: list[Case] = [
     Case("finetune-out-is-the-model#1", "finetune", lambda e: run_finetune(e, model=e.tmp / T, out=T), "give a new or empty folder", model_copy()),
     Case("finetune-out-foreign-folder#1", "finetune", lambda e: run_finetune(e), "has no finetune_settings.json", lambda e: e.foreign()),
     Case("finetune-out-is-a-file", "finetune", lambda e: run_finetune(e), "is a file", in_txt("keep\n", "out")),
-    Case("finetune-config-unknown-key", "finetune", lambda e: run_finetune(e, "--config", e.tmp / Y), "unknown option 'learning_rate'",
-         yaml(Y, "learning_rate: 1e-5\n")),
+    Case("finetune-config-unknown-key", "finetune", lambda e: run_finetune(e, "--config", e.tmp / Y), "unknown option 'learnin_rate'",
+         yaml(Y, "learnin_rate: 1e-5\n")),  # learning_rate is Trainer's alias of --lr (issue 40)
     # ---------------------------------------------------------------- bort finetune --agora
     Case("agora-space-unknown-preset", "agora", lambda e: run_agora(e, "--agora-space", "huge"), "huge"),
     Case("agora-space-is-a-folder", "agora", lambda e: run_agora(e, "--agora-space", e.tmp / "a"), "--agora-space", lambda e: (e.tmp / "a").mkdir()),
