@@ -51,20 +51,25 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def _bert_tokenizer(vocab_size: int = 400):
+def _wordpiece(specials: list[str], unk: str, single: str, pair: str, ends: tuple[str, str], vocab_size: int):
+    """A WordPiece tokenizer trained on the test English, with BERT's normaliser and the given template (``ends``: its
+    opening and closing special tokens)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok = Tokenizer(models.WordPiece(unk_token=unk))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
     tok.train_from_iterator(_lines(english_text(200_000)), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
+    tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=[(t, tok.token_to_id(t)) for t in ends])
+    return tok
+
+
+def _bert_tokenizer(vocab_size: int = 400):
+    from transformers import BertTokenizerFast
+
+    tok = _wordpiece(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "[UNK]", "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1", ("[CLS]", "[SEP]"),
+                     vocab_size)
     return BertTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]", model_max_length=64
     )
@@ -89,18 +94,9 @@ def _roberta_tokenizer(vocab_size: int = 400):
 
 def _mpnet_tokenizer(vocab_size: int = 400):
     """MPNet's tokenizer: WordPiece with RoBERTa's special tokens and its pair template (``<s> A </s></s> B </s>``), no token types."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import MPNetTokenizerFast
 
-    specials = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(_lines(english_text(200_000)), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-                                                       special_tokens=[("<s>", bos), ("</s>", eos)])
+    tok = _wordpiece(["<s>", "<pad>", "</s>", "[UNK]", "<mask>"], "[UNK]", "<s> $A </s>", "<s> $A </s> </s> $B </s>", ("<s>", "</s>"), vocab_size)
     return MPNetTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>", unk_token="[UNK]",
                               pad_token="<pad>", mask_token="<mask>", model_max_length=64)
 
