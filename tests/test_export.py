@@ -327,3 +327,30 @@ def test_predict_regression_and_multiple_choice(bert_tokenizer, tmp_path, capsys
     pairs.write_text("only one text\n")
     assert main(["predict", "--model", str(mc), "--input", str(pairs)]) == 2
     assert "needs the same number of choices" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_the_progress_bar_ends_at_its_total(classifier, tmp_path, monkeypatch, quantize):
+    """Every stage counts once, and the total is the number of stages (it overshot with 5 stages of 4, issue 40)."""
+    bars = []
+
+    class Bar:
+        def __init__(self, *, total, **_):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def set_postfix_str(self, _):
+            pass
+
+        def update(self, k: int = 1):
+            self.n += k
+
+    monkeypatch.setattr(onnx_export, "tqdm", Bar)
+    export_onnx(ExportConfig(model=str(classifier), out=tmp_path / "o", quantize=quantize))
+    assert len(bars) == 1 and bars[0].n == bars[0].total == (6 if quantize == "int8" else 5)

@@ -198,6 +198,10 @@ class FolderLock:
     Within one process the lock is shared (two holders of one folder cannot race: they take turns).
     :meth:`release`, the lock's garbage collection or the end of the process frees it and removes the
     lock file.
+
+    Not ``filelock`` (which huggingface_hub brings): its ``FileLock`` takes the same flock, but writes nothing into the lock
+    file, so the refusal could not name the process that holds the folder and its command, and it waits (or times out)
+    where a second writer must be refused at once; its in-process re-entrance is per lock object, not per folder.
     """
 
     def __init__(self, folder: str | Path, what: str) -> None:

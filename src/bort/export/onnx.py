@@ -266,7 +266,8 @@ def export_onnx(cfg: ExportConfig) -> ExportResult:
     holding nothing else, and not the model's folder (:func:`~bort.shared.output_files`).
     """
     # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
-    with tqdm(total=4 + (cfg.quantize == "int8"), desc="export", unit="stage", disable=None if cfg.progress else True) as bar:
+    stages = ("load", "trace", "fuse", *(("quantize",) if cfg.quantize == "int8" else ()), "check", "write")
+    with tqdm(total=len(stages), desc="export", unit="stage", disable=None if cfg.progress else True) as bar:
         with _stage(bar, "load"):
             model, head, path = load_model(cfg.model, eager_attention=True)
             tokenizer = load_tokenizer(path)
