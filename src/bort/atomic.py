@@ -200,8 +200,7 @@ class FolderLock:
     lock file.
 
     Not ``filelock`` (which huggingface_hub brings): its ``FileLock`` takes the same flock, but writes nothing into the lock
-    file, so the refusal could not name the process that holds the folder and its command, and it waits (or times out)
-    where a second writer must be refused at once; its in-process re-entrance is per lock object, not per folder.
+    file, so the one-line refusal could not say which process (PID and command) holds the folder, which is its point.
     """
 
     def __init__(self, folder: str | Path, what: str) -> None:
