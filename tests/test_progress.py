@@ -29,7 +29,7 @@ def _commands(teacher, corpus, out) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("command", ["teacher prepare", "export", "bench"])
 def test_a_bar_on_a_terminal_only(command, bert_teacher_nohead, corpus_file, tmp_path, monkeypatch, capsys):
-    totals = {"teacher prepare": "2/2", "export": "5/5", "bench": "10/10"}  # steps; load, trace, fuse, quantize, check, write; 2 × (1 + 2 × 2) calls
+    totals = {"teacher prepare": "2/2", "export": "6/6", "bench": "10/10"}  # steps; load, trace, fuse, quantize, check, write; 2 × (1 + 2 × 2) calls
     for where, stream, extra in (("terminal", _Terminal(), ()), ("pipe", io.StringIO(), ()), ("--no-progress", _Terminal(), ("--no-progress",))):
         monkeypatch.setattr(sys, "stderr", stream)
         assert main(_commands(bert_teacher_nohead, corpus_file, tmp_path / where)[command] + list(extra)) == 0, stream.getvalue()
