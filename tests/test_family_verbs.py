@@ -120,3 +120,23 @@ def test_the_int8_export_keeps_the_familys_float_products_and_gates_embeddings(t
     assert sum(n.op_type == "MatMulInteger" for n in nodes) >= 2 * 5  # q, k, v, o and the up-projection of each layer
     check = json.loads((out / "export.json").read_text())["check"]
     assert check["gated_on"] == "outputs" and check["error"] <= check["tolerance"]  # no sentence output here: the hidden states
+
+
+@pytest.mark.slow
+def test_an_electra_discriminator_is_a_teacher_as_its_encoder(tmp_path, bert_tokenizer, corpus_file, capsys):
+    """ELECTRA ships discriminators (ElectraForPreTraining: no masked-LM head): pretraining reads it as its encoder, and its
+    export is the encoder's."""
+    import torch
+    from transformers import ElectraConfig, ElectraForPreTraining
+
+    teacher = tmp_path / "disc"
+    torch.manual_seed(0)
+    ElectraForPreTraining(ElectraConfig(vocab_size=len(bert_tokenizer), num_hidden_layers=2, num_attention_heads=4, hidden_size=64,
+                                        intermediate_size=128, embedding_size=32, max_position_embeddings=64)).save_pretrained(teacher)
+    bert_tokenizer.save_pretrained(teacher)
+    assert main(["pretrain", "--teacher", str(teacher), "--corpus", str(corpus_file), "--arch", "1,2,32,64", "--init", "teacher", "--alpha-mlm", "0",
+                 "--alpha-kd", "0", "--alpha-hidden", "1", "--seq-len", str(SEQ_LEN), "--steps", "2", "--batch-size", "4", "--eval-sequences", "8",
+                 "--out", str(tmp_path / "student"), "--no-progress", "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "student" / "pretrain.json").read_text())["heldout"]["hidden_mse"] > 0
+    assert main(["export", "--model", str(teacher), "--out", str(tmp_path / "onnx"), "--quantize", "int8"]) == 0
+    assert json.loads((tmp_path / "onnx" / "export.json").read_text())["head"] == "encoder"
