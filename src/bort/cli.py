@@ -132,7 +132,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from bort.compress.report import summary
 
     cfg = options.build(CompressConfig, args)
-    _note((cfg.task_distill.former_mix_note() or "").replace("--alpha-", "--task-alpha-") or None)
+    _note(cfg.task_distill.former_mix_note(prefix="--task-"))
     print("\n".join(summary(compress(cfg))))
     print(f"wrote {args.out}/report.md, report.png, compress.json")
     return 0
@@ -151,13 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     from bort.export.onnx import ExportConfig
     from bort.extract.recipe import ExtractConfig
     from bort.finetune.recipe import FinetuneConfig
+    from bort.models.families import NAMES as FAMILY_NAMES
     from bort.predict.recipe import PredictRun
     from bort.pretrain.recipe import PretrainConfig
     from bort.teacher.prepare import PrepareConfig
     from bort.training.hparams import Theta
 
-    parser = argparse.ArgumentParser(prog="bort", description="Extract, pretrain and ship small models of the BERT, RoBERTa, XLM-RoBERTa and "
-                                     "MPNet families (the Bort method).")
+    parser = argparse.ArgumentParser(prog="bort", description=f"Extract, pretrain and ship small models of the {FAMILY_NAMES} families "
+                                     "(the Bort method).")
     parser.add_argument("--version", action="version", version=f"bort {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--loss", choices=("kd", "mlm"), default="kd", help="kd: distillation with the --alpha-* weights; mlm: self-supervised (default: kd)")
 
     ft = verb("finetune", FinetuneConfig, cmd_finetune, "fine-tune a model on a GLUE, SuperGLUE or RACE task",
-              "Fine-tune a model folder (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet or DistilBERT) on one task with a fresh head (algorithms.md §5); "
+              f"Fine-tune a model folder of the {FAMILY_NAMES} families on one task with a fresh head (algorithms.md §5); "
               "keeps the best model on the dev metric. Re-running the same command resumes it.")
     ag = ft.add_argument_group("Agora (algorithms.md §6): rounds of hyperparameter search, pruning and new training points")
     options.add_options(ag, AgoraMode)  # options, so that a --config file can ask for Agora too

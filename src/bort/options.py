@@ -21,16 +21,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from bort.errors import BortError
-from bort.partial import Partial
+from bort.partial import Partial, rename_flags
 from bort.yaml_file import read_yaml
 
 _KEY = "bort.options"  # the field-metadata key of opt() and nested()
@@ -347,18 +346,13 @@ def _make(node: _Node, args: argparse.Namespace, values: dict[str, Any]) -> Any:
         taken = {k: values[p] if p in values else _default(fields[p], node.source) for k, p in inherit.items()}
         values[name] = _make(child, args, taken)
     if isinstance(node.source, Partial):  # checked when it is built, its options named as this verb spells them
-        flags = {"--" + e.name.replace("_", "-"): e.flag for e in node.all_leaves() if e.flag != "--" + e.name.replace("_", "-")}
-        return Partial(node.cls, {**node.source.flags, **flags}, **{**node.source.values, **values})
+        return Partial(node.cls, {**node.source.flags, **_spelled(node.all_leaves())}, **{**node.source.values, **values})
     try:
         return node.cls(**values) if node.source is None else dataclasses.replace(node.source, **values)
     except BortError as exc:  # a nested config's check names its own flags: name them as this verb spells them (--task-temperature)
-        raise BortError(_own_flags(str(exc), node)) from None
+        raise BortError(rename_flags(str(exc), _spelled(e for e in node.entries if isinstance(e, _Leaf)))) from None
 
 
-def _own_flags(text: str, node: _Node) -> str:
-    """``text`` with each of ``node``'s flags in its plain spelling (``--temperature``) replaced by the prefixed one."""
-    for leaf in (e for e in node.entries if isinstance(e, _Leaf)):
-        plain = "--" + leaf.name.replace("_", "-")
-        if leaf.flag != plain:
-            text = re.sub(rf"(?<![\w-]){re.escape(plain)}(?![\w-])", leaf.flag, text)
-    return text
+def _spelled(leaves: Iterable[_Leaf]) -> dict[str, str]:
+    """Each leaf's plain flag (``--temperature``) → the one this verb spells (``--task-temperature``), where they differ."""
+    return {plain: leaf.flag for leaf in leaves if (plain := "--" + leaf.name.replace("_", "-")) != leaf.flag}

@@ -16,6 +16,14 @@ from bort.errors import BortError
 C = TypeVar("C")
 
 
+def rename_flags(text: str, names: dict[str, str]) -> str:
+    """``text`` (an error message) with each flag of ``names`` in its plain spelling (``--temperature``) replaced by the one
+    the verb uses (``--task-temperature``)."""
+    for plain, flag in names.items():
+        text = re.sub(rf"(?<![\w-]){re.escape(plain)}(?![\w-])", flag, text)
+    return text
+
+
 class Partial(Generic[C]):
     """Some fields of a config dataclass, the others given when it is built: what a verb that chains stages (compress)
     takes of a stage's config, with its own departures from the stage's defaults and no placeholder for the fields it
@@ -58,7 +66,4 @@ class Partial(Generic[C]):
         try:
             return self.cls(**{**self.values, **values})
         except BortError as exc:
-            text = str(exc)
-            for plain, flag in self.flags.items():
-                text = re.sub(rf"(?<![\w-]){re.escape(plain)}(?![\w-])", flag, text)
-            raise BortError(text) from None
+            raise BortError(rename_flags(str(exc), self.flags)) from None

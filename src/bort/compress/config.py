@@ -52,7 +52,7 @@ class CompressConfig:
     """
 
     out: Path = field(default=Path("runs/compress"), metadata=opt("run folder, one subfolder per stage; re-running the same command resumes it",
-                                                                                aliases=("--output_dir",)))
+                                                                  aliases=("--output_dir",)))
     teacher: str = field(default="minilm-l6", metadata=TEACHER)
     corpus: str = field(default="builtin", metadata=CORPUS)
     tasks: tuple[str, ...] = field(default=(), metadata=opt("tasks to fine-tune and distil, e.g. glue/sst2 glue/rte (none: a task-agnostic "

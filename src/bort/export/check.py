@@ -45,8 +45,8 @@ def check(onnx_model: OnnxPredictor, reference: TorchPredictor, quantize: str, p
 
     Returns the relative errors (max |Δ| / max |PyTorch|, and ‖Δ‖ / ‖PyTorch‖), the gated one and its
     tolerance (:data:`GATE`), and for logits the share of rows whose argmax agrees; with ``pooling``,
-    the same for the sentence embeddings under ``sentence_embedding``; ``gated_on``: which output the gate read. A :class:`BortError` saying by
-    how much when a gated error is past its tolerance.
+    the same for the sentence embeddings under ``sentence_embedding``; ``gated_on``: which output the gate read. A
+    :class:`BortError` saying by how much when a gated error is past its tolerance.
     """
     seq_cap = position_limit(reference.config)
     batches = [sample_inputs(reference.config, reference.head, batch, min(seq, seq_cap), padded=True, seed=seed + 1)

@@ -1,4 +1,4 @@
-"""``bort export``: a BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet or DistilBERT model as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
+"""``bort export``: a model (:mod:`bort.models.families`) as an optimised (and optionally int8) ONNX graph, checked against PyTorch.
 
 Steps: trace the model to ONNX with dynamic batch and sequence axes (for a sequence-level head, the
 last layer for the first token only: :class:`FirstTokenLayer`) → fuse it with ONNX Runtime's
@@ -37,6 +37,7 @@ from bort.atomic import atomic_write_text, temp_dir
 from bort.errors import BortError
 from bort.export.check import check
 from bort.models.card import Card
+from bort.models.families import NAMES as FAMILY_NAMES
 from bort.models.families import family
 from bort.models.loading import ONNX_FILE, Head, load_model, load_tokenizer, read_config
 from bort.models.runtime import DISABLED_OPTIMIZERS, EXPORT_INFO, INPUT_NAMES, SENTENCE_OUTPUT, OnnxPredictor, TorchPredictor, sample_inputs
@@ -79,8 +80,8 @@ class ExportResult(Record):
 class ExportConfig:
     """What ``bort export`` writes: ``model`` (a folder, alias or Hub name) to the folder ``out``."""
 
-    model: str = field(metadata=opt("Hugging Face folder of a family bort works with (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet, DistilBERT; e.g. a "
-                                    "`bort finetune` output), Hub name or 'minilm-l6'"))
+    model: str = field(metadata=opt(f"Hugging Face folder of the {FAMILY_NAMES} families (e.g. a `bort finetune` output), Hub name or "
+                                    "'minilm-l6'"))
     out: Path = field(metadata=opt("output folder: model.onnx, config.json, the tokenizer, export.json"))
     quantize: str = field(default="none", metadata=opt("int8: dynamic int8 quantisation of the matrix products", choices=QUANTIZE))
     opset: int = field(default=17, metadata=opt("ONNX opset, 14..20"))

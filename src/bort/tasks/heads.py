@@ -35,14 +35,7 @@ SCALE = 1e-4  # s above for an odd activation: small enough that tanh(sÂ·h) = sÂ
 
 
 class _FirstToken(torch.nn.Module):
-    """The pooler of the ``linear`` head: the first token's hidden state, as it is."""
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return hidden_states[:, 0]
-
-
-class _FirstTokenSummary(_FirstToken):
-    """ELECTRA's multiple-choice sequence summary for the ``linear`` head: the first token, as it is."""
+    """The pooler (or ELECTRA's multiple-choice sequence summary) of the ``linear`` head: the first token's hidden state, as it is."""
 
     def forward(self, hidden_states: torch.Tensor, cls_index=None) -> torch.Tensor:
         return hidden_states[:, 0]
@@ -128,7 +121,7 @@ def build(path: Path, task: TaskSpec, head: str, max_seq_len: int, seed: int) ->
         _fresh_linear(model.classifier, std)
     elif hasattr(model, "sequence_summary"):  # ELECTRA's multiple choice: the dense + activation are its sequence summary
         if head == "linear":
-            model.sequence_summary = _FirstTokenSummary()
+            model.sequence_summary = _FirstToken()
         else:
             _fresh_linear(model.sequence_summary.summary, std)
         _fresh_linear(model.classifier, std)
@@ -155,7 +148,7 @@ def stock_copy(model: PreTrainedModel) -> PreTrainedModel:
         return stock.eval()
     if isinstance(getattr(model, "classifier", None), _LinearClassifier):
         dense, classifier, act = "classifier.dense", "classifier.out_proj", getattr(stock.classifier, "activation", torch.tanh)
-    elif isinstance(getattr(model, "sequence_summary", None), _FirstTokenSummary):
+    elif isinstance(getattr(model, "sequence_summary", None), _FirstToken):
         dense, classifier, act = "sequence_summary.summary", "classifier", stock.sequence_summary.activation
     else:
         dense, classifier, act = f"{model.base_model_prefix}.pooler.dense", "classifier", torch.tanh
