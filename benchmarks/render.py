@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = (ROOT / "docs" / "BENCHMARKS.md", ROOT / "README.md")
-BLOCK = re.compile(r"(<!-- render:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /render:(?P=name) -->)", re.S)
+BLOCK = re.compile(r"(<!-- render:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /render:(?P=name) -->)", re.S)
 TASK_ORDER = ("cola", "sst2", "mrpc", "stsb", "rte", "qnli", "pros_cons")
 
 
@@ -156,7 +156,22 @@ def render_main_job(results: Path) -> str:
             f"come; {s['speedup_vs_eager']:.1f}× against the teacher on HF eager fp32.\n")
 
 
-RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job}
+def render_int8_float(results: Path) -> str:
+    """all-mpnet-base-v2 in int8 with every product quantised and with its family's float exceptions, against fp32."""
+    path = results / "int8" / "mpnet-float-exceptions.json"
+    if not path.is_file():
+        return "No int8 result is committed yet.\n"
+    r = json.loads(path.read_text(encoding="utf-8"))
+    lines = ["| graph | hidden states ‖Δ‖/‖x‖ | embeddings ‖Δ‖/‖x‖ | least embedding cosine | STS-B Spearman |", "|---|---:|---:|---:|---:|"]
+    for name, v in r["results"].items():
+        cells = [f"{v[k]:.3f}" if k in v else "–" for k in ("hidden_rms_relative_error", "embedding_rms_relative_error", "least_embedding_cosine")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {v['stsb_spearman']:.4f} |")
+    m = r["machine"]
+    return "\n".join(lines) + (f"\n\n{r['data']}; commit {r['commit'][:7]}{'+' if r['dirty'] else ''}, {m['cpu']} ({', '.join(m['flags'])}); "
+                               "from `benchmarks/results/int8/mpnet-float-exceptions.json`.\n")
+
+
+RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float}
 
 
 def render(text: str, results: Path) -> str:

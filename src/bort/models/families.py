@@ -107,7 +107,7 @@ FAMILIES = {f.model_type: f for f in (
            positions_after_padding=True, relative_bias=True, bert_layers=False,
            # The FFN's down-projection reads GELU outputs with outlier columns that per-tensor int8 activations flatten: kept in
            # float, all-mpnet-base-v2's int8 hidden states on STS-B dev sentences go from 0.59 to 0.24 off fp32 (‖Δ‖/‖x‖), its
-           # sentence embeddings' least cosine to fp32 from 0.82 to 0.98 (docs/design.md).
+           # sentence embeddings' least cosine to fp32 from 0.82 to 0.98 (docs/BENCHMARKS.md §3).
            int8_float=("output/dense",)),
     Family("distilbert", "DistilBERT", "DistilBertForMaskedLM", ("vocab_transform", "vocab_layer_norm", "vocab_projector"),
            ("vocab_transform.", "vocab_layer_norm.", "vocab_projector."), intermediate="hidden_dim", layers="transformer.layer",
