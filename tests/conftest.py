@@ -61,6 +61,10 @@ def _wordpiece(specials: list[str], unk: str, single: str, pair: str, ends: tupl
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
     tok.train_from_iterator(_lines(english_text(200_000)), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    # The trainer's token set is stable but its ids vary from process to process: number the tokens in one order, so that the
+    # tiny models (and the learning bars of the tests) are the same in every run.
+    words = sorted(set(tok.get_vocab()) - set(specials))
+    tok.model = models.WordPiece({t: i for i, t in enumerate([*specials, *words])}, unk_token=unk)
     tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=[(t, tok.token_to_id(t)) for t in ends])
     return tok
 
