@@ -342,7 +342,7 @@ def test_the_table_spans_every_verb_and_the_probes_defects():
     assert sum(c.bug is None for c in CASES) >= 80  # cases that pass today
 
 
-# ------------------------------------------------------------------ argparse's own errors: a usage line, then the error
+# ------------------------------------------------------------------ argparse's own errors: one line, naming the verb's --help
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
@@ -355,12 +355,12 @@ def test_the_table_spans_every_verb_and_the_probes_defects():
      "argument --steps: not allowed with argument --epochs"),
     (["teleport"], "invalid choice: 'teleport'"),
 ])
-def test_argparse_errors_are_usage_then_one_error_line(argv, needle, tmp_path, capsys, monkeypatch):
+def test_argparse_errors_are_one_line_like_every_other_error(argv, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         main(argv)
     out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
+    verb = "bort" if argv[0] == "teleport" else f"bort {argv[0]}"
     assert exc.value.code == 2 and out == "" and "Traceback" not in err
-    assert lines[0].startswith("usage: bort") and lines[-1].startswith("bort") and ": error: " in lines[-1] and needle in lines[-1], err
+    assert err.startswith("bort: error: ") and err.endswith(f"; see `{verb} --help`\n") and err.count("\n") == 1 and needle in err, err
     assert list(tmp_path.iterdir()) == []

@@ -103,7 +103,7 @@ def test_repeated_list_flags_add_up():
 
 HF_SPELLINGS = {"--model_name_or_path": "--model", "--output_dir": "--out", "--learning_rate": "--lr", "--num_train_epochs": "--epochs",
                 "--per_device_train_batch_size": "--batch-size", "--max_seq_length": "--max-seq-len", "--warmup_ratio": "--warmup",
-                "--weight_decay": "--weight-decay"}
+                "--weight_decay": "--weight-decay", "--logging_steps": "--logging-steps", "--report_to": "--report-to"}
 
 
 def test_run_glue_and_trainer_spellings_are_aliases_of_bort_flags(tmp_path):
@@ -111,7 +111,7 @@ def test_run_glue_and_trainer_spellings_are_aliases_of_bort_flags(tmp_path):
     from bort import cli, options
     from bort.finetune.recipe import FinetuneConfig
 
-    values = dict(zip(HF_SPELLINGS, ["m", str(tmp_path / "o"), "2e-05", "2", "8", "64", "0.06", "0.0"]))
+    values = dict(zip(HF_SPELLINGS, ["m", str(tmp_path / "o"), "2e-05", "2", "8", "64", "0.06", "0.0", "5", "tensorboard"]))
     task = ["finetune", "--task", "glue/rte"]
 
     def built(argv: list[str]) -> FinetuneConfig:
@@ -121,6 +121,7 @@ def test_run_glue_and_trainer_spellings_are_aliases_of_bort_flags(tmp_path):
     assert built([*task, *(w for hf, v in values.items() for w in (hf, v))]) == ours
     (tmp_path / "c.yaml").write_text("".join(f"{hf.lstrip('-')}: {v}\n" for hf, v in values.items()))
     assert built([*task, "--config", str(tmp_path / "c.yaml")]) == ours
-    assert (ours.optim.lr, ours.epochs, ours.batch_size, ours.max_seq_len, ours.optim.warmup) == (2e-5, 2.0, 8, 64, 0.06)
+    assert (ours.optim.lr, ours.epochs, ours.batch_size, ours.max_seq_len, ours.optim.warmup, ours.logging_steps, ours.report_to) == \
+        (2e-5, 2.0, 8, 64, 0.06, 5, ("tensorboard",))
     shown = cli.build_parser()._subparsers._group_actions[0].choices["finetune"].format_help()
     assert all(shown.count(hf) == 1 for hf in HF_SPELLINGS)  # once each, beside its flag

@@ -2,7 +2,7 @@
 
 Any value given to a numeric flag, on the command line or in ``--config``, either parses to the number
 it spells (finite, within the option's range) or is refused in exactly one ``bort: error:`` line with
-exit status 2, never a traceback; argparse's own usage errors (a value that looks like a flag) excepted.
+exit status 2, never a traceback; argparse's own errors (a value that looks like a flag) as its one line.
 Parse only: no command runs.
 """
 
@@ -39,7 +39,7 @@ def parser():
 
 
 def parse(parser, argv: list[str]):
-    """The namespace, or the BortError, or None for an argparse usage error."""
+    """The namespace, or the BortError, or None for an error of argparse's own (one line)."""
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
@@ -47,7 +47,7 @@ def parse(parser, argv: list[str]):
     except BortError as exc:
         return exc
     except SystemExit as exc:
-        assert exc.code == 2 and "usage:" in err.getvalue()
+        assert exc.code == 2 and err.getvalue().startswith("bort: error: ") and err.getvalue().count("\n") == 1
         return None
 
 
@@ -63,7 +63,7 @@ def expected(flag: str, text: str):
 
 def check(flag: str, text: str, got, named: str | None = None) -> None:
     """``got`` (of :func:`parse`) is what ``text`` must give ``flag``; a refusal names ``named`` (default: the flag)."""
-    if got is None:  # argparse's usage error: only for what looks like a flag
+    if got is None:  # argparse's own error: only for what looks like a flag
         assert text.startswith("-") and not _number(text), text
         return
     want = expected(flag, text)

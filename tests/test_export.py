@@ -243,9 +243,12 @@ def test_predict_text_tsv_jsonl_and_task_folder(classifier, tmp_path, capsys):
     glue.mkdir()
     texts, labels = _sentences(60, seed=2)
     glue.joinpath("dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(texts, labels)))
-    assert main(["predict", "--model", str(export), "--input", str(glue), "--task", "glue/sst2"]) == 0
+    assert main(["predict", "--model", str(export), "--input", str(glue), "--task", "glue/sst2", "--batch-size", "16"]) == 0
     out = capsys.readouterr()
-    assert len(out.out.splitlines()) == 60 and json.loads(out.err)["metrics"]["accuracy"] > 0.9
+    assert len(out.out.splitlines()) == 60 and json.loads(out.err.splitlines()[-1])["metrics"]["accuracy"] > 0.9
+    assert "predict:" in out.err and "0/4 [" in out.err  # the progress bar over the 4 batches, on stderr beside the metrics
+    assert main(["predict", "--model", str(export), "--input", str(glue), "--task", "glue/sst2", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().err)["metrics"]["accuracy"] > 0.9  # without a bar: the metrics line alone
 
 
 def test_bench_writes_its_three_files(classifier, tmp_path, capsys):

@@ -191,7 +191,7 @@ def test_agora_folder_and_its_rounds(tmp_path, teacher, rte):
     # The round's numbers in Agora's own event file; the round's fine-tuning in its own.
     acc = EventAccumulator(str(out / "runs"))
     acc.Reload()
-    assert [(e.step, e.value) for e in acc.Scalars("best_metric")] == [(0, pytest.approx(result.rounds[0].best_metric))]
+    assert [(e.step, e.value) for e in acc.Scalars("round/best_metric")] == [(0, pytest.approx(result.rounds[0].best_metric))]
     assert list((round_folder / "runs").glob("events.out.tfevents.*"))
 
 

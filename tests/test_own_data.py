@@ -116,8 +116,12 @@ def test_csv_task_trains_records_its_columns_and_predicts_the_test_file(csv_run,
 
 
 def test_csv_task_evaluates_and_predicts_without_the_column_flags(csv_run, csv_data, tmp_path, capsys):
-    assert main(["evaluate", "--model", str(csv_run), "--validation-file", str(csv_data / "dev.csv")]) == 0
-    assert _json_out(capsys) == json.loads((csv_run / "eval.json").read_text())["metrics"]
+    assert main(["evaluate", "--model", str(csv_run), "--validation-file", str(csv_data / "dev.csv"), "--batch-size", "16"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == json.loads((csv_run / "eval.json").read_text())["metrics"]
+    assert "evaluate dev:" in captured.err and "0/3 [" in captured.err  # the progress bar over the 48 examples' 3 batches
+    assert main(["evaluate", "--model", str(csv_run), "--validation-file", str(csv_data / "dev.csv"), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
     assert main(["predict", "--model", str(csv_run), "--input", str(csv_data / "dev.csv"), "--output-format", "csv"]) == 0
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))

@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import threading
+import typing
 from pathlib import Path
 
 from bort import __version__, options
@@ -142,6 +143,14 @@ def cmd_compress(args: argparse.Namespace) -> int:
 NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-inf(inity)?$", re.IGNORECASE)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (an unknown choice, a missing option) as the one line every other error makes, naming the
+    verb's help instead of printing its usage; exit status 2 as before. Subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"bort: error: {one_line(message)}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bort`` parser: one subcommand per stage, its options generated from the stage's config."""
     from bort.agora.recipe import AgoraConfig, AgoraMode
@@ -157,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bort.teacher.prepare import PrepareConfig
     from bort.training.hparams import Theta
 
-    parser = argparse.ArgumentParser(prog="bort", description=f"Extract, pretrain and ship small models of the {FAMILY_NAMES} families "
+    parser = _Parser(prog="bort", description=f"Extract, pretrain and ship small models of the {FAMILY_NAMES} families "
                                      "(the Bort method).")
     parser.add_argument("--version", action="version", version=f"bort {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

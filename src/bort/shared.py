@@ -226,8 +226,13 @@ SEED = opt("seed of the initialisation, the batches and dropout")
 DEVICE = opt("auto (CUDA when present), cpu, cuda or cuda:N")
 BF16 = opt("bfloat16 autocast where the hardware has it", choices=("auto", "on", "off"))
 PROGRESS = opt("no progress bars (they go to standard error)")
-TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # --report-to's choices (bort.training.tracking opens them)
-REPORT_TO = opt("also send the scalars of every evaluation to TensorBoard (OUT/runs/), Weights & Biases or MLflow", choices=TRACKERS)
+TRACKERS = ("none", "tensorboard", "wandb", "mlflow")  # --report-to's names, with "all" (bort.training.tracking opens them)
+NO_TRACKER = ("none",)  # --report-to's default
+REPORT_TO = opt("send the training scalars (train/loss, train/learning_rate, train/grad_norm every --logging-steps), every evaluation "
+                "(eval/…) and the settings to TensorBoard (OUT/runs/), Weights & Biases and/or MLflow; several names, or all (those installed)",
+                nargs="+", metavar="NAME", aliases=("--report_to",))
+LOGGING_STEPS = opt("send the training scalars to the --report-to trackers every N optimiser steps", aliases=("--logging_steps",))
+LOGGING_EVERY = 10  # --logging-steps' default (Trainer's is 500: bort's runs are short)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 

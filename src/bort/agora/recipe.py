@@ -223,7 +223,7 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
                                   best_theta=best_key, best_folder=str(best_folder), labeller=str(labeller),
                                   labeller_accuracy=labeller_accuracy, scores=scores))
         atomic_write_text(out / RECORDS, json.dumps({"task": task.name, "rounds": [rec.to_dict() for rec in records]}, indent=2) + "\n")
-        run.track(records[-1].to_dict(), r)  # the round's numbers (each θ's fine-tuning reports its own, in its folder)
+        run.track(records[-1].to_dict(), r, prefix="round/")  # the round's numbers (each θ's fine-tuning reports its own, in its folder)
         tqdm.write(f"agora round {r}: best {main} {scores[best_key]:.4f} ({best_key}); {len(wrong)} mistakes, {len(points)} new points; "
                    f"Θ {len(thetas)} → {len(left)}", file=sys.stderr)
         thetas = left

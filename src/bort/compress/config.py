@@ -27,7 +27,7 @@ from bort.models.loading import TEACHER
 from bort.options import nested, opt
 from bort.partial import Partial
 from bort.pretrain.recipe import PretrainConfig
-from bort.shared import DEVICE, PROGRESS, REPORT_TO, SEED
+from bort.shared import DEVICE, LOGGING_EVERY, LOGGING_STEPS, NO_TRACKER, PROGRESS, REPORT_TO, SEED
 from bort.surrogates.latency import LatencySettings
 from bort.tasks.registry import get_task
 from bort.training.loop import OptimConfig
@@ -111,10 +111,13 @@ class CompressConfig:
     seed: int = field(default=0, metadata=SEED)
     device: str = field(default="auto", metadata=DEVICE)
     progress: bool = field(default=True, metadata=PROGRESS)
-    report_to: str = field(default="none", metadata=REPORT_TO)  # each training stage's evaluations, to the tracker
+    report_to: tuple[str, ...] = field(default=NO_TRACKER, metadata=REPORT_TO)  # each training stage's evaluations, to the tracker
+    logging_steps: int = field(default=LOGGING_EVERY, metadata=LOGGING_STEPS)
 
     def __post_init__(self) -> None:
-        check_report_to(self.report_to)
+        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
+        if self.logging_steps < 1:
+            raise BortError(f"--logging-steps must be 1 or more, got {self.logging_steps}")
         if self.own_data and self.tasks:
             raise BortError("give either --task NAME … (with --data FOLDER …) or your own files (--train-file …), not both")
         if self.data and len(self.data) != len(self.tasks):

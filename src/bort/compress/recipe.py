@@ -70,7 +70,8 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     scored = sum(not (data.get("task") and get_task(data["task"]).kind == "multiple_choice") for _, data, _ in jobs) or int(bool(cfg.embedding_task))
     total = int(needs_head) + 2 + sum(4 if given is None else 3 for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task) + 1 + scored
     ledger = Stages(Ledger(out, total), run.settings_file, cfg.settings())
-    common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to}  # what every training stage takes from the run
+    # What every training stage takes from the run.
+    common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to, "logging_steps": cfg.logging_steps}
 
     # 1. An MLM head, only for a logit objective and a teacher without one; later stages then distil the prepared teacher.
     teacher = cfg.teacher
@@ -152,7 +153,7 @@ def _extract_config(cfg: CompressConfig, out: Path, teacher: str, device: str, c
                              latency=replace(cfg.extract.latency, head=cfg.ship_head()), min_speedup=cfg.min_speedup * (1 + cfg.speedup_margin),
                              init=cfg.init, maximal=cfg.pick == "quality", device=device,
                              loss=cfg.loss if logit else LogitLoss(0.0, 0.0), representation=RepresentationLoss() if logit else cfg.representation,
-                             **common)
+                             **{k: v for k, v in common.items() if k != "logging_steps"})  # its trials are sent, not their steps
 
 
 def _pretrain_config(cfg: CompressConfig, out: Path, teacher: str, arch: Arch, device: str, common: dict) -> PretrainConfig:

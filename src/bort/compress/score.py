@@ -62,7 +62,8 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
     files = scoring_files(own)
 
     def predictions_of(model: str) -> tuple[list[Example], list]:
-        _, splits = split_predictions(EvaluateConfig(model=model, task=task, data=data, own=files, split=split, device=device))
+        _, splits = split_predictions(EvaluateConfig(model=model, task=task, data=data, own=files, split=split, device=device,
+                                                          progress=False))
         return splits[split]
 
     examples, t_preds = predictions_of(teacher)
@@ -88,7 +89,7 @@ def score_embedding(*, task: str, data: Path | None, seed: int, teacher: str, st
     data_all = open_task(task, data, OwnData())
     spec = data_all.spec
     examples = data_all.split(spec.dev_splits[0])
-    cfg = EvaluateConfig(model="", task=task, data=data, device=device, embedding=True)
+    cfg = EvaluateConfig(model="", task=task, data=data, device=device, embedding=True, progress=False)  # compress shows its stages
     cos = {name: pair_cosines(cfg, resolve_model_path(model), examples) for name, model in
            (("teacher", teacher), ("student", str(export)), ("student_fp32", str(student)))}
     result = kept(spec, examples, cos["teacher"], cos["student"], None, seed=seed, baseline_score=0.0, names=("spearman",))

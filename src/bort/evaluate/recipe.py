@@ -19,7 +19,7 @@ from bort.models.runtime import embed_texts, export_info, load_predictor, task_l
 from bort.models.sentence import embed, read_pooling
 from bort.options import nested, opt
 from bort.records import Record
-from bort.shared import DEVICE, check_file_out, resolve_device
+from bort.shared import DEVICE, PROGRESS, check_file_out, resolve_device
 from bort.tasks import heads, metrics
 from bort.tasks.features import encode
 from bort.tasks.scoring import outputs, predictions, score
@@ -54,6 +54,7 @@ class EvaluateConfig:
     device: str = field(default="cpu", metadata=DEVICE)
     embedding: bool = field(default=False, metadata=opt("score a bare encoder without fine-tuning: the cosine of the two texts' sentence "
                                                         "embeddings against the gold scores (Pearson, Spearman; e.g. glue/stsb)"))
+    progress: bool = field(default=True, metadata=PROGRESS)
 
 
     def __post_init__(self) -> None:
@@ -94,18 +95,25 @@ def _onnx(path: Path):
     return load_predictor(path) if export_info(path) is not None else None
 
 
-def task_outputs(cfg: EvaluateConfig, path: Path, task: TaskSpec) -> Callable[[Sequence[Example]], torch.Tensor]:
-    """The outputs of the folder's model for examples of ``task`` (the logits :func:`~bort.tasks.scoring.predictions` takes):
-    a PyTorch folder on ``cfg.device``, an ONNX export on ONNX Runtime."""
+def task_outputs(cfg: EvaluateConfig, path: Path, task: TaskSpec) -> Callable[[Sequence[Example], str], torch.Tensor]:
+    """The outputs of the folder's model for examples of ``task`` (the logits :func:`~bort.tasks.scoring.predictions` takes), given
+    them and the split's name (the progress bar's): a PyTorch folder on ``cfg.device``, an ONNX export on ONNX Runtime."""
     predictor = _onnx(path)
     if predictor is not None:
         heads.check_task(predictor.config, task, path)
         max_len = _max_len(cfg, predictor.config, getattr(predictor.config, "bort_max_seq_len", 128))
-        return lambda examples: torch.from_numpy(task_logits(predictor, examples, max_len=max_len, batch_size=cfg.batch_size))
+        return lambda examples, split: torch.from_numpy(task_logits(predictor, examples, max_len=max_len, batch_size=cfg.batch_size,
+                                                                    progress=_bar(cfg, split)))
     model = heads.load(path, task).to(resolve_device(cfg.device))
     tokenizer = load_tokenizer(path)
     max_len = _max_len(cfg, model.config, getattr(model.config, "bort_max_seq_len", 128))
-    return lambda examples: outputs(model, encode(task, examples, tokenizer, max_len), batch_size=cfg.batch_size, pad_id=tokenizer.pad_token_id)
+    return lambda examples, split: outputs(model, encode(task, examples, tokenizer, max_len), batch_size=cfg.batch_size,
+                                           pad_id=tokenizer.pad_token_id, progress=_bar(cfg, split))
+
+
+def _bar(cfg: EvaluateConfig, what: str) -> str | None:
+    """The progress bar's name (``evaluate dev``), or None under ``--no-progress``."""
+    return f"evaluate {what}" if cfg.progress else None
 
 
 def _task_splits(cfg: EvaluateConfig) -> tuple[Path, TaskData, list[str]]:
@@ -121,7 +129,7 @@ def _predict(cfg: EvaluateConfig, path: Path, data: TaskData, splits: list[str])
     out = {}
     for split in splits:
         examples = data.split(split)
-        out[split] = (examples, predictions(data.spec, examples, run(examples)))
+        out[split] = (examples, predictions(data.spec, examples, run(examples, split)))
     return out
 
 
@@ -167,12 +175,12 @@ def pair_cosines(cfg: EvaluateConfig, path: Path, examples: Sequence[Example]) -
     if predictor is not None:
         max_len = _max_len(cfg, predictor.config, 128)
         first, second = (torch.from_numpy(embed_texts(predictor, [ex.texts[i] for ex in examples], pooling, max_len=max_len,
-                                                      batch_size=cfg.batch_size)) for i in (0, 1))
+                                                      batch_size=cfg.batch_size, progress=_bar(cfg, f"text {i + 1}"))) for i in (0, 1))
     else:
         encoder = load_model(path)[0].base_model.to(resolve_device(cfg.device))
         tokenizer, max_len = load_tokenizer(path), _max_len(cfg, encoder.config, 128)
-        first, second = (embed(encoder, tokenizer, [ex.texts[i] for ex in examples], pooling, batch_size=cfg.batch_size, max_len=max_len)
-                         for i in (0, 1))
+        first, second = (embed(encoder, tokenizer, [ex.texts[i] for ex in examples], pooling, batch_size=cfg.batch_size, max_len=max_len,
+                               progress=_bar(cfg, f"text {i + 1}")) for i in (0, 1))
     return torch.nn.functional.cosine_similarity(first.float(), second.float(), dim=-1).tolist()
 
 

@@ -29,7 +29,7 @@ from bort.models.loading import TEACHER
 from bort.models.sentence import read_pooling
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
-from bort.shared import DEVICE, PROGRESS, REPORT_TO, SEED, resolve_device
+from bort.shared import DEVICE, NO_TRACKER, PROGRESS, REPORT_TO, SEED, resolve_device
 from bort.surrogates.error import ERROR_KINDS, INITS, ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import LatencySettings, depth_anchors, flops, interpolate_depths, measure_latency
 from bort.surrogates.params import count_params
@@ -76,10 +76,10 @@ class ExtractConfig:
     device: str = field(default="cpu", metadata=DEVICE)
     backend: BackendConfig = field(default_factory=BackendConfig)
     progress: bool = field(default=True, metadata=PROGRESS)
-    report_to: str = field(default="none", metadata=REPORT_TO)
+    report_to: tuple[str, ...] = field(default=NO_TRACKER, metadata=REPORT_TO)
 
     def __post_init__(self) -> None:
-        check_report_to(self.report_to)
+        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
         if self.init not in ("auto", *INITS):
             raise BortError(f"--init must be one of auto, {', '.join(INITS)}, got '{self.init}'")
         if self.epsilon < 1:
@@ -287,7 +287,7 @@ class _ErrorFunction:
             self.trials += 1
             c = by_arch[trial.arch]
             self.run.track({"error": trial.error, "params": c.params, "latency_ms": c.latency_ms, "flops": c.flops, "s": c.s,
-                            "w": w_coefficient(c.s, trial.error)}, self.trials)
+                            "w": w_coefficient(c.s, trial.error)}, self.trials, prefix="trial/")
             left[trial.arch] -= 1
             if not left[trial.arch]:
                 self.bar.set_postfix_str(str(trial.arch))

@@ -37,7 +37,7 @@ from bort.models.folder import save_model_folder
 from bort.models.loading import load_tokenizer, position_limit, read_config, resolve_model_path
 from bort.options import opt
 from bort.records import Record
-from bort.shared import BF16, DEVICE, PROGRESS, REPORT_TO, SEED, resolve_device
+from bort.shared import BF16, DEVICE, LOGGING_EVERY, LOGGING_STEPS, NO_TRACKER, PROGRESS, REPORT_TO, SEED, resolve_device
 from bort.tasks import heads
 from bort.tasks.features import Feature, encode, steps_per_epoch, task_batch_stream
 from bort.tasks.heads import TASK_HEADS
@@ -91,10 +91,13 @@ class FinetuneConfig:
     bf16: str = field(default="auto", metadata=BF16)
     device: str = field(default="auto", metadata=DEVICE)
     progress: bool = field(default=True, metadata=PROGRESS)
-    report_to: str = field(default="none", metadata=REPORT_TO)
+    report_to: tuple[str, ...] = field(default=NO_TRACKER, metadata=REPORT_TO)
+    logging_steps: int = field(default=LOGGING_EVERY, metadata=LOGGING_STEPS)
 
     def __post_init__(self) -> None:
-        check_report_to(self.report_to)
+        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
+        if self.logging_steps < 1:
+            raise BortError(f"--logging-steps must be 1 or more, got {self.logging_steps}")
         if self.select_on not in SELECT_ON:
             raise BortError(f"--select-on must be one of {', '.join(SELECT_ON)}, got '{self.select_on}'")
         if not 0 < self.select_fraction < 1:
@@ -191,14 +194,25 @@ def _suffix(i: int, split: str) -> str:
 
 
 def dev_metrics(task: TaskSpec, model, dev: dict[str, tuple[list[Example], list[Feature]]], *, pad_id: int, batch_size: int,
-                autocast: torch.dtype | None = None) -> dict[str, float]:
+                autocast: torch.dtype | None = None, loss: bool = False) -> dict[str, float]:
     """The official metrics on every dev split (``split → (examples, their features)``): the first split's
-    under their own names, others suffixed (MNLI: ``accuracy`` on matched, ``accuracy_mismatched``)."""
+    under their own names, others suffixed (MNLI: ``accuracy`` on matched, ``accuracy_mismatched``); with ``loss``,
+    the model's own loss to the gold labels too (``loss``, ``loss_mismatched``: what Trainer logs as eval_loss)."""
     out: dict[str, float] = {}
     for i, (split, (examples, features)) in enumerate(dev.items()):
         logits = outputs(model, features, batch_size=batch_size, pad_id=pad_id, autocast=autocast)
         out.update({f"{k}{_suffix(i, split)}": v for k, v in score(task, examples, predictions(task, examples, logits)).items()})
+        if loss:
+            out[f"loss{_suffix(i, split)}"] = gold_loss(task, logits, features)
     return out
+
+
+def gold_loss(task: TaskSpec, logits: torch.Tensor, features: Sequence[Feature]) -> float:
+    """The mean loss of ``logits`` to the features' gold targets, as the stock heads compute it in training: squared
+    error for regression, cross-entropy otherwise (over the labels, or over the choices)."""
+    if task.kind == "regression":
+        return float(torch.nn.functional.mse_loss(logits.view(-1), torch.tensor([float(f.target) for f in features])))
+    return float(torch.nn.functional.cross_entropy(logits, torch.tensor([int(f.target) for f in features])))
 
 
 def baselines(task: TaskSpec, train: Sequence[Example], splits: dict[str, list[Example]]) -> dict[str, float]:
@@ -222,8 +236,8 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None, select
     if select_set is not None and cfg.select_on != "train":
         raise ValueError("a select_set is the held-out slice of --select-on train")
     device = resolve_device(cfg.device)
-    with RunFolder(cfg.out, "finetune", log=LOG, report_to=cfg.report_to, inputs=(cfg.model, cfg.data, cfg.own.train_file, cfg.own.validation_file,
-                                                                              cfg.own.test_file, cfg.distill.teacher, cfg.augment.infill_model)) as run:
+    inputs = (cfg.model, cfg.data, cfg.own.train_file, cfg.own.validation_file, cfg.own.test_file, cfg.distill.teacher, cfg.augment.infill_model)
+    with RunFolder(cfg.out, "finetune", log=LOG, report_to=cfg.report_to, logging_steps=cfg.logging_steps, inputs=inputs) as run:
         return _finetune(cfg, train_set, select_set, data, device, run)
 
 
@@ -300,16 +314,19 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
         """Every step: progress. Every evaluation: selection metrics, the log, the best model, a checkpoint."""
         st.elapsed = clock()
         window.append(loss)
+        run.trained(st, loss, epoch=st.step / per_epoch)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", **({main_metric: f"{best['metric']:.4f}"} if best["metric"] is not None else {}))
         if st.step % eval_every and st.step != steps:
             return False
         t0 = time.time()
-        scores = dev_metrics(task, model, select, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size, autocast=autocast)
+        scores = dev_metrics(task, model, select, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size, autocast=autocast, loss=True)
+        losses = {k: scores.pop(k) for k in [k for k in scores if k.startswith("loss")]}  # tracked, not selection metrics
         best["eval_s"] += time.time() - t0
         st.elapsed = clock()  # the evaluation is in both elapsed and eval_s, so train_s = elapsed − eval_s never counts it
         run.log({"step": st.step, "epoch": round(st.step / per_epoch, 3), "train_loss": sum(window) / len(window),
                  **{f"select_{k}": v for k, v in scores.items()}, "train_s": st.elapsed - best["eval_s"]})
+        run.track({**scores, **losses}, st.step, prefix="eval/")
         window.clear()
         if best["metric"] is None or scores[main_metric] > best["metric"]:
             best.update(metric=scores[main_metric], scores=scores, step=st.step, bad=0)

@@ -45,7 +45,7 @@ _HEADS = {
     "masked_lm": ("fill-mask", "AutoModelForMaskedLM", "ORTModelForMaskedLM"),
     "encoder": ("feature-extraction", "AutoModel", "ORTModelForFeatureExtraction"),
 }
-_HIDDEN = ("out", "progress", "report_to", "device", "eval_batch_size")  # settings (at any level) that do not change the model
+_HIDDEN = ("out", "progress", "report_to", "logging_steps", "device", "eval_batch_size")  # settings (at any level) that do not change the model
 _TEXT = "A sentence to encode."
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import transformers
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from bort.errors import BortError
@@ -235,12 +236,13 @@ def _encode(predictor: Predictor, items: Sequence[tuple[tuple[str, ...], ...]], 
     return {k: v.reshape(len(items), -1, v.shape[-1]) for k, v in arrays.items()} if choices else arrays
 
 
-def _in_order(run, predictor: Predictor, items: Sequence[tuple[tuple[str, ...], ...]], max_len: int, choices: bool, batch_size: int) -> np.ndarray:
+def _in_order(run, predictor: Predictor, items: Sequence[tuple[tuple[str, ...], ...]], max_len: int, choices: bool, batch_size: int,
+              progress: str | None = None) -> np.ndarray:
     """``run`` over the encoded items (each its rows of segments: one, or one per choice) in batches, longest first so that
-    each batch pads little; its outputs in input order."""
+    each batch pads little; its outputs in input order. ``progress``: a bar of that name over the batches (stderr)."""
     order = sorted(range(len(items)), key=lambda i: -sum(len(text) for row in items[i] for text in row))
-    outputs = np.concatenate([run(_encode(predictor, [items[i] for i in order[b : b + batch_size]], max_len, choices))
-                              for b in range(0, len(order), batch_size)])
+    starts = tqdm(range(0, len(order), batch_size), desc=progress, unit="batch", leave=False, disable=progress is None)
+    outputs = np.concatenate([run(_encode(predictor, [items[i] for i in order[b : b + batch_size]], max_len, choices)) for b in starts])
     rows = np.empty_like(outputs)
     rows[order] = outputs
     return rows
@@ -252,14 +254,17 @@ def is_regression(predictor: Predictor) -> bool:
     return predictor.head.kind == "classification" and (config.problem_type == "regression" or config.num_labels == 1)
 
 
-def task_logits(predictor: Predictor, examples: Sequence[Example], *, max_len: int, batch_size: int) -> np.ndarray:
-    """The model's outputs for task examples, in input order: ``[n, labels]``, ``[n, choices]``, or ``[n]`` (regression)."""
+def task_logits(predictor: Predictor, examples: Sequence[Example], *, max_len: int, batch_size: int, progress: str | None = None) -> np.ndarray:
+    """The model's outputs for task examples, in input order: ``[n, labels]``, ``[n, choices]``, or ``[n]`` (regression);
+    ``progress``: a bar of that name."""
     choices = predictor.head.kind == "multiple_choice"
     items = [ex.choices if choices else (ex.texts,) for ex in examples]
-    logits = _in_order(predictor.run, predictor, items, max_len, choices, batch_size)
+    logits = _in_order(predictor.run, predictor, items, max_len, choices, batch_size, progress)
     return logits[:, 0] if is_regression(predictor) else logits
 
 
-def embed_texts(predictor: Predictor, texts: Sequence[str], pooling: Pooling, *, max_len: int, batch_size: int) -> np.ndarray:
-    """Sentence embeddings ``[n, hidden]`` of single texts, in input order (:meth:`Predictor.embed`)."""
-    return _in_order(lambda inputs: predictor.embed(inputs, pooling), predictor, [((t,),) for t in texts], max_len, False, batch_size)
+def embed_texts(predictor: Predictor, texts: Sequence[str], pooling: Pooling, *, max_len: int, batch_size: int,
+                progress: str | None = None) -> np.ndarray:
+    """Sentence embeddings ``[n, hidden]`` of single texts, in input order (:meth:`Predictor.embed`); ``progress``: a bar of that name."""
+    return _in_order(lambda inputs: predictor.embed(inputs, pooling), predictor, [((t,),) for t in texts], max_len, False, batch_size,
+                     progress)

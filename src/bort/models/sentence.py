@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from bort.errors import BortError
 
@@ -65,13 +66,14 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -
 
 
 @torch.inference_mode()
-def embed(encoder: torch.nn.Module, tokenizer, texts: list[str], pooling: Pooling, *, batch_size: int = 64, max_len: int = 128) -> torch.Tensor:
-    """The sentence embeddings of ``texts`` from a bare encoder (a model's ``base_model``), in order."""
+def embed(encoder: torch.nn.Module, tokenizer, texts: list[str], pooling: Pooling, *, batch_size: int = 64, max_len: int = 128,
+          progress: str | None = None) -> torch.Tensor:
+    """The sentence embeddings of ``texts`` from a bare encoder (a model's ``base_model``), in order; ``progress``: a bar of that name."""
     device = next(encoder.parameters()).device
     was_training = encoder.training
     encoder.eval()
     parts = []
-    for b in range(0, len(texts), batch_size):
+    for b in tqdm(range(0, len(texts), batch_size), desc=progress, unit="batch", leave=False, disable=progress is None):
         enc = tokenizer(texts[b : b + batch_size], truncation=True, max_length=max_len, padding=True, return_tensors="pt").to(device)
         hidden = encoder(**{k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).last_hidden_state
         parts.append(pool(hidden.float(), enc["attention_mask"], pooling).cpu())

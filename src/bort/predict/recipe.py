@@ -20,6 +20,7 @@ from bort.models.loading import position_limit
 from bort.models.runtime import Predictor, embed_texts, is_regression, task_logits
 from bort.models.sentence import Pooling, max_seq_length, read_pooling
 from bort.options import nested, opt
+from bort.shared import PROGRESS
 from bort.tasks.heads import check_task
 from bort.tasks.readers.common import RowError, data_file, scalar, table_rows
 from bort.tasks.readers.own import write_rows
@@ -50,6 +51,7 @@ class PredictConfig:
                                                     "sentence_embedding output, else the encoder pooled as the folder's sentence-transformers "
                                                     "pipeline says (mean where it has none)"))
     own: OwnData = field(default_factory=OwnData, metadata=nested(only=("text_columns", "label_column")))  # a model of one's own data: its columns
+    progress: bool = field(default=True, metadata=PROGRESS)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -211,7 +213,8 @@ def embeddings(predictor: Predictor, cfg: PredictConfig) -> list[dict]:
     folder = predictor.folder
     pooling = read_pooling(folder) if folder else Pooling()
     max_len = _max_len(predictor, cfg, max_seq_length(folder) if folder else None)
-    vectors = embed_texts(predictor, [ex.texts[0] for ex in examples], pooling, max_len=max_len, batch_size=cfg.batch_size)
+    vectors = embed_texts(predictor, [ex.texts[0] for ex in examples], pooling, max_len=max_len, batch_size=cfg.batch_size,
+                          progress="predict" if cfg.progress else None)
     return [{"idx": ex.idx, "embedding": v.tolist()} for ex, v in zip(examples, vectors)]
 
 
@@ -236,7 +239,7 @@ def predict(predictor: Predictor, cfg: PredictConfig) -> tuple[list[dict], dict[
     if choices and (0 in widths or len(widths) > 1):
         raise BortError("a multiple-choice model needs the same number of choices for every example: "
                         'write JSON lines like {"text": "…", "choices": ["…", "…"]}')
-    logits = task_logits(predictor, examples, max_len=_max_len(predictor, cfg), batch_size=cfg.batch_size)
+    logits = task_logits(predictor, examples, max_len=_max_len(predictor, cfg), batch_size=cfg.batch_size, progress="predict" if cfg.progress else None)
     regression = is_regression(predictor)
     if regression:
         rows = [{"idx": ex.idx, "score": float(s)} for ex, s in zip(examples, logits)]

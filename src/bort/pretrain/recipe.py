@@ -32,7 +32,7 @@ from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
 from bort.pretrain.distributed import Dist, setup, teardown
 from bort.records import Record
-from bort.shared import BF16, DEVICE, PROGRESS, REPORT_TO, SEED
+from bort.shared import BF16, DEVICE, LOGGING_EVERY, LOGGING_STEPS, NO_TRACKER, PROGRESS, REPORT_TO, SEED
 from bort.teacher.prepare import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
 from bort.training.losses import LogitLoss, check_some_weight
@@ -81,10 +81,13 @@ class PretrainConfig:
     device: str = field(default="auto", metadata=DEVICE)
     head: HeadConfig = field(default_factory=HeadConfig, metadata=nested(prefix="head-", only=("steps",), inherit={"seed": "seed"}))
     progress: bool = field(default=True, metadata=PROGRESS)
-    report_to: str = field(default="none", metadata=REPORT_TO)
+    report_to: tuple[str, ...] = field(default=NO_TRACKER, metadata=REPORT_TO)
+    logging_steps: int = field(default=LOGGING_EVERY, metadata=LOGGING_STEPS)
 
     def __post_init__(self) -> None:
-        check_report_to(self.report_to)
+        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
+        if self.logging_steps < 1:
+            raise BortError(f"--logging-steps must be 1 or more, got {self.logging_steps}")
         if (self.student is None) == (self.arch is None):
             raise BortError("give the student as exactly one of --student FOLDER (e.g. RUN/best) or --arch D,A,H,I")
         if self.init not in ("random", "teacher"):
@@ -156,19 +159,22 @@ def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool) -> PreTrainedM
 @torch.inference_mode()
 def _evaluate(distiller: Distiller, teacher: Teacher, batches: list, teacher_lp, cfg: PretrainConfig) -> dict[str, float]:
     """The held-out value of every active term: masked-LM accuracy and H(p_T, p_S) (masked blocks), and the representation
-    terms (on the training inputs' kind: blocks, masked where a logit term reads them, or sentences)."""
-    out = evaluate_mlm(distiller.student, batches, teacher_lp) if cfg.loss.active else {}
+    terms (on the training inputs' kind: blocks, masked where a logit term reads them, or sentences); ``heldout_loss``:
+    the training objective, their weighted sum."""
+    out = evaluate_mlm(distiller.student, batches, teacher_lp, cfg.loss) if cfg.loss.active else {}
+    terms = {}
     if cfg.representation.active:
         inputs = batches if cfg.inputs != "blocks" else [block_inputs(b, cfg.loss.active) for b in batches]
-        out.update(heldout_terms(distiller, teacher.model.base_model, inputs))
-    return out
+        terms = heldout_terms(distiller, teacher.model.base_model, inputs)
+    return {**out, **terms, "heldout_loss": out.pop("logit_loss", 0.0) + (distiller.weighted(terms) if terms else 0.0)}
 
 
 def pretrain(cfg: PretrainConfig) -> PretrainResult:
     """Distil the teacher into the student; resumes from ``OUT/checkpoint`` when there is one."""
     d = setup(cfg.device)
     try:
-        with RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main, report_to=cfg.report_to, inputs=(cfg.teacher, cfg.corpus, cfg.student)) as run:
+        with RunFolder(cfg.out, "pretrain", log=METRICS, main=d.main, report_to=cfg.report_to, logging_steps=cfg.logging_steps,
+                       inputs=(cfg.teacher, cfg.corpus, cfg.student)) as run:
             return _pretrain(cfg, d, run)
     finally:
         teardown(d)
@@ -260,11 +266,14 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
 
     def on_step(st: TrainState, loss: float) -> None:
         st.elapsed = clock()
+        run.trained(st, loss)
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{seen[0] / max(1e-9, clock.session()):,.0f}")
         if d.main and (st.step % cfg.eval_every == 0 or st.step == cfg.steps):
-            last.update(step=st.step, loss=loss, tokens=tokens(st.step), **_evaluate(distiller, teacher, eval_batches, eval_lp, cfg))
+            heldout = _evaluate(distiller, teacher, eval_batches, eval_lp, cfg)
+            last.update(step=st.step, loss=loss, tokens=tokens(st.step), **heldout)
             run.log(last)
+            run.track({("loss" if k == "heldout_loss" else k): v for k, v in heldout.items()}, st.step, prefix="eval/")
         if st.step % cfg.save_every == 0 or st.step == cfg.steps:
             run.save(distiller, optimizer, scheduler, st)
             d.barrier()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from bort.models.families import family
@@ -14,17 +15,19 @@ from bort.tasks.registry import Example, TaskSpec
 
 
 @torch.inference_mode()
-def outputs(model: PreTrainedModel, features: Sequence[Feature], *, batch_size: int, pad_id: int, autocast: torch.dtype | None = None) -> torch.Tensor:
+def outputs(model: PreTrainedModel, features: Sequence[Feature], *, batch_size: int, pad_id: int, autocast: torch.dtype | None = None,
+            progress: str | None = None) -> torch.Tensor:
     """The model's logits for every feature, in order: ``[n, labels]``, ``[n, choices]`` or ``[n]`` (regression).
 
-    Features are run longest first, so each batch pads little; the order is restored after.
+    Features are run longest first, so each batch pads little; the order is restored after. ``progress``: a bar of that name.
     """
     device = next(model.parameters()).device
     order = sorted(range(len(features)), key=lambda i: -max(map(len, features[i].rows)))
     was_training = model.training
     model.eval()
     parts = []
-    for batch in eval_batches([features[i] for i in order], batch_size, pad_id):
+    batches = eval_batches([features[i] for i in order], batch_size, pad_id)
+    for batch in tqdm(batches, total=-(-len(order) // batch_size), desc=progress, unit="batch", leave=False, disable=progress is None):
         batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             parts.append(model(**family(model.config).inputs(batch)).logits.float().cpu())

@@ -73,6 +73,8 @@ class TrainState:
     elapsed: float = 0.0  # seconds trained, over every resumed session (kept up to date by the caller)
     smooth: float | None = None  # exponential moving average of the step losses (weight 0.1 on the newest)
     start: float | None = None  # the first step's loss
+    grad_norm: float | None = None  # the last step's gradient norm, before clipping (for the trackers)
+    lr: float | None = None  # the last step's learning rate (of the first parameter group)
 
 
 def train(
@@ -126,11 +128,15 @@ def train(
             raise TrainingDiverged(
                 f"loss diverged at step {step} (smoothed {smooth:.3g} > {diverge_factor:g}× its minimum {state.min_loss:.3g}); lower the learning rate"
             )
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads)
         if optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+            torch.nn.utils.clip_grads_with_norm_(model.parameters(), optim.grad_clip, norm)
+        state.lr = optimizer.param_groups[0]["lr"]  # the rate this step takes (the scheduler moves it after)
         optimizer.step()
         scheduler.step()
         state.step, state.min_loss, state.smooth, state.start = step + 1, min(state.min_loss, smooth), smooth, start
+        state.grad_norm = float(norm)
         losses.append(value)
         if on_step is not None and on_step(state, value):
             break

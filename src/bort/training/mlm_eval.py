@@ -8,7 +8,7 @@ from transformers import PreTrainedModel
 
 from bort.data.masking import MaskedBatch
 from bort.models.student import masked_logits
-from bort.training.losses import soft_cross_entropy, soft_kl
+from bort.training.losses import LogitLoss, soft_cross_entropy, soft_kl
 
 
 @torch.inference_mode()
@@ -19,12 +19,14 @@ def teacher_logprobs(teacher: PreTrainedModel, batches: list[MaskedBatch]) -> li
 
 
 @torch.inference_mode()
-def evaluate_mlm(model: PreTrainedModel, batches: list[MaskedBatch], teacher_lp: list[torch.Tensor] | None = None) -> dict[str, float]:
-    """``mlm_accuracy`` over all masked positions; ``kd_ce`` = mean H(p_T, p_S) and ``kd_kl`` = mean KL(p_T ‖ p_S) if teacher log-probs are given."""
+def evaluate_mlm(model: PreTrainedModel, batches: list[MaskedBatch], teacher_lp: list[torch.Tensor] | None = None,
+                 loss: LogitLoss | None = None) -> dict[str, float]:
+    """``mlm_accuracy`` over all masked positions; ``kd_ce`` = mean H(p_T, p_S) and ``kd_kl`` = mean KL(p_T ‖ p_S) if teacher
+    log-probs are given; ``logit_loss``, the training objective's logit terms over every masked position, if ``loss`` is."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct, count, ce, kl = 0, 0, 0.0, 0.0
+    correct, count, ce, kl, total = 0, 0, 0.0, 0.0, 0.0
     for i, batch in enumerate(batches):
         logits = masked_logits(model, batch.input_ids.to(device), batch.positions.to(device))
         correct += int((logits.argmax(-1).cpu() == batch.targets).sum())
@@ -32,8 +34,10 @@ def evaluate_mlm(model: PreTrainedModel, batches: list[MaskedBatch], teacher_lp:
         if teacher_lp is not None:
             ce += float(soft_cross_entropy(logits.cpu(), teacher_lp[i]))
             kl += float(soft_kl(logits.cpu(), teacher_lp[i]))
+        if loss is not None:  # sums (count 1), divided once below; log-probabilities stand for logits (softmax(lp/τ) = softmax(z/τ))
+            total += float(loss(logits.cpu(), batch.targets, None if teacher_lp is None else teacher_lp[i], count=1.0))
     model.train(was_training)
-    metrics = {"mlm_accuracy": correct / count}
+    metrics = {"mlm_accuracy": correct / count, **({"logit_loss": total / count} if loss is not None else {})}
     if teacher_lp is not None:
         metrics["kd_ce"] = ce / count
         metrics["kd_kl"] = kl / count

@@ -5,9 +5,9 @@ settings (:func:`fingerprint`, in one spelling, with the digests of the files it
 resume with other ones or changed inputs, restores the checkpoint of a killed run (trimming
 the metric log to it), or starts afresh with a clean log and a seeded RNG. It appends metric lines,
 saves checkpoints, tells where a diverged run left its last good state, and keeps the time trained
-over every session of a resumed run. With ``--report-to``, the scalars of every evaluation also go
-to a tracker (:mod:`bort.training.tracking`): each log line with a ``step``, and what a stage
-sends with :meth:`RunFolder.track`.
+over every session of a resumed run. With ``--report-to``, scalars also go to trackers (:mod:`bort.training.tracking`):
+the training loop's every ``--logging-steps`` (:meth:`RunFolder.trained`), and what a stage sends with
+:meth:`RunFolder.track` (its evaluations, as ``eval/…``).
 
 The rule for every output folder (run folders among them) is :func:`bort.shared.check_out`: bort writes only into
 a new or empty folder or into its own output of the same kind, never into or around an input of the same command, and
@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 from bort.atomic import LOCK, atomic_write_text, is_temp, recover_dir
 from bort.errors import BortError, TrainingDiverged
 from bort.records import read_json
-from bort.shared import OutputFolder, resolve_device
+from bort.shared import LOGGING_EVERY, OutputFolder, resolve_device
 from bort.training.checkpoint import GOOD, good_state, load_checkpoint, save_checkpoint
 from bort.training.loop import TrainState
-from bort.training.tracking import Tracker, numbers, open_tracker
+from bort.training.tracking import Tracker, check_report_to, numbers, open_tracker
 
 CHECKPOINT = "checkpoint"
 def _normal(value, key: str = ""):
@@ -65,11 +65,11 @@ def _exists(text: str) -> bool:
 
 
 def fingerprint(cfg) -> dict:
-    """A config's (a dataclass's or a dict's) settings as JSON values in one spelling (:func:`_normal`), less ``progress``
-    and ``report_to`` (progress bars and trackers change no result): what a resumed run must share. Every stage's
+    """A config's (a dataclass's or a dict's) settings as JSON values in one spelling (:func:`_normal`), less ``progress``,
+    ``report_to`` and ``logging_steps`` (progress bars and trackers change no result): what a resumed run must share. Every stage's
     settings are built here, and :meth:`RunFolder.guard` adds the digests of the files they name (:func:`stamp`)."""
     d = dict(cfg) if isinstance(cfg, dict) else dataclasses.asdict(cfg)
-    for key in ("progress", "report_to"):
+    for key in ("progress", "report_to", "logging_steps"):
         d.pop(key, None)
     return json.loads(json.dumps(_normal(d), default=str))
 
@@ -221,12 +221,13 @@ class RunFolder:
     settings file) says it is one; it stays locked while the object lives (or until :meth:`close`).
     ``inputs``: what the stage reads (model folders, teachers, data files and folders), which the folder may not be,
     hold or lie inside (:func:`~bort.shared.check_out`). ``main`` is False on the other processes of a data-parallel job: they check the folder and read
-    the checkpoint but neither lock nor write. ``report_to`` names the tracker (:data:`~bort.training.tracking.TRACKERS`),
-    opened at the first scalars and closed with the folder.
+    the checkpoint but neither lock nor write. ``report_to`` names the trackers (``--report-to``), opened at the first
+    scalars and closed with the folder; ``logging_steps``: how often :meth:`trained` sends the training scalars.
     """
 
     def __init__(self, out: str | Path, stage: str, *, log: str = "metrics.jsonl", main: bool = True, marker: str | None = None,
-                 report_to: str = "none", inputs: tuple[str | Path | None, ...] = ()) -> None:
+                 report_to: str | tuple[str, ...] = "none", logging_steps: int = LOGGING_EVERY,
+                 inputs: tuple[str | Path | None, ...] = ()) -> None:
         kind = "bort finetune --agora" if stage == "agora" else f"bort {stage}"  # the command that writes such a folder
         self.folder = OutputFolder(out, kind=kind, marker=marker or f"{stage}_settings.json", inputs=inputs, lock=main)
         self.out, self.stage, self.main = self.folder.path, stage, main
@@ -234,7 +235,8 @@ class RunFolder:
         self.checkpoint = self.out / CHECKPOINT
         self.log_file = self.out / log
         self.disposable = {self.settings_file.name, LOCK}  # what a refused first run may leave, and so is removed
-        self.report_to, self.settings = report_to, {}
+        self.report_to, self.settings = check_report_to(report_to), {}
+        self.logging_steps, self.window = logging_steps, []  # the step losses since the training scalars were last sent
         self.tracker: Tracker | None = None
         self.purge_step: int | None = None  # where a resumed run's scalars start again (they replace the tracker's later ones)
         if main:
@@ -299,23 +301,30 @@ class RunFolder:
         self.purge_step = upto + 1
 
     def log(self, *lines: dict) -> None:
-        """Append lines to the log, and send the scalars of each line with a ``step`` to the tracker."""
+        """Append lines to the log (on the main process)."""
         if self.main and lines:
             with open(self.log_file, "a", encoding="utf-8") as f:
                 f.writelines(json.dumps(line) + "\n" for line in lines)
-            for line in lines:
-                if "step" in line:
-                    self.track(line, line["step"])
 
-    def track(self, scalars: dict, step: int) -> None:
-        """Send the numbers of ``scalars`` (:func:`~bort.training.tracking.numbers`, less ``step``) to the tracker, on the
-        main process; the tracker opens at the first call, so a run refused before any work leaves no trace there."""
-        if not self.main or self.report_to == "none":
+    def track(self, scalars: dict, step: int, prefix: str = "") -> None:
+        """Send the numbers of ``scalars`` (:func:`~bort.training.tracking.numbers`, less ``step``), their names after
+        ``prefix`` (``eval/``), to the trackers, on the main process; they open at the first call, so a run refused
+        before any work leaves no trace there."""
+        if not self.main or self.report_to == ("none",):
             return
         if self.tracker is None:
             self.tracker = open_tracker(self.report_to, self.out, run_name=f"{self.stage} {self.out.name}", settings=self.settings,
                                         purge_step=self.purge_step)
-        self.tracker.log({k: v for k, v in numbers(scalars).items() if k != "step"}, step)
+        self.tracker.log({prefix + k: v for k, v in numbers(scalars).items() if k != "step"}, step)
+
+    def trained(self, state: TrainState, loss: float, **scalars: float) -> None:
+        """After each optimiser step: every ``logging_steps``, send ``train/loss`` (the mean step loss
+        since the last time), ``train/learning_rate``, ``train/grad_norm`` and ``scalars`` (``epoch=…``) to the trackers."""
+        self.window.append(loss)
+        if state.step % self.logging_steps == 0:
+            self.track({"loss": sum(self.window) / len(self.window), "learning_rate": state.lr, "grad_norm": state.grad_norm, **scalars},
+                       state.step, prefix="train/")
+            self.window.clear()
 
     def save(self, model: torch.nn.Module, optimizer, scheduler, state: TrainState, extra: dict | None = None) -> None:
         """Write the checkpoint (atomically), on the main process only."""
