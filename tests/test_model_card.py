@@ -114,6 +114,7 @@ def test_sentence_transformers_student(tmp_path, bert_teacher_nohead, corpus_fil
                  "--batch-size", "4", "--eval-sequences", "8", "--bf16", "off", "--device", "cpu", "--no-progress"]) == 0
     meta, body = _card(out)
     assert meta["tags"] == ["bort", "distillation", "sentence-transformers"] and meta["pipeline_tag"] == "sentence-similarity"
+    assert meta["library_name"] == "sentence-transformers"  # SentenceTransformer(OUT) is how it is used
     assert _row(body, "head") == "encoder" and _row(body, "parameters") == f"{AutoModel.from_pretrained(out).num_parameters():,}"
     snippets = _snippets(body)
     assert set(snippets) == {"transformers", "sentence-transformers"}
@@ -125,8 +126,14 @@ def test_sentence_transformers_student(tmp_path, bert_teacher_nohead, corpus_fil
 
 def test_finetuned_model(finetuned, teacher):
     meta, body = _card(finetuned)
-    assert meta == {"library_name": "transformers", "tags": ["bort", "distillation"], "pipeline_tag": "text-classification"}
     scored = json.loads((finetuned / "eval.json").read_text())
+    # a local teacher without front matter: no base_model, license; the task's dataset and its dev metrics in the model-index
+    assert meta == {"library_name": "transformers", "tags": ["bort", "distillation"], "datasets": ["nyu-mll/glue"],
+                    "pipeline_tag": "text-classification",
+                    "model-index": [{"name": "rte-model", "results": [{
+                        "task": {"type": "text-classification"},
+                        "dataset": {"name": "glue/rte", "type": "nyu-mll/glue", "config": "rte", "split": "validation"},
+                        "metrics": [{"type": "accuracy", "value": scored["metrics"]["accuracy"], "name": "accuracy"}]}]}]}
     assert _row(body, "accuracy") == f"{scored['metrics']['accuracy']:.4g}"  # the dev metrics of eval.json, written after the model
     assert _row(body, "accuracy of the trivial baseline") == f"{scored['baseline']['accuracy']:.4g}"
     assert "## Dev metrics (scored once, by the model chosen on a held-out" in body
@@ -145,7 +152,8 @@ def test_onnx_export(tmp_path, finetuned):
     out = tmp_path / "onnx"
     info = export_onnx(ExportConfig(model=str(source), out=out, progress=False))
     meta, body = _card(out)
-    assert meta == {"library_name": "transformers", "tags": ["bort", "distillation", "onnx"], "pipeline_tag": "text-classification"}
+    # no PyTorch weights: the ONNX graph is the model; a source folder with a card of the user's own names no base model
+    assert meta == {"library_name": "onnx", "tags": ["bort", "distillation", "onnx"], "pipeline_tag": "text-classification"}
     assert _row(body, "max_relative_error") == f"{info.check['max_relative_error']:.4g}"
     assert _row(body, "parameters") == f"{AutoModelForSequenceClassification.from_pretrained(source).num_parameters():,}"
     assert _row(body, "quantize") == "none"
@@ -193,6 +201,27 @@ def test_agora_folder_and_its_rounds(tmp_path, teacher, rte):
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("round/best_metric")] == [(0, pytest.approx(result.rounds[0].best_metric))]
     assert list((round_folder / "runs").glob("events.out.tfevents.*"))
+
+
+def test_the_teachers_hub_name_and_license_reach_every_hop(tmp_path, bert_teacher, rte):
+    """A Hub teacher (a download in the Hub cache, its card naming its license) → fine-tuned → int8 export: each card names
+    the teacher as base_model, with the relation of the whole chain, the teacher's license and the datasets trained on."""
+    hub_teacher = tmp_path / "hub" / "models--org--tiny-bert" / "snapshots" / "abc123"
+    shutil.copytree(bert_teacher, hub_teacher)
+    (hub_teacher / CARD).write_text("---\nlicense: mit\ndatasets:\n- teachers-own-corpus\n---\n# tiny\n")
+    tuned = tmp_path / "tuned"
+    finetune(_cfg(hub_teacher, "glue/rte", rte, tuned, epochs=1))
+    meta, _ = _card(tuned)
+    assert (meta["base_model"], meta["base_model_relation"], meta["license"]) == ("org/tiny-bert", "finetune", "mit")
+    assert meta["datasets"] == ["nyu-mll/glue"]  # what this model trained on, not the teacher's corpus
+    export_onnx(ExportConfig(model=str(tuned), out=tmp_path / "int8", quantize="int8", progress=False))
+    meta, _ = _card(tmp_path / "int8")
+    assert (meta["base_model"], meta["base_model_relation"], meta["license"]) == ("org/tiny-bert", "finetune", "mit")
+    assert meta["datasets"] == ["nyu-mll/glue"] and meta["library_name"] == "onnx"
+    export_onnx(ExportConfig(model=str(hub_teacher), out=tmp_path / "teacher-int8", quantize="int8", progress=False))
+    meta, _ = _card(tmp_path / "teacher-int8")
+    assert (meta["base_model"], meta["base_model_relation"], meta["license"]) == ("org/tiny-bert", "quantized", "mit")
+    assert "datasets" not in meta
 
 
 def test_hub_names(tmp_path):

@@ -51,21 +51,24 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from bort.training.losses import LogitLoss
 
     fixed = {"loss": LogitLoss(alpha_mlm=1.0, alpha_kd=0.0)} if args.loss == "mlm" else {}
-    report = pretrain(options.build(PretrainConfig, args, **fixed))
+    cfg, hub = options.build(PretrainConfig, args, **fixed), _hub(args)
+    report = pretrain(cfg)
     if os.environ.get("RANK", "0") == "0":
         print(json.dumps({"steps": report.steps, "tokens_seen": report.tokens_seen, "output": report.output, **report.heldout}))
+        _push(hub, cfg.out)
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from bort.finetune.recipe import FinetuneConfig, finetune
 
-    cfg = options.build(FinetuneConfig, args)
+    cfg, hub = options.build(FinetuneConfig, args), _hub(args)
     _note(cfg.distill.former_mix_note() if cfg.distill.teacher else None)
     if not args.agora:
         report = finetune(cfg)
         print(json.dumps({"task": report.task, "dev": report.dev, "baseline": report.baseline, "select_on": report.select_on,
                           "selection": report.selection, "best_step": report.best_step, "out": str(args.out)}))
+        _push(hub, cfg.out)
         return 0
     from bort.agora.recipe import AgoraConfig, agora
     from bort.agora.thetas import load_agora_space
@@ -73,6 +76,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     result = agora(options.build(AgoraConfig, args, base=cfg, thetas=load_agora_space(args.agora_space)))
     print(json.dumps({"task": result.task, "dev": result.dev, "rounds": len(result.rounds), "best_round": result.best.round,
                       "best_theta": result.best.best_theta, "out": str(args.out)}))
+    _push(hub, cfg.out)
     return 0
 
 
@@ -89,12 +93,46 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from bort.export.onnx import ExportConfig, export_onnx
 
-    info = export_onnx(options.build(ExportConfig, args))
+    cfg, hub = options.build(ExportConfig, args), _hub(args)
+    info = export_onnx(cfg)
     check = info.check
     print(f"wrote {args.out} ({info.head}, {info.quantize}); checked against PyTorch ({check['gated_on'].replace('_', ' ')}): "
           f"{check['metric']} {check['error']:.2g} "
           f"(tolerance {check['tolerance']:g}); fused: {', '.join(f'{k} {v}' for k, v in info.fused_operators.items()) or 'none'}")
+    _push(hub, cfg.out)
     return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from bort.push import PushConfig, push
+
+    result = push(options.build(PushConfig, args, folder=Path(args.folder), repo_id=args.repo_id))
+    print(f"pushed {len(result.files)} files of {args.folder} to {result.url} ({', '.join(result.files)})")
+    return 0
+
+
+def _hub(args: argparse.Namespace):
+    """The verb's ``--push-to-hub`` options, checked before its work (:meth:`~bort.push.HubOptions.check`)."""
+    from bort.push import HubOptions
+
+    hub = options.build(HubOptions, args)
+    hub.check()
+    return hub
+
+
+def _push(hub, folder: Path) -> None:
+    """Push ``folder`` to ``--push-to-hub``, if given."""
+    cfg = hub.config(Path(folder))
+    if cfg is not None:
+        _pushed(cfg)
+
+
+def _pushed(cfg) -> None:
+    """Push as ``cfg`` says; one line on stderr says where."""
+    from bort.push import push
+
+    result = push(cfg)
+    print(f"pushed {len(result.files)} files of {cfg.folder} to {result.url}", file=sys.stderr)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -132,10 +170,15 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from bort.compress import CompressConfig, compress
     from bort.compress.report import summary
 
-    cfg = options.build(CompressConfig, args)
+    cfg, hub = options.build(CompressConfig, args), _hub(args)
     _note(cfg.task_distill.former_mix_note(prefix="--task-"))
-    print("\n".join(summary(compress(cfg))))
+    result = compress(cfg)
+    print("\n".join(summary(result)))
     print(f"wrote {args.out}/report.md, report.png, compress.json")
+    students = {name: (t["student_folder"], t["student_onnx"]) for name, t in result.tasks.items()} or \
+        {"": (result.student["student_folder"], result.student["student_onnx"])}
+    for push_cfg in hub.students(students):
+        _pushed(push_cfg)
     return 0
 
 
@@ -163,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bort.models.families import NAMES as FAMILY_NAMES
     from bort.predict.recipe import PredictRun
     from bort.pretrain.recipe import PretrainConfig
+    from bort.push import HubOptions, PushConfig
     from bort.teacher.prepare import PrepareConfig
     from bort.training.hparams import Theta
 
@@ -201,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     verb("evaluate", EvaluateConfig, cmd_evaluate, "score a fine-tuned model, or write a leaderboard submission",
          "Print a fine-tuned model's official metrics on a split as JSON, and write leaderboard files "
          "(GLUE <Task>.tsv, SuperGLUE <Task>.jsonl, RACE JSON answers).")
-    verb("export", ExportConfig, cmd_export, "export a model to ONNX (fp32 or int8) for fast CPU inference",
+    ex_ = verb("export", ExportConfig, cmd_export, "export a model to ONNX (fp32 or int8) for fast CPU inference",
          "Export a model folder of a family bort knows (bare encoder, masked-LM, classification or multiple-choice) to an optimised "
          "ONNX graph with dynamic batch and sequence axes, checked against PyTorch; the folder also gets the config and tokenizer.")
     verb("predict", PredictRun, cmd_predict, "predict labels with an ONNX export or a PyTorch folder",
@@ -210,10 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
          "Benchmark models on every runtime that applies (PyTorch fp32 and bf16 autocast, ONNX Runtime fp32 and int8), "
          "all in one interleaved run; writes OUT/bench.json, bench.md and bench.png.")
 
-    verb("compress", CompressConfig, cmd_compress, "one command: teacher (and tasks) → a fast student, with a report",
+    cp = verb("compress", CompressConfig, cmd_compress, "one command: teacher (and tasks) → a fast student, with a report",
          "Extract the best student at least --min-speedup× faster, pretrain it from the teacher, fine-tune and distil it on each --task, "
          "export it to int8 ONNX and bench it against the teacher; writes OUT/report.md, report.png and compress.json. "
          "Re-running the same command resumes it stage by stage.")
+    for p in (pt, ft, ex_, cp):  # the verbs that write a model
+        options.add_options(p.add_argument_group("Hugging Face Hub"), HubOptions)
+    ps = verb("push", None, cmd_push, "upload a model folder (its model files only) to the Hugging Face Hub",
+              "Upload the model files of a folder bort wrote (config, weights, tokenizer, card, ONNX graph, sentence-transformers "
+              "files; not its checkpoints, logs or settings) to a Hub repository, created if it does not exist.")
+    ps.add_argument("folder", metavar="FOLDER", help="a model folder bort wrote (pretrain, finetune, export, …)")
+    ps.add_argument("repo_id", metavar="REPO_ID", help="the Hub repository, e.g. your-name/minilm-rte-int8")
+    options.add_options(ps, PushConfig)
 
     teacher = sub.add_parser("teacher", help="teacher utilities").add_subparsers(dest="teacher_command", required=True, metavar="ACTION")
     verb("prepare", PrepareConfig, cmd_teacher_prepare, "train a masked-LM head for a teacher without one (frozen encoder)",

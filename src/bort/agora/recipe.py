@@ -239,6 +239,7 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
     Card("bort finetune --agora", str(base.model), task.name, metrics={**report.scored_metrics, **{f"{k} of the trivial baseline": v
                                                                                                    for k, v in report.baseline.items()}},
          evaluation=f"{report.scored.capitalize()} metrics (scored once; the rounds chose on the selection examples)",
+         scored=data.scored(task.dev_splits[0] if report.scored == "dev" else "test", report.scored_metrics),
          settings={"rounds": len(records), "best_round": best.round, "best_theta": best.best_theta, **run.settings}).write(out)
     return AgoraResult(task=task.name, rounds=records, best=best, dev=report.dev)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bort.atomic import atomic_write_text
-from bort.compress.score import percent
+from bort.compress.score import percent, write_card
 from bort.compress.stages import Ledger
 from bort.models.loading import ONNX_FILE
 from bort.plots import plt, save_figure
@@ -101,8 +101,12 @@ def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], p
     doc = _named_now(json.loads((ledger.out / "bench" / "bench.json").read_text(encoding="utf-8")), [m for pair in pairs for m in pair])
     for (name, task), (t, s) in zip(tasks.items(), pairs):
         task.update(_pair(doc, t, s), **_real(ledger.out / "bench_real" / name))
+        write_card(task, name, Path(task["student_folder"]), Path(task["student_onnx"]), speed=_card_speed(task, doc["settings"]))
     agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0]), **quality,
                                  **_real(ledger.out / "bench_real" / "embedding")}
+    if quality:  # the export's card, with the embedding scores it got at the scoring stage and now the speed
+        write_card(agnostic, f"{quality['task']} (sentence embeddings, no fine-tuning)", student, Path(pairs[0][1]),
+                   speed=_card_speed(agnostic, doc["settings"]))
     record = CompressResult(teacher=str(cfg.teacher), arch=chosen["arch"], min_speedup=cfg.min_speedup, pick=cfg.pick, bench_batch=doc["settings"]["batches"][0],
                             tasks=tasks, student=agnostic, stages=[{k: s[k] for k in ("name", "status", "wall_s", "output")} for s in ledger.stages],
                             pooled=pooled(list(tasks.values()) or ([agnostic] if quality else [])))
@@ -110,6 +114,16 @@ def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], p
     atomic_write_text(ledger.out / "report.md", markdown(record.to_dict(), chosen, seq=doc["settings"]["seq"]))
     plot(record.to_dict(), ledger.out / "report.png")
     return record
+
+
+def _card_speed(e: dict, settings: dict) -> dict[str, str]:
+    """The speed-ups of a task's int8 student over its teacher, for the model card."""
+    shape = f"batch {settings['batches'][0]} × {settings['seq']} tokens"
+    rows = {f"over the teacher on the same runtime ({e['student_runtime']}, {shape})": _x(e["speedup_same_runtime"]),
+            f"over the teacher in Hugging Face eager fp32 ({shape})": _x(e["speedup_vs_eager"])}
+    real = e.get("speedup_real_lengths") or {}
+    rows.update({f"over the teacher's int8 export on the scored split's own texts, batch {b}": _x(v) for b, v in real.items()})
+    return rows
 
 
 def _x(v: float | None) -> str:

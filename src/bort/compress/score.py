@@ -12,12 +12,13 @@ The scored split's texts are kept for the benchmark at real lengths (:func:`writ
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from bort.atomic import atomic_write_text
 from bort.evaluate.recipe import EvaluateConfig, pair_cosines, split_predictions
 from bort.finetune.recipe import subset
-from bort.models.card import Card, count_params
+from bort.models.card import Card, Scored, count_params
 from bort.models.loading import resolve_model_path
 from bort.tasks.kept import baseline, baseline_predictions, kept, task_score
 from bort.tasks.scoring import score
@@ -79,7 +80,8 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
              "baseline_metric": result["baseline_score"], **{k: v for k, v in result.items() if not k.endswith("_score")},
              "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"], "baseline_dev": b_metrics,
              "texts": write_texts(examples, out / TEXTS)}
-    _card(entry, spec.name, student, export)
+    entry["model_index"] = asdict(data_all.scored(split, {entry["metric"]: entry["student_metric"]}))  # the int8 score, for its card
+    write_card(entry, spec.name, student, export)
     return _kept(entry, out)
 
 
@@ -100,7 +102,7 @@ def score_embedding(*, task: str, data: Path | None, seed: int, teacher: str, st
              **{k: v for k, v in result.items() if not k.endswith("_score")},
              "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"],
              "texts": write_texts([Example(idx=ex.idx, texts=(t,), label=None) for ex in examples for t in ex.texts], out / TEXTS)}
-    _card(entry, f"{task} (sentence embeddings, no fine-tuning)", student, export)
+    write_card(entry, f"{task} (sentence embeddings, no fine-tuning)", student, export)
     return _kept(entry, out)
 
 
@@ -112,16 +114,19 @@ def _kept(entry: dict, out: Path) -> dict:
     return entry
 
 
-def _card(entry: dict, task: str, student: Path, export: Path) -> None:
-    """The int8 export's model card, re-written with the figures of the model that ships."""
+def write_card(entry: dict, task: str, student: Path, export: Path, speed: dict | None = None) -> None:
+    """The int8 export's model card, re-written with the figures of the model that ships (its model-index: the int8 score on
+    the scored split) and ``speed`` (what → text), once the benchmark has measured it."""
     ci = entry["kept_over_baseline_interval"]
     metrics = {f"{entry['metric']} (int8, this model)": entry["student_metric"], f"{entry['metric']} (fp32 PyTorch)": entry["student_metric_fp32"],
                f"{entry['metric']} (teacher)": entry["teacher_metric"], f"{entry['metric']} (trivial baseline)": entry["baseline_metric"],
                "kept over the baseline, (S − B)/(T − B)": (f"{percent(entry['kept_over_baseline'])} (95% interval "
                                                           f"{percent(ci[0]) if ci else '–'} to {percent(ci[1]) if ci else '–'})"),
                "kept, S/T": percent(entry["kept"]), "teacher beats the baseline": entry["teacher_beats_baseline"]}
-    Card("bort export", str(student), task, settings={"quantize": "int8"}, params=count_params(student), metrics=metrics,
-         evaluation=f"Quality on the {entry['scored_split']} split (scored once; chosen on data not scored)").write(export)
+    scored = Scored(**entry["model_index"]) if "model_index" in entry else None  # (the embedding scores are no task's)
+    Card("bort export", str(student), task, settings={"quantize": "int8"}, params=count_params(student), metrics=metrics, quantized=True,
+         evaluation=f"Quality on the {entry['scored_split']} split (scored once; chosen on data not scored)", scored=scored,
+         speed=speed or {}).write(export)
 
 
 def percent(v: float | None) -> str:
@@ -129,4 +134,4 @@ def percent(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-__all__ = ["SCORE", "TEXTS", "metric_name", "percent", "score_embedding", "score_task", "scoring_files", "write_texts"]
+__all__ = ["SCORE", "TEXTS", "metric_name", "percent", "score_embedding", "score_task", "scoring_files", "write_card", "write_texts"]

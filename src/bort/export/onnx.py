@@ -288,6 +288,6 @@ def export_onnx(cfg: ExportConfig) -> ExportResult:
                 # The model card (README.md), last: it describes the files of the export (the sentence-transformers ones too).
                 Card("bort export", str(cfg.model), settings={"quantize": cfg.quantize, "opset": cfg.opset}, params=model.num_parameters(),
                      metrics={k: v for k, v in info.check.items() if k.endswith(("_error", "_agreement")) and v is not None},
-                     evaluation="Agreement with PyTorch on sample batches").write(tmp, name=cfg.out)
+                     evaluation="Agreement with PyTorch on sample batches", quantized=cfg.quantize == "int8").write(tmp, name=cfg.out)
     return info
 

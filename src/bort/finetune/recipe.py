@@ -375,7 +375,8 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
                                 "temperature": cfg.distill.temperature, "augmented": len(augmented)} if teacher else {}))
     result.write(out / REPORT)
     write_eval(out, result)
-    replace(card, metrics={**result.scored_metrics, **{f"{k} of the trivial baseline": v for k, v in base.items()}},
+    scored_on = data.scored(task.dev_splits[0] if scored == "dev" else "test", result.scored_metrics)  # the card's model-index
+    replace(card, metrics={**result.scored_metrics, **{f"{k} of the trivial baseline": v for k, v in base.items()}}, scored=scored_on,
             evaluation=f"{scored.capitalize()} metrics (scored once, by the model chosen on {chosen_on}"
                        f"{': optimistic, as it was chosen on them' if cfg.select_on == 'dev' and scored == 'dev' else ''})").write(out)
     shutil.rmtree(run.checkpoint, ignore_errors=True)

@@ -1,11 +1,14 @@
 """The ``README.md`` model card of every model folder bort writes (a Hugging Face model card).
 
-YAML front matter (``library_name``, ``tags``, ``base_model`` where the source is a Hub name or
-alias, ``pipeline_tag`` where the head has one), then what the model is (its source, architecture
-⟨D,A,H,I⟩ and parameter count, the settings that made it, its metrics and latency where known) and
-how to load it: with transformers (a PyTorch folder), ONNX Runtime and Optimum (an ONNX export),
-and sentence-transformers (a folder with ``modules.json``). A stage says what it knows in a
-:class:`Card`; :meth:`Card.write` reads the rest from the folder, so the snippets match its files.
+Front matter through ``huggingface_hub``'s :class:`~huggingface_hub.ModelCardData`: ``library_name`` (transformers;
+sentence-transformers for a folder with ``modules.json``; onnx for an export without PyTorch weights), ``tags``,
+``base_model`` (the Hub model at the start of the chain: a local source's own card names it, so a fine-tuned student or
+its int8 export still names the teacher) with ``base_model_relation``, the teacher's ``license``, the ``datasets``
+trained on, ``pipeline_tag`` where the head has one, and a ``model-index`` of the metrics measured on a task's split
+(:class:`Scored`). Then what the model is (its source, architecture ⟨D,A,H,I⟩ and parameter count, the settings that
+made it, its metrics, speed and latency where known) and how to load it: with transformers (a PyTorch folder), ONNX
+Runtime and Optimum (an ONNX export), and sentence-transformers (a folder with ``modules.json``). A stage says what it
+knows in a :class:`Card`; :meth:`Card.write` reads the rest from the folder, so the snippets match its files.
 The card is bort's own file: it is written only into folders bort writes.
 """
 
@@ -16,8 +19,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from bort import __version__
 from bort.atomic import atomic_write_text
@@ -45,6 +46,10 @@ _HEADS = {
     "masked_lm": ("fill-mask", "AutoModelForMaskedLM", "ORTModelForMaskedLM"),
     "encoder": ("feature-extraction", "AutoModel", "ORTModelForFeatureExtraction"),
 }
+# The relation of each command's output to its source (the Hub's base_model_relation); None: the same weights, or none of them.
+_RELATION = {"bort pretrain": "finetune", "bort finetune": "finetune", "bort finetune --agora": "finetune", "bort teacher prepare": "finetune"}
+# bort's metric names as the Hub's model-index spells them (the `evaluate` library's names)
+_METRIC_TYPES = {"mcc": "matthews_correlation", "pearson": "pearsonr", "spearman": "spearmanr"}
 _HIDDEN = ("out", "progress", "report_to", "logging_steps", "device", "eval_batch_size")  # settings (at any level) that do not change the model
 _TEXT = "A sentence to encode."
 
@@ -68,6 +73,42 @@ def hub_name(name: str | None) -> str | None:
             if resolve_model_path(alias).resolve() == path.resolve():
                 return hub
     return None
+
+
+def _front_matter(folder: Path):
+    """The :class:`~huggingface_hub.ModelCardData` of a folder's README.md, or None (no card, or no front matter)."""
+    from huggingface_hub import ModelCard
+
+    path = Path(folder) / CARD
+    if not path.is_file():
+        return None
+    with contextlib.suppress(Exception):  # a card that is not ours may be anything: then it tells nothing
+        return ModelCard.load(path).data
+    return None
+
+
+def lineage(source: str | None, relation: str | None) -> dict:
+    """``base_model``, ``base_model_relation``, ``license`` and ``datasets`` for a model made from ``source`` by a step of
+    ``relation`` ("finetune", "quantized" or None): a Hub model (:func:`hub_name`) is the base itself, its license read
+    from its card where it is at hand; a local folder passes on what its own card names (bort's cards do), so each hop
+    back to the teacher keeps it. Fine-tuning anywhere on the way makes the whole relation "finetune"."""
+    if not source:
+        return {}
+    folder = None
+    with contextlib.suppress(BortError, OSError):
+        folder = resolve_model_path(source)
+    data = _front_matter(folder) if folder is not None else None
+    got = data.to_dict() if data is not None else {}
+    hub = hub_name(source)
+    if hub:
+        base, upstream, datasets = hub, None, []
+    else:
+        base, upstream, datasets = got.get("base_model"), got.get("base_model_relation"), list(got.get("datasets") or [])
+    out = {"license": got.get("license"), "datasets": datasets}
+    if base:
+        out["base_model"] = base
+        out["base_model_relation"] = "finetune" if "finetune" in (upstream, relation) else relation or upstream
+    return {k: v for k, v in out.items() if v}
 
 
 def count_params(folder: Path) -> int | None:
@@ -103,13 +144,38 @@ def _table(head: tuple[str, str], rows: dict) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Scored:
+    """Metrics measured on one split of a task's data: an entry of the card's model-index. ``dataset``: the Hub dataset
+    (``nyu-mll/glue``; ``on_hub``) or one's own file's name; ``config``: its configuration (``rte``); ``split``: the Hub's
+    name of the split (``validation``); ``task``: bort's name of the task; ``kind``: classification, regression or multiple_choice."""
+
+    task: str
+    kind: str
+    dataset: str
+    config: str | None
+    split: str
+    metrics: dict[str, float]
+    on_hub: bool = True
+
+    def results(self) -> list:
+        """The entry as :class:`~huggingface_hub.EvalResult` objects, one per metric."""
+        from huggingface_hub import EvalResult
+
+        task_type = "multiple-choice" if self.kind == "multiple_choice" else "text-classification"
+        return [EvalResult(task_type=task_type, dataset_type=self.dataset, dataset_name=self.task, dataset_config=self.config,
+                           dataset_split=self.split, metric_type=_METRIC_TYPES.get(name, name), metric_name=name, metric_value=float(value))
+                for name, value in self.metrics.items()]
+
+
+@dataclass(frozen=True)
 class Card:
     """What a stage knows about a model folder it writes.
 
     ``made_by`` is the command (a key of :data:`_WHAT`); ``source`` the model it came from (the
     teacher, the model fine-tuned or exported) as the user named it; ``metrics`` (name → number) are
-    described by ``evaluation``; ``latency`` (setting → milliseconds) where measured; ``params``
-    where the folder has no safetensors weights (an ONNX export).
+    described by ``evaluation``; ``scored``: those measured on a task's split, for the model-index; ``latency``
+    (setting → milliseconds) and ``speed`` (what → text, e.g. the speed-up over the teacher) where measured; ``params``
+    where the folder has no safetensors weights (an ONNX export); ``quantized``: an int8 export (its base_model_relation).
     """
 
     made_by: str
@@ -120,6 +186,9 @@ class Card:
     evaluation: str = "Dev metrics"
     latency: dict = field(default_factory=dict)
     params: int | None = None
+    scored: Scored | None = None
+    speed: dict = field(default_factory=dict)
+    quantized: bool = False
 
     def write(self, folder: str | Path, *, name: str | Path | None = None) -> None:
         """Write ``folder/README.md`` atomically; the load snippets name the folder as ``name`` (default: ``folder``;
@@ -133,10 +202,8 @@ class Card:
         onnx, sentence = (folder / ONNX_FILE).is_file(), (folder / "modules.json").is_file()
         weights = any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model.bin*"))
         pipeline_tag = "sentence-similarity" if sentence and head == "encoder" else _HEADS[head][0]
-        base = hub_name(self.source)
-        meta = {"library_name": "transformers", "tags": ["bort", "distillation", *(["sentence-transformers"] if sentence else []),
-                                                          *(["onnx"] if onnx else [])],
-                **({"base_model": base} if base else {}), **({"pipeline_tag": pipeline_tag} if pipeline_tag else {})}
+        meta = self.card_data(name, pipeline_tag, library="sentence-transformers" if sentence else "transformers" if weights else "onnx",
+                              tags=["bort", "distillation", *(["sentence-transformers"] if sentence else []), *(["onnx"] if onnx else [])])
         arch, params = config_arch(config), self.params or count_params(folder)
         source = f"`{self.source}`" if self.source else "its teacher"
         facts = {"made by": f"`{self.made_by}` (bort {__version__})", "source": source, "family": config.model_type,
@@ -145,11 +212,13 @@ class Card:
                  **({"parameters": params} if params else {}), "head": head.replace("_", " "),
                  **({"labels": ", ".join(config.id2label[i] for i in sorted(config.id2label))} if config.num_labels > 1 and head == "classification" else {}),
                  **({"task": self.task} if self.task else {})}
-        lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
+        lines = ["---", meta.to_yaml(), "---", "",
                  f"# {Path(name).name or name}", "", _WHAT[self.made_by].format(source=source, task=self.task or "its task"), "",
                  "## Model", "", *_table(("", ""), facts), ""]
         if self.metrics:
             lines += [f"## {self.evaluation}", "", *_table(("metric", "value"), self.metrics), ""]
+        if self.speed:
+            lines += ["## Speed", "", *_table(("", ""), self.speed), ""]
         lines += ["## Latency", ""]
         lines += [*_table(("setting", "ms"), self.latency), ""] if self.latency else \
             [f"Not measured here: `bort bench --models {name}` measures it on every runtime that applies.", ""]
@@ -158,6 +227,21 @@ class Card:
             lines += ["## Settings", "", *_table(("setting", "value"), settings), ""]
         lines += ["## How to load it", "", *_snippets(name, head, config, weights=weights, onnx=onnx, sentence=sentence)]
         return "\n".join(lines).rstrip() + "\n"
+
+
+    def card_data(self, name: str, pipeline_tag: str | None, *, library: str, tags: list[str]):
+        """The front matter: :class:`~huggingface_hub.ModelCardData` with the lineage (:func:`lineage`), the task's
+        dataset and the model-index of :attr:`scored`."""
+        from huggingface_hub import ModelCardData
+
+        relation = "quantized" if self.quantized else _RELATION.get(self.made_by)
+        known = lineage(None if self.made_by == "bort extract" else self.source, relation)  # extract's folder: random weights
+        scored = self.scored
+        datasets = list(dict.fromkeys([*known.get("datasets", []), *([scored.dataset] if scored and scored.on_hub else [])]))
+        return ModelCardData(library_name=library, tags=tags, license=known.get("license"), datasets=datasets or None,
+                             base_model=known.get("base_model"), base_model_relation=known.get("base_model_relation"),
+                             pipeline_tag=pipeline_tag, model_name=Path(name).name or name if scored else None,
+                             eval_results=scored.results() if scored else None)
 
 
 def _snippets(name: str, head: str, config, *, weights: bool, onnx: bool, sentence: bool) -> list[str]:

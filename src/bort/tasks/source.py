@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bort.errors import BortError
+from bort.models.card import Scored
 from bort.options import opt
 from bort.tasks.readers import hub, own
 from bort.tasks.registry import get_task, read_split
@@ -81,6 +82,15 @@ class TaskData:
         """The examples of one of one's own files (CSV, TSV or JSON lines), read with this task's columns and labels."""
         rows = own.read_rows(path, self.own.text_columns, self.own.label_column, need_label=need_label)
         return own.examples(self.spec, path, rows)
+
+    def scored(self, split: str, metrics: dict[str, float]) -> Scored:
+        """``metrics``, measured on ``split``, as the model card's model-index entry: the task's Hub dataset, or the file
+        of one's own data (named, not its path)."""
+        if self.own is not None:
+            path = {"dev": self.own.validation_file, "test": self.own.test_file}.get(split, self.own.train_file)
+            return Scored(self.spec.name, self.spec.kind, Path(path).name, None, split, metrics, on_hub=False)
+        dataset, config = hub.DATASETS.get(self.spec.name, (self.spec.name, None))
+        return Scored(self.spec.name, self.spec.kind, dataset, config, hub.split_name(split), metrics, on_hub=self.spec.name in hub.DATASETS)
 
     @property
     def config(self) -> dict:

@@ -101,9 +101,21 @@ def _paths(value) -> Iterator[str]:
         yield value
 
 
+# A model folder's card: it describes the model and changes nothing computed from it (compress re-writes its export's card once
+# the benchmark has timed it, after the scoring stage read the folder). Not counted among a folder's files; older records are read
+# without it (:func:`changed_reads`).
+_CARD = "README.md"
+
+
+def _counted(files: dict[str, str], path: str) -> dict[str, str]:
+    """A folder's ``{file name: digest}`` less its card (a file named as an input keeps its one entry)."""
+    return files if Path(path).name == _CARD else {k: v for k, v in files.items() if k != _CARD}
+
+
 def reads(settings: dict, out: Path) -> dict[str, dict[str, str]]:
     """What the run reads, by content: for every existing file or folder that ``settings`` name (less ``out``, what it holds
-    and what holds it), ``{file name: digest}`` of the file, or of the folder's own files (a model folder, a task's data)."""
+    and what holds it), ``{file name: digest}`` of the file, or of the folder's own files (a model folder, a task's data),
+    less a folder's model card."""
     out, found = Path(out).resolve(), {}
     for p in map(Path, _paths(settings)):
         if p == out or out in p.parents or p in out.parents or str(p) in found:
@@ -111,7 +123,7 @@ def reads(settings: dict, out: Path) -> dict[str, dict[str, str]]:
         with contextlib.suppress(OSError):
             files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and f.name != LOCK and not is_temp(f.name)) \
                 if p.is_dir() else []
-            found[str(p)] = {f.name: _digest(f) for f in files}
+            found[str(p)] = _counted({f.name: _digest(f) for f in files}, str(p))
     return found
 
 
@@ -137,7 +149,7 @@ def changed_reads(old: dict, new: dict) -> str | None:
     here = (old.get("_folder", ""), new.get("_folder", ""))
     before = old.get("_reads") or {}
     for path, files in (new.get("_reads") or {}).items():
-        was = next((f for p, f in before.items() if _same(p, path, here)), None)
+        was = next((_counted(f, p) for p, f in before.items() if _same(p, path, here)), None)
         if was is None or was == files:
             continue
         name = next((n for n in sorted(set(was) | set(files)) if was.get(n) != files.get(n)), "")

@@ -21,8 +21,16 @@ _HUB: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     **{f"superglue/{n}": ("aps/super_glue", n, None) for n in ("boolq", "cb", "copa", "rte", "wic", "axb")},
     "superglue/wsc": ("aps/super_glue", "wsc.fixed", None),
 }
+# Each task's dataset on the Hub, where the model card names it (RACE is read from its official download only).
+DATASETS = {**{task: (dataset, config) for task, (dataset, config, _) in _HUB.items()}, "race/middle": ("ehovy/race", "middle"),
+            "race/high": ("ehovy/race", "high")}
 _SPLITS = {"dev": "validation", "dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched",
            "test_matched": "test_matched", "test_mismatched": "test_mismatched", "train": "train", "test": "test"}
+
+
+def split_name(split: str) -> str:
+    """The Hub's name of one of bort's splits (``dev`` → ``validation``, ``dev_mismatched`` → ``validation_mismatched``)."""
+    return _SPLITS.get(split, split)
 
 
 def _load(task: TaskSpec, dataset: str, config: str, split: str):
