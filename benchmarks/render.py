@@ -171,7 +171,25 @@ def render_int8_float(results: Path) -> str:
                                "from `benchmarks/results/int8/mpnet-float-exceptions.json`.\n")
 
 
-RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float}
+def render_st_onnx(results: Path) -> str:
+    """sentence-transformers' ONNX backend on an int8 export, in the stack the card names, against the graph and bort."""
+    path = results / "stack" / "st-onnx.json"
+    if not path.is_file():
+        return "No stack check is committed yet.\n"
+    r = json.loads(path.read_text(encoding="utf-8"))
+    v, graph, ours = r["stack_versions"], r["st_onnx_vs_the_graph_run_directly"], r["st_onnx_vs_bort_predict"]
+    m = r["machine"]
+    return (f"Checked with sentence-transformers {v['sentence-transformers']}, transformers {v['transformers']}, optimum-onnx "
+            f"{v['optimum-onnx']}, ONNX Runtime {v['onnxruntime']} on {r['teacher']}'s int8 export ({r['data']}): the embeddings equal "
+            f"the graph's own to {graph['max_abs_difference']:.0e}; `bort predict --embed` agrees to a least cosine of "
+            f"{ours['one text a call']['least_cosine']:.3f} (bort's runtime leaves ONNX Runtime's SkipLayerNorm fusion off for "
+            f"speed, and int8 moves with it), and the default backend's fp32 weights to "
+            f"{r['st_default_backend_vs_int8_graph']['least_cosine']:.3f}. Commit {r['commit'][:7]}{'+' if r['dirty'] else ''}, "
+            f"{m['cpu']}; from `benchmarks/results/stack/st-onnx.json` (`benchmarks/st_onnx_stack.py`).\n")
+
+
+RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
+             "st_onnx": render_st_onnx}
 
 
 def render(text: str, results: Path) -> str:

@@ -52,6 +52,11 @@ _RELATION = {"bort pretrain": "finetune", "bort finetune": "finetune", "bort fin
 _METRIC_TYPES = {"mcc": "matthews_correlation", "pearson": "pearsonr", "spearman": "spearmanr"}
 _HIDDEN = ("out", "progress", "report_to", "logging_steps", "device", "eval_batch_size")  # settings (at any level) that do not change the model
 _TEXT = "A sentence to encode."
+# The newest stack that runs an export's model.onnx through Optimum (sentence-transformers' backend="onnx", ORTModelFor…):
+# optimum-onnx needs transformers < 4.58, so it cannot share an environment with bort's transformers 5 (nor can
+# sentence-transformers 6, whose own [onnx] extra does not resolve). Checked by benchmarks/st_onnx_stack.py, which builds it.
+ONNX_STACK = ("sentence-transformers[onnx]==5.1.2", "transformers==4.57.6", "optimum-onnx[onnxruntime]==0.1.0")
+_STACK = " ".join(f"'{p}'" for p in ONNX_STACK)
 
 
 def hub_name(name: str | None) -> str | None:
@@ -259,14 +264,19 @@ def _snippets(name: str, head: str, config, *, weights: bool, onnx: bool, senten
                 *_inputs(head, "np"), *batch, "names = [i.name for i in session.get_inputs()]",
                 'outputs = session.run(None, {k: v.astype("int64") for k, v in inputs.items() if k in names})',
                 "print(outputs[0].shape)", "```", "",
-                "With Optimum (`pip install optimum[onnxruntime]`):", "", "```python", f"from optimum.onnxruntime import {ort_class}",
+                f"With Optimum (in an environment of its own: `pip install {_STACK}`; it needs transformers < 4.58):", "",
+                "```python", f"from optimum.onnxruntime import {ort_class}",
                 "from transformers import AutoTokenizer, pipeline", "", model, f"model = {ort_class}.from_pretrained(MODEL)",
                 "tokenizer = AutoTokenizer.from_pretrained(MODEL)", *_use(head, config, "model=model, tokenizer=tokenizer"), "```", ""]
     if sentence:
-        # Without PyTorch weights only the ONNX backend can load it; with both, PyTorch is the default and ONNX the choice.
-        load = ('SentenceTransformer(MODEL)  # or backend="onnx" to run model.onnx (needs optimum[onnxruntime])' if weights and onnx else
-                'SentenceTransformer(MODEL, backend="onnx")  # needs optimum[onnxruntime]' if onnx else "SentenceTransformer(MODEL)")
-        out += ["With sentence-transformers (its pooling and normalisation, from `modules.json`):", "", "```python",
+        # An export's graph runs only under backend="onnx" (Optimum's stack); its default backend would run the fp32 PyTorch
+        # weights the folder also holds, so the card says which file runs, and shows the graph's.
+        load = 'SentenceTransformer(MODEL, backend="onnx", model_kwargs={"file_name": "model.onnx"})' if onnx else "SentenceTransformer(MODEL)"
+        note = ["The ONNX graph (`model.onnx`, the model measured here) runs under `backend=\"onnx\"`, in the stack Optimum needs: "
+                f"`pip install {_STACK}` (an environment of its own: transformers < 4.58)." +
+                (" `SentenceTransformer(MODEL)` without a backend runs the fp32 PyTorch weights the folder also holds "
+                 "(`model.safetensors`), not the graph." if weights else ""), ""] if onnx else []
+        out += ["With sentence-transformers (its pooling and normalisation, from `modules.json`):", "", *note, "```python",
                 "from sentence_transformers import SentenceTransformer", "", model, f"model = {load}",
                 f"embeddings = model.encode([{json.dumps(_TEXT)}])", "print(embeddings.shape)", "```", ""]
     return out
