@@ -6,7 +6,7 @@ evaluation, checkpoints and progress in one ``on_step`` → the Hugging Face fol
 
 from __future__ import annotations
 
-import json
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -182,6 +182,11 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
 
 def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     out = run.out
+    if (out / REPORT).is_file():  # finished earlier (pretrain.json is written last): nothing to redo
+        run.guard(fingerprint(cfg), resuming=True)
+        if d.main:
+            shutil.rmtree(run.checkpoint, ignore_errors=True)  # a run killed while removing it
+        return PretrainResult.read(out / REPORT)
     run.guard(fingerprint(cfg))
     if cfg.batch_size % d.world:
         raise BortError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
@@ -296,8 +301,14 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
         if not logits:  # an encoder, loaded by SentenceTransformer(OUT) as the teacher was (first, so that its card says so)
             for name, text in sentence_files(source).items():
                 atomic_write_text(out / name, text)
-        save_model_folder(out, student, tok, {REPORT: json.dumps(result.to_dict(), indent=2)},
-                          card=Card("bort pretrain", str(cfg.teacher), settings=fingerprint(cfg), metrics=heldout, evaluation="Held-out metrics"))
+        save_model_folder(out, student, tok, card=Card("bort pretrain", str(cfg.teacher), settings=fingerprint(cfg), metrics=heldout,
+                                                       evaluation="Held-out metrics"))
+    d.barrier()
+    if d.main:
+        # The report last: it marks the run finished. The checkpoint then goes (optimiser state, twice the model's size): the
+        # folder keeps the model and the run's small records, and a finished run is not resumed but returned.
+        result.write(out / REPORT)
+        shutil.rmtree(run.checkpoint, ignore_errors=True)
     d.barrier()
     return result
 
