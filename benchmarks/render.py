@@ -87,7 +87,7 @@ def render_scoreboard(results: Path) -> str:
         for n in names:
             ss = [s for s in students if s["job"] == job and s["model"] == n]
             cells += [_mean_sd([s["kept_over_baseline"] for s in ss if s["teacher_beats_baseline"] and s["kept_over_baseline"] is not None]),
-                      _mean_sd([s["kept"] for s in ss])]
+                      _mean_sd([s["kept"] for s in ss if s["kept"] is not None])]
         lines.append(f"| {job} | {_mean_sd([t['baseline_score'] for t in ts])} | {_mean_sd([t['score'] for t in ts])} |" + "".join(f" {c} |" for c in cells))
     pools = pooled_by_seed(students)
     lines += ["", "Pooled: per seed, the mean over tasks of kept above chance (the raw S/T over the same tasks beside it); then over the "
@@ -111,6 +111,10 @@ def render_scoreboard(results: Path) -> str:
             lines.append(f"| {job} | teacher ⟨{t['arch']}⟩ | {t['seed']} | {t['lr']:g} | {_pct(t['baseline_score'])} | {_pct(t['score'])} | | | | | "
                          f"{'yes' if t['teacher_beats_baseline'] else 'no'} {_ci(t['teacher_minus_baseline_interval'])} |")
         for s in sorted((s for s in students if s["job"] == job), key=lambda r: (r["model"], r["seed"])):
+            if s.get("skipped"):  # the teacher does not beat its baseline: the student is not trained
+                lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | | {_pct(s['baseline_metric'])} | {_pct(s['teacher_metric'])} | "
+                             f"| | {s['skipped']} | | no |")
+                continue
             lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | {s['lr']:g} | {_pct(s['baseline_metric'])} | {_pct(s['teacher_metric'])} | "
                          f"{_pct(s['student_metric'])} | {_pct(s['student_metric_fp32'])} | {_pct(s['kept_over_baseline'])} "
                          f"{_ci(s['kept_over_baseline_interval'])} | {_pct(s['kept'])} {_ci(s['kept_interval'])} | "

@@ -171,6 +171,14 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     path = args.results / job.name / f"{name}-seed{seed}.json"
     if path.is_file():
         return json.loads(path.read_text())
+    if not teacher_doc["teacher_beats_baseline"]:  # no share of a skill the teacher lacks can be read: the task is left out
+        doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": config_arch(read_config(resolve_model_path(source))).key,
+               "task": teacher_doc["task"], "job": job.name, "seed": seed, "skipped": "not trained: the teacher does not beat its baseline",
+               "teacher_beats_baseline": False, "teacher_metric": teacher_doc["score"], "baseline_metric": teacher_doc["baseline_score"],
+               **dict.fromkeys(("lr", "student_metric", "student_metric_fp32", "kept", "kept_over_baseline", "kept_interval",
+                                "kept_over_baseline_interval")), **provenance()}
+        write_result(path, doc)
+        return doc
     recipe = CompressConfig()  # bort compress's own task distillation, new inputs and student epochs
     lrs, chosen_on = _lrs(name, job, seed, args)
     started = time.time()
@@ -295,6 +303,9 @@ def main() -> None:
             print(f"{job.name} seed {seed} teacher: {t['score']:.4f} (B {t['baseline_score']:.4f}, lr {t['lr']:g})", flush=True)
             for sname, source in students.items():
                 s = student(sname, source, job, seed, args, t)
+                if s.get("skipped"):
+                    print(f"{job.name} seed {seed} {sname}: {s['skipped']}", flush=True)
+                    continue
                 kob = "–" if s["kept_over_baseline"] is None else f"{100 * s['kept_over_baseline']:.1f}%"
                 print(f"{job.name} seed {seed} {sname}: int8 {s['student_metric']:.4f}, kept above chance {kob}, raw {100 * s['kept']:.1f}%",
                       flush=True)

@@ -57,3 +57,23 @@ def test_the_scoreboard_pools_tasks_whose_teacher_beats_chance_and_check_catches
     assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
     text = doc.read_text()
     assert "| fast | 2 (partial) | cola | – | 10.0 | 50.0 |" in text and "| **fast** | 2 complete | | | **65.0 ± 21.2 (2)** |" in text
+
+
+def test_a_student_skipped_where_the_teacher_is_at_chance_is_listed_and_left_out(tmp_path):
+    """benchmarks/scoreboard.py trains no student where the seed's teacher does not beat its baseline; its record says so."""
+    skipped = {"benchmark": "scoreboard", "job": "rte", "model": "fast", "seed": 0, "arch": "2,12,384,768", "commit": "abcdef0123",
+               "dirty": False, "machine": {"cpu": "CPU X", "flags": ["avx2"]}, "skipped": "not trained: the teacher does not beat its baseline",
+               "teacher_beats_baseline": False, "teacher_metric": 0.527, "baseline_metric": 0.527,
+               **dict.fromkeys(("lr", "student_metric", "student_metric_fp32", "kept", "kept_over_baseline", "kept_interval",
+                                "kept_over_baseline_interval"))}
+    runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True), _run("rte", "teacher", 0, None, 1, False), skipped]
+    for r in runs:
+        path = tmp_path / "results" / "scoreboard" / r["job"] / f"{r['model']}-seed{r['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    doc = tmp_path / "B.md"
+    doc.write_text("<!-- render:scoreboard -->\n<!-- /render:scoreboard -->\n")
+    assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
+    text = doc.read_text()
+    assert "| rte | fast ⟨2,12,384,768⟩ | 0 | | 52.7 | 52.7 | | | not trained: the teacher does not beat its baseline | | no |" in text
+    assert "| fast | 0 | cola | rte | 50.0 | 80.0 |" in text  # pooled over cola alone; rte left out
