@@ -131,12 +131,13 @@ def render_speed(results: Path) -> str:
     runs = load(results / "speed")
     if not runs:
         return "No speed result is committed yet.\n"
-    lines = ["| task | student | texts | mean tokens | batch | teacher ms/seq | student ms/seq | speed-up, real inputs | speed-up, 128 tokens |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    # The load average (1 minute) when it ran: other jobs slow both models alike in the interleaved rounds, the ratios less than the times.
+    lines = ["| task | student | texts | mean tokens | batch | teacher ms/seq | student ms/seq | speed-up, real inputs | speed-up, 128 tokens | "
+             "load |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(runs, key=lambda r: (TASK_ORDER.index(r["job"]) if r["job"] in TASK_ORDER else 99, r["model"])):
         for b, row in r["by_batch"].items():
             lines.append(f"| {r['job']} | {r['model']} ⟨{r['arch']}⟩ | {r['texts']} | {row['mean_tokens']:.1f} | {b} | {row['teacher_ms_per_seq']:.3f} | "
-                         f"{row['student_ms_per_seq']:.3f} | {row['speedup_real']:.2f}× | {row['speedup_fixed']:.2f}× |")
+                         f"{row['student_ms_per_seq']:.3f} | {row['speedup_real']:.2f}× | {row['speedup_fixed']:.2f}× | {r['load_avg'][0]:.1f} |")
     cpus = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['flags'])}), {r['threads']} thread(s)" for r in runs})
     return "\n".join(lines) + f"\n\nFrom `benchmarks/results/speed/`; CPU {'; '.join(cpus)}.\n"
 
