@@ -110,7 +110,7 @@ def test_attention_relations_read_the_familys_query_key_value(model_type):
         mine, theirs = distiller(ids, mask), distiller.teacher_views(teacher.base_model, ids, mask)
         terms = distiller.terms(mine, theirs, mask)
     assert set(terms) == {"hidden_mse", "attn_kl"} and all(abs(float(t)) < 1e-6 for t in terms.values())
-    assert mine.qkv[0].shape == (3, 12, 32)
+    assert mine.qkv[0][0].shape == (3, 12, 32)
 
 
 def test_positions_and_refusals():

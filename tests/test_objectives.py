@@ -14,6 +14,7 @@ from transformers import AutoModel, BertConfig, BertModel
 from bort.cli import main
 from bort.data.sentences import SentenceStream, load_sentences
 from bort.errors import BortError
+from bort.models.families import family
 from bort.models.loading import load_tokenizer
 from bort.models.sentence import Pooling, embed, read_pooling
 from bort.pretrain import PretrainConfig, pretrain
@@ -75,6 +76,38 @@ def test_relations_compare_any_heads_and_widths_and_train_the_projection():
     distiller.weighted(values).backward()
     assert distiller.hidden_proj[0].weight.grad.abs().sum() > 0 and distiller.embed_proj.weight.grad.abs().sum() > 0
     assert student.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+def test_relations_of_the_last_layers_are_the_mean_of_each_pair(tmp_path):
+    """--attn-layers 2: the student's last two layers, each paired with the teacher layer of the depth rule; attn_kl is the
+    mean of each pair's Σ over Q, K, V, computed here layer by layer from hooks on the stock modules."""
+    teacher, student = encoder((4, 4, 64, 128), seed=0), encoder((2, 4, 64, 128), seed=1)
+    assert layer_pairs(2, 4, "last", 2) == [(0, 1), (1, 3)] and layer_pairs(3, 6, "last") == [(2, 5)]
+    distiller = Distiller(student, teacher.config, RepresentationLoss(alpha_attn=1.0, attn_layers=2), None).eval()
+    assert distiller.qkv_pairs == [(0, 1), (1, 3)]
+    ids = torch.randint(5, 50, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+
+    def qkv(model, layer):
+        got = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: got.append(out)) for m in family(model.config).qkv_modules(model, layer)]
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask)
+        for h in hooks:
+            h.remove()
+        return got
+
+    with torch.no_grad():
+        value = float(distiller.terms(distiller(ids, mask), distiller.teacher_views(teacher, ids, mask), mask)["attn_kl"])
+    per_pair = [sum(float(relation_kl(t, s, 4, mask)) for s, t in zip(qkv(student, i), qkv(teacher, j))) for i, j in [(0, 1), (1, 3)]]
+    assert value == pytest.approx(sum(per_pair) / 2, rel=1e-5) and per_pair[0] != pytest.approx(per_pair[1])
+    with pytest.raises(BortError, match="--attn-layers 3 is more than the student's 2 layers"):
+        Distiller(student, teacher.config, RepresentationLoss(alpha_attn=1.0, attn_layers=3), None)
+    with pytest.raises(BortError, match="--attn-layer names one teacher layer"):
+        RepresentationLoss(alpha_attn=1.0, attn_layer=2, attn_layers=2)
+    with pytest.raises(BortError, match="must be at least 1"):
+        RepresentationLoss(attn_layers=0)
 
 
 def test_relation_kl_against_a_direct_computation():

@@ -186,3 +186,7 @@ def test_a_setting_added_since_a_run_started_reads_as_the_runs_own_behaviour():
     assert differing(mix, {"epochs": 3, "distill": {"teacher": "t", "alpha_kd": 0.5, "alpha_gold": 0.5, "temperature": 1.0}}) == []
     assert differing(mix, {"epochs": 3, "distill": {"teacher": "t", "alpha_kd": 0.5, "alpha_gold": 0.0, "temperature": 1.0}}) == ["distill"]
     assert differing(old, {"epochs": 4, "distill": {"teacher": "t", "alpha_kd": 1.0, "alpha_gold": 0.0, "temperature": 1.0}}) == ["epochs"]
+    # --attn-layers came with issue 38; before it, the relations were the last layer's (1).
+    rep = {"representation": {"alpha_attn": 1.0, "layer_map": "last"}}
+    assert differing(rep, {"representation": {"alpha_attn": 1.0, "layer_map": "last", "attn_layers": 1}}) == []
+    assert differing(rep, {"representation": {"alpha_attn": 1.0, "layer_map": "last", "attn_layers": 2}}) == ["representation"]

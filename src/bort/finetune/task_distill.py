@@ -58,7 +58,7 @@ class TaskDistill:
                                                         "squared error for regression)"))
     temperature: float = field(default=1.0, metadata=opt(TEMPERATURE))
     representation: RepresentationLoss = field(default_factory=RepresentationLoss,
-                                               metadata=nested(only=("alpha_hidden", "alpha_attn", "layer_map")))
+                                               metadata=nested(only=("alpha_hidden", "alpha_attn", "layer_map", "attn_layers")))
 
     def __post_init__(self) -> None:
         if not (self.alpha_kd >= 0 and self.alpha_gold >= 0 and self.temperature > 0):

@@ -149,7 +149,7 @@ class ErrorSurrogate:
         instead of running the teacher, the slowest part of a small candidate's step. Kept in float32,
         so ê is the same whether they were cached or not. Filled as the search goes, per process.
         """
-        key = (batch_size, tuple(t for _, t in distiller.pairs), distiller.teacher_qkv_layer, distiller.loss.alpha_embed > 0)
+        key = (batch_size, tuple(t for _, t in distiller.pairs), tuple(t for _, t in distiller.qkv_pairs), distiller.loss.alpha_embed > 0)
         cache = self._views_cache.get(key)
         if cache is not None and step < len(cache):
             return cache[step].map(lambda t: t.to(self.device))

@@ -9,8 +9,10 @@ Three terms, each weighted by the user (any mix, with or without the logit terms
   Where H_S ≠ H_T a learned linear projection maps the student's states to the teacher's width.
 - **attention relations** (MiniLMv2): the KL divergence between the teacher's and the student's
   query–query, key–key and value–value relation distributions softmax(x·xᵀ/√d) of one layer (the
-  student's last, the teacher's last or ``attn_layer``). The H features are split into R relation
-  heads, so students of any head count and width are compared with any teacher.
+  student's last, the teacher's last or ``attn_layer``), or, with ``attn_layers`` N, of the student's
+  last N layers, each paired with a teacher layer by the rule above, the mean over the pairs (issue 38's
+  lever: relations of more than the last layer). The H features are split into R relation heads, so
+  students of any head count and width are compared with any teacher.
 - **embedding** (sentence-transformers distillation): 1 − cos between the pooled sentence
   embeddings, pooled as the teacher's sentence-transformers pipeline pools (:mod:`bort.models.sentence`).
 
@@ -44,6 +46,8 @@ class RepresentationLoss:
     layer_map: str = field(default="last", metadata=opt("hidden states of the last layer only, or of every student layer",
                                                         choices=("last", "uniform")))
     attn_layer: int | None = field(default=None, metadata=opt("teacher layer (1-based) of the relations (default: its last)"))
+    attn_layers: int = field(default=1, metadata=opt("relations of the student's last N layers, each paired with a teacher layer as "
+                                                     "--layer-map pairs them, averaged (1: the last layer's, MiniLMv2)"))
     relation_heads: int | None = field(default=None, metadata=opt("relation heads R, dividing both hidden sizes "
                                                                   "(default: the largest divisor up to the teacher's heads)"))
 
@@ -52,8 +56,12 @@ class RepresentationLoss:
             raise BortError("--alpha-hidden, --alpha-attn and --alpha-embed must be 0 or more")
         if self.layer_map not in ("last", "uniform"):
             raise BortError(f"--layer-map must be last or uniform, got '{self.layer_map}'")
-        if (self.attn_layer is not None and self.attn_layer < 1) or (self.relation_heads is not None and self.relation_heads < 1):
-            raise BortError("--attn-layer and --relation-heads must be at least 1")
+        if (self.attn_layer is not None and self.attn_layer < 1) or (self.relation_heads is not None and self.relation_heads < 1) \
+                or self.attn_layers < 1:
+            raise BortError("--attn-layer, --attn-layers and --relation-heads must be at least 1")
+        if self.attn_layer is not None and self.attn_layers > 1:
+            raise BortError(f"--attn-layer names one teacher layer; with --attn-layers {self.attn_layers} the layers are paired by "
+                            "their depth: give one of the two")
 
     @property
     def weights(self) -> dict[str, float]:
@@ -65,9 +73,10 @@ class RepresentationLoss:
         return self.alpha_hidden + self.alpha_attn + self.alpha_embed > 0
 
 
-def layer_pairs(d_s: int, d_t: int, mode: str) -> list[tuple[int, int]]:
-    """``(student layer, teacher layer)`` pairs, 0-based: student layer i takes teacher layer ⌊(i+1)·D_T/D_S⌋−1."""
-    layers = range(d_s) if mode == "uniform" else [d_s - 1]
+def layer_pairs(d_s: int, d_t: int, mode: str, last: int = 1) -> list[tuple[int, int]]:
+    """``(student layer, teacher layer)`` pairs, 0-based: student layer i takes teacher layer ⌊(i+1)·D_T/D_S⌋−1; every
+    student layer (``uniform``) or its ``last`` ones."""
+    layers = range(d_s) if mode == "uniform" else range(max(0, d_s - last), d_s)
     return [(i, (i + 1) * d_t // d_s - 1) for i in layers]
 
 
@@ -111,11 +120,11 @@ def embed_distance(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
 
 @dataclass
 class Views:
-    """What the representation terms read from one forward: hidden states of the paired layers, Q/K/V of the
+    """What the representation terms read from one forward: hidden states of the paired layers, Q/K/V of each
     relation layer, the pooled embedding (each present only when a term needs it)."""
 
     hidden: list[torch.Tensor]
-    qkv: tuple[torch.Tensor, ...] | None
+    qkv: list[tuple[torch.Tensor, ...]] | None
     embedding: torch.Tensor | None
     last: torch.Tensor | None  # the last hidden state, for the masked-LM head (a bare encoder's only)
     logits: torch.Tensor | None = None  # the masked-LM logits at the masked positions, where asked for
@@ -125,8 +134,8 @@ class Views:
         """Every tensor of these views through ``fn`` (``output`` is not carried over)."""
         def each(t):
             return None if t is None else fn(t)
-        return Views([fn(h) for h in self.hidden], None if self.qkv is None else tuple(map(fn, self.qkv)), each(self.embedding),
-                     each(self.last), each(self.logits))
+        return Views([fn(h) for h in self.hidden], None if self.qkv is None else [tuple(map(fn, layer)) for layer in self.qkv],
+                     each(self.embedding), each(self.last), each(self.logits))
 
     def detached(self) -> Views:
         """Copies that autograd may use (a teacher's views come out of ``torch.inference_mode``)."""
@@ -134,28 +143,29 @@ class Views:
 
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor these views hold."""
-        return [t for t in (*self.hidden, *(self.qkv or ()), self.embedding, self.last, self.logits) if t is not None]
+        qkv = [t for layer in self.qkv or () for t in layer]
+        return [t for t in (*self.hidden, *qkv, self.embedding, self.last, self.logits) if t is not None]
 
 
-def encoder_views(encoder: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, *, layers: list[int], qkv_layer: int | None,
+def encoder_views(encoder: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, *, layers: list[int], qkv_layers: list[int],
                   pooling: Pooling | None, **inputs: torch.Tensor) -> Views:
     """Run a bare encoder once and take the views: hidden states of ``layers`` (0-based), the
-    query/key/value projections of ``qkv_layer`` (read by forward hooks), and the pooled embedding.
+    query/key/value projections of each of ``qkv_layers`` (read by forward hooks), and the pooled embedding.
 
     ``encoder`` may also be a whole task model (fine-tuning): ``inputs`` (``token_type_ids``, ``labels``) go
     to it too, and its output (logits, loss) comes from the same forward as the views, in ``output``."""
-    captured: dict[str, torch.Tensor] = {}
+    captured: dict[tuple[int, str], torch.Tensor] = {}
     hooks = []
-    if qkv_layer is not None:
-        for name, module in zip(("query", "key", "value"), family(encoder.config).qkv_modules(encoder, qkv_layer)):
-            hooks.append(module.register_forward_hook(lambda _m, _i, out, name=name: captured.__setitem__(name, out)))
+    for layer in qkv_layers:
+        for name, module in zip(("query", "key", "value"), family(encoder.config).qkv_modules(encoder, layer)):
+            hooks.append(module.register_forward_hook(lambda _m, _i, out, key=(layer, name): captured.__setitem__(key, out)))
     try:
         out = encoder(input_ids=input_ids, attention_mask=mask, output_hidden_states=bool(layers), **inputs)
     finally:
         for h in hooks:
             h.remove()
     hidden = [out.hidden_states[i + 1] for i in layers] if layers else []
-    qkv = tuple(captured[n] for n in ("query", "key", "value")) if qkv_layer is not None else None
+    qkv = [tuple(captured[layer, n] for n in ("query", "key", "value")) for layer in qkv_layers] if qkv_layers else None
     embedding = pool(out.last_hidden_state, mask, pooling) if pooling is not None else None
     return Views(hidden, qkv, embedding, getattr(out, "last_hidden_state", None), output=out)
 
@@ -173,9 +183,14 @@ class Distiller(torch.nn.Module):
         s_cfg = student.config
         h_s, h_t = s_cfg.hidden_size, teacher_config.hidden_size
         self.pairs = layer_pairs(s_cfg.num_hidden_layers, teacher_config.num_hidden_layers, loss.layer_map) if loss.alpha_hidden else []
-        self.teacher_qkv_layer = (loss.attn_layer or teacher_config.num_hidden_layers) - 1 if loss.alpha_attn else None
-        if self.teacher_qkv_layer is not None and self.teacher_qkv_layer >= teacher_config.num_hidden_layers:
-            raise BortError(f"--attn-layer {loss.attn_layer} is past the teacher's {teacher_config.num_hidden_layers} layers")
+        d_s, d_t = s_cfg.num_hidden_layers, teacher_config.num_hidden_layers
+        if loss.alpha_attn and loss.attn_layers > d_s:
+            raise BortError(f"--attn-layers {loss.attn_layers} is more than the student's {d_s} layers")
+        # (student layer, teacher layer) of the relations: the last pairs of the depth rule, or the student's last and --attn-layer
+        self.qkv_pairs = ([] if not loss.alpha_attn else [(d_s - 1, loss.attn_layer - 1)] if loss.attn_layer else
+                          layer_pairs(d_s, d_t, "last", loss.attn_layers))
+        if any(t >= d_t for _, t in self.qkv_pairs):
+            raise BortError(f"--attn-layer {loss.attn_layer} is past the teacher's {d_t} layers")
         self.heads = relation_heads(h_s, h_t, teacher_config.num_attention_heads, loss.relation_heads) if loss.alpha_attn else 0
 
         def projection() -> torch.nn.Module:
@@ -193,7 +208,7 @@ class Distiller(torch.nn.Module):
         ``inputs`` with ``labels`` the whole task model runs, its output in ``views.output``; ``token_type_ids`` alone (sentence
         pairs in pretraining) go to the encoder."""
         views = encoder_views(self.student if "labels" in inputs else self.encoder, input_ids, mask, layers=[s for s, _ in self.pairs],
-                              qkv_layer=self.student.config.num_hidden_layers - 1 if self.loss.alpha_attn else None,
+                              qkv_layers=[s for s, _ in self.qkv_pairs],
                               pooling=self.pooling if self.loss.alpha_embed else None, **inputs)
         views.hidden = [p(h) for p, h in zip(self.hidden_proj, views.hidden)]
         if views.embedding is not None:
@@ -204,7 +219,7 @@ class Distiller(torch.nn.Module):
 
     def teacher_views(self, teacher_encoder: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor, **inputs: torch.Tensor) -> Views:
         """The teacher's views of the same batch (run it under ``torch.inference_mode``); ``inputs``: e.g. ``token_type_ids``."""
-        return encoder_views(teacher_encoder, input_ids, mask, layers=[t for _, t in self.pairs], qkv_layer=self.teacher_qkv_layer,
+        return encoder_views(teacher_encoder, input_ids, mask, layers=[t for _, t in self.pairs], qkv_layers=[t for _, t in self.qkv_pairs],
                              pooling=self.pooling if self.loss.alpha_embed else None, **inputs)
 
     def terms(self, student: Views, teacher: Views, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -212,8 +227,9 @@ class Distiller(torch.nn.Module):
         out = {}
         if self.pairs:
             out["hidden_mse"] = sum(hidden_mse(s, t, mask) for s, t in zip(student.hidden, teacher.hidden)) / len(self.pairs)
-        if student.qkv is not None:
-            out["attn_kl"] = sum(relation_kl(t, s, self.heads, mask) for s, t in zip(student.qkv, teacher.qkv))
+        if student.qkv is not None:  # per layer pair: Σ over Q, K and V (MiniLMv2); then the mean over the pairs
+            out["attn_kl"] = sum(relation_kl(t, s, self.heads, mask) for mine, theirs in zip(student.qkv, teacher.qkv)
+                                 for s, t in zip(mine, theirs)) / len(student.qkv)
         if student.embedding is not None:
             out["embed_distance"] = embed_distance(student.embedding, teacher.embedding)
         return out
