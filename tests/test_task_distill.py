@@ -155,6 +155,21 @@ def test_augmentation_is_seeded_new_and_labelled_by_the_teacher(tmp_path, bert_t
     assert (tmp_path / "C" / "augmented.jsonl").read_bytes() != (tmp_path / "A" / "augmented.jsonl").read_bytes()
 
 
+def test_augment_min_inputs_raises_k_for_a_small_set(tmp_path, bert_teacher, rte, teacher, small_chunks):
+    """--augment-min-inputs N: K grows until the training set and its new inputs hold N, at most 20 per example; the new
+    inputs are those --augment K makes (the same seeds), and a file made before the option stays valid."""
+    rule = Augment(per_example=4, min_inputs=40_000)
+    assert [rule.per_example_for(n) for n in (3_300, 8_000, 100, 67_000)] == [12, 4, 20, 4]
+    assert Augment(per_example=2).made_of() == {"per_example": 2, "transform": "mlm-infill", "infill_model": None}
+    with pytest.raises(BortError, match="--augment-min-inputs must be at least 1"):
+        Augment(min_inputs=0)
+    auto = _cfg(bert_teacher, "glue/rte", rte, tmp_path / "auto", epochs=1, augment=Augment(transform="dropout", min_inputs=4 * TRAINED),
+                **_kd(teacher))
+    fixed = _cfg(bert_teacher, "glue/rte", rte, tmp_path / "fixed", epochs=1, augment=Augment(per_example=3, transform="dropout"), **_kd(teacher))
+    assert finetune(auto).augmented == finetune(fixed).augmented > 2 * TRAINED
+    assert (tmp_path / "auto" / "augmented.jsonl").read_bytes() == (tmp_path / "fixed" / "augmented.jsonl").read_bytes()
+
+
 def test_killed_in_augmentation_and_after_a_checkpoint_resumes_exactly(tmp_path, monkeypatch, bert_teacher, rte, teacher, teacher_rows,
                                                                         small_chunks):
     whole = tmp_path / "whole"

@@ -30,6 +30,7 @@ from bort.tasks.features import Feature, encode
 from bort.tasks.spec import Example, TaskSpec
 
 FILE, STATE = "augmented.jsonl", "augmented_state.json"
+MOST_PER_EXAMPLE = 20  # --augment-min-inputs raises K up to this
 CHUNK = 256  # training examples per appended chunk: what a kill during augmentation can cost
 
 
@@ -42,12 +43,34 @@ class Augment:
     transform: str = field(default="mlm-infill", metadata=opt("how new inputs are made (--augment, --agora)", choices=TRANSFORMS))
     infill_model: str | None = field(default=None, metadata=opt("masked-LM for mlm-infill (e.g. a prepared teacher); default: --model, "
                                                                 "if it has an MLM head"))
+    # Issue 38's lever: TinyBERT made about 20 new inputs per example for the small GLUE sets; a large set needs few.
+    min_inputs: int | None = field(default=None, metadata=opt(f"raise K for a small training set until it holds at least N inputs with "
+                                                              f"its new ones, at most {MOST_PER_EXAMPLE} per example (TinyBERT's)",
+                                                              flag="--augment-min-inputs", metavar="N"))
 
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
             raise BortError(f"--transform must be one of {', '.join(TRANSFORMS)}, got '{self.transform}'")
         if self.per_example < 0:
             raise BortError(f"--augment must be 0 or more, got {self.per_example}")
+        if self.min_inputs is not None and self.min_inputs < 1:
+            raise BortError(f"--augment-min-inputs must be at least 1, got {self.min_inputs}")
+
+    @property
+    def active(self) -> bool:
+        """Whether new inputs are made (``--augment`` K > 0, or ``--augment-min-inputs``)."""
+        return self.per_example > 0 or self.min_inputs is not None
+
+    def per_example_for(self, n: int) -> int:
+        """K for a training set of ``n`` examples: ``--augment``, raised to reach ``--augment-min-inputs`` in all, at most
+        :data:`MOST_PER_EXAMPLE`."""
+        if self.min_inputs is None or n == 0:
+            return self.per_example
+        return min(MOST_PER_EXAMPLE, max(self.per_example, -(-self.min_inputs // n) - 1))
+
+    def made_of(self) -> dict:
+        """The settings the new inputs depend on (an unset --augment-min-inputs left out: files made before it stay valid)."""
+        return {k: v for k, v in asdict(self).items() if k != "min_inputs" or v is not None}
 
 
 def soft_field(task: TaskSpec) -> str:
@@ -81,7 +104,8 @@ def augment(cfg: Augment, out: Path, examples: Sequence[Example], seen: set[tupl
     task = teacher.task
     if task.kind == "multiple_choice":
         raise BortError(f"--augment applies to classification and regression tasks; {task.name} is multiple choice")
-    made_of = [asdict(cfg), seed, model, teacher.identity, teacher.max_len, [ex.texts for ex in examples], sorted(seen)]
+    made_of = [cfg.made_of(), seed, model, teacher.identity, teacher.max_len, [ex.texts for ex in examples], sorted(seen)]
+    per_example = cfg.per_example_for(len(examples))
     path, state = Path(out) / FILE, Path(out) / STATE
     key = hashlib.sha256(json.dumps(made_of).encode()).hexdigest()
     lines, start = _resume(path, state, key)
@@ -90,7 +114,7 @@ def augment(cfg: Augment, out: Path, examples: Sequence[Example], seen: set[tupl
     for c in range(start, -(-len(examples) // CHUNK)):
         part = examples[c * CHUNK : (c + 1) * CHUNK]
         transform = transform or make_transform(cfg.transform, cfg.infill_model or model, device=device)
-        fresh = fresh_inputs(transform, [ex.texts for ex in part], cfg.per_example, seen, lambda v, c=c: _seed(seed, c, v))
+        fresh = fresh_inputs(transform, [ex.texts for ex in part], per_example, seen, lambda v, c=c: _seed(seed, c, v))
         new = [Example(idx=f"augmented-{len(lines) + j}", texts=texts, label=None) for j, (_, texts) in enumerate(fresh)]
         rows = [{"idx": ex.idx, "source": part[i].idx, "texts": list(ex.texts), name: soft}
                 for ex, (i, _), soft in zip(new, fresh, teacher.soft_labels(new) if new else [])]

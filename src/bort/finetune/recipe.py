@@ -112,7 +112,7 @@ class FinetuneConfig:
                             "and evaluate need), --patience at least 0")
         if self.distill.representation.active and not self.distill.teacher:  # checked here: a TaskDistill without teacher is a template (compress)
             raise BortError("--alpha-hidden and --alpha-attn need --task-teacher: they compare the student with the fine-tuned teacher")
-        if self.augment.per_example and not self.distill.teacher:
+        if self.augment.active and not self.distill.teacher:
             raise BortError("--augment needs --task-teacher: the teacher labels the new inputs")
 
     @property
@@ -246,7 +246,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     out, task = run.out, data.spec
     # Without new inputs (--augment 0) the way they would be made changes nothing: the defaults stand in, so a changed
     # --transform alone is not a changed setting (Agora's rounds carry its transform here).
-    made = cfg if cfg.augment.per_example else replace(cfg, augment=Augment())
+    made = cfg if cfg.augment.active else replace(cfg, augment=Augment())
     settings = {**fingerprint(made), "train_set": None if train_set is None else _digest(train_set),
                 **({"select_set": _digest(select_set)} if select_set is not None else {})}
     if (out / EVAL).is_file() and (out / REPORT).is_file():  # finished earlier: nothing to redo
@@ -283,7 +283,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     if cfg.distill.teacher:
         teacher = TaskTeacher(cfg.distill.teacher, task, path, device=device, max_len=cfg.max_seq_len, batch_size=cfg.eval_batch_size)
         features = teacher.stored_targets(out, features)
-        if cfg.augment.per_example:
+        if cfg.augment.active:
             seen = {ex.texts for ex in train_examples} | {ex.texts for examples in selection.values() for ex in examples}
             augmented = augment(cfg.augment, out, train_examples, seen, teacher, seed=cfg.seed, model=cfg.model, device=str(device))
             features = features + augmented_features(task, augmented, tokenizer, cfg.max_seq_len)

@@ -161,9 +161,10 @@ def changed_reads(old: dict, new: dict) -> str | None:
 
 # Settings added to bort after a run may have started: a record without one reads as the value that gives that run's own
 # behaviour (issue 37: fine-tuning's gold labels weighed 1 − α_kd before they had --alpha-gold; issue 38: the relations were
-# the last layer's before --attn-layers).
+# the last layer's before --attn-layers, and K was --augment's alone before --augment-min-inputs).
 _ADDED = {"alpha_gold": lambda record: 1.0 - record["alpha_kd"] if "alpha_kd" in record else None,
-          "attn_layers": lambda record: 1 if "alpha_attn" in record else None}
+          "attn_layers": lambda record: 1 if "alpha_attn" in record else None,
+          "min_inputs": lambda record: None}  # --augment-min-inputs: unset, K as given
 
 
 def _with_added(old, new):
