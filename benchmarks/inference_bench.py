@@ -26,6 +26,7 @@ from common import OUT as BENCH_OUT
 from bort.arch import Arch
 from bort.atomic import atomic_write_text
 from bort.bench.recipe import BenchConfig, bench
+from bort.models.loading import model_dir
 from bort.models.runtime import load_predictor
 from bort.predict.recipe import PredictConfig, predict
 
@@ -53,7 +54,7 @@ def finetuned(out: Path, tasks: list[str], students: list[str], threads: int, ro
     rows = []
     for task in tasks:
         models = {name: FINETUNED / name / task for name in [*students, "teacher"]}
-        missing = [str(p) for p in models.values() if not (p / "config.json").is_file()]
+        missing = [str(p) for p in models.values() if not (model_dir(p) / "config.json").is_file()]  # a run folder's model/
         if missing or not (GLUE / GLUE_FOLDERS[task]).is_dir():
             print(f"skip {task}: missing {', '.join(missing) or GLUE / GLUE_FOLDERS[task]}")
             continue

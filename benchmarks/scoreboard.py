@@ -191,7 +191,7 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     entry = score_task(task=job.task, data=job.data, own=job.own, train_examples=args.max_train, seed=seed, scored="dev", teacher=teacher_folder,
                        student=folder, export=export, device="cpu", out=folder.parent / "score")
     spec = open_task(job.task, job.data, job.own).spec
-    doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": config_arch(read_config(folder)).key, "task": spec.name,
+    doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": config_arch(read_config(resolve_model_path(folder))).key, "task": spec.name,
            "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on,
            "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs},
            "pretrain": _pretrain_record(Path(source)),

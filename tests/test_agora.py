@@ -181,7 +181,7 @@ def test_agora_end_to_end(run):
     assert json.loads((out / "eval.json").read_text())["metrics"] == chosen.dev == result.dev
     table = (out / "agora.md").read_text().splitlines()
     assert table[2].startswith("| round") and len(table) == 4 + len(records)
-    assert (out / "model.safetensors").read_bytes() == (Path(best["best_folder"]) / "model.safetensors").read_bytes()
+    assert (out / "model" / "model.safetensors").read_bytes() == (Path(best["best_folder"]) / "model" / "model.safetensors").read_bytes()
 
 
 def test_killed_between_rounds_resumes_at_the_next_round(tmp_path, monkeypatch, bert_teacher, rte, run):

@@ -109,7 +109,7 @@ def test_task_run_numbers_come_from_the_stages(task_run, rte):
     assert doc["pooled"]["tasks"] + doc["pooled"]["left_out"] == 1
     student_ft = json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())
     assert student_ft["teacher"] == str(out / "finetune" / "rte" / "teacher") and student_ft["augmented"] > 0
-    assert t["student_folder"] == str(out / "finetune" / "rte" / "student") and (Path(t["student_onnx"]) / "model.onnx").is_file()
+    assert t["student_folder"] == str(out / "finetune" / "rte" / "student" / "model") and (Path(t["student_onnx"]) / "model.onnx").is_file()
     assert json.loads((Path(t["student_onnx"]) / "export.json").read_text())["quantize"] == "int8"
 
     bench = json.loads((out / "bench" / "bench.json").read_text())
@@ -141,7 +141,7 @@ def test_task_run_numbers_come_from_the_stages(task_run, rte):
 
 def test_resume_skips_finished_stages_and_redoes_an_unfinished_one(task_run, capsys):
     argv, out = task_run
-    files = [out / "pretrain" / "model.safetensors", out / "finetune" / "rte" / "student" / "model.safetensors",
+    files = [out / "pretrain" / "model" / "model.safetensors", out / "finetune" / "rte" / "student" / "model" / "model.safetensors",
              out / "export" / "rte" / "model.onnx"]
     before = {f: f.stat().st_mtime_ns for f in files}
     bench_before = (out / "bench" / "bench.json").stat().st_mtime_ns
@@ -194,7 +194,7 @@ def test_own_csv_data(tmp_path, bert_teacher_nohead, corpus_file, space_file, rt
     assert (out / "export" / "train" / "model.onnx").is_file() and t["kept"] == pytest.approx(t["student_metric"] / t["teacher_metric"])
     onnx = evaluate(EvaluateConfig(model=str(out / "export" / "train"), own=OwnData(validation_file=tmp_path / "dev.csv")))
     assert t["student_metric"] == onnx.metrics["accuracy"]  # an own-data export reads its columns from its config
-    assert json.loads((out / "finetune" / "train" / "student" / "config.json").read_text())["bort_label_column"] == "verdict"
+    assert json.loads((out / "finetune" / "train" / "student" / "model" / "config.json").read_text())["bort_label_column"] == "verdict"
 
 
 def test_multiple_choice_is_scored_and_not_timed_on_real_inputs(tmp_path, bert_teacher_nohead, corpus_file, space_file):
@@ -302,7 +302,7 @@ def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohea
     assert _stage_names(out) == ["extract", "pretrain", "export/encoder", "score/embedding", "bench", "bench_real/embedding"]
     for stage in ("extract", "pretrain"):  # --report-to reaches the training stages
         assert list((out / stage / "runs").rglob("events.out.tfevents.*")), stage
-    assert result.tasks == {} and result.student["student_folder"] == str(out / "pretrain")
+    assert result.tasks == {} and result.student["student_folder"] == str(out / "pretrain" / "model")
     assert (out / "export" / "encoder" / "model.onnx").is_file() and not (out / "finetune").exists()
     bench = json.loads((out / "bench" / "bench.json").read_text())
     ms = {(r["model"], r["runtime"]): r["median_ms"] for r in bench["results"] if r["batch"] == 1}
@@ -323,7 +323,7 @@ def test_no_task_hands_over_a_task_agnostic_student(tmp_path, bert_teacher_nohea
     assert summary(result)[0].startswith(f"task-agnostic student ⟨{result.arch}⟩: ")
     real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in s["speedup_real_lengths"].items())
     assert summary(result)[0].endswith(f"{s['speedup_same_runtime']:.1f}× on the same runtime, {s['speedup_vs_eager']:.1f}× vs HF eager"
-                                       f"; on real inputs {real}; {out / 'pretrain'} (int8: {onnx})")
+                                       f"; on real inputs {real}; {out / 'pretrain' / 'model'} (int8: {onnx})")
 
 
 @pytest.mark.slow

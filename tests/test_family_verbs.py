@@ -72,7 +72,7 @@ def test_an_mpnet_sentence_transformers_student_loads_in_sentence_transformers_a
                  "--inputs", "sentences", "--alpha-mlm", "0", "--alpha-kd", "0", "--alpha-embed", "1", "--seq-len", str(SEQ_LEN), "--steps", "2",
                  "--batch-size", "4", "--eval-sequences", "8", "--bf16", "off", "--device", "cpu", "--no-progress"]) == 0
     texts = ["a good day", "the bad film was long"]
-    mine = st.SentenceTransformer(str(out), device="cpu").encode(texts)
+    mine = st.SentenceTransformer(str(out / "model"), device="cpu").encode(texts)  # the run's model
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     capsys.readouterr()
     assert main(["predict", "--model", str(out), "--input", str(tmp_path / "in.txt"), "--embed"]) == 0

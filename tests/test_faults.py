@@ -136,7 +136,8 @@ def _checkpoint_step(out: Path) -> int | None:
 
 
 def _temps(out: Path, label: str = "") -> list[str]:
-    return [p.name for p in out.iterdir() if is_temp(p.name) and p.name.endswith(label)]
+    """bort's temporaries in ``out`` and in a run's ``out/model``."""
+    return [p.name for folder in (out, out / "model") if folder.is_dir() for p in folder.iterdir() if is_temp(p.name) and p.name.endswith(label)]
 
 
 def _trials(out: Path, columns: str = "arch, theta, error") -> list[tuple]:
@@ -153,7 +154,7 @@ def _trials(out: Path, columns: str = "arch, theta, error") -> list[tuple]:
         db.close()
 
 
-STAGED = r"-staged/[^/]+ -> {out}/[^/]+$"  # a file renamed from the staging folder into OUT
+STAGED = r"-staged/[^/]+ -> {out}/(model/)?[^/]+$"  # a file renamed from the staging folder into OUT (a run's model: OUT/model)
 
 
 # ------------------------------------------------------------------ running and killing

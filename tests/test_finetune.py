@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from bort.evaluate.recipe import EvaluateConfig, evaluate
 from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, FinetuneResult, finetune
 from bort.finetune.selection import hold_out
-from bort.models.loading import load_tokenizer
+from bort.models.loading import load_tokenizer, model_dir, resolve_model_path
 from bort.tasks import heads
 from bort.tasks.features import collate, encode, task_batch_stream
 from bort.tasks.registry import get_task, read_split
@@ -210,7 +211,7 @@ def test_finetune_learns_and_writes_a_loadable_folder(rte_run, rte):
     best = max(log, key=lambda r: r["select_accuracy"])  # the first of equals
     assert report.best_step == best["step"] and report.selection == {"accuracy": best["select_accuracy"]}
     assert not (out / "checkpoint").exists()
-    model = AutoModelForSequenceClassification.from_pretrained(out)
+    model = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
 
 
@@ -225,7 +226,7 @@ def test_evaluate_matches_eval_json_and_writes_the_glue_submission(rte_run, rte,
     expected = ["not_entailment" if e.texts[1].endswith(" not") else "entailment" for e in test]
     predicted = [line.split("\t")[1] for line in lines[1:]]
     # The file holds the model's own argmax, computed here another way: transformers directly, example by example.
-    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(out).eval(), load_tokenizer(out)
+    model, tokenizer = AutoModelForSequenceClassification.from_pretrained(out / "model").eval(), load_tokenizer(out / "model")
     with torch.no_grad():
         direct = [model.config.id2label[int(model(**tokenizer(*e.texts, return_tensors="pt")).logits.argmax())] for e in test]
     assert predicted == direct
@@ -256,10 +257,44 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, bert_tea
     resumed = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F"))
     out, report = rte_run
     assert resumed.dev == report.dev and resumed.best_step == report.best_step
-    a, b = load_file(out / "model.safetensors"), load_file(tmp_path / "F" / "model.safetensors")
+    a, b = load_file(out / "model" / "model.safetensors"), load_file(tmp_path / "F" / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "train_s"} for x in p.read_text().splitlines()]  # noqa: E731
     assert strip(tmp_path / "F" / "log.jsonl") == strip(out / "log.jsonl")
+
+
+def test_a_run_of_an_earlier_layout_is_read_and_resumed(tmp_path, monkeypatch, bert_teacher, rte, rte_run):
+    """Before OUT/model/, the model lay beside the run's files. A finished such folder is read as it is; a killed one, resumed,
+    moves its best model so far into OUT/model/ and ends as an uninterrupted run."""
+    out, report = rte_run
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    for f in (old / "model").iterdir():
+        f.rename(old / f.name)
+    (old / "model").rmdir()
+    assert resolve_model_path(str(old)) == old and model_dir(out) == out / "model" and resolve_model_path(str(out)) == out / "model"
+    assert heads.load(model_dir(old), get_task("glue/rte")).config.num_labels == 2
+
+    real_save, calls = run_mod.save_checkpoint, []
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
+    killed = tmp_path / "F"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_cfg(bert_teacher, "glue/rte", rte, killed))
+    monkeypatch.setattr(run_mod, "save_checkpoint", real_save)
+    for f in (killed / "model").iterdir():  # as an earlier bort left it
+        f.rename(killed / f.name)
+    (killed / "model").rmdir()
+    resumed = finetune(_cfg(bert_teacher, "glue/rte", rte, killed))
+    assert resumed.dev == report.dev and not (killed / "model.safetensors").exists() and not (killed / "config.json").exists()
+    a, b = load_file(out / "model" / "model.safetensors"), load_file(killed / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch, bert_teacher, rte):
@@ -323,7 +358,7 @@ def test_regression_stsb(tmp_path, bert_teacher):
     data = write_stsb(tmp_path / "STS-B")
     report = finetune(_cfg(bert_teacher, "glue/stsb", data, tmp_path / "F", epochs=8))
     assert set(report.dev) == {"pearson", "spearman"} and report.dev["pearson"] > 0.6
-    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "F")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "F" / "model")
     assert model.config.num_labels == 1 and model.config.problem_type == "regression"
 
 

@@ -307,13 +307,13 @@ def test_remote_code_fields_never_reach_an_output(tmp_path, bert_teacher_nohead,
                  "--bf16", "off", "--device", "cpu", "--no-progress"]) == 0
     write_sst2(tmp_path / "data")
     assert main([str(a) for a in finetune_args(teacher, tmp_path / "data", tmp_path / "finetune")]) == 0
-    finetuned = _with_remote_code(tmp_path / "finetune", tmp_path / "finetuned")  # export writes the config it reads, not the file
+    finetuned = _with_remote_code(tmp_path / "finetune" / "model", tmp_path / "finetuned")  # export writes the config it reads, not the file
     assert main(["export", "--model", str(finetuned), "--out", str(tmp_path / "export")]) == 0
-    for folder in ("extract/best", "extract/teacher_mlm", "pretrain", "pretrain/teacher_mlm", "finetune", "export"):
+    for folder in ("extract/best", "extract/teacher_mlm", "pretrain/model", "pretrain/teacher_mlm", "finetune/model", "export"):
         assert (tmp_path / folder / "config.json").is_file(), folder
     for out in ("extract", "pretrain", "finetune", "export"):
         assert not _remote_code_in(tmp_path / out), out
-    exported, source = (json.loads((tmp_path / f / "config.json").read_text()) for f in ("export", "finetune"))
+    exported, source = (json.loads((tmp_path / f / "config.json").read_text()) for f in ("export", "finetune/model"))
     for key in ("id2label", "label2id", "bort_task", "bort_max_seq_len", "bort_head", "architectures", "hidden_size"):
         assert exported[key] == source[key], key
 

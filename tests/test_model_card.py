@@ -26,15 +26,15 @@ from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_onnx
 from bort.finetune.recipe import finetune
 from bort.models.card import CARD, hub_name
-from bort.models.loading import resolve_model_path
+from bort.models.loading import model_dir, resolve_model_path
 from bort.training.hparams import Theta
 
 USERS_CARD = "# my teacher\n\nwritten by hand\n"
 
 
 def _card(folder: Path) -> tuple[dict, str]:
-    """The card's front matter and body."""
-    text = (folder / CARD).read_text(encoding="utf-8")
+    """The card's front matter and body (of the model in a run folder, ``model/``)."""
+    text = (model_dir(folder) / CARD).read_text(encoding="utf-8")  # a run folder's card is its model's
     match = re.match(r"---\n(.*?)\n---\n(.*)", text, re.DOTALL)
     assert match, "no YAML front matter"
     return yaml.safe_load(match.group(1)), match.group(2)
@@ -62,7 +62,7 @@ def _row(body: str, name: str) -> str:
 def _own_copy(src: Path, dst: Path) -> Path:
     """A copy of a fixture folder with a README.md of the user's own."""
     shutil.copytree(src, dst)
-    (dst / CARD).write_text(USERS_CARD)
+    (model_dir(dst) / CARD).write_text(USERS_CARD)
     return dst
 
 
@@ -92,7 +92,7 @@ def test_pretrained_student(tmp_path, teacher, corpus_file):
     assert meta == {"library_name": "transformers", "tags": ["bort", "distillation"], "pipeline_tag": "fill-mask"}  # a local teacher: no base_model
     assert "distilled from" in body and f"`{teacher}`" in body
     assert _row(body, "architecture ⟨D,A,H,I⟩").startswith("⟨1,2,32,64⟩")
-    assert _row(body, "parameters") == f"{AutoModelForMaskedLM.from_pretrained(out).num_parameters():,}"
+    assert _row(body, "parameters") == f"{AutoModelForMaskedLM.from_pretrained(model_dir(out)).num_parameters():,}"
     report = json.loads((out / "pretrain.json").read_text())
     assert _row(body, "kd_ce") == f"{report['kd_ce']:.4g}" and _row(body, "mlm_accuracy") == f"{report['mlm_accuracy']:.4g}"
     assert _row(body, "steps") == "2" and _row(body, "optim.lr") == "0.0005"
@@ -115,10 +115,10 @@ def test_sentence_transformers_student(tmp_path, bert_teacher_nohead, corpus_fil
     meta, body = _card(out)
     assert meta["tags"] == ["bort", "distillation", "sentence-transformers"] and meta["pipeline_tag"] == "sentence-similarity"
     assert meta["library_name"] == "sentence-transformers"  # SentenceTransformer(OUT) is how it is used
-    assert _row(body, "head") == "encoder" and _row(body, "parameters") == f"{AutoModel.from_pretrained(out).num_parameters():,}"
+    assert _row(body, "head") == "encoder" and _row(body, "parameters") == f"{AutoModel.from_pretrained(model_dir(out)).num_parameters():,}"
     snippets = _snippets(body)
     assert set(snippets) == {"transformers", "sentence-transformers"}
-    tokens = len(AutoTokenizer.from_pretrained(out)("A sentence to encode.")["input_ids"])
+    tokens = len(AutoTokenizer.from_pretrained(model_dir(out))("A sentence to encode.")["input_ids"])
     assert _run(snippets["transformers"]).strip() == str(tokens)  # the feature-extraction pipeline: one vector per token
     pytest.importorskip("sentence_transformers")
     assert _run(snippets["sentence-transformers"]).strip() == "(1, 64)"
@@ -139,7 +139,7 @@ def test_finetuned_model(finetuned, teacher):
     assert "## Dev metrics (scored once, by the model chosen on a held-out" in body
     assert _row(body, "task") == "glue/rte" and _row(body, "labels") == "entailment, not_entailment"
     assert _row(body, "architecture ⟨D,A,H,I⟩").startswith("⟨2,4,64,128⟩")
-    assert _row(body, "parameters") == f"{AutoModelForSequenceClassification.from_pretrained(finetuned).num_parameters():,}"
+    assert _row(body, "parameters") == f"{AutoModelForSequenceClassification.from_pretrained(model_dir(finetuned)).num_parameters():,}"
     snippets = _snippets(body)
     assert set(snippets) == {"transformers"}
     printed = _run(snippets["transformers"])
@@ -155,13 +155,13 @@ def test_onnx_export(tmp_path, finetuned):
     # no PyTorch weights: the ONNX graph is the model; a source folder with a card of the user's own names no base model
     assert meta == {"library_name": "onnx", "tags": ["bort", "distillation", "onnx"], "pipeline_tag": "text-classification"}
     assert _row(body, "max_relative_error") == f"{info.check['max_relative_error']:.4g}"
-    assert _row(body, "parameters") == f"{AutoModelForSequenceClassification.from_pretrained(source).num_parameters():,}"
+    assert _row(body, "parameters") == f"{AutoModelForSequenceClassification.from_pretrained(model_dir(source)).num_parameters():,}"
     assert _row(body, "quantize") == "none"
     snippets = _snippets(body)
     assert set(snippets) == {"ONNX", "Optimum"}  # no PyTorch weights, no modules.json
     assert "ORTModelForSequenceClassification.from_pretrained(MODEL)" in snippets["Optimum"]
     assert _run(snippets["ONNX"]).strip() == "(1, 2)"  # [batch, labels] logits
-    assert (source / CARD).read_text() == USERS_CARD
+    assert (model_dir(source) / CARD).read_text() == USERS_CARD
 
 
 def test_prepared_teacher(tmp_path, bert_teacher_nohead, corpus_file):

@@ -173,19 +173,20 @@ def test_bare_encoder_teacher_end_to_end(tmp_path, st_teacher, corpus_file, monk
     assert not (out / "teacher_mlm").exists()
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [3, 6] and all("attn_kl" in line for line in lines)
-    model = AutoModel.from_pretrained(out)
+    model = AutoModel.from_pretrained(out / "model")
     assert type(model).__name__ == "BertModel" and model.config.hidden_size == 32
-    with safe_open(str(out / "model.safetensors"), "pt") as f:
+    with safe_open(str(out / "model" / "model.safetensors"), "pt") as f:
         assert not any("proj" in k for k in f.keys())
     assert saved and all({"hidden_proj.0.weight", "embed_proj.weight"} <= keys for keys in saved)  # they resume with the student
     assert not (out / "checkpoint").exists()  # gone once the run finished
     for name in ("modules.json", "1_Pooling/config.json", "sentence_bert_config.json"):
-        assert (out / name).read_text() == (st_teacher / name).read_text(), name
-    assert read_pooling(out) == Pooling(mode="mean", normalize=True, source=f"sentence-transformers ({out / 'modules.json'})")
+        assert (out / "model" / name).read_text() == (st_teacher / name).read_text(), name
+    model_folder = out / "model"
+    assert read_pooling(model_folder) == Pooling(mode="mean", normalize=True, source=f"sentence-transformers ({model_folder / 'modules.json'})")
     st = pytest.importorskip("sentence_transformers")
     texts = ["a small model", "the teacher reads the same text"]
-    ours = embed(model, load_tokenizer(out), texts, read_pooling(out))
-    theirs = torch.tensor(st.SentenceTransformer(str(out), device="cpu").encode(texts))
+    ours = embed(model, load_tokenizer(model_folder), texts, read_pooling(model_folder))
+    theirs = torch.tensor(st.SentenceTransformer(str(model_folder), device="cpu").encode(texts))
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
 
 
@@ -229,7 +230,8 @@ def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monke
     monkeypatch.setattr(run_mod, "save_checkpoint", real)
     resumed = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len, inputs=inputs))
     assert resumed.heldout == whole.heldout and resumed.tokens_seen == whole.tokens_seen
-    with safe_open(str(tmp_path / "whole" / "model.safetensors"), "pt") as a, safe_open(str(tmp_path / "killed" / "model.safetensors"), "pt") as b:
+    with safe_open(str(tmp_path / "whole" / "model" / "model.safetensors"), "pt") as a, \
+            safe_open(str(tmp_path / "killed" / "model" / "model.safetensors"), "pt") as b:
         for key in a.keys():
             torch.testing.assert_close(a.get_tensor(key), b.get_tensor(key), rtol=0, atol=0)
 
@@ -239,7 +241,7 @@ def test_logit_and_representation_terms_together(tmp_path, bert_teacher, corpus_
     result = pretrain(_cfg(bert_teacher, corpus_file, tmp_path / "mix", loss=LogitLoss(alpha_mlm=0.1, alpha_kd=0.5),
                            representation=RepresentationLoss(alpha_hidden=1.0), steps=3))
     assert result.output == "masked-lm" and set(result.heldout) == {"mlm_accuracy", "kd_ce", "hidden_mse"}
-    assert json.loads((tmp_path / "mix" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    assert json.loads((tmp_path / "mix" / "model" / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
 
 
 @pytest.mark.parametrize("flags, needle", [
@@ -309,7 +311,8 @@ def test_two_processes_match_one_with_representation_terms(tmp_path, st_teacher,
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "two" / "pretrain.json").read_text())["world_size"] == 2
-    with safe_open(str(tmp_path / "one" / "model.safetensors"), "pt") as a, safe_open(str(tmp_path / "two" / "model.safetensors"), "pt") as b:
+    with safe_open(str(tmp_path / "one" / "model" / "model.safetensors"), "pt") as a, \
+            safe_open(str(tmp_path / "two" / "model" / "model.safetensors"), "pt") as b:
         for key in a.keys():
             torch.testing.assert_close(b.get_tensor(key), a.get_tensor(key), rtol=1e-4, atol=1e-5)
 

@@ -103,7 +103,7 @@ def _gold(path: Path, column: str) -> list[str]:
 
 
 def test_csv_task_trains_records_its_columns_and_predicts_the_test_file(csv_run, csv_data):
-    config = json.loads((csv_run / "config.json").read_text())
+    config = json.loads((csv_run / "model" / "config.json").read_text())
     assert config["id2label"] == {"0": "no", "1": "yes"} and config["label2id"] == {"no": 0, "yes": 1}
     assert (config["bort_text_columns"], config["bort_label_column"], config["bort_task"]) == (["premise", "hypothesis"], "verdict", "own/train")
     report = FinetuneResult.read(csv_run / "finetune.json")
@@ -111,7 +111,7 @@ def test_csv_task_trains_records_its_columns_and_predicts_the_test_file(csv_run,
     assert set(report.dev) == {"accuracy"} and report.dev["accuracy"] > 0.8  # learnt the rule; chance is about 0.5
     rows = list(csv.DictReader((csv_run / "predictions" / "predictions.csv").open(encoding="utf-8")))
     assert [r["idx"] for r in rows] == [f"r{i}" for i in range(20)] and {r["label"] for r in rows} <= {"no", "yes"}
-    tokenizer_config = json.loads((csv_run / "tokenizer_config.json").read_text())
+    tokenizer_config = json.loads((csv_run / "model" / "tokenizer_config.json").read_text())
     assert tokenizer_config["model_max_length"] == config["bort_max_seq_len"] == 32
 
 
@@ -193,7 +193,7 @@ def test_jsonl_task_end_to_end_with_three_labels(tmp_path, bert_teacher, capsys)
     assert main(["finetune", "--model", str(bert_teacher), "--train-file", str(d / "train.jsonl"), "--validation-file", str(d / "dev.jsonl"),
                  "--text-columns", "body", "--label-column", "topic", "--out", str(out), "--epochs", "6", "--max-seq-len", "64", *RUN]) == 0
     dev = _json_out(capsys)["dev"]
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "model" / "config.json").read_text())
     assert config["id2label"] == {"0": "animals", "1": "colours", "2": "places"}  # sorted, whatever the order in the file
     assert set(dev) == {"accuracy", "macro_f1"} and dev["accuracy"] > 0.7  # chance is about 1/3
     assert main(["evaluate", "--model", str(out), "--validation-file", str(d / "dev.jsonl")]) == 0
@@ -227,7 +227,7 @@ def test_jsonl_regression_scores_pearson_and_spearman(tmp_path, bert_teacher, ca
               "--label-column", "score", "--regression"]
     assert main([str(a) for a in ["finetune", *common, "--out", out, "--steps", "4", "--max-seq-len", "64", *RUN]]) == 0
     dev = _json_out(capsys)["dev"]
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "model" / "config.json").read_text())
     assert set(dev) == {"pearson", "spearman"} and config["problem_type"] == "regression" and len(config["id2label"]) == 1
     assert main(["predict", "--model", str(out), "--input", str(d / "dev.jsonl")]) == 0
     scores = [json.loads(line)["score"] for line in capsys.readouterr().out.splitlines()]
@@ -259,7 +259,7 @@ def test_agora_and_task_distillation_take_own_data(tmp_path, bert_teacher, csv_d
     assert printed["task"] == report.task == json.loads((tmp_path / "A" / "agora.json").read_text())["task"] and printed["task"]
     points = [json.loads(line) for line in (tmp_path / "A" / "agora_points.jsonl").read_text().splitlines()]
     assert {p["label"] for p in points} <= {"no", "yes"}
-    assert json.loads((tmp_path / "A" / "config.json").read_text())["bort_text_columns"] == ["premise", "hypothesis"]
+    assert json.loads((tmp_path / "A" / "model" / "config.json").read_text())["bort_text_columns"] == ["premise", "hypothesis"]
 
 
 def test_own_data_flags_are_checked(tmp_path, bert_teacher, csv_data, capsys):
@@ -283,7 +283,7 @@ def test_pipeline_truncates_like_predict(csv_run, tmp_path, capsys):
     (tmp_path / "long.txt").write_text(long + "\n", encoding="utf-8")
     assert main(["predict", "--model", str(csv_run), "--input", str(tmp_path / "long.txt")]) == 0
     ours = json.loads(capsys.readouterr().out)
-    theirs = pipeline("text-classification", model=str(csv_run), device="cpu")(long, truncation=True)[0]
+    theirs = pipeline("text-classification", model=str(csv_run / "model"), device="cpu")(long, truncation=True)[0]
     assert theirs["label"] == ours["label"] and theirs["score"] == pytest.approx(ours["score"], abs=1e-5)
 
 
@@ -300,5 +300,5 @@ def test_no_output_tokenizer_asks_for_remote_code(tmp_path, bert_teacher, csv_da
     assert main(["finetune", "--model", str(teacher), "--train-file", str(d / "train.csv"), "--validation-file", str(d / "dev.csv"),
                  "--text-columns", "premise,hypothesis", "--label-column", "verdict", "--out", str(tmp_path / "F"), "--steps", "1",
                  "--max-seq-len", "32", *RUN]) == 0
-    written = json.loads((tmp_path / "F" / "tokenizer_config.json").read_text())
+    written = json.loads((tmp_path / "F" / "model" / "tokenizer_config.json").read_text())
     assert "auto_map" not in written and written["tokenizer_class"] == config["tokenizer_class"]

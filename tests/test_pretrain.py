@@ -42,13 +42,13 @@ def _args(teacher, out, corpus, *extra):
 
 
 def _weights(folder):
-    return load_file(str(folder / "model.safetensors"))
+    return load_file(str(folder / "model" / "model.safetensors"))
 
 
 def test_output_is_a_loadable_mlm_folder(tmp_path, bert_teacher, corpus_file):
     out = tmp_path / "pt"
     assert main(_args(bert_teacher, out, corpus_file)) == 0
-    model = AutoModelForMaskedLM.from_pretrained(out)
+    model = AutoModelForMaskedLM.from_pretrained(out / "model")
     assert config_arch(model.config) == Arch(1, 2, 32, 64) and model.config.model_type == "bert"
     report = json.loads((out / "pretrain.json").read_text())
     assert report["steps"] == 6 and report["tokens_seen"] == 6 * 4 * SEQ_LEN and report["wall_s"] > 0
@@ -56,7 +56,11 @@ def test_output_is_a_loadable_mlm_folder(tmp_path, bert_teacher, corpus_file):
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [3, 6]
     assert metrics[-1]["kd_ce"] == pytest.approx(report["kd_ce"])
-    assert (out / "tokenizer.json").is_file() and not (out / "checkpoint").exists()  # a finished run keeps the model, not its optimiser
+    assert not (out / "checkpoint").exists()  # a finished run keeps the model, not its optimiser
+    # The model alone in OUT/model (what AutoModel*, push and upload take); the run's own files beside it.
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json",
+                                                                "tokenizer_config.json"]
+    assert {"pretrain.json", "metrics.jsonl", "pretrain_settings.json"} <= {p.name for p in out.iterdir()}
     # Run again: finished, so returned as it is, nothing trained or written.
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert main(_args(bert_teacher, out, corpus_file)) == 0
@@ -78,7 +82,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, monkeypatch, still_te
     monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
     out = tmp_path / "resumed"
     assert main(_args(still_teacher, out, corpus_file)) == 130
-    assert not (out / "model.safetensors").exists()
+    assert not (out / "model" / "model.safetensors").exists()
     monkeypatch.setattr(run_mod, "save_checkpoint", real_save)
     assert main(_args(still_teacher, out, corpus_file)) == 0
 
@@ -142,7 +146,7 @@ def test_init_teacher_and_mlm_loss_run(tmp_path, bert_teacher, corpus_file):
     assert report["init"] == "teacher" and report["loss"]["alpha_kd"] == 0.0 and report["loss"]["alpha_mlm"] == 1.0
     # 6 AdamW steps of lr ≤ 5e-4 move a weight by a few 1e-3 at most: the student is still near the teacher's slices,
     # where a random start (std 0.02 against the teacher's 0.02) is about 0.022 away on average.
-    state = AutoModelForMaskedLM.from_pretrained(out).state_dict()
+    state = AutoModelForMaskedLM.from_pretrained(out / "model").state_dict()
     assert _matrix_gap(state, _teacher_slices(bert_teacher, state)) < 0.005
 
 
@@ -152,15 +156,15 @@ def test_init_teacher_reaches_the_student(tmp_path, bert_teacher, corpus_file):
     out = tmp_path / "pt"
     assert main(_args(bert_teacher, out, corpus_file, "--init", "teacher", "--lr", "1e-30", "--steps", "1", "--save-every", "1",
                       "--eval-every", "1")) == 0
-    state = AutoModelForMaskedLM.from_pretrained(out).state_dict()
+    state = AutoModelForMaskedLM.from_pretrained(out / "model").state_dict()
     expected = _teacher_slices(bert_teacher, state)
-    assert config_arch(AutoModelForMaskedLM.from_pretrained(out).config) == Arch(1, 2, 32, 64)
+    assert config_arch(AutoModelForMaskedLM.from_pretrained(out / "model").config) == Arch(1, 2, 32, 64)
     for name, tensor in state.items():
         torch.testing.assert_close(tensor, expected[name], msg=lambda m, name=name: f"{name}: {m}")
     # and a random start is not that (the comparison can tell the two apart)
     rand = tmp_path / "rand"
     assert main(_args(bert_teacher, rand, corpus_file, "--lr", "1e-30", "--steps", "1", "--save-every", "1", "--eval-every", "1")) == 0
-    assert _matrix_gap(AutoModelForMaskedLM.from_pretrained(rand).state_dict(), expected) > 0.01
+    assert _matrix_gap(AutoModelForMaskedLM.from_pretrained(rand / "model").state_dict(), expected) > 0.01
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +201,7 @@ def test_diverging_loss_stops_with_one_line(tmp_path, bert_teacher, corpus_file,
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bort: error:") and ("diverged" in lines[0] or "became" in lines[0])
-    assert not (out / "model.safetensors").exists()
+    assert not (out / "model" / "model.safetensors").exists()
 
 
 def test_two_processes_match_one(tmp_path, still_teacher, corpus_file):

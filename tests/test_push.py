@@ -71,6 +71,12 @@ def test_only_the_model_files_are_pushed(run_folder, tmp_path):
     assert set(files_to_push(st)) - set(files_to_push(run_folder)) == {"modules.json", "1_Pooling/config.json"}
     with pytest.raises(BortError, match="holds no model"):
         files_to_push(run_folder / "runs")
+    run = tmp_path / "run"  # a run folder of today's layout: its model in model/, pushed as the repository's root
+    (run / "model").mkdir(parents=True)
+    for name in files_to_push(run_folder):
+        (run / "model" / name).write_bytes((run_folder / name).read_bytes())
+    (run / "finetune.json").write_text("{}")
+    assert files_to_push(run) == files_to_push(run_folder)
 
 
 def test_push_creates_the_repo_and_branch_and_commits_the_files_once(run_folder, hub, capsys):

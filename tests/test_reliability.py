@@ -211,7 +211,7 @@ def test_a_second_process_is_refused_and_a_dead_ones_lock_taken_over(tmp_path, m
         holder.wait(timeout=30)
     assert (out / LOCK).read_text().split()[0] == str(holder.pid)  # the dead process's lock file is still there
     assert main(argv) == 0  # and is taken over
-    assert (out / "model.safetensors").is_file() and not (out / LOCK).exists()
+    assert (out / "model" / "model.safetensors").is_file() and not (out / LOCK).exists()
 
 
 def test_the_lock_is_shared_within_a_process_and_released(tmp_path):

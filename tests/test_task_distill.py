@@ -64,7 +64,7 @@ def _kd(teacher: Path, **kw) -> dict:
 
 
 def _weights(folder: Path) -> dict:
-    return load_file(folder / "model.safetensors")
+    return load_file(folder / "model" / "model.safetensors")  # a run's model
 
 
 def _same_weights(a: Path, b: Path) -> bool:
@@ -224,7 +224,7 @@ def test_agora_with_a_teacher_gives_soft_labels(tmp_path, bert_teacher, rte, tea
     result = agora(AgoraConfig(base=base, thetas=thetas, variants=2, max_rounds=1))
     points = [json.loads(line) for line in (tmp_path / "F" / "agora_points.jsonl").read_text().splitlines()]
     task = get_task("glue/rte")
-    assert result.rounds[0].labeller == str(teacher) and result.rounds[0].new_points == len(points) > 0
+    assert result.rounds[0].labeller == str(teacher / "model") and result.rounds[0].new_points == len(points) > 0
     assert all(p["label"] == task.labels[max(range(2), key=lambda i: p["soft_label"][i])] for p in points)
     trained = FinetuneResult.read(tmp_path / "F" / "rounds" / "0" / thetas[0].slug / "finetune.json")
     assert trained.teacher == str(teacher)  # the round's trainings distil the teacher too

@@ -37,7 +37,7 @@ from bort.finetune.task_distill import TaskTeacher, from_soft
 from bort.finetune.transforms import check_transform, fresh_inputs, make_transform
 from bort.models.card import Card
 from bort.models.folder import copy_model_files
-from bort.models.loading import load_tokenizer, resolve_model_path
+from bort.models.loading import load_tokenizer, model_dir, resolve_model_path
 from bort.options import opt
 from bort.records import Record
 from bort.shared import resolve_device
@@ -116,6 +116,7 @@ class AgoraResult(Record):
 
 def _labels(task: TaskSpec, folder: Path, examples: list[Example], base: FinetuneConfig) -> list[str]:
     """``folder``'s predicted label names for ``examples``."""
+    folder = model_dir(folder)  # a round's run folder, or a labeller's model folder
     model, tok = heads.load(folder, task), load_tokenizer(folder)
     logits = outputs(model, encode(task, examples, tok, base.max_seq_len), batch_size=base.eval_batch_size, pad_id=tok.pad_token_id)
     return [task.labels[p] for p in predictions(task, examples, logits)]
@@ -233,14 +234,14 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
     # The baseline is learnt from the training split, not from the set the rounds grew with the labeller's points.
     scored = {s: data.split(s) for s in task.dev_splits} if report.scored == "dev" else {"test": data.split("test")}
     report = replace(report, baseline=baselines(task, original, scored))
-    copy_model_files(Path(best.best_folder), out)
+    copy_model_files(model_dir(best.best_folder), run.model)  # the best round's model, as Agora's
     write_eval(out, report)
     atomic_write_text(out / TABLE, table(task.name, records))
     Card("bort finetune --agora", str(base.model), task.name, metrics={**report.scored_metrics, **{f"{k} of the trivial baseline": v
                                                                                                    for k, v in report.baseline.items()}},
          evaluation=f"{report.scored.capitalize()} metrics (scored once; the rounds chose on the selection examples)",
          scored=data.scored(task.dev_splits[0] if report.scored == "dev" else "test", report.scored_metrics),
-         settings={"rounds": len(records), "best_round": best.round, "best_theta": best.best_theta, **run.settings}).write(out)
+         settings={"rounds": len(records), "best_round": best.round, "best_theta": best.best_theta, **run.settings}).write(run.model)
     return AgoraResult(task=task.name, rounds=records, best=best, dev=report.dev)
 
 

@@ -40,7 +40,7 @@ from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, finetune
 from bort.finetune.task_distill import TaskDistill, TaskTeacher
 from bort.models.families import config_arch
-from bort.models.loading import has_mlm_head, position_limit, read_config, resolve_model_path
+from bort.models.loading import has_mlm_head, model_dir, position_limit, read_config, resolve_model_path
 from bort.pretrain.recipe import PretrainConfig, pretrain
 from bort.shared import resolve_device
 from bort.tasks.registry import get_task
@@ -222,7 +222,7 @@ def _task(cfg: CompressConfig, ledger: Stages, out: Path, name: str, data: dict,
     entry = ledger.run(f"score/{name}", folder, lambda: score_task(**args), args,
                        what="the teacher, the int8 student (the model that ships) and the fp32 student on the scored split, beside the trivial baseline")
     return {"task": data.get("task", name), **entry, "select_on": student_cfg.select_on, "teacher_folder": teacher_folder,
-            "student_folder": str(student_out), "student_onnx": str(export_out)}
+            "student_folder": str(model_dir(student_out)), "student_onnx": str(export_out)}
 
 
 def check(cfg: CompressConfig, device: str) -> Path:

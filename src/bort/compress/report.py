@@ -19,7 +19,7 @@ from pathlib import Path
 from bort.atomic import atomic_write_text
 from bort.compress.score import percent, write_card
 from bort.compress.stages import Ledger
-from bort.models.loading import ONNX_FILE
+from bort.models.loading import ONNX_FILE, model_dir
 from bort.plots import plt, save_figure
 from bort.records import Record
 from bort.tasks.kept import pooled
@@ -102,7 +102,7 @@ def write_report(ledger: Ledger, cfg, *, chosen: dict, tasks: dict[str, dict], p
     for (name, task), (t, s) in zip(tasks.items(), pairs):
         task.update(_pair(doc, t, s), **_real(ledger.out / "bench_real" / name))
         write_card(task, name, Path(task["student_folder"]), Path(task["student_onnx"]), speed=_card_speed(task, doc["settings"]))
-    agnostic = {} if tasks else {"student_folder": str(student), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0]), **quality,
+    agnostic = {} if tasks else {"student_folder": str(model_dir(student)), "student_onnx": pairs[0][1], **_pair(doc, *pairs[0]), **quality,
                                  **_real(ledger.out / "bench_real" / "embedding")}
     if quality:  # the export's card, with the embedding scores it got at the scoring stage and now the speed
         write_card(agnostic, f"{quality['task']} (sentence embeddings, no fine-tuning)", student, Path(pairs[0][1]),

@@ -19,7 +19,7 @@ from bort.atomic import atomic_write_text
 from bort.evaluate.recipe import EvaluateConfig, pair_cosines, split_predictions
 from bort.finetune.recipe import subset
 from bort.models.card import Card, Scored, count_params
-from bort.models.loading import resolve_model_path
+from bort.models.loading import model_dir, resolve_model_path
 from bort.tasks.kept import baseline, baseline_predictions, kept, task_score
 from bort.tasks.scoring import score
 from bort.tasks.source import OwnData, open_task
@@ -124,7 +124,7 @@ def write_card(entry: dict, task: str, student: Path, export: Path, speed: dict 
                                                           f"{percent(ci[0]) if ci else '–'} to {percent(ci[1]) if ci else '–'})"),
                "kept, S/T": percent(entry["kept"]), "teacher beats the baseline": entry["teacher_beats_baseline"]}
     scored = Scored(**entry["model_index"]) if "model_index" in entry else None  # (the embedding scores are no task's)
-    Card("bort export", str(student), task, settings={"quantize": "int8"}, params=count_params(student), metrics=metrics, quantized=True,
+    Card("bort export", str(student), task, settings={"quantize": "int8"}, params=count_params(model_dir(student)), metrics=metrics, quantized=True,
          evaluation=f"Quality on the {entry['scored_split']} split (scored once; chosen on data not scored)", scored=scored,
          speed=speed or {}).write(export)
 

@@ -14,7 +14,7 @@ import torch
 
 from bort.errors import BortError
 from bort.evaluate.submission import file_name, write_submission
-from bort.models.loading import load_model, load_tokenizer, position_limit, read_config, resolve_model_path
+from bort.models.loading import load_model, load_tokenizer, position_limit, read_config, resolve_model_path, run_home
 from bort.models.runtime import embed_texts, export_info, load_predictor, task_logits
 from bort.models.sentence import embed, read_pooling
 from bort.options import nested, opt
@@ -76,7 +76,7 @@ def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> di
     if cfg.predictions is None:
         if not cfg.split.startswith("test"):
             return None
-        files = {split: model_path / "predictions" / name for split, name in names.items()}
+        files = {split: run_home(model_path) / "predictions" / name for split, name in names.items()}
     elif cfg.predictions.suffix in (".tsv", ".jsonl", ".json", ".csv") or (cfg.predictions.exists() and not cfg.predictions.is_dir()):
         if len(names) > 1:
             raise BortError(f"--predictions {cfg.predictions}: {cfg.task or 'glue/mnli'} writes {len(names)} files "
@@ -84,8 +84,8 @@ def _targets(cfg: EvaluateConfig, model_path: Path, names: dict[str, str]) -> di
         files = {split: cfg.predictions for split in names}
     else:
         files = {split: cfg.predictions / name for split, name in names.items()}
-    # The default, MODEL/predictions/, is bort's own subfolder of the model's: the model folder counts as an input only
-    # for a path the user gave.
+    # The default, MODEL/predictions/ (RUN/predictions/ for a run's model/), is bort's own subfolder: the model folder counts as
+    # an input only for a path the user gave.
     inputs = (cfg.data, cfg.own.train_file, cfg.own.validation_file, cfg.own.test_file, *((model_path,) if cfg.predictions is not None else ()))
     return {split: check_file_out(path, inputs=inputs, flag="--predictions") for split, path in files.items()}
 

@@ -58,7 +58,8 @@ class FinetuneConfig:
 
     model: str = field(metadata=opt(f"Hugging Face folder of the {FAMILY_NAMES} families (the teacher, a `bort pretrain` output), Hub "
                                     "name or 'minilm-l6'", aliases=("--model_name_or_path",)))
-    out: Path = field(metadata=opt("output folder: the best model (a Hugging Face folder), eval.json, log.jsonl", aliases=("--output_dir",)))
+    out: Path = field(metadata=opt("run folder: the best model in OUT/model (a Hugging Face folder), eval.json, log.jsonl beside it",
+                                   aliases=("--output_dir",)))
     task: str | None = field(default=None, metadata=opt("e.g. glue/rte, superglue/cb, race/middle (or your own files: --train-file …)"))
     data: Path | None = field(default=None, metadata=opt("the task's own folder of the official download, e.g. glue_data/RTE, SuperGLUE/CB, "
                                                          "RACE (default: load the task from the Hugging Face Hub)"))
@@ -330,7 +331,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
         window.clear()
         if best["metric"] is None or scores[main_metric] > best["metric"]:
             best.update(metric=scores[main_metric], scores=scores, step=st.step, bad=0)
-            save_model_folder(out, heads.stock_copy(model), tokenizer, card=replace(card, metrics=scores))
+            save_model_folder(run.model, heads.stock_copy(model), tokenizer, card=replace(card, metrics=scores))
         else:
             best["bad"] += 1
         best["stopped"] = bool(cfg.patience) and best["bad"] >= cfg.patience
@@ -338,7 +339,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
         return best["stopped"]
 
     def kept() -> str:
-        return f"the best model so far (step {best['step']}) is in {out}" if best["metric"] is not None else "nothing was saved"
+        return f"the best model so far (step {best['step']}) is in {run.model}" if best["metric"] is not None else "nothing was saved"
 
     with run.diverged(kept):
         try:
@@ -351,7 +352,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     # The dev split, read now (under --select-on train), scored once by the best model re-loaded as saved (the stock layout any
     # user loads), with the trivial baseline beside it; one's own --test-file predicted (and scored, where it has labels).
     t0 = time.time()
-    best_model = heads.load(out, task).to(device)
+    best_model = heads.load(run.model, task).to(device)
     dev = select if cfg.select_on == "dev" else {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len))
                                                  for split, examples in ((s, data.split(s)) for s in task.dev_splits)}
     metrics = dev_metrics(task, best_model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
@@ -378,7 +379,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     scored_on = data.scored(task.dev_splits[0] if scored == "dev" else "test", result.scored_metrics)  # the card's model-index
     replace(card, metrics={**result.scored_metrics, **{f"{k} of the trivial baseline": v for k, v in base.items()}}, scored=scored_on,
             evaluation=f"{scored.capitalize()} metrics (scored once, by the model chosen on {chosen_on}"
-                       f"{': optimistic, as it was chosen on them' if cfg.select_on == 'dev' and scored == 'dev' else ''})").write(out)
+                       f"{': optimistic, as it was chosen on them' if cfg.select_on == 'dev' and scored == 'dev' else ''})").write(run.model)
     shutil.rmtree(run.checkpoint, ignore_errors=True)
     return result
 

@@ -24,7 +24,7 @@ from bort import __version__
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
 from bort.models.families import config_arch
-from bort.models.loading import ONNX_FILE, head_of, read_config, resolve_model_path
+from bort.models.loading import ONNX_FILE, head_of, read_config, resolve_model_path, run_home
 
 CARD = "README.md"
 # The Hub repositories of bort's aliases, for ``base_model``.
@@ -218,7 +218,7 @@ class Card:
                  **({"labels": ", ".join(config.id2label[i] for i in sorted(config.id2label))} if config.num_labels > 1 and head == "classification" else {}),
                  **({"task": self.task} if self.task else {})}
         lines = ["---", meta.to_yaml(), "---", "",
-                 f"# {Path(name).name or name}", "", _WHAT[self.made_by].format(source=source, task=self.task or "its task"), "",
+                 f"# {_title(name)}", "", _WHAT[self.made_by].format(source=source, task=self.task or "its task"), "",
                  "## Model", "", *_table(("", ""), facts), ""]
         if self.metrics:
             lines += [f"## {self.evaluation}", "", *_table(("metric", "value"), self.metrics), ""]
@@ -245,8 +245,14 @@ class Card:
         datasets = list(dict.fromkeys([*known.get("datasets", []), *([scored.dataset] if scored and scored.on_hub else [])]))
         return ModelCardData(library_name=library, tags=tags, license=known.get("license"), datasets=datasets or None,
                              base_model=known.get("base_model"), base_model_relation=known.get("base_model_relation"),
-                             pipeline_tag=pipeline_tag, model_name=Path(name).name or name if scored else None,
+                             pipeline_tag=pipeline_tag, model_name=_title(name) if scored else None,
                              eval_results=scored.results() if scored else None)
+
+
+def _title(name: str) -> str:
+    """The model's name for its card: its folder's, or its run folder's for a run's ``model/``."""
+    path = run_home(Path(name))
+    return path.name or str(path)
 
 
 def _snippets(name: str, head: str, config, *, weights: bool, onnx: bool, sentence: bool) -> list[str]:

@@ -21,6 +21,7 @@ def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[
     remote-code fields (:func:`~bort.models.loading.strip_remote_code`).
     """
     strip_remote_code(model.config)
+    Path(out).mkdir(exist_ok=True)  # a run's model/ folder, made at its first save
     with staged_files(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -34,6 +35,7 @@ def save_model_folder(out: Path, model: PreTrainedModel, tokenizer, files: dict[
 def copy_model_files(src: Path, dst: Path) -> None:
     """Copy the Hugging Face files of the folder ``src`` (:func:`~bort.models.loading.model_files`) into ``dst``,
     each renamed into place; ``dst``'s other files stay."""
+    Path(dst).mkdir(exist_ok=True)
     with staged_files(dst) as tmp:
         for f in model_files(src):
             shutil.copy2(f, tmp / f.name)

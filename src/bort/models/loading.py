@@ -61,7 +61,10 @@ RESAVE = "re-save the model with save_pretrained"
 # object than a state dict (TypeError), a missing or unreadable file (OSError).
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError, SafetensorError)
 _BORT_FIELDS = {"bort_task": str, "bort_head": str, "bort_max_seq_len": int}  # what bort adds to a config.json
-_RUN_STAGES = ("finetune", "pretrain")  # the stages whose folder is a model, each with its <stage>.json when it finishes
+_RUN_STAGES = ("finetune", "pretrain")  # the stages whose run folder holds a model, each with its <stage>.json when it finishes
+# Where a run folder (pretrain, finetune, Agora) keeps its model: the model's files only, the run's own files (checkpoint/, logs,
+# settings, reports) beside it in the run folder. Every reader takes the run folder too (:func:`model_dir`).
+MODEL_DIR = "model"
 TEACHER = opt(f"Hugging Face folder of the {FAMILY_NAMES} families, Hub name, or the alias 'minilm-l6'")
 
 transformers.logging.set_verbosity_error()
@@ -83,15 +86,32 @@ def resolve_model_path(name: str | Path) -> Path:
     if path.exists():
         if not path.is_dir():
             raise BortError(f"model '{name}' is a file, not a folder: pass the Hugging Face model folder that holds config.json")
+        run = path.parent if path.name == MODEL_DIR and not (path / MODEL_DIR).is_dir() else path
         for stage in _RUN_STAGES:  # a killed run's folder holds its best model so far: not the model the run was for
-            if (path / f"{stage}_settings.json").is_file() and not (path / f"{stage}.json").is_file():
+            if (run / f"{stage}_settings.json").is_file() and not (run / f"{stage}.json").is_file():
                 raise BortError(f"'{name}' holds an unfinished `bort {stage}` run (it has no {stage}.json yet); run its command again to "
                                 "finish it, or pass a finished model")
-        return path
+        return model_dir(path)
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or not _HUB_ID.match(name)
     if looks_like_path:
         raise BortError(f"model folder '{name}' does not exist: pass an existing Hugging Face model folder, a Hub name, or 'minilm-l6'")
     return _hub_download(name)
+
+
+def model_dir(folder: str | Path) -> Path:
+    """The model of ``folder``: its ``model/`` subfolder where it is a run folder (:data:`MODEL_DIR`), else the folder itself
+    (a model folder, or a run folder bort wrote before the model moved into ``model/``)."""
+    folder = Path(folder)
+    inner = folder / MODEL_DIR
+    return inner if not (folder / "config.json").is_file() and (inner / "config.json").is_file() else folder
+
+
+def run_home(model: Path) -> Path:
+    """Where a model's run keeps its own files (e.g. ``bort evaluate``'s default predictions): the run folder of a run's
+    ``model/``, else the model's folder."""
+    model = Path(model)
+    runs = ("agora", *_RUN_STAGES)
+    return model.parent if model.name == MODEL_DIR and any((model.parent / f"{s}_settings.json").is_file() for s in runs) else model
 
 
 def _alias_path(alias: str) -> Path:

@@ -298,10 +298,11 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
                             mlm_accuracy=last.get("mlm_accuracy"), kd_ce=last.get("kd_ce"), representation=asdict(rep), heldout=heldout,
                             output="masked-lm" if logits else "encoder", min_view_len=cfg.min_view_len, inputs=cfg.inputs)
     if d.main:
-        if not logits:  # an encoder, loaded by SentenceTransformer(OUT) as the teacher was (first, so that its card says so)
+        run.model.mkdir(exist_ok=True)
+        if not logits:  # an encoder, loaded by SentenceTransformer(OUT/model) as the teacher was (first, so that its card says so)
             for name, text in sentence_files(source).items():
-                atomic_write_text(out / name, text)
-        save_model_folder(out, student, tok, card=Card("bort pretrain", str(cfg.teacher), settings=fingerprint(cfg), metrics=heldout,
+                atomic_write_text(run.model / name, text)
+        save_model_folder(run.model, student, tok, card=Card("bort pretrain", str(cfg.teacher), settings=fingerprint(cfg), metrics=heldout,
                                                        evaluation="Held-out metrics"))
     d.barrier()
     if d.main:

@@ -1,6 +1,6 @@
 """``bort push FOLDER REPO_ID``: upload a model folder's model files to the Hugging Face Hub, through ``huggingface_hub``.
 
-What is uploaded is what loads the model (:func:`files_to_push`): the Hugging Face files (config, weights, tokenizer),
+What is uploaded is what loads the model (:func:`files_to_push`; a run folder's is its ``model/``): the Hugging Face files (config, weights, tokenizer),
 the model card, an export's ``model.onnx`` and ``export.json``, and the sentence-transformers files with their module
 folders. A run's own files beside them (``checkpoint/``, logs, settings, TensorBoard events, Agora's rounds) stay
 home. The verbs that write a model take ``--push-to-hub REPO_ID`` (:class:`HubOptions`) and push it when they finish.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bort.errors import BortError, shown
 from bort.models.card import CARD
-from bort.models.loading import ONNX_FILE, model_files
+from bort.models.loading import ONNX_FILE, model_dir, model_files
 from bort.models.runtime import EXPORT_INFO
 from bort.models.sentence import sentence_files
 from bort.options import opt
@@ -103,12 +103,12 @@ def _token(then: str) -> None:
 
 
 def files_to_push(folder: Path) -> list[str]:
-    """The files of ``folder`` that make its model, relative to it: the Hugging Face files
+    """The files of ``folder``'s model (a run folder's ``model/``), relative to it: the Hugging Face files
     (:func:`~bort.models.loading.model_files`), the card, an export's graph and ``export.json``, and the
     sentence-transformers files and module folders. A folder with neither weights nor a graph is refused."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    if not Path(folder).is_dir():
         raise BortError(f"{shown(folder)} is not a folder: give a model folder bort wrote")
+    folder = model_dir(folder)
     names = [f.name for f in model_files(folder)]
     names += [name for name in (CARD, ONNX_FILE, EXPORT_INFO) if (folder / name).is_file()]
     names += [name for name in sentence_files(folder) if (folder / name).is_file()]
@@ -129,7 +129,7 @@ def push(cfg: PushConfig) -> PushResult:
         url = api.create_repo(cfg.repo_id, private=cfg.private, exist_ok=True)
         if cfg.revision:
             api.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True)
-        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(cfg.folder) / name)) for name in names]
+        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(model_dir(cfg.folder) / name)) for name in names]
         commit = api.create_commit(cfg.repo_id, operations, commit_message=f"Upload {Path(cfg.folder).name} with bort push",
                                    revision=cfg.revision)
     except Exception as exc:  # noqa: BLE001 - offline, a refused token, a name taken: huggingface_hub's own types, and httpx's

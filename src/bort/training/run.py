@@ -32,6 +32,9 @@ from tqdm.auto import tqdm
 
 from bort.atomic import LOCK, atomic_write_text, is_temp, recover_dir
 from bort.errors import BortError, TrainingDiverged
+from bort.models.card import CARD
+from bort.models.loading import MODEL_DIR, model_dir, model_files
+from bort.models.sentence import sentence_files
 from bort.records import read_json
 from bort.shared import LOGGING_EVERY, OutputFolder, resolve_device
 from bort.training.checkpoint import GOOD, good_state, load_checkpoint, save_checkpoint
@@ -114,14 +117,15 @@ def _counted(files: dict[str, str], path: str) -> dict[str, str]:
 
 def reads(settings: dict, out: Path) -> dict[str, dict[str, str]]:
     """What the run reads, by content: for every existing file or folder that ``settings`` name (less ``out``, what it holds
-    and what holds it), ``{file name: digest}`` of the file, or of the folder's own files (a model folder, a task's data),
-    less a folder's model card."""
+    and what holds it), ``{file name: digest}`` of the file, or of the folder's own files (a model folder, a task's data;
+    a run folder's model, ``model/``), less a folder's model card."""
     out, found = Path(out).resolve(), {}
     for p in map(Path, _paths(settings)):
         if p == out or out in p.parents or p in out.parents or str(p) in found:
             continue
         with contextlib.suppress(OSError):
-            files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and f.name != LOCK and not is_temp(f.name)) \
+            folder = model_dir(p) if p.is_dir() else p
+            files = [p] if p.is_file() else sorted(f for f in folder.iterdir() if f.is_file() and f.name != LOCK and not is_temp(f.name)) \
                 if p.is_dir() else []
             found[str(p)] = _counted({f.name: _digest(f) for f in files}, str(p))
     return found
@@ -248,6 +252,7 @@ class RunFolder:
         self.out, self.stage, self.main = self.folder.path, stage, main
         self.settings_file = self.out / f"{stage}_settings.json"
         self.checkpoint = self.out / CHECKPOINT
+        self.model = self.out / MODEL_DIR  # the stage's model, where it writes one: the model's files only
         self.log_file = self.out / log
         self.disposable = {self.settings_file.name, LOCK}  # what a refused first run may leave, and so is removed
         self.report_to, self.settings = check_report_to(report_to), {}
@@ -256,6 +261,19 @@ class RunFolder:
         self.purge_step: int | None = None  # where a resumed run's scalars start again (they replace the tracker's later ones)
         if main:
             recover_dir(self.checkpoint)  # a kill in the middle of a checkpoint swap
+            if self.resuming:
+                self._adopt_old_layout()
+
+    def _adopt_old_layout(self) -> None:
+        """A killed run of a bort that wrote its model beside the run's files: those files move into ``model/`` (each renamed,
+        so a kill here loses nothing), where this run saves its model and the readers look."""
+        if not (self.out / "config.json").is_file() or (self.model / "config.json").is_file():
+            return
+        sentence = {Path(name).parts[0] for name in sentence_files(self.out)}  # modules.json, …, and module folders (1_Pooling/)
+        loose = [*model_files(self.out), *(self.out / name for name in sorted({CARD, *sentence}) if (self.out / name).exists())]
+        self.model.mkdir(exist_ok=True)
+        for f in loose:
+            os.replace(f, self.model / f.name)
 
     def close(self) -> None:
         """End the tracker's run (if one was opened) and release the folder's lock."""
