@@ -20,6 +20,7 @@ from transformers import AutoModelForMultipleChoice, AutoModelForSequenceClassif
 
 import bort.finetune.recipe as recipe_mod
 import bort.training.run as run_mod
+from bort.cli import main
 from bort.errors import BortError
 from bort.evaluate.recipe import EvaluateConfig, evaluate
 from bort.finetune.augment import Augment
@@ -412,14 +413,18 @@ def test_cli_finetune_and_evaluate(tmp_path, bort_cmd, bert_teacher, rte):
         (["evaluate", "--task", "glue/ax"], "test-only"),
     ],
 )
-def test_bad_input_is_one_line(tmp_path, bort_cmd, bert_teacher, rte, rte_run, argv, message):
+def test_bad_input_is_one_line(tmp_path, capsys, bert_teacher, rte, rte_run, argv, message):
+    """In process, through the CLI's own entry (a process per case cost a minute; tests/test_bad_inputs.py runs processes)."""
     model = rte_run[0] if argv[0] == "evaluate" else bert_teacher
     full = [argv[0], "--model", str(model), "--data", str(rte), "--out", str(tmp_path / "F"), *argv[1:]]
     if argv[0] == "evaluate":
         full.remove("--out"), full.remove(str(tmp_path / "F"))
-    run = subprocess.run([*bort_cmd, *full], capture_output=True, text=True)
-    assert run.returncode == 2, run.stderr
-    assert message in run.stderr and "Traceback" not in run.stderr
-    lines = run.stderr.strip().splitlines()
-    assert [line for line in lines if "error:" in line] == [lines[-1]]  # one error line, last (argparse prints its usage first)
+    capsys.readouterr()
+    try:
+        code = main(full)
+    except SystemExit as exc:  # argparse's own errors exit; bort's return
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert err.startswith("bort: error: ") and err.count("\n") == 1, err  # one line, argparse's errors too
 
