@@ -32,13 +32,18 @@ def _run(job: str, model: str, seed: int, kob: float | None, kept: float, beats:
             "kept_interval": [kept - 0.05, kept + 0.05], "teacher_beats_baseline": beats}
 
 
+def _write(results: Path, runs: list[dict]) -> None:
+    """The runs as benchmarks/scoreboard.py writes them, one file each under ``results/scoreboard/<job>/``."""
+    for r in runs:
+        path = results / "scoreboard" / r["job"] / f"{r['model']}-seed{r['seed']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+
+
 def test_the_scoreboard_pools_tasks_whose_teacher_beats_chance_and_check_catches_a_stale_table(tmp_path):
     runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True), _run("cola", "fast", 1, 0.7, 0.9, True),
             _run("rte", "teacher", 0, None, 1, False), _run("rte", "fast", 0, None, 1.0, False), _run("rte", "fast", 1, 0.9, 0.99, True)]
-    for r in runs:
-        path = tmp_path / "results" / "scoreboard" / r["job"] / f"{r['model']}-seed{r['seed']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r))
+    _write(tmp_path / "results", runs)
     doc = tmp_path / "B.md"
     doc.write_text("# B\n\nprose\n\n<!-- render:scoreboard -->\nstale\n<!-- /render:scoreboard -->\n\nmore prose\n")
     stale = _render("--check", "--doc", str(doc), "--results", str(tmp_path / "results"))
@@ -67,10 +72,7 @@ def test_a_student_skipped_where_the_teacher_is_at_chance_is_listed_and_left_out
                **dict.fromkeys(("lr", "student_metric", "student_metric_fp32", "kept", "kept_over_baseline", "kept_interval",
                                 "kept_over_baseline_interval"))}
     runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True), _run("rte", "teacher", 0, None, 1, False), skipped]
-    for r in runs:
-        path = tmp_path / "results" / "scoreboard" / r["job"] / f"{r['model']}-seed{r['seed']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(r))
+    _write(tmp_path / "results", runs)
     doc = tmp_path / "B.md"
     doc.write_text("<!-- render:scoreboard -->\n<!-- /render:scoreboard -->\n")
     assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0

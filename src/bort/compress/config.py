@@ -34,7 +34,7 @@ from bort.training.loop import OptimConfig
 from bort.training.losses import LogitLoss, check_some_weight
 from bort.training.objectives import RepresentationLoss
 from bort.training.run import fingerprint
-from bort.training.tracking import check_report_to
+from bort.training.tracking import check_tracking
 
 # The options compress takes of each stage's config (the stage's other fields are set per stage). Fine-tuning's, teacher and student
 # alike; ``own``: one's own files (--train-file …), then the run's one task.
@@ -115,9 +115,7 @@ class CompressConfig:
     logging_steps: int = field(default=LOGGING_EVERY, metadata=LOGGING_STEPS)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
-        if self.logging_steps < 1:
-            raise BortError(f"--logging-steps must be 1 or more, got {self.logging_steps}")
+        check_tracking(self)
         if self.own_data and self.tasks:
             raise BortError("give either --task NAME … (with --data FOLDER …) or your own files (--train-file …), not both")
         if self.data and len(self.data) != len(self.tasks):

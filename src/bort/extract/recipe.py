@@ -38,7 +38,7 @@ from bort.training.hparams import Theta
 from bort.training.losses import LogitLoss
 from bort.training.objectives import RepresentationLoss
 from bort.training.run import RunFolder, fingerprint
-from bort.training.tracking import check_report_to
+from bort.training.tracking import check_tracking
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class ExtractConfig:
     report_to: tuple[str, ...] = field(default=NO_TRACKER, metadata=REPORT_TO)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
+        check_tracking(self)
         if self.init not in ("auto", *INITS):
             raise BortError(f"--init must be one of auto, {', '.join(INITS)}, got '{self.init}'")
         if self.epsilon < 1:

@@ -47,7 +47,7 @@ from bort.tasks.scoring import outputs, predictions, score
 from bort.tasks.source import OwnData, TaskData, open_task
 from bort.training.loop import OptimConfig, TrainState, autocast_dtype, build_optimizer, train
 from bort.training.run import Clock, RunFolder, fingerprint
-from bort.training.tracking import check_report_to
+from bort.training.tracking import check_tracking
 
 LOG, EVAL, REPORT = "log.jsonl", "eval.json", "finetune.json"
 
@@ -96,9 +96,7 @@ class FinetuneConfig:
     logging_steps: int = field(default=LOGGING_EVERY, metadata=LOGGING_STEPS)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
-        if self.logging_steps < 1:
-            raise BortError(f"--logging-steps must be 1 or more, got {self.logging_steps}")
+        check_tracking(self)
         if self.select_on not in SELECT_ON:
             raise BortError(f"--select-on must be one of {', '.join(SELECT_ON)}, got '{self.select_on}'")
         if not 0 < self.select_fraction < 1:

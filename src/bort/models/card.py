@@ -233,7 +233,6 @@ class Card:
         lines += ["## How to load it", "", *_snippets(name, head, config, weights=weights, onnx=onnx, sentence=sentence)]
         return "\n".join(lines).rstrip() + "\n"
 
-
     def card_data(self, name: str, pipeline_tag: str | None, *, library: str, tags: list[str]):
         """The front matter: :class:`~huggingface_hub.ModelCardData` with the lineage (:func:`lineage`), the task's
         dataset and the model-index of :attr:`scored`."""

@@ -39,7 +39,7 @@ from bort.training.losses import LogitLoss, check_some_weight
 from bort.training.mlm_eval import evaluate_mlm, teacher_logprobs
 from bort.training.objectives import Distiller, RepresentationLoss, block_inputs, heldout_terms, short_views
 from bort.training.run import Clock, RunFolder, fingerprint
-from bort.training.tracking import check_report_to
+from bort.training.tracking import check_tracking
 
 METRICS, REPORT = "metrics.jsonl", "pretrain.json"
 
@@ -85,9 +85,7 @@ class PretrainConfig:
     logging_steps: int = field(default=LOGGING_EVERY, metadata=LOGGING_STEPS)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "report_to", check_report_to(self.report_to))  # one name may come as a string
-        if self.logging_steps < 1:
-            raise BortError(f"--logging-steps must be 1 or more, got {self.logging_steps}")
+        check_tracking(self)
         if (self.student is None) == (self.arch is None):
             raise BortError("give the student as exactly one of --student FOLDER (e.g. RUN/best) or --arch D,A,H,I")
         if self.init not in ("random", "teacher"):
@@ -304,8 +302,6 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
                 atomic_write_text(run.model / name, text)
         save_model_folder(run.model, student, tok, card=Card("bort pretrain", str(cfg.teacher), settings=fingerprint(cfg), metrics=heldout,
                                                        evaluation="Held-out metrics"))
-    d.barrier()
-    if d.main:
         # The report last: it marks the run finished. The checkpoint then goes (optimiser state, twice the model's size): the
         # folder keeps the model and the run's small records, and a finished run is not resumed but returned.
         result.write(out / REPORT)

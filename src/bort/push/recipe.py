@@ -63,7 +63,6 @@ class HubOptions:
             return None
         return PushConfig(Path(folder), self.push_to_hub + suffix, private=self.hub_private, revision=self.hub_revision)
 
-
     def students(self, folders: dict[str, tuple[str, str]]) -> list[PushConfig]:
         """compress's pushes: each task's (name → (student folder, int8 export)) student to REPO_ID and its export to
         REPO_ID-int8; with several tasks, under REPO_ID-<task> (the task's last name part) and REPO_ID-<task>-int8."""
@@ -122,14 +121,14 @@ def push(cfg: PushConfig) -> PushResult:
     """Create the repository (and the branch) if need be, then upload :func:`files_to_push` in one commit."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    names = files_to_push(cfg.folder)
+    names, folder = files_to_push(cfg.folder), model_dir(cfg.folder)
     _token(f"then push with `bort push {cfg.folder} {cfg.repo_id}`")
     api = HfApi()
     try:
         url = api.create_repo(cfg.repo_id, private=cfg.private, exist_ok=True)
         if cfg.revision:
             api.create_branch(cfg.repo_id, branch=cfg.revision, exist_ok=True)
-        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(model_dir(cfg.folder) / name)) for name in names]
+        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in names]
         commit = api.create_commit(cfg.repo_id, operations, commit_message=f"Upload {Path(cfg.folder).name} with bort push",
                                    revision=cfg.revision)
     except Exception as exc:  # noqa: BLE001 - offline, a refused token, a name taken: huggingface_hub's own types, and httpx's

@@ -36,7 +36,7 @@ from bort.models.card import CARD
 from bort.models.loading import MODEL_DIR, model_dir, model_files
 from bort.models.sentence import sentence_files
 from bort.records import read_json
-from bort.shared import LOGGING_EVERY, OutputFolder, resolve_device
+from bort.shared import LOGGING_EVERY, NO_TRACKER, OutputFolder, resolve_device
 from bort.training.checkpoint import GOOD, good_state, load_checkpoint, save_checkpoint
 from bort.training.loop import TrainState
 from bort.training.tracking import Tracker, check_report_to, numbers, open_tracker
@@ -104,15 +104,11 @@ def _paths(value) -> Iterator[str]:
         yield value
 
 
-# A model folder's card: it describes the model and changes nothing computed from it (compress re-writes its export's card once
-# the benchmark has timed it, after the scoring stage read the folder). Not counted among a folder's files; older records are read
-# without it (:func:`changed_reads`).
-_CARD = "README.md"
-
-
 def _counted(files: dict[str, str], path: str) -> dict[str, str]:
-    """A folder's ``{file name: digest}`` less its card (a file named as an input keeps its one entry)."""
-    return files if Path(path).name == _CARD else {k: v for k, v in files.items() if k != _CARD}
+    """A folder's ``{file name: digest}`` less its model card (a file named as an input keeps its one entry). The card describes
+    the model and changes nothing computed from it (compress re-writes its export's card once the benchmark has timed it, after
+    the scoring stage read the folder); older records are read without it (:func:`changed_reads`)."""
+    return files if Path(path).name == CARD else {k: v for k, v in files.items() if k != CARD}
 
 
 def reads(settings: dict, out: Path) -> dict[str, dict[str, str]]:
@@ -124,9 +120,12 @@ def reads(settings: dict, out: Path) -> dict[str, dict[str, str]]:
         if p == out or out in p.parents or p in out.parents or str(p) in found:
             continue
         with contextlib.suppress(OSError):
-            folder = model_dir(p) if p.is_dir() else p
-            files = [p] if p.is_file() else sorted(f for f in folder.iterdir() if f.is_file() and f.name != LOCK and not is_temp(f.name)) \
-                if p.is_dir() else []
+            if p.is_file():
+                files = [p]
+            elif p.is_dir():
+                files = sorted(f for f in model_dir(p).iterdir() if f.is_file() and f.name != LOCK and not is_temp(f.name))
+            else:
+                files = []
             found[str(p)] = _counted({f.name: _digest(f) for f in files}, str(p))
     return found
 
@@ -343,7 +342,7 @@ class RunFolder:
         """Send the numbers of ``scalars`` (:func:`~bort.training.tracking.numbers`, less ``step``), their names after
         ``prefix`` (``eval/``), to the trackers, on the main process; they open at the first call, so a run refused
         before any work leaves no trace there."""
-        if not self.main or self.report_to == ("none",):
+        if not self.main or self.report_to == NO_TRACKER:
             return
         if self.tracker is None:
             self.tracker = open_tracker(self.report_to, self.out, run_name=f"{self.stage} {self.out.name}", settings=self.settings,

@@ -45,6 +45,14 @@ def check_report_to(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     return names
 
 
+def check_tracking(cfg) -> None:
+    """A stage config's tracking options, in its ``__post_init__``: ``report_to`` checked and made a tuple
+    (:func:`check_report_to`), and ``logging_steps``, where the stage has it, at least 1."""
+    object.__setattr__(cfg, "report_to", check_report_to(cfg.report_to))  # frozen configs: one name may come as a string
+    if getattr(cfg, "logging_steps", 1) < 1:
+        raise BortError(f"--logging-steps must be 1 or more, got {cfg.logging_steps}")
+
+
 def chosen(names: tuple[str, ...]) -> tuple[str, ...]:
     """The trackers ``names`` stands for: ``all`` as the installed ones, ``none`` as none, duplicates once."""
     if names == (ALL,):
