@@ -5,6 +5,7 @@ The teacher is the tiny BERT fine-tuned on an RTE-like task; the student starts 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -26,7 +27,7 @@ from bort.finetune.selection import select_size
 from bort.finetune.task_distill import Objective, TaskDistill, TaskTeacher
 from bort.models.loading import load_tokenizer
 from bort.tasks import heads
-from bort.tasks.features import collate, encode
+from bort.tasks.features import collate, encode, task_batch_stream
 from bort.tasks.registry import Example, get_task, read_split
 from bort.training.hparams import Theta
 from bort.training.objectives import RepresentationLoss
@@ -118,10 +119,54 @@ def test_distillation_terms_vanish_when_the_teacher_is_the_students_start(tmp_pa
         assert objective(collate(sure, teacher.tokenizer.pad_token_id)).item() > 1e-2
 
 
-def test_representation_terms_run_the_teacher_on_every_step(tmp_path, bert_teacher, rte, teacher, teacher_rows):
-    report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=2,
-                           **_kd(teacher, representation=RepresentationLoss(alpha_hidden=0.5, alpha_attn=0.5))))
-    assert report.steps == 6 and sum(teacher_rows) == TRAINED + 2 * TRAINED  # stored outputs once, then each step's batch
+def test_representation_terms_run_the_teacher_once_or_on_every_step(tmp_path, bert_teacher, rte, teacher, teacher_rows):
+    """Its views of the training inputs are stored for the run (one pass, after a one-row probe) and removed when it ends;
+    with --teacher-cache-gb 0 the teacher runs on each step's batch, and the model is the same."""
+    kd = _kd(teacher, representation=RepresentationLoss(alpha_hidden=0.5, alpha_attn=0.5))
+    report = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=2, bf16="off", **kd))
+    assert report.steps == 6 and sum(teacher_rows) == TRAINED + 1 + TRAINED  # the targets, the probe, the views: once each
+    assert not (tmp_path / "F" / "teacher_views").exists()
+    teacher_rows.clear()
+    live = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "G", epochs=2, bf16="off", teacher_cache_gb=0.0, **kd))
+    assert sum(teacher_rows) == TRAINED + 2 * TRAINED  # stored outputs once, then each step's batch
+    x, y = _weights(tmp_path / "F"), _weights(tmp_path / "G")
+    assert live.dev == report.dev and all(torch.allclose(x[k], y[k], atol=1e-6) for k in x)
+
+
+def _other_teacher(model: Path, task: str, folder: Path) -> Path:
+    """A teacher of ``task`` whose encoder differs from ``model``'s (its weights moved by seeded noise)."""
+    torch.manual_seed(3)
+    moved = heads.build(model, get_task(task), "linear", 64, 1)
+    with torch.no_grad():
+        for w in moved.base_model.parameters():
+            w.add_(0.05 * torch.randn_like(w))
+    return _save(moved, model, folder)
+
+
+@pytest.mark.parametrize(("family", "task", "write"), [("bert", "glue/rte", write_rte), ("bert", "glue/stsb", write_stsb),
+                                                        ("roberta", "superglue/copa", write_copa), ("mpnet", "glue/rte", write_rte)])
+def test_stored_teacher_views_give_the_live_teachers_loss(tmp_path, request, family, task, write, teacher_rows):
+    """Classification, regression, multiple choice (a row per choice) and a family without token types; the relations of both
+    layers; a killed run's views read back; over the limit, none stored."""
+    model = request.getfixturevalue(f"{family}_teacher")
+    spec, data = get_task(task), write(tmp_path / "data")
+    start = _other_teacher(model, task, tmp_path / "T")
+    cfg = TaskDistill(teacher=str(start), representation=RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0, attn_layers=2))
+    teacher = TaskTeacher(str(start), spec, model, device=torch.device("cpu"), max_len=64, batch_size=5)
+    features = teacher.stored_targets(tmp_path, encode(spec, read_split(spec, data, "train")[:16], teacher.tokenizer, 64))
+    objective = Objective(heads.build(model, spec, "linear", 64, 0).eval(), spec, cfg, teacher, torch.device("cpu"))
+    batches = list(itertools.islice(task_batch_stream(features, 6, teacher.tokenizer.pad_token_id, seed=0), 4))
+    with torch.no_grad():
+        live = [objective(dict(b)).item() for b in batches]
+        assert objective.use_stored_views(tmp_path, features, limit_gb=1.0, autocast=None)
+        teacher_rows.clear()
+        stored = [objective(dict(b)).item() for b in batches]
+    assert not teacher_rows and min(live) > 1e-3 and stored == pytest.approx(live, rel=1e-5)
+    index = json.loads((tmp_path / "teacher_views" / "index.json").read_text())
+    assert index["offsets"][-1] == sum(len(r) for f in features for r in f.rows) and index["hidden"] == 1 and len(index["slots"]) == 1 + 2 * 3
+    again = Objective(heads.build(model, spec, "linear", 64, 0).eval(), spec, cfg, teacher, torch.device("cpu"))
+    assert again.use_stored_views(tmp_path, features, limit_gb=1.0, autocast=None) and not teacher_rows  # read back, not computed
+    assert not again.use_stored_views(tmp_path / "small", features, limit_gb=1e-9, autocast=None) and not (tmp_path / "small" / "teacher_views").exists()
 
 
 # ------------------------------------------------------------------ stored teacher outputs, augmentation, resume
@@ -273,3 +318,23 @@ def test_cli_distils_and_augments(tmp_path, bort_cmd, bert_teacher, rte, teacher
     assert (report.teacher, report.alpha_kd, report.temperature, report.augmented) == (str(teacher), 0.8, 2.0, len(lines)) and lines
     # the former spelling --teacher is taken, with one line that names the new one (issue 37)
     assert "bort: note: --teacher is now --task-teacher (the old spelling goes in the next release)" in run.stderr.splitlines()
+
+
+def test_a_killed_run_reads_its_stored_teacher_views_back(tmp_path, monkeypatch, bert_teacher, rte, teacher, teacher_rows):
+    kd = _kd(teacher, representation=RepresentationLoss(alpha_hidden=0.5, alpha_attn=0.5))
+    whole = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "whole", epochs=2, **kd))
+    real_save = run_mod.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=2, **kd))
+    monkeypatch.setattr(run_mod, "save_checkpoint", real_save)
+    assert (tmp_path / "F" / "teacher_views" / "index.json").is_file()
+    teacher_rows.clear()
+    resumed = finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", epochs=2, **kd))
+    assert teacher_rows == [] and not (tmp_path / "F" / "teacher_views").exists()  # read back, then removed with the run's end
+    assert _same_weights(tmp_path / "F", tmp_path / "whole") and resumed.dev == whole.dev

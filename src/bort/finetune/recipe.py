@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from bort.atomic import atomic_write_text
 from bort.errors import BortError
 from bort.evaluate.submission import write_submission as write_predictions
+from bort.finetune import teacher_views as stored_views
 from bort.finetune.augment import Augment, augment, augmented_features
 from bort.finetune.selection import SELECT_ON, hold_out
 from bort.finetune.task_distill import Objective, TaskDistill, TaskTeacher
@@ -91,6 +92,9 @@ class FinetuneConfig:
     seed: int = field(default=0, metadata=SEED)
     bf16: str = field(default="auto", metadata=BF16)
     device: str = field(default="auto", metadata=DEVICE)
+    teacher_cache_gb: float = field(default=8.0, metadata=opt("disk (GiB) the task teacher's views of the training inputs may take while "
+                                                             "the run lasts, so that --alpha-hidden and --alpha-attn run the teacher once, "
+                                                             "not on every step (0: on every step); it changes no result"))
     progress: bool = field(default=True, metadata=PROGRESS)
     report_to: tuple[str, ...] = field(default=NO_TRACKER, metadata=REPORT_TO)
     logging_steps: int = field(default=LOGGING_EVERY, metadata=LOGGING_STEPS)
@@ -106,9 +110,9 @@ class FinetuneConfig:
         if not self.epochs > 0 or (self.steps is not None and self.steps < 1):
             raise BortError("--epochs must be positive and --steps at least 1")
         optional = [v for v in (self.eval_every, self.train_examples) if v is not None]  # None: unset; 0 is refused
-        if min(self.batch_size, self.eval_batch_size, *optional) < 1 or self.max_seq_len < 2 or self.patience < 0:
+        if min(self.batch_size, self.eval_batch_size, *optional) < 1 or self.max_seq_len < 2 or min(self.patience, self.teacher_cache_gb) < 0:
             raise BortError("--batch-size, --eval-every and --train-examples must be at least 1, --max-seq-len at least 2 (as predict "
-                            "and evaluate need), --patience at least 0")
+                            "and evaluate need), --patience and --teacher-cache-gb at least 0")
         if self.distill.representation.active and not self.distill.teacher:  # checked here: a TaskDistill without teacher is a template (compress)
             raise BortError("--alpha-hidden and --alpha-attn need --task-teacher: they compare the student with the fine-tuned teacher")
         if self.augment.active and not self.distill.teacher:
@@ -342,6 +346,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     with run.diverged(kept):
         try:
             if not best["stopped"]:
+                objective.use_stored_views(out, features, limit_gb=cfg.teacher_cache_gb, autocast=autocast)  # counted in train_s
                 train(objective.module, objective, task_batch_stream(features, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, start=state.step),
                       steps=steps, optim=cfg.optim, autocast=autocast, state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
         finally:
@@ -379,6 +384,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
             evaluation=f"{scored.capitalize()} metrics (scored once, by the model chosen on {chosen_on}"
                        f"{': optimistic, as it was chosen on them' if cfg.select_on == 'dev' and scored == 'dev' else ''})").write(run.model)
     shutil.rmtree(run.checkpoint, ignore_errors=True)
+    stored_views.remove(out)
     return result
 
 

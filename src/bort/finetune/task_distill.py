@@ -7,9 +7,10 @@ of :mod:`bort.training.objectives` (``--alpha-hidden``, ``--alpha-attn``) agains
 - The teacher's outputs on the training inputs are computed once and kept in ``OUT/teacher_outputs.safetensors``,
   keyed by the teacher and the inputs, so every epoch and a resumed run read them instead of running it.
   They are stored as log-probabilities: log_softmax(log p/τ) = log_softmax(z/τ), so nothing is lost.
-- The representation terms need the teacher's hidden states or Q/K/V on every batch, which are too big
-  to store: with them on, the teacher runs once per training step (its encoder only); the student's
-  views come from the same forward that gives its logits (hooks and ``output_hidden_states``).
+- The representation terms need the teacher's hidden states or Q/K/V on every batch: they are computed once too and
+  kept in ``OUT/teacher_views/`` while the run lasts (:mod:`bort.finetune.teacher_views`), or, where they would pass
+  ``--teacher-cache-gb``, the teacher runs once per training step (its encoder only); the student's views come from the
+  same forward that gives its logits (hooks and ``output_hidden_states``).
 - An input without a gold label (a new one of ``--augment``) takes the teacher's prediction as its gold
   label: its argmax, or its score (regression). Not in TinyBERT, which trains on the KD term alone.
 """
@@ -28,6 +29,7 @@ from safetensors.torch import save_file
 
 from bort.atomic import atomic_file
 from bort.errors import BortError
+from bort.finetune.teacher_views import CachedViews, teacher_views
 from bort.models.families import family
 from bort.models.loading import head_of, load_tokenizer, model_files, position_limit, read_config, resolve_model_path
 from bort.options import nested, opt
@@ -130,12 +132,18 @@ class TaskTeacher:
         out = self.targets(encode(self.task, examples, self.tokenizer, self.max_len))
         return out.squeeze(-1).tolist() if self.task.kind == "regression" else out.double().exp().tolist()
 
-    def stored_targets(self, folder: Path, features: Sequence[Feature]) -> list[Feature]:
-        """``features`` with the teacher's targets, computed once and kept in ``folder/teacher_outputs.safetensors``."""
+    def key(self, features: Sequence[Feature], *extra) -> str:
+        """A digest of the teacher, the inputs ``features`` and ``extra``: what keys what is stored of its outputs on them."""
         digest = hashlib.sha256(self.identity.encode())
         for f in features:
             digest.update(repr((f.input_ids, f.token_type_ids)).encode())
-        key, path = digest.hexdigest(), Path(folder) / STORE
+        for e in extra:
+            digest.update(repr(e).encode())
+        return digest.hexdigest()
+
+    def stored_targets(self, folder: Path, features: Sequence[Feature]) -> list[Feature]:
+        """``features`` with the teacher's targets, computed once and kept in ``folder/teacher_outputs.safetensors``."""
+        key, path = self.key(features), Path(folder) / STORE
         targets = None
         if path.is_file():
             with safe_open(str(path), framework="pt") as stored:
@@ -166,15 +174,29 @@ class Objective:
         rep = cfg.representation
         self.distiller = Distiller(model, teacher.model.config, rep, None).to(device) if teacher and rep.active else None
         self.module = self.distiller or model
+        self.views: CachedViews | None = None  # the teacher's views of the training inputs, where stored (use_stored_views)
+
+    def use_stored_views(self, folder: Path, features: Sequence[Feature], *, limit_gb: float, autocast: torch.dtype | None) -> bool:
+        """Read the teacher's views of ``features`` (the training stream's, by position) from ``folder`` (computed there now
+        or by the killed run) instead of running the teacher on each step; False where they would pass ``limit_gb``."""
+        if self.distiller is None or limit_gb <= 0:
+            return False
+        fam = family(self.model.config)
+        key = self.teacher.key(features, self.distiller.pairs, self.distiller.qkv_pairs, autocast, self.device.type)
+        self.views = teacher_views(folder, key, self.distiller, self.teacher.model.base_model, features, limit_gb=limit_gb,
+                                   batch_size=self.teacher.batch_size, pad_id=self.teacher.tokenizer.pad_token_id,
+                                   token_types=fam.token_types, autocast=autocast, device=self.device)
+        return self.views is not None
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's loss: the model's own (gold labels) alone without a teacher, else the task-distillation loss."""
-        batch = {k: v.to(self.device) for k, v in family(self.model.config).inputs(batch).items()}  # (teacher and student: one family)
+        index = batch.get("index")  # the features' positions in the training stream (stored teacher views)
+        batch = {k: v.to(self.device) for k, v in family(self.model.config).inputs(batch).items() if k != "index"}  # (one family)
         target = batch.pop("teacher", None)
         if self.teacher is None:
             return self.model(**batch).loss
         alpha = self.cfg.alpha_kd
-        out, terms = (self.model(**batch), 0.0) if self.distiller is None else self._with_representations(batch)
+        out, terms = (self.model(**batch), 0.0) if self.distiller is None else self._with_representations(batch, index)
         logits = out.logits.float()
         if not alpha:
             kd = 0.0
@@ -184,13 +206,17 @@ class Objective:
             kd = self.kd(logits, batch["labels"], target)  # α_kd·τ²·KL, averaged over the examples
         return self.cfg.alpha_gold * out.loss + kd + terms
 
-    def _with_representations(self, batch: dict[str, torch.Tensor]) -> tuple[object, torch.Tensor]:
-        """The student's output and the weighted representation terms, from one student forward and one teacher forward."""
+    def _with_representations(self, batch: dict[str, torch.Tensor], index: torch.Tensor | None) -> tuple[object, torch.Tensor]:
+        """The student's output and the weighted representation terms, from one student forward and the teacher's views (stored,
+        or one teacher forward)."""
         types = {k: v for k, v in batch.items() if k == "token_type_ids"}  # none for a family without token types
         views = self.distiller(batch["input_ids"], batch["attention_mask"], **types, labels=batch["labels"])
         rows = {k: v.view(-1, v.shape[-1]) for k, v in batch.items() if k != "labels"}  # multiple choice: one row per choice
-        with torch.inference_mode():
-            theirs = self.distiller.teacher_views(self.teacher.model.base_model, rows["input_ids"], rows["attention_mask"],
-                                                  **{k: rows[k] for k in types})
-        terms = self.distiller.terms(views, theirs.detached(), rows["attention_mask"])
+        if self.views is not None and index is not None:
+            theirs = self.views.batch(index, rows["input_ids"].shape[1], self.device)
+        else:
+            with torch.inference_mode():
+                theirs = self.distiller.teacher_views(self.teacher.model.base_model, rows["input_ids"], rows["attention_mask"],
+                                                      **{k: rows[k] for k in types}).detached()
+        terms = self.distiller.terms(views, theirs, rows["attention_mask"])
         return views.output, self.distiller.weighted(terms)

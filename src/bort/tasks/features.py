@@ -92,7 +92,8 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def task_batch_stream(features: Sequence[Feature], batch_size: int, pad_id: int, seed: int, *, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless shuffled training batches; epoch ``e`` is shuffled by a generator seeded ``seed + e``.
+    """Endless shuffled training batches; epoch ``e`` is shuffled by a generator seeded ``seed + e``. Each batch's ``index``
+    holds its features' positions in ``features`` (where stored teacher views are read).
 
     ``start`` skips that many batches (for resuming) without computing them.
     """
@@ -101,7 +102,8 @@ def task_batch_stream(features: Sequence[Feature], batch_size: int, pad_id: int,
     while True:
         order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
         for b in range(offset, per_epoch):
-            yield collate([features[i] for i in order[b * batch_size : (b + 1) * batch_size]], pad_id)
+            chosen = order[b * batch_size : (b + 1) * batch_size]
+            yield {**collate([features[i] for i in chosen], pad_id), "index": torch.tensor(chosen)}
         epoch, offset = epoch + 1, 0
 
 

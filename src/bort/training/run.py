@@ -69,10 +69,11 @@ def _exists(text: str) -> bool:
 
 def fingerprint(cfg) -> dict:
     """A config's (a dataclass's or a dict's) settings as JSON values in one spelling (:func:`_normal`), less ``progress``,
-    ``report_to`` and ``logging_steps`` (progress bars and trackers change no result): what a resumed run must share. Every stage's
-    settings are built here, and :meth:`RunFolder.guard` adds the digests of the files they name (:func:`stamp`)."""
+    ``report_to``, ``logging_steps`` and ``teacher_cache_gb`` (progress bars, trackers and where the teacher's views come from
+    change no result): what a resumed run must share. Every stage's settings are built here, and :meth:`RunFolder.guard` adds
+    the digests of the files they name (:func:`stamp`)."""
     d = dict(cfg) if isinstance(cfg, dict) else dataclasses.asdict(cfg)
-    for key in ("progress", "report_to", "logging_steps"):
+    for key in ("progress", "report_to", "logging_steps", "teacher_cache_gb"):
         d.pop(key, None)
     return json.loads(json.dumps(_normal(d), default=str))
 
