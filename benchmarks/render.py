@@ -63,8 +63,12 @@ def pooled_by_seed(runs: list[dict]) -> dict[tuple[str, int], dict]:
     return out
 
 
+def _rank(job: str) -> tuple[int, str]:
+    return TASK_ORDER.index(job) if job in TASK_ORDER else len(TASK_ORDER), job
+
+
 def _order(jobs) -> list[str]:
-    return sorted(set(jobs), key=lambda j: (TASK_ORDER.index(j) if j in TASK_ORDER else len(TASK_ORDER), j))
+    return sorted(set(jobs), key=_rank)
 
 
 def render_scoreboard(results: Path) -> str:
@@ -119,11 +123,37 @@ def render_scoreboard(results: Path) -> str:
                          f"{_pct(s['student_metric'])} | {_pct(s['student_metric_fp32'])} | {_pct(s['kept_over_baseline'])} "
                          f"{_ci(s['kept_over_baseline_interval'])} | {_pct(s['kept'])} {_ci(s['kept_interval'])} | "
                          f"{'yes' if s['teacher_beats_baseline'] else 'no'} |")
+    lines += render_levers(students)
     commits = sorted({r["commit"][:7] + ("+" if r.get("dirty") else "") for r in runs})
     cpus = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['flags'])})" for r in runs})
     lines += ["", f"From {len(runs)} result files in `benchmarks/results/scoreboard/`; commits {', '.join(commits)} (+: with uncommitted "
               f"changes); CPU {'; '.join(cpus)}."]
     return "\n".join(lines) + "\n"
+
+
+def _flags(r: dict) -> list[str]:
+    return (r.get("recipe") or {}).get("flags") or []
+
+
+def render_levers(students: list[dict]) -> list[str]:
+    """Issue 38's levers: each student run with `bort compress` flags beside the run of the same shape without flags (its base),
+    paired by (task, seed): the difference in kept above chance and in the int8 score, mean ± sd over the pairs."""
+    base = {(r["arch"], r["job"], r["seed"]): r for r in students if not _flags(r) and r.get("kept_over_baseline") is not None}
+    pairs: dict[tuple[str, str, str], list[tuple[dict, dict]]] = defaultdict(list)
+    for r in students:
+        b = base.get((r["arch"], r["job"], r["seed"]))
+        if _flags(r) and b is not None and r.get("kept_over_baseline") is not None:
+            pairs[r["model"], b["model"], r["job"]].append((r, b))
+    if not pairs:
+        return []
+    lines = ["", "Levers (issue 38): a student trained with `bort compress` flags against the student of the same shape without them, "
+             "paired by task and seed (differences ×100, mean ± sd over the pairs (how many)).", "",
+             "| lever | flags | base | task | Δ kept above chance | Δ S int8 |", "|---|---|---|---|---:|---:|"]
+    for (lever, b, job), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], _rank(kv[0][2]))):
+        lines.append(f"| {lever} | `{' '.join(_flags(ps[0][0]))}` | {b} | {job} | "
+                     f"{_mean_sd([r['kept_over_baseline'] - x['kept_over_baseline'] for r, x in ps])} | "
+                     f"{_mean_sd([r['student_metric'] - x['student_metric'] for r, x in ps])} |")
+    return lines
 
 
 def render_speed(results: Path) -> str:

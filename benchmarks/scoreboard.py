@@ -2,10 +2,13 @@
 per task and seed, every model chosen on data it is not scored on (algorithms.md §4d).
 
     python benchmarks/scoreboard.py --students fast=2,12,384,768 d3=3,12,384,1536 [--tasks cola,sst2,mrpc,stsb,rte,qnli,pros_cons] [--seeds 0,1,2]
+    python benchmarks/scoreboard.py --students "attn2=FOLDER --task-attn-layers 2" --lr-from fast ...   (a lever, issue 38)
 
 A student given as a shape D,A,H,I is first pretrained as `bort compress` pretrains (teacher slices, the hidden-state and
 sentence-embedding terms, the corpus's sentences, its learning rate), for ``--pretrain-steps`` on ``--corpus``, into
-benchmarks/out/scoreboard/students/<name> (resumable; a finished one is read back); a folder is taken as it is.
+benchmarks/out/scoreboard/students/<name> (resumable; a finished one is read back); a folder is taken as it is. Flags of
+`bort compress` after the shape or folder change that student's recipe as they change compress's (e.g. ``--pretrain-inputs
+pairs``, ``--transform pair-mix``, ``--augment-min-inputs 20000``, ``--task-attn-layers 2``); its results record them.
 
 Per (task, seed):
 - **teacher** (all-MiniLM-L6-v2 with a fresh `linear` head): one `bort finetune` per learning rate of ``--lrs``, up to
@@ -17,7 +20,9 @@ Per (task, seed):
   example by word dropout, up to its 5 student epochs), over the same learning rates, chosen the same way; the winner is
   exported to int8 ONNX, and the int8 export (S), its fp32 folder and the teacher are scored on dev beside B, with
   ``kept_over_baseline`` = (S − B)/(T − B) and ``kept`` = S/T and their 1,000-draw paired bootstrap intervals.
-Seeds outside ``--grid-seeds`` skip the grid: they reuse the learning rate the grid seed chose (recorded as such).
+Seeds outside ``--grid-seeds`` skip the grid: they reuse the learning rate the grid seed chose (recorded as such); with
+``--lr-from NAME`` the other students skip it on the grid seeds too, taking NAME's choice (a lever measured at the rate of
+the recipe it changes, for a third of the CPU).
 The training sets are capped at ``--max-train`` examples (a seeded subset, the seed's own); teacher and students of a
 seed share the subset and the selection slice.
 
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +61,7 @@ from bort.finetune.recipe import FinetuneConfig, finetune, subset
 from bort.finetune.task_distill import TaskDistill
 from bort.models.families import config_arch
 from bort.models.loading import read_config, resolve_model_path
+from bort.options import add_options, build, parse_args
 from bort.pretrain.recipe import pretrain
 from bort.tasks.kept import baseline, baseline_predictions, kept, task_score
 from bort.tasks.source import OwnData, open_task
@@ -124,11 +131,13 @@ def _grid(name: str, source: str, job: Job, seed: int, args, lrs: list[float], e
 
 
 def _lrs(kind: str, job: Job, seed: int, args) -> tuple[list[float], str]:
-    """The learning rates to try: the grid on a grid seed, else the one the grid seed chose (and where it was chosen)."""
-    if seed in args.grid_seeds:
+    """The learning rates to try: the grid on a grid seed, else the one the grid seed chose (and where it was chosen); a student
+    other than ``--lr-from``'s takes that one's choice on the grid seeds."""
+    borrow = args.lr_from and kind not in ("teacher", args.lr_from)
+    if seed in args.grid_seeds and not borrow:
         return args.lrs, f"the best selection score of the grid, seed {seed}"
-    grid_seed = args.grid_seeds[0]
-    path = args.results / job.name / f"{kind}-seed{grid_seed}.json"
+    grid_seed = seed if seed in args.grid_seeds else args.grid_seeds[0]
+    path = args.results / job.name / f"{args.lr_from if borrow else kind}-seed{grid_seed}.json"
     if not path.is_file():
         raise SystemExit(f"{path} is missing: run seed {grid_seed} (a grid seed) of {job.name} first")
     return [json.loads(path.read_text())["lr"]], f"seed {grid_seed}'s grid ({path.name})"
@@ -167,7 +176,8 @@ def teacher(job: Job, seed: int, args) -> dict:
 
 
 def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict) -> dict:
-    """A student of (task, seed), distilled as `bort compress` distils, tuned and chosen as the teacher was, scored on int8."""
+    """A student of (task, seed), distilled as `bort compress` distils (with its flags), tuned and chosen as the teacher was,
+    scored on int8."""
     path = args.results / job.name / f"{name}-seed{seed}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -179,7 +189,7 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
                                 "kept_over_baseline_interval")), **provenance()}
         write_result(path, doc)
         return doc
-    recipe = CompressConfig()  # bort compress's own task distillation, new inputs and student epochs
+    recipe = args.recipes[name]  # bort compress's own task distillation, new inputs and student epochs (or the student's flags')
     lrs, chosen_on = _lrs(name, job, seed, args)
     started = time.time()
     teacher_folder = teacher_doc["trials"][f"{teacher_doc['lr']:g}"]["folder"]
@@ -193,7 +203,8 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     spec = open_task(job.task, job.data, job.own).spec
     doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": config_arch(read_config(resolve_model_path(folder))).key, "task": spec.name,
            "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on,
-           "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs},
+           "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs,
+                      "flags": args.flags[name]},
            "pretrain": _pretrain_record(Path(source)),
            **{k: v for k, v in entry.items() if k != "texts"},
            "teacher_lr": teacher_doc["lr"], "trials": trials, "settings": _settings(args, job, recipe.student_epochs),
@@ -230,11 +241,19 @@ def speed(job: Job, name: str, args) -> dict | None:
     return doc
 
 
+def recipe(flags: list[str]) -> CompressConfig:
+    """`bort compress`'s config with ``flags`` (its own spelling) applied: a student's recipe."""
+    parser = argparse.ArgumentParser(prog="a student's flags", exit_on_error=False)
+    add_options(parser, CompressConfig)
+    return build(CompressConfig, parse_args(parser, ["--out", str(OUT / "unused"), *flags]))
+
+
 def pretrained(name: str, spec: str, args) -> str:
-    """The student's folder: ``spec`` itself, or for a shape D,A,H,I that shape pretrained as `bort compress` pretrains."""
+    """The student's folder: ``spec`` itself, or for a shape D,A,H,I that shape pretrained as `bort compress` pretrains (with
+    the student's flags)."""
     if "," not in spec:
         return spec
-    c = CompressConfig()
+    c = args.recipes[name]
     cfg = c.pretrain.build(out=STUDENTS / name, teacher=args.teacher, corpus=args.corpus, arch=Arch.parse(spec), init="teacher", loss=c.loss,
                            representation=c.representation, steps=args.pretrain_steps, progress=False)
     report = pretrain(cfg)
@@ -261,7 +280,9 @@ def _plain(cfg) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="minilm-l6")
-    ap.add_argument("--students", nargs="*", default=[], help="NAME=D,A,H,I (pretrained here) or NAME=FOLDER (none: the teachers only)")
+    ap.add_argument("--students", nargs="*", default=[], help="NAME=D,A,H,I (pretrained here) or NAME=FOLDER, each optionally followed by "
+                    "flags of bort compress in the same word (none: the teachers only)")
+    ap.add_argument("--lr-from", default=None, help="a student whose learning rate the others take on the grid seeds too")
     ap.add_argument("--corpus", default=str(SHARED / "corpus" / "wikitext-103"), help="the students' pretraining corpus")
     ap.add_argument("--pretrain-steps", type=int, default=2000)
     ap.add_argument("--tasks", default=",".join(JOBS))
@@ -284,7 +305,10 @@ def main() -> None:
     if not SHARED.is_dir():
         raise SystemExit(f"the shared data is not at {SHARED}; nothing to benchmark")
     torch.set_num_threads(args.threads)
-    students = {name: pretrained(name, spec, args) for name, spec in (s.split("=", 1) for s in args.students)}
+    given = {name: shlex.split(rest) for name, rest in (s.split("=", 1) for s in args.students)}
+    args.flags = {name: words[1:] for name, words in given.items()}
+    args.recipes = {name: recipe(flags) for name, flags in args.flags.items()}
+    students = {name: pretrained(name, words[0], args) for name, words in given.items()}
     if args.speed:
         for name in args.tasks.split(","):
             for sname in students:

@@ -158,6 +158,8 @@ CASES: list[Case] = [
     Case("finetune-train-examples-0", "finetune", lambda e: run_finetune(e, "--train-examples", "0"), "--train-examples must be at least 1"),
     Case("finetune-eval-every-0", "finetune", lambda e: run_finetune(e, "--eval-every", "0"), "--eval-every"),
     Case("finetune-patience-negative", "finetune", lambda e: run_finetune(e, "--patience", "-1"), "--patience at least 0"),
+    Case("finetune-cache-negative", "finetune", lambda e: run_finetune(e, "--teacher-cache-gb", "-1"),
+         "--teacher-cache-gb must be at least 0 (0: the teacher runs on every step), got -1.0"),
     Case("finetune-lr-negative", "finetune", lambda e: run_finetune(e, "--lr", "-0.5"), "--lr must be above 0"),
     Case("finetune-max-seq-len-past-positions", "finetune", lambda e: run_finetune(e, "--max-seq-len", "100"), "--max-seq-len 100"),
     Case("finetune-alpha-kd-negative", "finetune", lambda e: run_finetune(e, "--alpha-kd", "-1"), "--alpha-kd and --alpha-gold must be 0 or more"),

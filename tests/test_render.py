@@ -79,3 +79,20 @@ def test_a_student_skipped_where_the_teacher_is_at_chance_is_listed_and_left_out
     text = doc.read_text()
     assert "| rte | fast ⟨2,12,384,768⟩ | 0 | | 52.7 | 52.7 | | | not trained: the teacher does not beat its baseline | | no |" in text
     assert "| fast | 0 | cola | rte | 50.0 | 80.0 |" in text  # pooled over cola alone; rte left out
+
+
+def test_a_lever_is_paired_with_the_student_of_its_shape_by_task_and_seed(tmp_path):
+    """Issue 38: a student with compress flags against the flagless one of the same shape, per (task, seed) they share."""
+    lever = {"recipe": {"flags": ["--task-attn-layers", "2"]}}
+    runs = [_run("cola", "teacher", s, None, 1, True) for s in (0, 1)] + [
+        _run("cola", "fast", 0, 0.5, 0.8, True), _run("cola", "fast", 1, 0.6, 0.85, True),
+        {**_run("cola", "attn2", 0, 0.7, 0.9, True), **lever}, {**_run("cola", "attn2", 1, 0.6, 0.85, True), **lever},
+        {**_run("cola", "attn2", 2, 0.9, 0.95, True), **lever},  # no base run for seed 2: not paired
+        {**_run("cola", "wide", 0, 0.9, 0.95, True), **lever, "arch": "3,12,384,1536"}]  # no base of its shape: not paired
+    _write(tmp_path / "results", runs)
+    doc = tmp_path / "B.md"
+    doc.write_text("<!-- render:scoreboard -->\n<!-- /render:scoreboard -->\n")
+    assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
+    text = doc.read_text()
+    assert "| attn2 | `--task-attn-layers 2` | fast | cola | 10.0 ± 14.1 (2) | 0.0 ± 0.0 (2) |" in text
+    assert "| wide |" not in text.split("Levers")[1]

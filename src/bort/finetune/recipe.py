@@ -110,9 +110,11 @@ class FinetuneConfig:
         if not self.epochs > 0 or (self.steps is not None and self.steps < 1):
             raise BortError("--epochs must be positive and --steps at least 1")
         optional = [v for v in (self.eval_every, self.train_examples) if v is not None]  # None: unset; 0 is refused
-        if min(self.batch_size, self.eval_batch_size, *optional) < 1 or self.max_seq_len < 2 or min(self.patience, self.teacher_cache_gb) < 0:
+        if min(self.batch_size, self.eval_batch_size, *optional) < 1 or self.max_seq_len < 2 or self.patience < 0:
             raise BortError("--batch-size, --eval-every and --train-examples must be at least 1, --max-seq-len at least 2 (as predict "
-                            "and evaluate need), --patience and --teacher-cache-gb at least 0")
+                            "and evaluate need), --patience at least 0")
+        if not self.teacher_cache_gb >= 0:
+            raise BortError(f"--teacher-cache-gb must be at least 0 (0: the teacher runs on every step), got {self.teacher_cache_gb}")
         if self.distill.representation.active and not self.distill.teacher:  # checked here: a TaskDistill without teacher is a template (compress)
             raise BortError("--alpha-hidden and --alpha-attn need --task-teacher: they compare the student with the fine-tuned teacher")
         if self.augment.active and not self.distill.teacher:
