@@ -160,7 +160,8 @@ def teacher(job: Job, seed: int, args) -> dict:
     folder = trials[best]["folder"]
     data = open_task(job.task, job.data, job.own)
     spec = data.spec
-    _, splits = split_predictions(EvaluateConfig(model=folder, task=job.task, data=job.data, own=scoring_files(job.own)))
+    _, splits = split_predictions(EvaluateConfig(model=folder, task=job.task, data=job.data, own=scoring_files(job.own),
+                                                 progress=False))
     examples, preds = next(iter(splits.values()))
     train = subset(data.split("train"), args.max_train, seed)
     b = baseline(spec, train, examples)
