@@ -148,6 +148,9 @@ def test_resume_skips_finished_stages_and_redoes_an_unfinished_one(task_run, cap
     doc = json.loads((out / "compress.json").read_text())
     next(s for s in doc["stages"] if s["name"] == "bench")["status"] = "running"  # as a run killed during the benchmark leaves it
     (out / "compress.json").write_text(json.dumps(doc))
+    settings = json.loads((out / "compress_settings.json").read_text())
+    del settings["run"]["teacher_lrs"]  # as a run of a bort before --teacher-lrs recorded it: it resumes
+    (out / "compress_settings.json").write_text(json.dumps(settings))
     capsys.readouterr()
     assert main([*argv, "--report-to", "tensorboard"]) == 0  # a tracker changes no result: not a changed setting
     err = capsys.readouterr().err
@@ -179,6 +182,23 @@ def test_a_given_task_teacher_is_scored_not_fine_tuned(task_run, tmp_path, bert_
     t = result.tasks["rte"]
     assert t["teacher_folder"] == str(given) and t["teacher_metric"] == json.loads((given / "eval.json").read_text())["metrics"]["accuracy"]
     assert json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())["teacher"] == str(given)
+
+
+def test_teacher_lrs_fine_tune_one_teacher_per_rate_and_the_best_selection_teaches(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+    out = tmp_path / "RUN"
+    result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--task", "glue/rte", "--data", str(rte),
+                                     "--teacher-lrs", "1e-5", "3e-3")))
+    folders = {lr: out / "finetune" / "rte" / "teacher" / f"lr{lr}" for lr in ("1e-05", "0.003")}
+    reports = {lr: json.loads((f / "finetune.json").read_text()) for lr, f in folders.items()}
+    assert {lr: r["steps_run"] for lr, r in reports.items()} == {"1e-05": 6, "0.003": 6}
+    scores = {str(folders[lr]): sum(r["selection"].values()) / len(r["selection"]) for lr, r in reports.items()}
+    best = max(scores, key=scores.get)
+    assert len(set(scores.values())) == 2  # the choice is not the first by a tie
+    t = result.tasks["rte"]
+    assert t["teacher_selection"] == pytest.approx(scores) and t["teacher_folder"] == best
+    assert json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())["teacher"] == best
+    assert {"finetune/rte/teacher/lr1e-05", "finetune/rte/teacher/lr0.003"} <= set(_stage_names(out))
+    assert t["teacher_metric"] == json.loads((Path(best) / "eval.json").read_text())["metrics"]["accuracy"]
 
 
 def test_own_csv_data(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
@@ -239,6 +259,10 @@ def test_bad_inputs_are_one_line(tmp_path, rte):
         CompressConfig(embedding_data=rte)
     with pytest.raises(BortError, match="--student-epochs must be positive"):
         CompressConfig(student_epochs=0)
+    with pytest.raises(BortError, match="--teacher-lrs takes distinct positive learning rates, e.g. 3e-5 1e-4 3e-4, got 0.0001 0.0001"):
+        _config(["compress", "--teacher-lrs", "1e-4", "1e-4"])
+    with pytest.raises(BortError, match="--teacher-lrs fine-tunes --teacher on each task, which --task-teacher replaces"):
+        CompressConfig(tasks=("glue/rte",), data=(rte,), task_teachers=("a",), teacher_lrs=(1e-4,))
     with pytest.raises(BortError, match="--speedup-margin"):
         CompressConfig(speedup_margin=1.0)
     with pytest.raises(BortError, match="--latency-head: bort compress times the top its students ship with"):

@@ -95,6 +95,11 @@ class CompressConfig:
                                                                               inputs="sentences"),
                                               metadata=nested(prefix="pretrain-", only=_OWN["pretrain"]))
     finetune: Partial[FinetuneConfig] = field(default_factory=lambda: Partial(FinetuneConfig), metadata=nested(only=_OWN["finetune"]))
+    # The scoreboard's tuned teacher (issue 38: "a better teacher for the student"): one fine-tuning per rate, the best selection
+    # score (on the held-out slice of the training set, as each epoch is chosen) teaches the student.
+    teacher_lrs: tuple[float, ...] = field(default=(), metadata=opt("learning rates to fine-tune the teacher at, one run each; the one of "
+                                                                    "the best selection score teaches the student (none: --lr alone)",
+                                                                    nargs="+", metavar="LR"))
     # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
     # (α 1) and its hidden states and attention relations, over 4 new inputs per example (dropout: the transform that needs no masked-LM).
     student_lr: float = field(default=3e-4, metadata=opt("peak learning rate of the student's fine-tuning (the teacher's is --lr)"))
@@ -138,6 +143,10 @@ class CompressConfig:
             raise BortError(f"--speedup-margin is a fraction of --min-speedup in [0, 1), e.g. 0.05, got {self.speedup_margin}")
         if not 0 < self.student_epochs < math.inf:
             raise BortError(f"--student-epochs must be positive and finite, got {self.student_epochs}")
+        if not all(0 < lr < math.inf for lr in self.teacher_lrs) or len(set(self.teacher_lrs)) != len(self.teacher_lrs):
+            raise BortError(f"--teacher-lrs takes distinct positive learning rates, e.g. 3e-5 1e-4 3e-4, got {' '.join(map(str, self.teacher_lrs))}")
+        if self.teacher_lrs and self.task_teachers:
+            raise BortError("--teacher-lrs fine-tunes --teacher on each task, which --task-teacher replaces: give one of them")
         if not 0 < self.student_lr < math.inf:
             raise BortError(f"--student-lr must be a positive learning rate, e.g. 3e-4, got {self.student_lr}")
         if min(self.extract_steps, self.pretrain_steps, self.finetune_steps or 1) < 1:

@@ -43,6 +43,7 @@ from bort.models.families import config_arch
 from bort.models.loading import has_mlm_head, model_dir, position_limit, read_config, resolve_model_path
 from bort.pretrain.recipe import PretrainConfig, pretrain
 from bort.shared import resolve_device
+from bort.tasks.kept import task_score
 from bort.tasks.registry import get_task
 from bort.tasks.source import OwnData, open_task
 from bort.teacher.prepare import TEACHER_MLM_DIR, PrepareConfig, prepare
@@ -68,7 +69,8 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     # encoder's export without a task; the embedding scores; the benchmark; the benchmark on real inputs, per scored split of
     # single texts or pairs (multiple choice has none to time).
     scored = sum(not (data.get("task") and get_task(data["task"]).kind == "multiple_choice") for _, data, _ in jobs) or int(bool(cfg.embedding_task))
-    total = int(needs_head) + 2 + sum(4 if given is None else 3 for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task) + 1 + scored
+    teachers = len(cfg.teacher_lrs) or 1  # fine-tunings of the teacher per task not given one
+    total = int(needs_head) + 2 + sum(3 + teachers * (given is None) for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task) + 1 + scored
     ledger = Stages(Ledger(out, total), run.settings_file, cfg.settings())
     # What every training stage takes from the run.
     common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to, "logging_steps": cfg.logging_steps}
@@ -198,9 +200,11 @@ def _finetunes(cfg: CompressConfig, data: dict, given: str | None, student: Path
     base = cfg.finetune.replace(steps=cfg.finetune_steps, device=device, **data, **common)
     # New inputs are made for classification and regression (algorithms.md §4c); a multiple-choice task distils without them.
     augment = Augment() if data.get("task") and get_task(data["task"]).kind == "multiple_choice" else cfg.augment
-    teacher = [] if given else [base.build(model=cfg.teacher, out=folder / "teacher", distill=TaskDistill(), augment=Augment())]
+    # --teacher-lrs: one teacher per rate in teacher/lr<rate>; the student's teacher is the first until _task has chosen.
+    grid = [(folder / "teacher" / f"lr{lr:g}", replace(base.optim, lr=lr)) for lr in cfg.teacher_lrs] or [(folder / "teacher", base.optim)]
+    teacher = [] if given else [base.build(model=cfg.teacher, out=out, optim=optim, distill=TaskDistill(), augment=Augment()) for out, optim in grid]
     return [*teacher, base.build(model=str(student), out=folder / "student", optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
-                                 distill=replace(cfg.task_distill, teacher=given or str(folder / "teacher")), augment=augment)]
+                                 distill=replace(cfg.task_distill, teacher=given or str(grid[0][0])), augment=augment)]
 
 
 def _task(cfg: CompressConfig, ledger: Stages, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,
@@ -208,8 +212,13 @@ def _task(cfg: CompressConfig, ledger: Stages, out: Path, name: str, data: dict,
     """Fine-tune the teacher (unless given), distil the student on the task, export it, and score the three and the trivial baseline
     on the split no stage chose on; the task's folders and figures."""
     *teacher_cfg, student_cfg = _finetunes(cfg, data, given, student, out / "finetune" / name, device, common)
+    selection = {}  # --teacher-lrs: each teacher's selection score (the mean of the task's metrics on the held-out slice)
     for t in teacher_cfg:
-        ledger.run(f"finetune/{name}/teacher", t.out, lambda: finetune(t).to_dict(), t, what="fine-tune the teacher")
+        stage = f"finetune/{name}/{t.out.relative_to(out / 'finetune' / name)}"
+        report = ledger.run(stage, t.out, lambda: finetune(t).to_dict(), t, what=f"fine-tune the teacher at lr {t.optim.lr:g}")
+        selection[str(t.out)] = task_score(report["selection"])
+    if len(selection) > 1:  # the first of the best
+        student_cfg = replace(student_cfg, distill=replace(student_cfg.distill, teacher=max(selection, key=selection.get)))
     teacher_folder, student_out, export_out = student_cfg.distill.teacher, student_cfg.out, out / "export" / name
     scored = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(student_cfg).to_dict(), student_cfg,
                         what="task-distil the student, with augmentation")["scored"]
@@ -222,6 +231,7 @@ def _task(cfg: CompressConfig, ledger: Stages, out: Path, name: str, data: dict,
     entry = ledger.run(f"score/{name}", folder, lambda: score_task(**args), args,
                        what="the teacher, the int8 student (the model that ships) and the fp32 student on the scored split, beside the trivial baseline")
     return {"task": data.get("task", name), **entry, "select_on": student_cfg.select_on, "teacher_folder": teacher_folder,
+            **({"teacher_selection": selection} if len(selection) > 1 else {}),
             "student_folder": str(model_dir(student_out)), "student_onnx": str(export_out)}
 
 
