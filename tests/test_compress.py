@@ -184,21 +184,27 @@ def test_a_given_task_teacher_is_scored_not_fine_tuned(task_run, tmp_path, bert_
     assert json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())["teacher"] == str(given)
 
 
-def test_teacher_lrs_fine_tune_one_teacher_per_rate_and_the_best_selection_teaches(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+def test_learning_rate_grids_keep_the_best_selection_score(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
+    """--teacher-lrs: a teacher per rate, the best on the held-out slice teaches; --student-lrs: a student per rate, the best ships."""
     out = tmp_path / "RUN"
     result = compress(_config(_flags(bert_teacher_nohead, corpus_file, space_file, out, "--task", "glue/rte", "--data", str(rte),
-                                     "--teacher-lrs", "1e-5", "3e-3")))
-    folders = {lr: out / "finetune" / "rte" / "teacher" / f"lr{lr}" for lr in ("1e-05", "0.003")}
-    reports = {lr: json.loads((f / "finetune.json").read_text()) for lr, f in folders.items()}
-    assert {lr: r["steps_run"] for lr, r in reports.items()} == {"1e-05": 6, "0.003": 6}
-    scores = {str(folders[lr]): sum(r["selection"].values()) / len(r["selection"]) for lr, r in reports.items()}
-    best = max(scores, key=scores.get)
-    assert len(set(scores.values())) == 2  # the choice is not the first by a tie
+                                     "--teacher-lrs", "1e-5", "3e-3", "--student-lrs", "1e-5", "3e-3")))
     t = result.tasks["rte"]
-    assert t["teacher_selection"] == pytest.approx(scores) and t["teacher_folder"] == best
-    assert json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())["teacher"] == best
-    assert {"finetune/rte/teacher/lr1e-05", "finetune/rte/teacher/lr0.003"} <= set(_stage_names(out))
-    assert t["teacher_metric"] == json.loads((Path(best) / "eval.json").read_text())["metrics"]["accuracy"]
+    best = {}
+    for model in ("teacher", "student"):
+        folders = {lr: out / "finetune" / "rte" / model / f"lr{lr}" for lr in ("1e-05", "0.003")}
+        reports = {lr: json.loads((f / "finetune.json").read_text()) for lr, f in folders.items()}
+        assert all(r["steps_run"] == 6 for r in reports.values())
+        scores = {str(folders[lr]): sum(r["selection"].values()) / len(r["selection"]) for lr, r in reports.items()}
+        assert len(set(scores.values())) == 2  # the choice is not the first by a tie
+        assert t[f"{model}_selection"] == pytest.approx(scores)
+        best[model] = max(scores, key=scores.get)
+        assert {f"finetune/rte/{model}/lr1e-05", f"finetune/rte/{model}/lr0.003"} <= set(_stage_names(out))
+    assert t["teacher_folder"] == best["teacher"] and t["student_folder"] == str(Path(best["student"]) / "model")
+    assert all(json.loads((out / "finetune" / "rte" / "student" / lr / "finetune.json").read_text())["teacher"] == best["teacher"]
+               for lr in ("lr1e-05", "lr0.003"))
+    assert t["teacher_metric"] == json.loads((Path(best["teacher"]) / "eval.json").read_text())["metrics"]["accuracy"]
+    assert json.loads((out / "export" / "rte" / "export.json").read_text())["source"] == str(Path(best["student"]) / "model")
 
 
 def test_own_csv_data(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):
@@ -261,6 +267,8 @@ def test_bad_inputs_are_one_line(tmp_path, rte):
         CompressConfig(student_epochs=0)
     with pytest.raises(BortError, match="--teacher-lrs takes distinct positive learning rates, e.g. 3e-5 1e-4 3e-4, got 0.0001 0.0001"):
         _config(["compress", "--teacher-lrs", "1e-4", "1e-4"])
+    with pytest.raises(BortError, match="--student-lrs takes distinct positive learning rates, e.g. 3e-5 1e-4 3e-4, got -0.001"):
+        _config(["compress", "--student-lrs", "-1e-3"])
     with pytest.raises(BortError, match="--teacher-lrs fine-tunes --teacher on each task, which --task-teacher replaces"):
         CompressConfig(tasks=("glue/rte",), data=(rte,), task_teachers=("a",), teacher_lrs=(1e-4,))
     with pytest.raises(BortError, match="--speedup-margin"):

@@ -103,6 +103,9 @@ class CompressConfig:
     # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
     # (α 1) and its hidden states and attention relations, over 4 new inputs per example (dropout: the transform that needs no masked-LM).
     student_lr: float = field(default=3e-4, metadata=opt("peak learning rate of the student's fine-tuning (the teacher's is --lr)"))
+    student_lrs: tuple[float, ...] = field(default=(), metadata=opt("learning rates to distil the student at, one run each (instead of "
+                                                                    "--student-lr); the one of the best selection score is exported",
+                                                                    nargs="+", metavar="LR"))
     # BENCHMARKS §10.1: over 3 epochs the student's SST-2 dev accuracy was still rising (96.6% of the teacher's); 5 kept 98.5%.
     student_epochs: float = field(default=5.0, metadata=opt("passes of the student's fine-tuning over the training set and its new "
                                                             "inputs (the teacher's: --epochs; --finetune-steps sets both)"))
@@ -143,8 +146,9 @@ class CompressConfig:
             raise BortError(f"--speedup-margin is a fraction of --min-speedup in [0, 1), e.g. 0.05, got {self.speedup_margin}")
         if not 0 < self.student_epochs < math.inf:
             raise BortError(f"--student-epochs must be positive and finite, got {self.student_epochs}")
-        if not all(0 < lr < math.inf for lr in self.teacher_lrs) or len(set(self.teacher_lrs)) != len(self.teacher_lrs):
-            raise BortError(f"--teacher-lrs takes distinct positive learning rates, e.g. 3e-5 1e-4 3e-4, got {' '.join(map(str, self.teacher_lrs))}")
+        for flag, lrs in (("--teacher-lrs", self.teacher_lrs), ("--student-lrs", self.student_lrs)):
+            if not all(0 < lr < math.inf for lr in lrs) or len(set(lrs)) != len(lrs):
+                raise BortError(f"{flag} takes distinct positive learning rates, e.g. 3e-5 1e-4 3e-4, got {' '.join(map(str, lrs))}")
         if self.teacher_lrs and self.task_teachers:
             raise BortError("--teacher-lrs fine-tunes --teacher on each task, which --task-teacher replaces: give one of them")
         if not 0 < self.student_lr < math.inf:

@@ -47,6 +47,7 @@ from bort.tasks.kept import task_score
 from bort.tasks.registry import get_task
 from bort.tasks.source import OwnData, open_task
 from bort.teacher.prepare import TEACHER_MLM_DIR, PrepareConfig, prepare
+from bort.training.loop import OptimConfig
 from bort.training.losses import LogitLoss
 from bort.training.objectives import RepresentationLoss
 from bort.training.run import RunFolder
@@ -69,8 +70,9 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     # encoder's export without a task; the embedding scores; the benchmark; the benchmark on real inputs, per scored split of
     # single texts or pairs (multiple choice has none to time).
     scored = sum(not (data.get("task") and get_task(data["task"]).kind == "multiple_choice") for _, data, _ in jobs) or int(bool(cfg.embedding_task))
-    teachers = len(cfg.teacher_lrs) or 1  # fine-tunings of the teacher per task not given one
-    total = int(needs_head) + 2 + sum(3 + teachers * (given is None) for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task) + 1 + scored
+    teachers, students = len(cfg.teacher_lrs) or 1, len(cfg.student_lrs) or 1  # fine-tunings per task (a teacher where none is given)
+    total = (int(needs_head) + 2 + sum(students + 2 + teachers * (given is None) for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task)
+             + 1 + scored)
     ledger = Stages(Ledger(out, total), run.settings_file, cfg.settings())
     # What every training stage takes from the run.
     common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to, "logging_steps": cfg.logging_steps}
@@ -194,45 +196,64 @@ def _pick(cfg: CompressConfig, extract_cfg: ExtractConfig, result: ExtractResult
                     f"{settings.runtime_name} (the fastest: {fastest:.2f}×); lower --min-speedup or --speedup-margin")
 
 
-def _finetunes(cfg: CompressConfig, data: dict, given: str | None, student: Path, folder: Path, device: str, common: dict) -> list[FinetuneConfig]:
-    """The fine-tuning configs of one task, in ``folder`` (RUN/finetune/<task>): the teacher's (unless ``given``), then the student's
-    task distillation from it. :func:`check` builds them before the first stage, the run for its stages."""
+def _rates(folder: Path, optim: OptimConfig, lrs: tuple[float, ...]) -> list[tuple[Path, OptimConfig]]:
+    """One (folder, optimiser settings) per rate of a grid, in ``folder``/lr<rate>; without a grid, ``folder`` at ``optim``'s rate."""
+    return [(folder / f"lr{lr:g}", replace(optim, lr=lr)) for lr in lrs] or [(folder, optim)]
+
+
+def _finetunes(cfg: CompressConfig, data: dict, given: str | None, student: Path, folder: Path, device: str,
+               common: dict) -> tuple[list[FinetuneConfig], list[FinetuneConfig]]:
+    """The fine-tuning configs of one task, in ``folder`` (RUN/finetune/<task>): the teacher's, one per ``--teacher-lrs`` rate (none
+    where ``given``), and the student's task distillation from it, one per ``--student-lrs`` rate (from the first teacher until
+    :func:`_task` has chosen one). :func:`check` builds them before the first stage, the run for its stages."""
     base = cfg.finetune.replace(steps=cfg.finetune_steps, device=device, **data, **common)
     # New inputs are made for classification and regression (algorithms.md §4c); a multiple-choice task distils without them.
     augment = Augment() if data.get("task") and get_task(data["task"]).kind == "multiple_choice" else cfg.augment
-    # --teacher-lrs: one teacher per rate in teacher/lr<rate>; the student's teacher is the first until _task has chosen.
-    grid = [(folder / "teacher" / f"lr{lr:g}", replace(base.optim, lr=lr)) for lr in cfg.teacher_lrs] or [(folder / "teacher", base.optim)]
-    teacher = [] if given else [base.build(model=cfg.teacher, out=out, optim=optim, distill=TaskDistill(), augment=Augment()) for out, optim in grid]
-    return [*teacher, base.build(model=str(student), out=folder / "student", optim=replace(base.optim, lr=cfg.student_lr), epochs=cfg.student_epochs,
-                                 distill=replace(cfg.task_distill, teacher=given or str(grid[0][0])), augment=augment)]
+    teachers = [] if given else [base.build(model=cfg.teacher, out=out, optim=optim, distill=TaskDistill(), augment=Augment())
+                                 for out, optim in _rates(folder / "teacher", base.optim, cfg.teacher_lrs)]
+    distill = replace(cfg.task_distill, teacher=given or str(teachers[0].out))
+    students = [base.build(model=str(student), out=out, optim=optim, epochs=cfg.student_epochs, distill=distill, augment=augment)
+                for out, optim in _rates(folder / "student", replace(base.optim, lr=cfg.student_lr), cfg.student_lrs)]
+    return teachers, students
+
+
+def _tuned(ledger: Stages, folder: Path, configs: list[FinetuneConfig], what: str) -> tuple[FinetuneConfig, dict, dict[str, float]]:
+    """Each fine-tuning of a grid (or the one) as a stage named by its place under RUN/finetune; the config of the best selection
+    score (the mean of the task's metrics on the held-out slice; the first of equals), its report, and every run's score."""
+    reports = {}
+    for c in configs:
+        stage = f"finetune/{c.out.relative_to(folder.parent)}"
+        reports[c.out] = ledger.run(stage, c.out, lambda: finetune(c).to_dict(), c, what=f"{what} (lr {c.optim.lr:g})")
+    scores = {str(out): task_score(r["selection"]) for out, r in reports.items()}
+    best = next(c for c in configs if str(c.out) == max(scores, key=scores.get))
+    return best, reports[best.out], scores
 
 
 def _task(cfg: CompressConfig, ledger: Stages, out: Path, name: str, data: dict, given: str | None, student: Path, device: str,
           common: dict) -> dict:
     """Fine-tune the teacher (unless given), distil the student on the task, export it, and score the three and the trivial baseline
-    on the split no stage chose on; the task's folders and figures."""
-    *teacher_cfg, student_cfg = _finetunes(cfg, data, given, student, out / "finetune" / name, device, common)
-    selection = {}  # --teacher-lrs: each teacher's selection score (the mean of the task's metrics on the held-out slice)
-    for t in teacher_cfg:
-        stage = f"finetune/{name}/{t.out.relative_to(out / 'finetune' / name)}"
-        report = ledger.run(stage, t.out, lambda: finetune(t).to_dict(), t, what=f"fine-tune the teacher at lr {t.optim.lr:g}")
-        selection[str(t.out)] = task_score(report["selection"])
-    if len(selection) > 1:  # the first of the best
-        student_cfg = replace(student_cfg, distill=replace(student_cfg.distill, teacher=max(selection, key=selection.get)))
-    teacher_folder, student_out, export_out = student_cfg.distill.teacher, student_cfg.out, out / "export" / name
-    scored = ledger.run(f"finetune/{name}/student", student_out, lambda: finetune(student_cfg).to_dict(), student_cfg,
-                        what="task-distil the student, with augmentation")["scored"]
+    on the split no stage chose on; the task's folders and figures. With --teacher-lrs or --student-lrs the best selection score of
+    each grid goes on."""
+    folder = out / "finetune" / name
+    teachers, students = _finetunes(cfg, data, given, student, folder, device, common)
+    tuned = {}  # each grid's selection scores, where there was a grid
+    teacher_folder = given
+    if teachers:
+        chosen, _, tuned["teacher_selection"] = _tuned(ledger, folder, teachers, "fine-tune the teacher")
+        teacher_folder = str(chosen.out)
+    students = [replace(s, distill=replace(s.distill, teacher=teacher_folder)) for s in students]
+    student_cfg, report, tuned["student_selection"] = _tuned(ledger, folder, students, "task-distil the student, with augmentation")
+    student_out, export_out = student_cfg.out, out / "export" / name
     export_cfg = ExportConfig(model=str(student_out), out=export_out, quantize="int8")
     ledger.run(f"export/{name}", export_out, lambda: export_onnx(export_cfg).to_dict(), export_cfg, what="the student, int8 ONNX")
-    folder = out / "score" / name
+    scored_folder = out / "score" / name
     args = {"task": data.get("task"), "data": data.get("data"), "own": cfg.finetune.own, "train_examples": student_cfg.train_examples,
-            "seed": student_cfg.subset_seed, "scored": scored, "teacher": teacher_folder, "student": student_out, "export": export_out,
-            "device": device, "out": folder}
-    entry = ledger.run(f"score/{name}", folder, lambda: score_task(**args), args,
+            "seed": student_cfg.subset_seed, "scored": report["scored"], "teacher": teacher_folder, "student": student_out, "export": export_out,
+            "device": device, "out": scored_folder}
+    entry = ledger.run(f"score/{name}", scored_folder, lambda: score_task(**args), args,
                        what="the teacher, the int8 student (the model that ships) and the fp32 student on the scored split, beside the trivial baseline")
     return {"task": data.get("task", name), **entry, "select_on": student_cfg.select_on, "teacher_folder": teacher_folder,
-            **({"teacher_selection": selection} if len(selection) > 1 else {}),
-            "student_folder": str(model_dir(student_out)), "student_onnx": str(export_out)}
+            **{k: v for k, v in tuned.items() if len(v) > 1}, "student_folder": str(model_dir(student_out)), "student_onnx": str(export_out)}
 
 
 def check(cfg: CompressConfig, device: str) -> Path:
@@ -250,7 +271,7 @@ def check(cfg: CompressConfig, device: str) -> Path:
         if n > limit:
             raise BortError(f"{flag} {n} is longer than the teacher's {limit} positions; use at most {limit}")
     for name, data, given in cfg.jobs():
-        *_, student = _finetunes(cfg, data, given, teacher, cfg.out / "finetune" / name, device, {})
+        _, (student, *_) = _finetunes(cfg, data, given, teacher, cfg.out / "finetune" / name, device, {})
         task = open_task(student.task, student.data, student.own)
         for split in ("train", *task.spec.dev_splits) if student.data or student.own.given else ():
             task.split(split)  # the files are there and read

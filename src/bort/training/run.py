@@ -169,7 +169,8 @@ def changed_reads(old: dict, new: dict) -> str | None:
 _ADDED = {"alpha_gold": lambda record: 1.0 - record["alpha_kd"] if "alpha_kd" in record else None,
           "attn_layers": lambda record: 1 if "alpha_attn" in record else None,
           "min_inputs": lambda record: None,  # --augment-min-inputs: unset, K as given
-          "teacher_lrs": lambda record: []}  # compress's --teacher-lrs: none, the teacher at --lr alone
+          "teacher_lrs": lambda record: [],  # compress's --teacher-lrs: none, the teacher at --lr alone
+          "student_lrs": lambda record: []}  # and --student-lrs: the student at --student-lr
 
 
 def _with_added(old, new):
