@@ -109,7 +109,8 @@ def train(
 
     Each step averages ``accumulate`` micro-batches. ``autocast`` runs the forward passes in that
     dtype (e.g. bfloat16). To resume, pass the saved ``state``, ``optimizer`` and ``scheduler``
-    (see :func:`build_optimizer`) and a batch iterator positioned after the consumed batches.
+    (see :func:`build_optimizer`) and a batch iterator positioned after the consumed batches. On CPU the
+    Hugging Face models inside ``model`` train with the matrix-product attention (:func:`matmul_attention`).
     ``on_step(state, loss)`` runs after every step: evaluation, checkpoints, progress; when it returns
     True the loop stops there (early stopping).
 
