@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bort.errors import BortError, TrainingDiverged
-from bort.training.loop import OptimConfig, train
+from bort.training.loop import OptimConfig, build_optimizer, train
 from bort.training.losses import LogitLoss, soft_cross_entropy
 
 
@@ -138,3 +138,27 @@ def test_one_hard_batch_near_zero_loss_is_not_divergence():
 def test_optim_config_validation(kwargs):
     with pytest.raises(BortError):
         OptimConfig(**kwargs)
+
+
+def test_cpu_training_uses_matmul_attention_and_fused_adamw():
+    """On CPU the loop trains HF models with the matrix-product attention (the same gradients as SDPA's, to 1e-5 in fp32) and
+    the optimiser is AdamW's fused kernel."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, intermediate_size=64,
+                                                     vocab_size=100, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
+    batch = {"input_ids": torch.randint(5, 100, (4, 9)), "attention_mask": torch.tensor([[1] * 9] * 2 + [[1] * 5 + [0] * 4] * 2),
+             "labels": torch.tensor([0, 1, 0, 1])}
+    assert model.config._attn_implementation == "sdpa"
+    model(**batch).loss.backward()
+    sdpa = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    optim = OptimConfig(lr=1e-3, grad_clip=0.0)  # the gradients as computed
+    optimizer, scheduler = build_optimizer(model, optim, 1)
+    assert all(g["fused"] for g in optimizer.param_groups)
+    grads = []
+    train(model, lambda b: model(**b).loss, itertools.repeat(batch), steps=1, optim=optim, optimizer=optimizer,
+          scheduler=scheduler, on_step=lambda *_: grads.extend(p.grad.clone() for p in model.parameters()))
+    assert model.config._attn_implementation == "eager" and model.bert.encoder.layer[0].attention.self.config._attn_implementation == "eager"
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(sdpa, grads))
