@@ -205,6 +205,12 @@ def test_learning_rate_grids_keep_the_best_selection_score(tmp_path, bert_teache
                for lr in ("lr1e-05", "lr0.003"))
     assert t["teacher_metric"] == json.loads((Path(best["teacher"]) / "eval.json").read_text())["metrics"]["accuracy"]
     assert json.loads((out / "export" / "rte" / "export.json").read_text())["source"] == str(Path(best["student"]) / "model")
+    report = (out / "report.md").read_text()
+    for model in ("teacher", "student"):
+        rates = {Path(f).name[2:]: f"{v:.4f}" for f, v in t[f"{model}_selection"].items()}
+        chosen = Path(best[model]).name[2:]
+        assert (f"- glue/rte: the {model}'s learning rate, chosen on the held-out slice (selection score per rate): "
+                + ", ".join(f"**{r} {v}**" if r == chosen else f"{r} {v}" for r, v in rates.items())) in report
 
 
 def test_own_csv_data(tmp_path, bert_teacher_nohead, corpus_file, space_file, rte):

@@ -183,7 +183,17 @@ def _quality(entries: dict[str, dict], pool: dict) -> list[str]:
     notes = [f"- {name}: {kept_words(e, e['metric'])}." for name, e in entries.items() if not e["teacher_beats_baseline"]]
     notes += [f"- {name}: teacher and student chose their epoch on the {e['scored_split']} split they are scored on (`--select-on dev`), "
               "so these scores are optimistic." for name, e in entries.items() if e.get("select_on") == "dev" and e["scored_split"] != "test"]
+    notes += [line for name, e in entries.items() for line in _grid_notes(name, e)]
     return lines + ([""] + notes if notes else []) + [""]
+
+
+def _grid_notes(name: str, e: dict) -> list[str]:
+    """A line per learning-rate grid of the task (--teacher-lrs, --student-lrs): each rate's selection score, the chosen one bold."""
+    chosen = {"teacher": e["teacher_folder"], "student": str(Path(e["student_folder"]).parent)}
+    return [f"- {name}: the {model}'s learning rate, chosen on the held-out slice (selection score per rate): "
+            + ", ".join((f"**{rate} {score:.4f}**" if folder == chosen[model] else f"{rate} {score:.4f}")
+                        for folder, score in grid.items() for rate in [Path(folder).name.removeprefix("lr")])
+            for model in ("teacher", "student") for grid in [e.get(f"{model}_selection")] if grid]
 
 
 def _real_rows(entries: dict[str, dict]) -> list[str]:
