@@ -189,11 +189,14 @@ def _quality(entries: dict[str, dict], pool: dict) -> list[str]:
 
 def _grid_notes(name: str, e: dict) -> list[str]:
     """A line per learning-rate grid of the task (--teacher-lrs, --student-lrs): each rate's selection score, the chosen one bold."""
+    grids = {model: e[f"{model}_selection"] for model in ("teacher", "student") if e.get(f"{model}_selection")}
+    if not grids:  # one rate each (and the sentence-embedding entry, which has no fine-tuning)
+        return []
     chosen = {"teacher": e["teacher_folder"], "student": str(Path(e["student_folder"]).parent)}
     return [f"- {name}: the {model}'s learning rate, chosen on the held-out slice (selection score per rate): "
             + ", ".join((f"**{rate} {score:.4f}**" if folder == chosen[model] else f"{rate} {score:.4f}")
                         for folder, score in grid.items() for rate in [Path(folder).name.removeprefix("lr")])
-            for model in ("teacher", "student") for grid in [e.get(f"{model}_selection")] if grid]
+            for model, grid in grids.items()]
 
 
 def _real_rows(entries: dict[str, dict]) -> list[str]:
