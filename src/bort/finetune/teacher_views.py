@@ -39,8 +39,7 @@ class CachedViews:
     """The stored views of a run's training rows; :meth:`batch` pads a batch's rows to its width, as the teacher's forward would."""
 
     def __init__(self, folder: Path, index: dict) -> None:
-        self.folder, self.hidden_count = folder, index["hidden"]
-        self.offsets, self.first_row = index["offsets"], index["first_row"]
+        self.hidden_count, self.offsets, self.first_row = index["hidden"], index["offsets"], index["first_row"]
         tokens = self.offsets[-1]
         self.slots = [torch.from_file(str(folder / f"{i}.bin"), shared=False, size=tokens * width, dtype=getattr(torch, dtype)).view(tokens, width)
                       for i, (width, dtype) in enumerate(index["slots"])]
