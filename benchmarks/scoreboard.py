@@ -244,7 +244,7 @@ def speed(job: Job, name: str, args) -> dict | None:
 
 def recipe(flags: list[str]) -> CompressConfig:
     """`bort compress`'s config with ``flags`` (its own spelling) applied: a student's recipe."""
-    parser = argparse.ArgumentParser(prog="a student's flags", exit_on_error=False)
+    parser = argparse.ArgumentParser(prog="a student's flags")
     add_options(parser, CompressConfig)
     return build(CompressConfig, parse_args(parser, ["--out", str(OUT / "unused"), *flags]))
 

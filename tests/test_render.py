@@ -40,6 +40,15 @@ def _write(results: Path, runs: list[dict]) -> None:
         path.write_text(json.dumps(r))
 
 
+def _scoreboard(tmp_path: Path, runs: list[dict]) -> str:
+    """The scoreboard block render.py makes of ``runs`` in a fresh document."""
+    _write(tmp_path / "results", runs)
+    doc = tmp_path / "B.md"
+    doc.write_text("<!-- render:scoreboard -->\n<!-- /render:scoreboard -->\n")
+    assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
+    return doc.read_text()
+
+
 def test_the_scoreboard_pools_tasks_whose_teacher_beats_chance_and_check_catches_a_stale_table(tmp_path):
     runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True), _run("cola", "fast", 1, 0.7, 0.9, True),
             _run("rte", "teacher", 0, None, 1, False), _run("rte", "fast", 0, None, 1.0, False), _run("rte", "fast", 1, 0.9, 0.99, True)]
@@ -72,11 +81,7 @@ def test_a_student_skipped_where_the_teacher_is_at_chance_is_listed_and_left_out
                **dict.fromkeys(("lr", "student_metric", "student_metric_fp32", "kept", "kept_over_baseline", "kept_interval",
                                 "kept_over_baseline_interval"))}
     runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True), _run("rte", "teacher", 0, None, 1, False), skipped]
-    _write(tmp_path / "results", runs)
-    doc = tmp_path / "B.md"
-    doc.write_text("<!-- render:scoreboard -->\n<!-- /render:scoreboard -->\n")
-    assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
-    text = doc.read_text()
+    text = _scoreboard(tmp_path, runs)
     assert "| rte | fast ⟨2,12,384,768⟩ | 0 | | 52.7 | 52.7 | | | not trained: the teacher does not beat its baseline | | no |" in text
     assert "| fast | 0 | cola | rte | 50.0 | 80.0 |" in text  # pooled over cola alone; rte left out
 
@@ -89,10 +94,6 @@ def test_a_lever_is_paired_with_the_student_of_its_shape_by_task_and_seed(tmp_pa
         {**_run("cola", "attn2", 0, 0.7, 0.9, True), **lever}, {**_run("cola", "attn2", 1, 0.6, 0.85, True), **lever},
         {**_run("cola", "attn2", 2, 0.9, 0.95, True), **lever},  # no base run for seed 2: not paired
         {**_run("cola", "wide", 0, 0.9, 0.95, True), **lever, "arch": "3,12,384,1536"}]  # no base of its shape: not paired
-    _write(tmp_path / "results", runs)
-    doc = tmp_path / "B.md"
-    doc.write_text("<!-- render:scoreboard -->\n<!-- /render:scoreboard -->\n")
-    assert _render("--doc", str(doc), "--results", str(tmp_path / "results")).returncode == 0
-    text = doc.read_text()
+    text = _scoreboard(tmp_path, runs)
     assert "| attn2 | `--task-attn-layers 2` | fast | cola | 10.0 ± 14.1 (2) | 0.0 ± 0.0 (2) |" in text
     assert "| wide |" not in text.split("Levers")[1]

@@ -225,7 +225,7 @@ def _tuned(ledger: Stages, folder: Path, configs: list[FinetuneConfig], what: st
         stage = f"finetune/{c.out.relative_to(folder.parent)}"
         reports[c.out] = ledger.run(stage, c.out, lambda: finetune(c).to_dict(), c, what=f"{what} (lr {c.optim.lr:g})")
     scores = {str(out): task_score(r["selection"]) for out, r in reports.items()}
-    best = next(c for c in configs if str(c.out) == max(scores, key=scores.get))
+    best = max(configs, key=lambda c: scores[str(c.out)])
     return best, reports[best.out], scores
 
 

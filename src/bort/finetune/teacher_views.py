@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from bort.atomic import atomic_dir, recover_dir
-from bort.tasks.features import Feature
+from bort.tasks.features import Feature, collate
 from bort.training.objectives import Distiller, Views
 
 FOLDER = "teacher_views"
@@ -57,13 +57,13 @@ class CachedViews:
         return Views(out[: self.hidden_count], [tuple(qkv[i : i + 3]) for i in range(0, len(qkv), 3)] or None, None, None)
 
 
-def _rows(features: Sequence[Feature]) -> tuple[list[tuple], list[tuple], list[int]]:
-    ids = [r for f in features for r in f.rows]
-    types = [r for f in features for r in (f.token_type_ids if f.multiple_choice else (f.token_type_ids,))]
+def _rows(features: Sequence[Feature]) -> tuple[list[Feature], list[int]]:
+    """Each row the encoder reads (one per feature, or one per choice) as a feature of its own, and where each feature's rows start."""
+    rows = [Feature(ids, types, None) for f in features for ids, types in zip(f.rows, f.type_rows)]
     first = [0]
     for f in features:
         first.append(first[-1] + len(f.rows))
-    return ids, types, first
+    return rows, first
 
 
 def teacher_views(folder: Path, key: str, distiller: Distiller, encoder: torch.nn.Module, features: Sequence[Feature], *, limit_gb: float,
@@ -76,20 +76,17 @@ def teacher_views(folder: Path, key: str, distiller: Distiller, encoder: torch.n
     if index is not None and index["key"] == key:
         return CachedViews(path, index)
     shutil.rmtree(path, ignore_errors=True)  # another teacher's or other inputs' views
-    ids, types, first = _rows(features)
+    rows, first = _rows(features)
     offsets = [0]
-    for r in ids:
-        offsets.append(offsets[-1] + len(r))
+    for row in rows:
+        offsets.append(offsets[-1] + len(row.input_ids))
 
-    def forward(rows: list[int]) -> list[torch.Tensor]:
-        width = max(len(ids[r]) for r in rows)
-        x = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        tt, mask = torch.zeros_like(x), torch.zeros_like(x)
-        for j, r in enumerate(rows):
-            x[j, : len(ids[r])], tt[j, : len(types[r])], mask[j, : len(ids[r])] = torch.tensor(ids[r]), torch.tensor(types[r]), 1
-        extra = {"token_type_ids": tt.to(device)} if token_types else {}
+    def forward(chosen: list[int]) -> list[torch.Tensor]:
+        batch = collate([rows[r] for r in chosen], pad_id)
+        extra = {"token_type_ids": batch["token_type_ids"].to(device)} if token_types else {}
         with torch.inference_mode(), torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            return [t.cpu() for t in _slots(distiller.teacher_views(encoder, x.to(device), mask.to(device), **extra))]
+            views = distiller.teacher_views(encoder, batch["input_ids"].to(device), batch["attention_mask"].to(device), **extra)
+        return [t.cpu() for t in _slots(views)]
 
     probe = forward([0])
     slots = [(t.shape[-1], str(t.dtype).removeprefix("torch.")) for t in probe]
@@ -100,11 +97,11 @@ def teacher_views(folder: Path, key: str, distiller: Distiller, encoder: torch.n
     with atomic_dir(path) as tmp:
         files = [torch.from_file(str(tmp / f"{i}.bin"), shared=True, size=offsets[-1] * w, dtype=t.dtype).view(offsets[-1], w)
                  for i, (t, (w, _)) in enumerate(zip(probe, slots))]
-        order = sorted(range(len(ids)), key=lambda r: len(ids[r]))  # rows of like length together: little padding
+        order = sorted(range(len(rows)), key=lambda r: len(rows[r].input_ids))  # rows of like length together: little padding
         for b in range(0, len(order), batch_size):
-            rows = order[b : b + batch_size]
-            for file, views in zip(files, forward(rows)):
-                for j, r in enumerate(rows):
+            chosen = order[b : b + batch_size]
+            for file, views in zip(files, forward(chosen)):
+                for j, r in enumerate(chosen):
                     file[offsets[r] : offsets[r + 1]] = views[j, : offsets[r + 1] - offsets[r]]
         del files  # unmapped (written through) before the folder is renamed into place
         (tmp / _INDEX).write_text(json.dumps(index))

@@ -34,6 +34,11 @@ class Feature:
         """The token-id rows fed to the encoder: one, or one per choice."""
         return self.input_ids if self.multiple_choice else (self.input_ids,)
 
+    @property
+    def type_rows(self) -> tuple:
+        """The token-type rows beside :attr:`rows`."""
+        return self.token_type_ids if self.multiple_choice else (self.token_type_ids,)
+
 
 def target(task: TaskSpec, label: str | float | None) -> int | float | None:
     """The training target of a label name: its index, the score itself (regression), or None."""
@@ -68,7 +73,7 @@ def collate(features: Sequence[Feature], pad_id: int) -> dict[str, torch.Tensor]
     """Pad to the longest row of the batch; ``labels`` (``teacher``) only where every feature has a target (teacher output)."""
     mc = features[0].multiple_choice
     rows = [r for f in features for r in f.rows]
-    types = [r for f in features for r in (f.token_type_ids if mc else (f.token_type_ids,))]
+    types = [r for f in features for r in f.type_rows]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     tt = torch.zeros((len(rows), width), dtype=torch.long)
