@@ -223,8 +223,21 @@ def render_st_onnx(results: Path) -> str:
             f"{m['cpu']}; from `benchmarks/results/stack/st-onnx.json` (`benchmarks/st_onnx_stack.py`).\n")
 
 
+def render_train_step(results: Path) -> str:
+    """benchmarks/train_step.py: a task-distillation step before and after the CPU training changes, side by side."""
+    path = results / "training" / "train-step.json"
+    if not path.is_file():
+        return "No training-step result is committed yet.\n"
+    r = json.loads(path.read_text())
+    return (f"{r['written'][:10]}, {r['machine']['cpu']} ({', '.join(r['machine']['flags'])}), {r['threads']} thread, load average "
+            f"{r['load_avg'][0]:.1f}, commit {r['commit'][:7]}: a step of the ⟨{r['student']}⟩ student on {r['task']} (batch {r['batch_size']}, "
+            f"{r['autocast']}) runs **{r['speedup']:.2f}×** faster after ({r['after']}) than before ({r['before']}): median of "
+            f"{r['rounds']} alternating rounds of {r['steps']} steps, {r['median_before_s']:.2f} s → {r['median_after_s']:.2f} s on this "
+            "loaded machine (the ratio, not the times, is the figure).\n")
+
+
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
-             "st_onnx": render_st_onnx}
+             "st_onnx": render_st_onnx, "train_step": render_train_step}
 
 
 def render(text: str, results: Path) -> str:

@@ -39,8 +39,8 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, steps: int) -> tup
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    # fused: one kernel per step over all tensors; on CPU it cut a step of the ≥ 4× student by ~12% (its 11.7 M embedding
-    # weights make the optimiser a seventh of the step; docs/design.md, "Training on CPU").
+    # fused: one kernel per step over all tensors; AdamW's element-wise passes over the ≥ 4× student's 11.7 M embedding weights
+    # were a seventh of its step on CPU (docs/design.md, "Training on CPU").
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=fused or None)
     warm = max(1, int(cfg.warmup * steps))
@@ -83,8 +83,8 @@ class TrainState:
 
 def matmul_attention(model: torch.nn.Module) -> None:
     """Switch every Hugging Face model inside ``model`` from SDPA to the plain matrix-product attention ("eager"). On CPU its
-    backward is much cheaper than SDPA's flash kernel at the lengths of task inputs (a fine-tuning step of the ≥ 4× student
-    ~25% shorter, the same at 512 tokens) and its bf16 gradients are as close to fp32 (docs/design.md, "Training on CPU")."""
+    backward is much cheaper than SDPA's flash kernel at the lengths of task inputs (that kernel was a quarter of a step of the
+    ≥ 4× student) and its bf16 gradients are as close to fp32 (docs/design.md, "Training on CPU")."""
     for module in model.modules():
         if isinstance(module, PreTrainedModel) and module.config._attn_implementation == "sdpa":
             module.set_attn_implementation("eager")
