@@ -6,8 +6,9 @@
 A generated block sits between ``<!-- render:NAME -->`` and ``<!-- /render:NAME -->``; everything outside the blocks is
 prose and is left alone. Blocks: ``scoreboard`` (benchmarks/scoreboard.py's results: the share of the teacher's skill above
 chance each student keeps on its int8 export, mean ± sd over seeds, pooled over the tasks whose teacher beats its baseline,
-then every run with its intervals), ``speed`` (benchmarks/scoreboard.py's speed results: speed-ups on real inputs) and
-``main_job`` (benchmarks/main_job.py's result: README's main job, ``make compress``).
+then every run with its intervals), ``speed`` (benchmarks/scoreboard.py's speed results: speed-ups on real inputs),
+``shapes`` (benchmarks/shape_speed.py's candidate shapes, timed before any is trained) and ``main_job``
+(benchmarks/main_job.py's result: README's main job, ``make compress``); and a few one-paragraph figures.
 """
 
 from __future__ import annotations
@@ -236,8 +237,25 @@ def render_train_step(results: Path) -> str:
             "loaded machine (the ratio, not the times, is the figure).\n")
 
 
+def render_shapes(results: Path) -> str:
+    """benchmarks/shape_speed.py: random-weight candidate shapes on int8, timed beside the teacher's shape on a task's dev texts."""
+    docs = sorted(load(results / "shapes"), key=lambda d: _rank(d["job"]))
+    if not docs:
+        return "No shape timing is committed yet.\n"
+    lines = ["| task | shape | parameters | speed-up, real inputs, batch 1 | batch 32 | 128 tokens, batch 1 | load |", "|---|---|---:|---:|---:|---:|---:|"]
+    for d in docs:
+        for r in d["shapes"][1:]:  # the first is the teacher's own shape, the reference (1.00×)
+            lines.append(f"| {d['job']} | ⟨{r['arch']}⟩ | {r['params']:,} | {r['real']['1']['speedup']:.2f}× | {r['real']['32']['speedup']:.2f}× | "
+                         f"{r['fixed_128']['speedup']:.2f}× | {d['load_avg'][0]:.1f} |")
+    first = docs[0]
+    return ("\n".join(lines) + f"\n\nSpeed-ups over the teacher's shape ⟨{first['teacher_arch']}⟩ in the same run ({first['runtime']}, "
+            f"{first['threads']} thread, {first['rounds']} interleaved rounds, the first {first['texts']} dev texts); commits "
+            f"{', '.join(sorted({d['commit'][:7] + ('+' if d['dirty'] else '') for d in docs}))}, {first['machine']['cpu']}; from "
+            "`benchmarks/results/shapes/`.\n")
+
+
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
-             "st_onnx": render_st_onnx, "train_step": render_train_step}
+             "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes}
 
 
 def render(text: str, results: Path) -> str:

@@ -97,3 +97,21 @@ def test_a_lever_is_paired_with_the_student_of_its_shape_by_task_and_seed(tmp_pa
     text = _scoreboard(tmp_path, runs)
     assert "| attn2 | `--task-attn-layers 2` | fast | cola | 10.0 ± 14.1 (2) | 0.0 ± 0.0 (2) |" in text
     assert "| wide |" not in text.split("Levers")[1]
+
+
+def test_the_shapes_table_gives_each_candidates_speed_up_over_the_teachers_shape(tmp_path):
+    """benchmarks/shape_speed.py's results: one row per candidate (the teacher's own shape, the reference, left out)."""
+    def shape(arch: str, params: int, b1: float, b32: float, fixed: float) -> dict:
+        return {"arch": arch, "params": params, "fixed_128": {"ms": 1.0, "speedup": fixed},
+                "real": {"1": {"ms_per_seq": 1.0, "speedup": b1, "mean_tokens": 50.0}, "32": {"ms_per_seq": 1.0, "speedup": b32, "mean_tokens": 50.0}}}
+    doc = {"benchmark": "shapes", "job": "mrpc", "teacher_arch": "6,12,384,1536", "runtime": "onnx-int8", "threads": 1, "rounds": 7, "texts": 256,
+           "shapes": [shape("6,12,384,1536", 22_000_000, 1.0, 1.0, 1.0), shape("3,6,384,192", 12_345_678, 4.2, 4.01, 3.72)],
+           "commit": "abcdef0123", "dirty": False, "machine": {"cpu": "CPU X"}, "load_avg": [2.5, 2.0, 1.0]}
+    (tmp_path / "results" / "shapes").mkdir(parents=True)
+    (tmp_path / "results" / "shapes" / "mrpc.json").write_text(json.dumps(doc))
+    md = tmp_path / "B.md"
+    md.write_text("<!-- render:shapes -->\n<!-- /render:shapes -->\n")
+    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
+    text = md.read_text()
+    assert "| mrpc | ⟨3,6,384,192⟩ | 12,345,678 | 4.20× | 4.01× | 3.72× | 2.5 |" in text
+    assert "⟨6,12,384,1536⟩ |" not in text and "commits abcdef0, CPU X" in text

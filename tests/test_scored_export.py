@@ -68,3 +68,19 @@ def test_bench_times_real_texts_as_they_come(classifier, exports, tmp_path, caps
         assert (r["speedup_vs_first"] == 1.0) == (r["model"] == str(classifier))
     assert "## Real inputs" in (out / "bench.md").read_text()
     assert doc["machine"]["cpu"] and isinstance(doc["machine"]["flags"], list)
+
+
+def test_bench_times_random_shapes_on_real_texts_through_the_teachers_tokenizer(classifier, tmp_path):  # noqa: F811
+    texts, _ = _sentences(12, seed=6)
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    common = ["--arch", "1,2,32,64", "--batch", "1", "--seq", "32", "--runtimes", "onnx-int8", "--texts", str(tmp_path / "texts.txt"),
+              "--text-batch", "1", "--warmup", "0", "--rounds", "1", "--runs", "1"]
+    assert main(["bench", "--teacher", str(classifier), "--out", str(tmp_path / "with"), *common]) == 0
+    doc = json.loads((tmp_path / "with" / "bench.json").read_text())
+    tokenizer = load_tokenizer(classifier)
+    (row,) = doc["real"]  # timed on the texts as the teacher's tokenizer gives them: the random shape has the teacher's vocabulary
+    assert row["model"] == "random ⟨1,2,32,64⟩" and row["texts"] == 12
+    assert row["mean_tokens"] == pytest.approx(np.mean([min(len(tokenizer(t)["input_ids"]), 32) for t in texts]))
+    assert main(["bench", "--out", str(tmp_path / "without"), *common]) == 0  # no --teacher: BERT's family, no tokenizer
+    doc = json.loads((tmp_path / "without" / "bench.json").read_text())
+    assert doc["real"] == [] and doc["skipped"] == ["random ⟨1,2,32,64⟩ on --texts: a random-weight model has no tokenizer without --teacher"]

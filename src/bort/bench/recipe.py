@@ -54,8 +54,8 @@ class BenchConfig:
                                                              nargs="+", metavar="MODEL"))
     archs: tuple[Arch, ...] = field(default=(), metadata=opt("also random-weight encoders of these shapes", flag="--arch", parse=Arch.parse,
                                                              nargs="+", metavar="D,A,H,I"))
-    teacher: str | None = field(default=None, metadata=opt("family of the --arch models: a model folder or 'minilm-l6' "
-                                                           "(default: BERT, vocabulary 30,522)"))
+    teacher: str | None = field(default=None, metadata=opt("family of the --arch models, and their tokenizer for --texts: a model "
+                                                           "folder or 'minilm-l6' (default: BERT, vocabulary 30,522, no tokenizer)"))
     batches: tuple[int, ...] = field(default=(1, 8), metadata=opt("batch sizes, comma-separated", flag="--batch"))
     seq: int = field(default=128, metadata=opt("sequence length"))
     threads: int = field(default=1, metadata=opt("CPU threads of every runtime"))
@@ -112,7 +112,7 @@ class _Entry:
     name: str
     info: dict
     predictors: list[Predictor] = field(default_factory=list)
-    tokenizer: object = None  # a model folder's tokenizer (for --texts); None for random-weight models
+    tokenizer: object = None  # for --texts: a model folder's own; a random-weight model's is --teacher's (none without it)
 
 
 def _slug(name: str) -> str:
@@ -157,13 +157,15 @@ def _folder_entry(name: str, cfg: BenchConfig, work: Path) -> _Entry:
     return entry
 
 
-def _arch_entry(arch: Arch, base, cfg: BenchConfig, work: Path) -> _Entry:
-    """A random-weight encoder of shape ``arch`` in ``base``'s family (no pooler, no head: the encoder's cost)."""
+def _arch_entry(arch: Arch, base, tokenizer, cfg: BenchConfig, work: Path) -> _Entry:
+    """A random-weight encoder of shape ``arch`` in ``base``'s family (no pooler, no head: the encoder's cost), timed on
+    --texts through ``tokenizer`` (--teacher's: the same vocabulary) where there is one."""
     name = f"random ⟨{arch.key}⟩"
     _check_seq(base, name, cfg)
     model = random_encoder(base, arch, seed=cfg.seed)
     head = head_by_kind("encoder")
-    entry = _Entry(name, {"arch": arch.key, "params": sum(p.numel() for p in model.parameters()), "family": base.model_type})
+    entry = _Entry(name, {"arch": arch.key, "params": sum(p.numel() for p in model.parameters()), "family": base.model_type},
+                   tokenizer=tokenizer)
     _add_torch_runtimes(entry, model, head, cfg)
     for runtime, quantize in QUANTIZE_OF.items():
         if runtime in cfg.runtimes:
@@ -275,7 +277,8 @@ def _bench(cfg: BenchConfig, work: Path) -> BenchResult:
     torch.set_num_threads(cfg.threads)
     base = read_config(resolve_model_path(cfg.teacher)) if cfg.teacher else BertConfig(vocab_size=30522)
     examples = _texts(cfg)
-    entries = [_folder_entry(m, cfg, work) for m in cfg.models] + [_arch_entry(a, base, cfg, work) for a in cfg.archs]
+    tokenizer = load_tokenizer(resolve_model_path(cfg.teacher)) if examples and cfg.teacher and cfg.archs else None
+    entries = [_folder_entry(m, cfg, work) for m in cfg.models] + [_arch_entry(a, base, tokenizer, cfg, work) for a in cfg.archs]
     calls = len(cfg.batches) * sum(len(e.predictors) for e in entries) * (cfg.warmup + cfg.rounds * cfg.runs)
     calls += len(cfg.text_batches) * sum(len(e.predictors) for e in entries if e.tokenizer is not None) * (1 + cfg.rounds) if examples else 0
     # disable=None: no bar where standard error is not a terminal (a log, a pipe), as well as with --no-progress
@@ -285,7 +288,7 @@ def _bench(cfg: BenchConfig, work: Path) -> BenchResult:
     _ratios(rows, entries[0].name)
     _ratios(real, entries[0].name, key="median_pass_ms")
     skipped = [] if _bf16_ok() or "torch-bf16" not in cfg.runtimes else ["torch-bf16: this CPU has no native bfloat16 (emulated, not a fair figure)"]
-    skipped += [f"{e.name} on --texts: a random-weight model has no tokenizer" for e in entries if examples and e.tokenizer is None]
+    skipped += [f"{e.name} on --texts: a random-weight model has no tokenizer without --teacher" for e in entries if examples and e.tokenizer is None]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("models", "archs", "progress")}
     texts = {"file": str(cfg.texts), "count": len(examples), "pairs": len(examples[0].texts) > 1} if examples else {}
     return BenchResult(settings=settings, machine=_machine(cfg.threads), models=[{"name": e.name, **e.info} for e in entries], results=rows,
