@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import torch
-from test_tasks import MNLI_HEADER, _mnli_row, _tsv
+from task_files import MNLI_HEADER, mnli_row, tsv
 
 from bort.evaluate import submission
 from bort.evaluate.recipe import EvaluateConfig, evaluate
@@ -74,9 +74,9 @@ def test_mnli_test_writes_matched_and_mismatched_files_and_ax_takes_the_mnli_mod
     mnli.mkdir()
     header = MNLI_HEADER[:-6]  # test files have no label columns
     for split in ("test_matched", "test_mismatched"):
-        (mnli / f"{split}.tsv").write_text(_tsv(header, *(_mnli_row(i, "a b", "c d", None) for i in range(3))), encoding="utf-8")
+        (mnli / f"{split}.tsv").write_text(tsv(header, *(mnli_row(i, "a b", "c d", None) for i in range(3))), encoding="utf-8")
     (tmp_path / "AX").mkdir()
-    (tmp_path / "AX" / "diagnostic.tsv").write_text(_tsv(("index", "sentence1", "sentence2"), ("0", "a", "b"), ("1", "c", "d")), encoding="utf-8")
+    (tmp_path / "AX" / "diagnostic.tsv").write_text(tsv(("index", "sentence1", "sentence2"), ("0", "a", "b"), ("1", "c", "d")), encoding="utf-8")
     model = heads.build(bert_teacher, get_task("glue/mnli"), "linear", 64, seed=0)
     heads.stock_copy(model).save_pretrained(tmp_path / "F")
     (tmp_path / "F" / "tokenizer.json").symlink_to(bert_teacher / "tokenizer.json")
