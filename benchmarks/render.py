@@ -254,8 +254,23 @@ def render_shapes(results: Path) -> str:
             "`benchmarks/results/shapes/`.\n")
 
 
+def render_padding(results: Path) -> str:
+    """benchmarks/padding.py: the tokens an epoch computes, random batches and batches grouped by length, against the real ones."""
+    path = results / "training" / "padding.json"
+    if not path.is_file():
+        return "No padding count is committed yet.\n"
+    r = json.loads(path.read_text())
+    rows = sorted(r["tasks"], key=lambda t: _rank(t["job"]))
+    lines = ["| task | examples | mean tokens | random batches | grouped by length |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {t['job']} | {t['examples']:,} | {t['mean_tokens']:.1f} | {t['random_over_real']:.2f}× | {t['grouped_over_real']:.2f}× |" for t in rows]
+    return ("\n".join(lines) + f"\n\nTokens an epoch computes (padded batches of {r['batch_size']}) over the real ones, the training sets as the "
+            f"scoreboard trains on them ({r['max_train']:,} at most, seed {r['seed']}, {r['tokenizer']}'s tokenizer, {r['max_seq_len']} tokens at most); "
+            f"commit {r['commit'][:7]}{'+' if r['dirty'] else ''}, from `benchmarks/results/training/padding.json`.\n")
+
+
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
-             "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes}
+             "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes,
+             "padding": render_padding}
 
 
 def render(text: str, results: Path) -> str:

@@ -90,10 +90,11 @@ JOBS = {j.name: j for j in (
 
 
 def _config(source: str, job: Job, out: Path, args, *, lr: float, seed: int, epochs: float, distill: TaskDistill | None = None,
-            augment: Augment | None = None) -> FinetuneConfig:
+            augment: Augment | None = None, group_by_length: bool = False) -> FinetuneConfig:
     return FinetuneConfig(model=source, out=out, task=job.task, data=job.data, own=job.own, epochs=epochs, train_examples=args.max_train,
-                          batch_size=args.batch_size, optim=OptimConfig(lr=lr, weight_decay=0.01, warmup=0.1), patience=args.patience,
-                          select_on="train", seed=seed, progress=False, distill=distill or TaskDistill(), augment=augment or Augment())
+                          batch_size=args.batch_size, group_by_length=group_by_length, optim=OptimConfig(lr=lr, weight_decay=0.01, warmup=0.1),
+                          patience=args.patience, select_on="train", seed=seed, progress=False, distill=distill or TaskDistill(),
+                          augment=augment or Augment())
 
 
 def _trial(name: str, source: str, job: Job, seed: int, args, lr: float, epochs: float, *, train: bool = False, **form) -> dict:
@@ -195,7 +196,8 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     started = time.time()
     teacher_folder = teacher_doc["trials"][f"{teacher_doc['lr']:g}"]["folder"]
     best, trials = _grid(name, source, job, seed, args, lrs, recipe.student_epochs,
-                         distill=replace(recipe.task_distill, teacher=teacher_folder), augment=recipe.augment)
+                         distill=replace(recipe.task_distill, teacher=teacher_folder), augment=recipe.augment,
+                         group_by_length=recipe.finetune.group_by_length)
     folder = Path(trials[best]["folder"])
     export = folder.parent / "export"
     export_onnx(ExportConfig(model=str(folder), out=export, quantize="int8", progress=False))
@@ -205,7 +207,7 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": config_arch(read_config(resolve_model_path(folder))).key, "task": spec.name,
            "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on,
            "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs,
-                      "flags": args.flags[name]},
+                      "group_by_length": recipe.finetune.group_by_length, "flags": args.flags[name]},
            "pretrain": _pretrain_record(Path(source)),
            **{k: v for k, v in entry.items() if k != "texts"},
            "teacher_lr": teacher_doc["lr"], "trials": trials, "settings": _settings(args, job, recipe.student_epochs),

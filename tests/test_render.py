@@ -115,3 +115,16 @@ def test_the_shapes_table_gives_each_candidates_speed_up_over_the_teachers_shape
     text = md.read_text()
     assert "| mrpc | ⟨3,6,384,192⟩ | 12,345,678 | 4.20× | 4.01× | 3.72× | 2.5 |" in text
     assert "⟨6,12,384,1536⟩ |" not in text and "commits abcdef0, CPU X" in text
+
+
+def test_the_padding_block_gives_each_tasks_tokens_over_the_real_ones(tmp_path):
+    row = {"job": "mrpc", "examples": 3668, "mean_tokens": 53.2, "random_over_real": 1.5, "grouped_over_real": 1.02}
+    doc = {"benchmark": "padding", "tokenizer": "T", "max_seq_len": 128, "batch_size": 32, "max_train": 8000, "seed": 0,
+           "tasks": [row, {**row, "job": "cola", "random_over_real": 2.0}], "commit": "abcdef0123", "dirty": False}
+    (tmp_path / "results" / "training").mkdir(parents=True)
+    (tmp_path / "results" / "training" / "padding.json").write_text(json.dumps(doc))
+    md = tmp_path / "B.md"
+    md.write_text("<!-- render:padding -->\n<!-- /render:padding -->\n")
+    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
+    text = md.read_text()
+    assert text.index("| cola | 3,668 | 53.2 | 2.00× | 1.02× |") < text.index("| mrpc | 3,668 | 53.2 | 1.50× | 1.02× |")  # the tasks' order

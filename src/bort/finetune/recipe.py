@@ -69,6 +69,9 @@ class FinetuneConfig:
     steps: int | None = field(default=None, metadata=opt("optimiser steps, instead of --epochs", group="length"))
     batch_size: int = field(default=32, metadata=opt("training batch size (one process: Trainer's per-device size)",
                                                      aliases=("--per_device_train_batch_size",)))
+    group_by_length: bool = field(default=False, metadata=opt("train on batches of inputs of similar lengths (Trainer's group_by_length): "
+                                                              "less padding, so fewer tokens a step (GLUE: 1.5-3x fewer)",
+                                                              aliases=("--group_by_length",)))
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-5, weight_decay=0.01, warmup=0.1))
     head: str = field(default="linear", metadata=opt("linear: first token → dropout → linear; dense: an extra dense + tanh layer first "
                                                      "(the CoLA option)", choices=TASK_HEADS))
@@ -349,7 +352,8 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
         try:
             if not best["stopped"]:
                 objective.use_stored_views(out, features, limit_gb=cfg.teacher_cache_gb, autocast=autocast)  # counted in train_s
-                train(objective.module, objective, task_batch_stream(features, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, start=state.step),
+                train(objective.module, objective, task_batch_stream(features, cfg.batch_size, tokenizer.pad_token_id, cfg.seed, start=state.step,
+                                                                     group_by_length=cfg.group_by_length),
                       steps=steps, optim=cfg.optim, autocast=autocast, state=state, optimizer=optimizer, scheduler=scheduler, on_step=on_step)
         finally:
             bar.close()

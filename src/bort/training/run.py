@@ -170,7 +170,8 @@ _ADDED = {"alpha_gold": lambda record: 1.0 - record["alpha_kd"] if "alpha_kd" in
           "attn_layers": lambda record: 1 if "alpha_attn" in record else None,
           "min_inputs": lambda record: None,  # --augment-min-inputs: unset, K as given
           "teacher_lrs": lambda record: [],  # compress's --teacher-lrs: none, the teacher at --lr alone
-          "student_lrs": lambda record: []}  # and --student-lrs: the student at --student-lr
+          "student_lrs": lambda record: [],  # and --student-lrs: the student at --student-lr
+          "group_by_length": lambda record: False}  # fine-tuning's --group-by-length: random batches
 
 
 def _with_added(old, new):
@@ -200,6 +201,7 @@ def check_same_settings(folder: Path, old: dict, new: dict) -> None:
     changed = changed_reads(old, new)
     if changed:
         raise BortError(f"{changed}; put it back to resume the run in '{folder}', or choose a new --out folder")
+    old = _with_added(old, new)  # a setting added since: the value the old run had (named so in the message)
     diff = differing(old, new, folder)
     if diff:
         k = diff[0]
