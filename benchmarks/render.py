@@ -157,6 +157,27 @@ def render_levers(students: list[dict]) -> list[str]:
     return lines
 
 
+def render_cost(results: Path) -> str:
+    """The scoreboard's trials (benchmarks/results/trials/): what its fine-tunings cost on this machine, per task and model."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for t in load(results / "trials"):
+        groups[t["job"], t["model"]].append(t)
+    if not groups:
+        return "No trial is committed yet.\n"
+    lines = ["| task | model | fine-tunings | inputs an epoch | minutes an epoch (median) | hours in all | load average |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for (job, model), ts in sorted(groups.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1] != "teacher", kv[0][1])):
+        inputs = [t["train_examples"] + t["augmented"] for t in ts]
+        # the epochs a trial ran: its steps over the steps of one pass over its inputs at the scoreboard's batch of 32
+        per_epoch = [t["train_s"] / 60 / (t["steps_run"] / -(-n // 32)) for t, n in zip(ts, inputs)]
+        loads = [t["load_avg"][0] for t in ts]
+        lines.append(f"| {job} | {model} | {len(ts)} | {statistics.median(inputs):,.0f} | {statistics.median(per_epoch):.1f} | "
+                     f"{sum(t['train_s'] for t in ts) / 3600:.1f} | {min(loads):.1f}–{max(loads):.1f} |")
+    return ("\n".join(lines) + "\n\nTraining time only (not the teacher's labels of new inputs, the stored views or the scoring), one thread "
+            "per process, the batches of 32 of the scoreboard; several processes share the 2 cores, so the load average at the end of each "
+            "fine-tuning is given beside it. From `benchmarks/results/trials/`.\n")
+
+
 def render_speed(results: Path) -> str:
     """Speed-ups of each student over the teacher on int8 ONNX, at a fixed length and on each task's own dev texts."""
     runs = load(results / "speed")
@@ -270,7 +291,7 @@ def render_padding(results: Path) -> str:
 
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
              "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes,
-             "padding": render_padding}
+             "padding": render_padding, "cost": render_cost}
 
 
 def render(text: str, results: Path) -> str:

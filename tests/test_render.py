@@ -128,3 +128,19 @@ def test_the_padding_block_gives_each_tasks_tokens_over_the_real_ones(tmp_path):
     assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
     text = md.read_text()
     assert text.index("| cola | 3,668 | 53.2 | 2.00× | 1.02× |") < text.index("| mrpc | 3,668 | 53.2 | 1.50× | 1.02× |")  # the tasks' order
+
+
+def test_the_cost_block_sums_each_models_trials(tmp_path):
+    def trial(job: str, model: str, train_s: float, steps_run: int) -> dict:  # 64 inputs: 2 steps an epoch at batch 32
+        return {"benchmark": "scoreboard-trial", "job": job, "model": model, "train_examples": 48, "augmented": 16, "steps_run": steps_run,
+                "train_s": train_s, "load_avg": [2.0, 1.0, 1.0]}
+    folder = tmp_path / "results" / "trials" / "mrpc"
+    folder.mkdir(parents=True)
+    for i, t in enumerate([trial("mrpc", "fast", 600, 4), trial("mrpc", "fast", 1800, 6), trial("mrpc", "teacher", 3600, 2)]):
+        (folder / f"{i}.json").write_text(json.dumps(t))
+    md = tmp_path / "B.md"
+    md.write_text("<!-- render:cost -->\n<!-- /render:cost -->\n")
+    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
+    text = md.read_text()
+    # fast: 10 and 30 minutes over 2 and 3 epochs (5 and 10 an epoch, median 7.5), 40 minutes in all; the teacher's row first
+    assert text.index("| mrpc | teacher | 1 | 64 | 60.0 | 1.0 | 2.0–2.0 |") < text.index("| mrpc | fast | 2 | 64 | 7.5 | 0.7 | 2.0–2.0 |")
