@@ -11,9 +11,12 @@ import pytest
 import torch
 from test_finetune import _cfg, write_rte
 
+from bort.data.batching import MEGABATCH
+from bort.data.sentences import SentenceStream
 from bort.errors import BortError
 from bort.finetune.recipe import finetune
-from bort.tasks.features import MEGABATCH, Feature, task_batch_stream
+from bort.pretrain.recipe import PretrainConfig
+from bort.tasks.features import Feature, task_batch_stream
 
 
 def _features(n: int, seed: int = 0) -> list[Feature]:
@@ -81,3 +84,24 @@ def test_finetune_with_grouped_batches_learns_and_a_run_without_the_setting_resu
     assert finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "P", epochs=3)).dev == plain.dev
     with pytest.raises(BortError, match="group_by_length: False there, True now"):
         finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / "P", epochs=3, group_by_length=True))
+
+
+def test_pretrainings_sentence_stream_groups_by_length_in_full_batches():
+    rng = random.Random(8)
+    rows = [[1] + [7] * rng.randint(1, 60) + [2] for _ in range(803)]  # 803 sentences: 100 full batches of 8 an epoch, 3 left out
+    grouped, plain = (SentenceStream(rows, 8, seed=2, pad_id=0, group_by_length=g) for g in (True, False))
+    for stream in (grouped, plain):
+        epoch = [stream.indices(k).tolist() for k in range(100)]
+        assert all(len(b) == 8 for b in epoch) and len({i for b in epoch for i in b}) == 800
+    padded = {name: sum(b[0].numel() for b in itertools.islice(s.batches(), 100)) for name, s in (("grouped", grouped), ("plain", plain))}
+    assert padded["grouped"] < 1.1 * grouped.tokens(100) < 1.5 * plain.tokens(100) < padded["plain"]
+    again = SentenceStream(rows, 8, seed=2, pad_id=0, group_by_length=True)  # a pure function of (seed, k): a resumed run's batches
+    assert all(torch.equal(again.indices(k), grouped.indices(k)) for k in (150, 3, 99))
+    for k in (0, 57, 130):  # ungrouped: batch k mod 100 of the permutation of epoch k // 100, as before
+        perm = torch.randperm(803, generator=torch.Generator().manual_seed(2 * 100_003 + k // 100))
+        assert torch.equal(plain.indices(k), perm[(k % 100) * 8 : (k % 100 + 1) * 8])
+
+
+def test_pretraining_on_blocks_refuses_group_by_length(tmp_path):
+    with pytest.raises(BortError, match="--inputs blocks are all --seq-len tokens"):
+        PretrainConfig(out=tmp_path, arch=None, student="S", inputs="blocks", group_by_length=True)

@@ -209,15 +209,17 @@ def test_short_views_cut_each_block_to_a_seeded_prefix():
     assert not torch.equal(short_views(ids, 4, sep_id=2, pad_id=0, seed=8)[1], mask)
 
 
-@pytest.mark.parametrize("min_view_len, inputs", [(None, "blocks"), (4, "blocks"), (None, "sentences")])
-def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monkeypatch, min_view_len, inputs):
+@pytest.mark.parametrize("min_view_len, inputs, grouped", [(None, "blocks", False), (4, "blocks", False), (None, "sentences", False),
+                                                             (None, "sentences", True)])
+def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monkeypatch, min_view_len, inputs, grouped):
     import bort.training.run as run_mod
 
-    whole = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "whole", min_view_len=min_view_len, inputs=inputs))
+    kw = dict(min_view_len=min_view_len, inputs=inputs, group_by_length=grouped)
+    whole = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "whole", **kw))
     assert whole.min_view_len == min_view_len and whole.inputs == json.loads((tmp_path / "whole" / "pretrain.json").read_text())["inputs"] == inputs
-    if inputs == "sentences":  # the real tokens of the padded sentence batches, not whole blocks
+    if inputs == "sentences":  # the real tokens of the padded sentence batches (grouped by length or not), not whole blocks
         rows = load_sentences(str(corpus_file), load_tokenizer(st_teacher), max_len=32).train
-        assert whole.tokens_seen == SentenceStream(rows, 4, seed=0, pad_id=0).tokens(6) < 6 * 4 * 32
+        assert whole.tokens_seen == SentenceStream(rows, 4, seed=0, pad_id=0, group_by_length=grouped).tokens(6) < 6 * 4 * 32
     real = run_mod.save_checkpoint
 
     def save_then_die(*args, **kwargs):
@@ -226,9 +228,9 @@ def test_representation_resume_is_exact(tmp_path, st_teacher, corpus_file, monke
 
     monkeypatch.setattr(run_mod, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len, inputs=inputs))
+        pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", **kw))
     monkeypatch.setattr(run_mod, "save_checkpoint", real)
-    resumed = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", min_view_len=min_view_len, inputs=inputs))
+    resumed = pretrain(_cfg(st_teacher, corpus_file, tmp_path / "killed", **kw))
     assert resumed.heldout == whole.heldout and resumed.tokens_seen == whole.tokens_seen
     with safe_open(str(tmp_path / "whole" / "model" / "model.safetensors"), "pt") as a, \
             safe_open(str(tmp_path / "killed" / "model" / "model.safetensors"), "pt") as b:

@@ -38,7 +38,7 @@ from bort.training.tracking import check_tracking
 
 # The options compress takes of each stage's config (the stage's other fields are set per stage). Fine-tuning's, teacher and student
 # alike; ``own``: one's own files (--train-file …), then the run's one task.
-_OWN = {"extract": ("space", "epsilon", "refine", "latency"), "pretrain": ("batch_size", "optim", "head", "inputs", "min_view_len"),
+_OWN = {"extract": ("space", "epsilon", "refine", "latency"), "pretrain": ("batch_size", "optim", "head", "inputs", "min_view_len", "group_by_length"),
         "finetune": ("own", "epochs", "batch_size", "group_by_length", "optim", "head", "max_seq_len", "patience", "train_examples", "select_on",
                      "select_fraction"),
         "task_distill": ("alpha_kd", "alpha_gold", "temperature", "representation"), "augment": ("per_example", "transform", "min_inputs"),

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from bort.data.batching import epoch_batches
 from bort.data.corpus import read_texts
 from bort.errors import BortError
 
@@ -152,22 +153,26 @@ def pad_rows(rows: list[Row], pad_id: int) -> tuple[torch.Tensor, ...]:
 
 
 class SentenceStream:
-    """Endless shuffled batches of ``batch_size`` sentences; batch k is a pure function of (seed, k)."""
+    """Endless shuffled batches of ``batch_size`` sentences; batch k is a pure function of (seed, k). ``group_by_length``:
+    of sentences of similar lengths (:func:`~bort.data.batching.epoch_batches`)."""
 
-    def __init__(self, rows: list[Row], batch_size: int, seed: int, pad_id: int) -> None:
+    def __init__(self, rows: list[Row], batch_size: int, seed: int, pad_id: int, *, group_by_length: bool = False) -> None:
         if len(rows) < batch_size:
             raise BortError(f"the corpus has {len(rows)} training sentences, fewer than a batch of {batch_size}: lower --batch-size or give more text")
-        self.rows, self.batch_size, self.seed, self.pad_id = rows, batch_size, seed, pad_id
+        self.rows, self.batch_size, self.seed, self.pad_id, self.group_by_length = rows, batch_size, seed, pad_id, group_by_length
         self.per_epoch = len(rows) // batch_size
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+        self._lengths = [len(_ids(r)) for r in rows] if group_by_length else [0] * len(rows)  # (ungrouped, only their count is read)
+        self._epoch, self._batches = -1, []
 
     def indices(self, k: int) -> torch.Tensor:
-        """The rows of batch ``k``: slice k mod E of the permutation of epoch ⌊k / E⌋ (E batches per epoch)."""
+        """The rows of batch ``k``: batch k mod E of epoch ⌊k / E⌋, its E full batches (a smaller one left out)."""
         epoch, slot = divmod(k, self.per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
-            self._perm = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-        return self._perm[slot * self.batch_size : (slot + 1) * self.batch_size]
+            drawn = epoch_batches(self._lengths, self.batch_size, torch.Generator().manual_seed(self.seed * 100_003 + epoch),
+                                  group_by_length=self.group_by_length)
+            self._batches = [b for b in drawn if len(b) == self.batch_size]
+        return torch.tensor(self._batches[slot])
 
     def tokens(self, batches: int) -> int:
         """The real (unpadded) tokens of the first ``batches`` batches."""

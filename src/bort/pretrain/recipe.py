@@ -73,6 +73,8 @@ class PretrainConfig:
     min_view_len: int | None = field(default=None, metadata=opt("representation terms alone: cut each training block to a random length "
                                                                 "between N and --seq-len tokens (log-uniform), as sentence embeddings "
                                                                 "are used on short texts (BENCHMARKS §7)", metavar="N"))
+    group_by_length: bool = field(default=False, metadata=opt("--inputs sentences or pairs: batches of rows of similar lengths (Trainer's "
+                                                              "group_by_length; less padding)", aliases=("--group_by_length",)))
     save_every: int = field(default=200, metadata=opt("checkpoint every K steps"))
     eval_every: int = field(default=200, metadata=opt("evaluate on the held-out slice every K steps"))
     eval_sequences: int = field(default=64, metadata=opt("held-out sequences of the evaluation"))
@@ -102,6 +104,9 @@ class PretrainConfig:
             raise BortError(f"--inputs must be one of {', '.join(INPUTS)}, got '{self.inputs}'")
         if self.inputs != "blocks" and self.loss.active:
             raise BortError(f"--inputs {self.inputs} serves the representation terms alone: add --alpha-mlm 0 --alpha-kd 0, or use --inputs blocks")
+        if self.inputs == "blocks" and self.group_by_length:
+            raise BortError("--group-by-length batches rows of similar lengths; --inputs blocks are all --seq-len tokens: use it with "
+                            "--inputs sentences or pairs (bort compress: --pretrain-inputs), or drop it")
         if self.inputs != "blocks" and self.min_view_len is not None:
             raise BortError("--min-view-len cuts packed blocks: use it with --inputs blocks (bort compress: --pretrain-inputs blocks), or drop it")
 
@@ -218,7 +223,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
     model = torch.nn.parallel.DistributedDataParallel(distiller, find_unused_parameters=unused) if d.world > 1 else distiller
 
     if sentences:
-        stream = SentenceStream(corpus.train, cfg.batch_size, cfg.seed, tok.pad_token_id)
+        stream = SentenceStream(corpus.train, cfg.batch_size, cfg.seed, tok.pad_token_id, group_by_length=cfg.group_by_length)
         eval_batches = heldout_batches(corpus.heldout, tok.pad_token_id, batch_size=16, max_sequences=cfg.eval_sequences)
         batches = stream.batches(start=state.step * cfg.accumulate)
     else:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from bort.data.batching import epoch_batches
 from bort.tasks.registry import Example, TaskSpec
 
 
@@ -96,31 +97,11 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-# Hugging Face Trainer's ``group_by_length`` (its LengthGroupedSampler's mega_batch_mult): batches are made within groups of
-# this many, drawn at random and sorted by length, so each is padded little; random batches of GLUE pad to 1.5-3x the real
-# tokens (docs/design.md, "Training on CPU").
-MEGABATCH = 50
-
-
-def _epoch_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator, group_by_length: bool) -> list[list[int]]:
-    """One epoch's batches of positions: consecutive slices of a random permutation; or, grouped by length, slices of each
-    :data:`MEGABATCH` batches' worth of the permutation sorted by length (longest first, ties in drawn order), the epoch's
-    batches then shuffled (Trainer keeps each group's long-to-short order; shuffled, no stretch of steps runs short)."""
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    if not group_by_length:
-        return [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
-    size, batches = MEGABATCH * batch_size, []
-    for m in range(0, len(order), size):
-        group = sorted(order[m : m + size], key=lambda i: -lengths[i])
-        batches += [group[b : b + batch_size] for b in range(0, len(group), batch_size)]
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
 def task_batch_stream(features: Sequence[Feature], batch_size: int, pad_id: int, seed: int, *, start: int = 0,
                       group_by_length: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Endless shuffled training batches; epoch ``e`` is drawn by a generator seeded ``seed + e`` (``group_by_length``: of
-    inputs of similar lengths, :func:`_epoch_batches`). Each batch's ``index`` holds its features' positions in ``features``
-    (where stored teacher views are read).
+    inputs of similar lengths, :func:`~bort.data.batching.epoch_batches`). Each batch's ``index`` holds its features'
+    positions in ``features`` (where stored teacher views are read).
 
     ``start`` skips that many batches (for resuming) without computing them.
     """
@@ -128,7 +109,7 @@ def task_batch_stream(features: Sequence[Feature], batch_size: int, pad_id: int,
     lengths = [max(len(r) for r in f.rows) for f in features]
     epoch, offset = divmod(start, per_epoch)
     while True:
-        batches = _epoch_batches(lengths, batch_size, torch.Generator().manual_seed(seed + epoch), group_by_length)
+        batches = epoch_batches(lengths, batch_size, torch.Generator().manual_seed(seed + epoch), group_by_length=group_by_length)
         for chosen in batches[offset:]:
             yield {**collate([features[i] for i in chosen], pad_id), "index": torch.tensor(chosen)}
         epoch, offset = epoch + 1, 0
