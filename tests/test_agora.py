@@ -104,6 +104,20 @@ def test_pair_mix_replaces_one_side_with_another_inputs_and_halves_single_texts(
     assert f([("alone", "here")], seed=0) == [("alone", "here")]
 
 
+def test_segment_swap_reverses_pairs_half_the_time_and_drops_words():
+    f = make_transform("segment-swap")
+    pairs = [(f"a{i} x{i} y{i} z{i}", f"b{i} u{i} v{i} w{i}") for i in range(40)]
+    out = f(pairs, seed=5)
+    assert out == f(pairs, seed=5) != f(pairs, seed=6) and len(out) == 40
+    swapped = [new[0].split()[0].startswith("b") or set(new[0].split()) <= set(b.split()) for (a, b), new in zip(pairs, out)]
+    assert 10 <= sum(swapped) <= 30  # about half
+    for (a, b), new, s in zip(pairs, out, swapped):
+        first, second = (b, a) if s else (a, b)
+        assert set(new[0].split()) < set(first.split()) and set(new[1].split()) < set(second.split())  # each side lost a word
+    single = f([("one two three four five",)], seed=0)[0]
+    assert len(single) == 1 and set(single[0].split()) < {"one", "two", "three", "four", "five"}
+
+
 def test_mlm_infill_replaces_masked_tokens_with_other_tokens(bert_teacher, bert_teacher_nohead):
     f = make_transform("mlm-infill", bert_teacher)
     inputs = [("the cat sat on the mat by the red house", "a dog ran")] * 3

@@ -6,6 +6,9 @@
 - ``swap``: swap one random pair of neighbouring words.
 - ``pair-mix`` (issue 38): one side of a pair replaced by that side of another input (new pairs from the task's own
   texts, for the teacher to label); a single text becomes its first half of words followed by another's second half.
+- ``segment-swap`` (issue 38): a pair's two segments in the other order (half the variants, drawn), then word dropout, so
+  that several variants of one pair differ; a single text gets word dropout alone. The order carries no meaning for a
+  symmetric task (paraphrase, similarity); for an asymmetric one the teacher labels what the new order says.
 
 Every transformation maps a list of inputs (tuples of texts) to as many new inputs, and is a pure
 function of its seed. :func:`fresh_inputs` makes several variants of each input and keeps the new ones.
@@ -22,7 +25,7 @@ import torch
 from bort.errors import BortError
 from bort.models.student import masked_logits
 
-TRANSFORMS = ("mlm-infill", "dropout", "swap", "pair-mix")
+TRANSFORMS = ("mlm-infill", "dropout", "swap", "pair-mix", "segment-swap")
 Texts = tuple[str, ...]
 Transform = Callable[[Sequence[Texts], int], list[Texts]]
 
@@ -67,6 +70,16 @@ def _pair_mix(inputs: Sequence[Texts], seed: int) -> list[Texts]:
         else:
             mine, theirs = texts[0].split(), other[0].split()
             out.append((" ".join(mine[: max(1, len(mine) // 2)] + theirs[len(theirs) // 2 :]),))
+    return out
+
+
+def _segment_swap(inputs: Sequence[Texts], seed: int) -> list[Texts]:
+    """Each pair in the other order with probability ½ (drawn), then word dropout on each side; a single text, dropout alone."""
+    rng, out = random.Random(seed), []
+    for texts in inputs:
+        if len(texts) > 1 and rng.random() < 0.5:
+            texts = texts[::-1]
+        out.append(tuple(" ".join(_dropout(t.split(), rng)) for t in texts))
     return out
 
 
@@ -142,6 +155,8 @@ def make_transform(name: str, infill_model: str | Path | None = None, *, device:
         return _per_word(_swap)
     if name == "pair-mix":
         return _pair_mix
+    if name == "segment-swap":
+        return _segment_swap
     if name == "mlm-infill":
         if infill_model is None:
             raise BortError("--transform mlm-infill needs a masked-LM: pass --infill-model (e.g. the teacher prepared with `bort teacher prepare`)")
