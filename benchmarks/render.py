@@ -72,9 +72,10 @@ def _order(jobs) -> list[str]:
     return sorted(set(jobs), key=_rank)
 
 
-def render_scoreboard(results: Path) -> str:
-    """The scoreboard's tables: kept above chance per task and student (mean ± sd over seeds), pooled, then every run."""
-    runs = load(results / "scoreboard")
+def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
+    """The scoreboard's tables: kept above chance per task and student (mean ± sd over seeds), pooled, then every run; ``board``:
+    the folder of results/ (one per teacher)."""
+    runs = load(results / board)
     teachers = [r for r in runs if r["model"] == "teacher"]
     students = [r for r in runs if r["model"] != "teacher"]
     if not runs:
@@ -155,6 +156,27 @@ def render_levers(students: list[dict]) -> list[str]:
                      f"{_mean_sd([r['kept_over_baseline'] - x['kept_over_baseline'] for r, x in ps])} | "
                      f"{_mean_sd([r['student_metric'] - x['student_metric'] for r, x in ps])} |")
     return lines
+
+
+def render_agnostic(results: Path) -> str:
+    """The scoreboard's ``pick:X`` students (benchmarks/scoreboard.py ``compress_pick``): bort compress's task-agnostic student
+    at X×, its int8 sentence embeddings on STS-B dev against the teacher's, and its speed-ups."""
+    docs = sorted((d for folder in sorted(results.glob("agnostic*")) for d in load(folder)), key=lambda d: (d["teacher"], d["min_speedup"]))
+    if not docs:
+        return "No task-agnostic pick is committed yet.\n"
+    lines = ["| teacher | student | at | shape | parameters | STS-B T | STS-B S (int8) | kept (95% interval) | speed-up, 128 tokens | "
+             "real inputs, batch 1 | batch 32 |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for d in docs:
+        st = d["student"]
+        teacher = Path(d["teacher"]).name
+        share = 100 * d["params"] / d["teacher_params"]
+        lines.append(f"| {teacher} | {d['model']} | ≥ {d['min_speedup']:g}× | ⟨{d['arch']}⟩ | {d['params']:,} ({share:.0f}%) | "
+                     f"{_pct(st['teacher_metric'])} | {_pct(st['student_metric'])} | {_pct(st['kept_over_baseline'])} "
+                     f"{_ci(st['kept_over_baseline_interval'])} | {st['speedup_same_runtime']:.1f}× | "
+                     f"{st['speedup_real_lengths']['1']:.1f}× | {st['speedup_real_lengths']['32']:.1f}× |")
+    return ("\n".join(lines) + f"\n\nSpearman ×100 of the cosine of mean-pooled embeddings, without fine-tuning; the baseline of a "
+            f"correlation is 0, so kept is also S/T. Speed-ups over the teacher, both int8 ONNX, one thread. From "
+            f"`benchmarks/results/agnostic*/`; commits {', '.join(sorted({d['commit'][:7] + ('+' if d['dirty'] else '') for d in docs}))}.\n")
 
 
 def render_cost(results: Path) -> str:
@@ -291,7 +313,8 @@ def render_padding(results: Path) -> str:
 
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
              "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes,
-             "padding": render_padding, "cost": render_cost}
+             "padding": render_padding, "cost": render_cost, "agnostic": render_agnostic,
+             "scoreboard_mpnet": lambda results: render_scoreboard(results, "scoreboard-mpnet")}
 
 
 def render(text: str, results: Path) -> str:

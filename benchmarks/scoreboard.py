@@ -6,7 +6,9 @@ per task and seed, every model chosen on data it is not scored on (algorithms.md
 
 A student given as a shape D,A,H,I is first pretrained as `bort compress` pretrains (teacher slices, the hidden-state and
 sentence-embedding terms, the corpus's sentences, its learning rate), for ``--pretrain-steps`` on ``--corpus``, into
-benchmarks/out/scoreboard/students/<name> (resumable; a finished one is read back); a folder is taken as it is. Flags of
+students/<name> beside ``--runs`` (resumable; a finished one is read back); ``pick:X`` is `bort compress`'s own student at
+X× (its extraction's pick, pretrained by it; its sentence embeddings and speed-ups are written to
+results/agnostic/<name>.json, or agnostic-<board>/ for another teacher's board); a folder is taken as it is. Flags of
 `bort compress` after the shape or folder change that student's recipe as they change compress's (e.g. ``--pretrain-inputs
 pairs``, ``--transform pair-mix``, ``--augment-min-inputs 20000``, ``--task-attn-layers 2``); its results record them.
 
@@ -52,7 +54,7 @@ from common import GLUE, OUT, RESULTS, SHARED, provenance, write_result
 
 from bort.arch import Arch
 from bort.bench.recipe import BenchConfig, bench
-from bort.compress import CompressConfig
+from bort.compress import CompressConfig, compress
 from bort.compress.score import metric_name, score_task, scoring_files
 from bort.evaluate.recipe import EvaluateConfig, split_predictions
 from bort.export.onnx import ExportConfig, export_onnx
@@ -68,7 +70,6 @@ from bort.tasks.source import OwnData, open_task
 from bort.training.loop import OptimConfig
 
 RUNS = OUT / "scoreboard" / "runs"
-STUDENTS = OUT / "scoreboard" / "students"
 BOARD = RESULTS / "scoreboard"
 
 
@@ -89,6 +90,14 @@ JOBS = {j.name: j for j in (
 )}
 
 
+def beside(args, kind: str) -> Path:
+    """Where the board's other results go: results/<kind> beside results/scoreboard (MiniLM's), results/<kind>-<board> beside
+    another teacher's board (results/scoreboard-mpnet: results/trials-scoreboard-mpnet, …), so that boards never read each
+    other's trials."""
+    board = args.results.name
+    return args.results.parent / (kind if board == "scoreboard" else f"{kind}-{board}")
+
+
 def _config(source: str, job: Job, out: Path, args, *, lr: float, seed: int, epochs: float, distill: TaskDistill | None = None,
             augment: Augment | None = None, group_by_length: bool = False) -> FinetuneConfig:
     return FinetuneConfig(model=source, out=out, task=job.task, data=job.data, own=job.own, epochs=epochs, train_examples=args.max_train,
@@ -101,7 +110,7 @@ def _trial(name: str, source: str, job: Job, seed: int, args, lr: float, epochs:
     """One fine-tuning of a grid. Its record is committed as it lands (benchmarks/results/trials/), so that a later session,
     perhaps on another machine, reads it back instead of training again; ``train`` re-trains one whose model is not here
     (the chosen one: the seeded run gives the same model)."""
-    path = args.results.parent / "trials" / job.name / f"{name}-seed{seed}-lr{lr:g}.json"
+    path = beside(args, "trials") / job.name / f"{name}-seed{seed}-lr{lr:g}.json"
     out = args.runs / f"seed{seed}" / job.name / name / f"lr{lr:g}"
     if path.is_file() and not train and not (out / "eval.json").is_file():
         return {**json.loads(path.read_text()), "folder": str(out)}  # trained in an earlier session; its model is not here
@@ -240,7 +249,7 @@ def speed(job: Job, name: str, args) -> dict | None:
                                  "speedup_real": real[te, b]["ms_per_sequence"] / real[st, b]["ms_per_sequence"],
                                  "speedup_fixed": fixed[te, b] / fixed[st, b]} for b in batches},
            "bench": result.to_dict(), **provenance()}
-    write_result(args.results.parent / "speed" / f"{job.name}-{name}.json", doc)
+    write_result(beside(args, "speed") / f"{job.name}-{name}.json", doc)
     return doc
 
 
@@ -252,16 +261,40 @@ def recipe(flags: list[str]) -> CompressConfig:
 
 
 def pretrained(name: str, spec: str, args) -> str:
-    """The student's folder: ``spec`` itself, or for a shape D,A,H,I that shape pretrained as `bort compress` pretrains (with
-    the student's flags)."""
+    """The student's folder: ``spec`` itself; for a shape D,A,H,I that shape pretrained as `bort compress` pretrains (with
+    the student's flags); for ``pick:X``, `bort compress`'s own student at X× (:func:`compress_pick`). Students live beside
+    ``--runs`` (``students/``), so that each teacher's scoreboard has its own."""
+    if spec.startswith("pick:"):
+        return compress_pick(name, float(spec.removeprefix("pick:")), args)
     if "," not in spec:
         return spec
     c = args.recipes[name]
-    cfg = c.pretrain.build(out=STUDENTS / name, teacher=args.teacher, corpus=args.corpus, arch=Arch.parse(spec), init="teacher", loss=c.loss,
-                           representation=c.representation, steps=args.pretrain_steps, progress=False)
+    cfg = c.pretrain.build(out=args.runs.parent / "students" / name, teacher=args.teacher, corpus=args.corpus, arch=Arch.parse(spec),
+                           init="teacher", loss=c.loss, representation=c.representation, steps=args.pretrain_steps, progress=False)
     report = pretrain(cfg)
     print(f"student {name} ⟨{spec}⟩: pretrained {report.steps} steps, held-out {report.heldout}", flush=True)
     return str(cfg.out)
+
+
+def compress_pick(name: str, speedup: float, args) -> str:
+    """`bort compress` without a task at ``--min-speedup`` ``speedup`` (and the student's flags): its extraction's pick,
+    pretrained for ``--pretrain-steps`` on ``--corpus``, its int8 sentence embeddings scored on STS-B dev beside the teacher's
+    and its speed-ups measured (:func:`beside` ``agnostic``/<name>.json: issue 39's task-agnostic row); the pretrained folder
+    is the student the tasks distil."""
+    cfg = replace(args.recipes[name], out=args.runs.parent / "students" / name, teacher=args.teacher, corpus=args.corpus, min_speedup=speedup,
+                  pretrain_steps=args.pretrain_steps, embedding_task="glue/stsb", embedding_data=GLUE / "STS-B", progress=False)
+    result = compress(cfg)
+    path = beside(args, "agnostic") / f"{name}.json"
+    if not path.is_file():
+        doc = json.loads((cfg.out / "compress.json").read_text())
+        chosen = next(s for s in doc["stages"] if s["name"] == "extract")["result"]
+        write_result(path, {"benchmark": "agnostic", "model": name, "teacher": args.teacher, "min_speedup": speedup, "arch": result.arch,
+                            "params": chosen["params"], "teacher_params": chosen["teacher_params"], "pretrain_steps": args.pretrain_steps,
+                            "corpus": args.corpus, "flags": args.flags[name], "bench_seq": cfg.bench.seq,
+                            "student": {k: v for k, v in result.student.items() if k not in ("texts", "by_batch")},
+                            "stages": {s["name"]: s["wall_s"] for s in doc["stages"]}, **provenance()})
+    print(f"student {name}: bort compress's pick at {speedup:g}× is ⟨{result.arch}⟩", flush=True)
+    return str(cfg.out / "pretrain")
 
 
 def _pretrain_record(folder: Path) -> dict | None:
@@ -283,8 +316,9 @@ def _plain(cfg) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="minilm-l6")
-    ap.add_argument("--students", nargs="*", default=[], help="NAME=D,A,H,I (pretrained here) or NAME=FOLDER, each optionally followed by "
-                    "flags of bort compress in the same word (none: the teachers only)")
+    ap.add_argument("--students", nargs="*", default=[], help="NAME=D,A,H,I (pretrained here), NAME=pick:X (bort compress's pick at X×, "
+                    "pretrained by it) or NAME=FOLDER, each optionally followed by flags of bort compress in the same word (none: the "
+                    "teachers only)")
     ap.add_argument("--lr-from", default=None, help="a student whose learning rate the others take on the grid seeds too")
     ap.add_argument("--corpus", default=str(SHARED / "corpus" / "wikitext-103"), help="the students' pretraining corpus")
     ap.add_argument("--pretrain-steps", type=int, default=2000)

@@ -144,3 +144,20 @@ def test_the_cost_block_sums_each_models_trials(tmp_path):
     text = md.read_text()
     # fast: 10 and 30 minutes over 2 and 3 epochs (5 and 10 an epoch, median 7.5), 40 minutes in all; the teacher's row first
     assert text.index("| mrpc | teacher | 1 | 64 | 60.0 | 1.0 | 2.0–2.0 |") < text.index("| mrpc | fast | 2 | 64 | 7.5 | 0.7 | 2.0–2.0 |")
+
+
+def test_the_agnostic_block_gives_each_pick_its_embedding_share_and_speed_ups(tmp_path):
+    student = {"teacher_metric": 0.9, "student_metric": 0.855, "kept_over_baseline": 0.95, "kept_over_baseline_interval": [0.93, 0.97],
+               "speedup_same_runtime": 4.4, "speedup_real_lengths": {"1": 6.0, "32": 4.6}}
+    doc = {"benchmark": "agnostic", "model": "x4", "teacher": "/cache/all-mpnet-base-v2", "min_speedup": 4.0, "arch": "3,12,768,3072",
+           "params": 55_000_000, "teacher_params": 110_000_000, "student": student, "commit": "abcdef0123", "dirty": False}
+    folder = tmp_path / "results" / "agnostic-scoreboard-mpnet"
+    folder.mkdir(parents=True)
+    (folder / "x4.json").write_text(json.dumps(doc))
+    md = tmp_path / "B.md"
+    md.write_text("<!-- render:agnostic -->\n<!-- /render:agnostic -->\n<!-- render:scoreboard_mpnet -->\n<!-- /render:scoreboard_mpnet -->\n")
+    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
+    text = md.read_text()
+    assert ("| all-mpnet-base-v2 | x4 | ≥ 4× | ⟨3,12,768,3072⟩ | 55,000,000 (50%) | 90.0 | 85.5 | 95.0 [93.0, 97.0] | 4.4× | 6.0× | 4.6× |"
+            in text)
+    assert "No scoreboard result is committed yet." in text  # the MPNet board: its own folder, empty here

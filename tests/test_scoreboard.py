@@ -44,3 +44,37 @@ def test_lr_from_lends_its_choice_on_the_grid_seeds_and_after(tmp_path):
     assert scoreboard._lrs("inter", job, 0, args)[0] == args.lrs and scoreboard._lrs("inter", job, 1, args)[0] == [3e-5]
     with pytest.raises(SystemExit, match="run seed 0"):
         scoreboard._lrs("other", job, 1, args)
+
+
+def test_a_pick_student_is_compress_own_task_agnostic_student_and_its_embedding_row(tmp_path, monkeypatch, bert_teacher_nohead, corpus_file,
+                                                                                     space_file):
+    """``NAME=pick:X``: bort compress without a task at X× (extraction, pretraining, the STS-B embedding score, the speed-ups);
+    its pretrained folder is the student, and its row is written once."""
+    from conftest import SEQ_LEN
+    from test_finetune import write_stsb
+
+    monkeypatch.setattr(scoreboard, "GLUE", tmp_path / "glue")
+    write_stsb(tmp_path / "glue" / "STS-B")
+    flags = ["--space", str(space_file), "--seq-len", str(SEQ_LEN), "--max-seq-len", str(SEQ_LEN), "--latency", "flops", "--latency-seq", str(SEQ_LEN),
+             "--extract-steps", "3",
+             "--epsilon", "4", "--pretrain-batch-size", "8", "--bench-seq", str(SEQ_LEN), "--bench-rounds", "1", "--bench-runs", "1",
+             "--bench-warmup", "0", "--device", "cpu"]
+    args = argparse.Namespace(runs=tmp_path / "out" / "runs", results=tmp_path / "results" / "scoreboard", teacher=str(bert_teacher_nohead),
+                              corpus=str(corpus_file), pretrain_steps=4, flags={"p2": flags}, recipes={"p2": scoreboard.recipe(flags)})
+    folder = scoreboard.pretrained("p2", "pick:2", args)
+    run = tmp_path / "out" / "students" / "p2"
+    assert folder == str(run / "pretrain") and (run / "pretrain" / "model" / "model.safetensors").is_file()
+    doc = json.loads((tmp_path / "results" / "agnostic" / "p2.json").read_text())
+    record = json.loads((run / "compress.json").read_text())
+    assert doc["arch"] == record["arch"] and doc["min_speedup"] == 2 and doc["pretrain_steps"] == 4 and doc["flags"] == flags
+    assert doc["student"]["kept_over_baseline"] == record["student"]["kept_over_baseline"] and doc["student"]["task"] == "glue/stsb"
+    assert set(doc["stages"]) == {"extract", "pretrain", "export/encoder", "score/embedding", "bench", "bench_real/embedding"}
+    weights = (run / "pretrain" / "model" / "model.safetensors").stat().st_mtime_ns
+    assert scoreboard.pretrained("p2", "pick:2", args) == folder  # read back: compress resumes its finished stages
+    assert (run / "pretrain" / "model" / "model.safetensors").stat().st_mtime_ns == weights
+
+
+def test_each_teachers_board_keeps_its_trials_apart():
+    minilm = argparse.Namespace(results=Path("R") / "scoreboard")
+    mpnet = argparse.Namespace(results=Path("R") / "scoreboard-mpnet")
+    assert scoreboard.beside(minilm, "trials") == Path("R") / "trials" and scoreboard.beside(mpnet, "trials") == Path("R") / "trials-scoreboard-mpnet"
