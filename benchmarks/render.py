@@ -45,6 +45,16 @@ def _mean_sd(values: list[float], scale: float = 100.0) -> str:
     return f"{mean:.1f} ± {scale * statistics.stdev(values):.1f} ({len(values)})" if len(values) > 1 else f"{mean:.1f} (1)"
 
 
+def _commit(r: dict) -> str:
+    """A result's commit, short, with ``+`` where the tree had uncommitted changes."""
+    return r["commit"][:7] + ("+" if r.get("dirty") else "")
+
+
+def _commits(docs) -> str:
+    """The results' commits (:func:`_commit`), each once, sorted."""
+    return ", ".join(sorted({_commit(d) for d in docs}))
+
+
 def _ci(ci: list[float] | None) -> str:
     return "–" if not ci else f"[{_pct(ci[0])}, {_pct(ci[1])}]"
 
@@ -126,9 +136,8 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
                          f"{_ci(s['kept_over_baseline_interval'])} | {_pct(s['kept'])} {_ci(s['kept_interval'])} | "
                          f"{'yes' if s['teacher_beats_baseline'] else 'no'} |")
     lines += render_levers(students)
-    commits = sorted({r["commit"][:7] + ("+" if r.get("dirty") else "") for r in runs})
     cpus = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['flags'])})" for r in runs})
-    lines += ["", f"From {len(runs)} result files in `benchmarks/results/scoreboard/`; commits {', '.join(commits)} (+: with uncommitted "
+    lines += ["", f"From {len(runs)} result files in `benchmarks/results/{board}/`; commits {_commits(runs)} (+: with uncommitted "
               f"changes); CPU {'; '.join(cpus)}."]
     return "\n".join(lines) + "\n"
 
@@ -176,7 +185,7 @@ def render_agnostic(results: Path) -> str:
                      f"{st['speedup_real_lengths']['1']:.1f}× | {st['speedup_real_lengths']['32']:.1f}× |")
     return ("\n".join(lines) + f"\n\nSpearman ×100 of the cosine of mean-pooled embeddings, without fine-tuning; the baseline of a "
             f"correlation is 0, so kept is also S/T. Speed-ups over the teacher, both int8 ONNX, one thread. From "
-            f"`benchmarks/results/agnostic*/`; commits {', '.join(sorted({d['commit'][:7] + ('+' if d['dirty'] else '') for d in docs}))}.\n")
+            f"`benchmarks/results/agnostic*/`; commits {_commits(docs)}.\n")
 
 
 def render_cost(results: Path) -> str:
@@ -225,7 +234,7 @@ def render_main_job(results: Path) -> str:
     s, m = r["student"], r["machine"]
     real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in (s.get("speedup_real_lengths") or {}).items()) or "not timed"
     return (f"{r['written'][:10]}, {m['cpu']} ({', '.join(m['flags'])}), {m['cores']} cores (load average {r['load_avg'][0]:.1f} over "
-            f"its last minute), commit {r['commit'][:7]}{'+' if r['dirty'] else ''}: **{r['wall_s'] / 60:.1f} minutes**, "
+            f"its last minute), commit {_commit(r)}: **{r['wall_s'] / 60:.1f} minutes**, "
             f"student ⟨{r['arch']}⟩ ({r['params']:,} parameters, "
             f"{100 * r['params'] / r['teacher_params']:.1f}% of the teacher's). Its int8 export's sentence embeddings keep "
             f"**{_pct(s['kept_over_baseline'])}%** of the teacher's STS-B dev Spearman (95% interval {_ci(s['kept_over_baseline_interval'])}; "
@@ -246,7 +255,7 @@ def render_int8_float(results: Path) -> str:
         cells = [f"{v[k]:.3f}" if k in v else "–" for k in ("hidden_rms_relative_error", "embedding_rms_relative_error", "least_embedding_cosine")]
         lines.append(f"| {name} | {' | '.join(cells)} | {v['stsb_spearman']:.4f} |")
     m = r["machine"]
-    return "\n".join(lines) + (f"\n\n{r['data']}; commit {r['commit'][:7]}{'+' if r['dirty'] else ''}, {m['cpu']} ({', '.join(m['flags'])}); "
+    return "\n".join(lines) + (f"\n\n{r['data']}; commit {_commit(r)}, {m['cpu']} ({', '.join(m['flags'])}); "
                                "from `benchmarks/results/int8/mpnet-float-exceptions.json`.\n")
 
 
@@ -263,7 +272,7 @@ def render_st_onnx(results: Path) -> str:
             f"the graph's own to {graph['max_abs_difference']:.0e}; `bort predict --embed` agrees to a least cosine of "
             f"{ours['one text a call']['least_cosine']:.3f} (bort's runtime leaves ONNX Runtime's SkipLayerNorm fusion off for "
             f"speed, and int8 moves with it), and the default backend's fp32 weights to "
-            f"{r['st_default_backend_vs_int8_graph']['least_cosine']:.3f}. Commit {r['commit'][:7]}{'+' if r['dirty'] else ''}, "
+            f"{r['st_default_backend_vs_int8_graph']['least_cosine']:.3f}. Commit {_commit(r)}, "
             f"{m['cpu']}; from `benchmarks/results/stack/st-onnx.json` (`benchmarks/st_onnx_stack.py`).\n")
 
 
@@ -293,7 +302,7 @@ def render_shapes(results: Path) -> str:
     first = docs[0]
     return ("\n".join(lines) + f"\n\nSpeed-ups over the teacher's shape ⟨{first['teacher_arch']}⟩ in the same run ({first['runtime']}, "
             f"{first['threads']} thread, {first['rounds']} interleaved rounds, the first {first['texts']} dev texts); commits "
-            f"{', '.join(sorted({d['commit'][:7] + ('+' if d['dirty'] else '') for d in docs}))}, {first['machine']['cpu']}; from "
+            f"{_commits(docs)}, {first['machine']['cpu']}; from "
             "`benchmarks/results/shapes/`.\n")
 
 
@@ -308,7 +317,7 @@ def render_padding(results: Path) -> str:
     lines += [f"| {t['job']} | {t['examples']:,} | {t['mean_tokens']:.1f} | {t['random_over_real']:.2f}× | {t['grouped_over_real']:.2f}× |" for t in rows]
     return ("\n".join(lines) + f"\n\nTokens an epoch computes (padded batches of {r['batch_size']}) over the real ones, the training sets as the "
             f"scoreboard trains on them ({r['max_train']:,} at most, seed {r['seed']}, {r['tokenizer']}'s tokenizer, {r['max_seq_len']} tokens at most); "
-            f"commit {r['commit'][:7]}{'+' if r['dirty'] else ''}, from `benchmarks/results/training/padding.json`.\n")
+            f"commit {_commit(r)}, from `benchmarks/results/training/padding.json`.\n")
 
 
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,

@@ -49,6 +49,18 @@ def _scoreboard(tmp_path: Path, runs: list[dict]) -> str:
     return doc.read_text()
 
 
+def _blocks(tmp_path: Path, names: list[str], files: dict[str, dict]) -> str:
+    """The blocks ``names`` that render.py makes of result ``files`` (path under results/ → document) in a fresh document."""
+    for rel, doc in files.items():
+        path = tmp_path / "results" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc))
+    md = tmp_path / "B.md"
+    md.write_text("".join(f"<!-- render:{n} -->\n<!-- /render:{n} -->\n" for n in names))
+    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
+    return md.read_text()
+
+
 def test_the_scoreboard_pools_tasks_whose_teacher_beats_chance_and_check_catches_a_stale_table(tmp_path):
     runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True), _run("cola", "fast", 1, 0.7, 0.9, True),
             _run("rte", "teacher", 0, None, 1, False), _run("rte", "fast", 0, None, 1.0, False), _run("rte", "fast", 1, 0.9, 0.99, True)]
@@ -107,12 +119,7 @@ def test_the_shapes_table_gives_each_candidates_speed_up_over_the_teachers_shape
     doc = {"benchmark": "shapes", "job": "mrpc", "teacher_arch": "6,12,384,1536", "runtime": "onnx-int8", "threads": 1, "rounds": 7, "texts": 256,
            "shapes": [shape("6,12,384,1536", 22_000_000, 1.0, 1.0, 1.0), shape("3,6,384,192", 12_345_678, 4.2, 4.01, 3.72)],
            "commit": "abcdef0123", "dirty": False, "machine": {"cpu": "CPU X"}, "load_avg": [2.5, 2.0, 1.0]}
-    (tmp_path / "results" / "shapes").mkdir(parents=True)
-    (tmp_path / "results" / "shapes" / "mrpc.json").write_text(json.dumps(doc))
-    md = tmp_path / "B.md"
-    md.write_text("<!-- render:shapes -->\n<!-- /render:shapes -->\n")
-    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
-    text = md.read_text()
+    text = _blocks(tmp_path, ["shapes"], {"shapes/mrpc.json": doc})
     assert "| mrpc | ⟨3,6,384,192⟩ | 12,345,678 | 4.20× | 4.01× | 3.72× | 2.5 |" in text
     assert "⟨6,12,384,1536⟩ |" not in text and "commits abcdef0, CPU X" in text
 
@@ -121,12 +128,7 @@ def test_the_padding_block_gives_each_tasks_tokens_over_the_real_ones(tmp_path):
     row = {"job": "mrpc", "examples": 3668, "mean_tokens": 53.2, "random_over_real": 1.5, "grouped_over_real": 1.02}
     doc = {"benchmark": "padding", "tokenizer": "T", "max_seq_len": 128, "batch_size": 32, "max_train": 8000, "seed": 0,
            "tasks": [row, {**row, "job": "cola", "random_over_real": 2.0}], "commit": "abcdef0123", "dirty": False}
-    (tmp_path / "results" / "training").mkdir(parents=True)
-    (tmp_path / "results" / "training" / "padding.json").write_text(json.dumps(doc))
-    md = tmp_path / "B.md"
-    md.write_text("<!-- render:padding -->\n<!-- /render:padding -->\n")
-    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
-    text = md.read_text()
+    text = _blocks(tmp_path, ["padding"], {"training/padding.json": doc})
     assert text.index("| cola | 3,668 | 53.2 | 2.00× | 1.02× |") < text.index("| mrpc | 3,668 | 53.2 | 1.50× | 1.02× |")  # the tasks' order
 
 
@@ -134,14 +136,8 @@ def test_the_cost_block_sums_each_models_trials(tmp_path):
     def trial(job: str, model: str, train_s: float, steps_run: int) -> dict:  # 64 inputs: 2 steps an epoch at batch 32
         return {"benchmark": "scoreboard-trial", "job": job, "model": model, "train_examples": 48, "augmented": 16, "steps_run": steps_run,
                 "train_s": train_s, "load_avg": [2.0, 1.0, 1.0]}
-    folder = tmp_path / "results" / "trials" / "mrpc"
-    folder.mkdir(parents=True)
-    for i, t in enumerate([trial("mrpc", "fast", 600, 4), trial("mrpc", "fast", 1800, 6), trial("mrpc", "teacher", 3600, 2)]):
-        (folder / f"{i}.json").write_text(json.dumps(t))
-    md = tmp_path / "B.md"
-    md.write_text("<!-- render:cost -->\n<!-- /render:cost -->\n")
-    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
-    text = md.read_text()
+    trials = [trial("mrpc", "fast", 600, 4), trial("mrpc", "fast", 1800, 6), trial("mrpc", "teacher", 3600, 2)]
+    text = _blocks(tmp_path, ["cost"], {f"trials/mrpc/{i}.json": t for i, t in enumerate(trials)})
     # fast: 10 and 30 minutes over 2 and 3 epochs (5 and 10 an epoch, median 7.5), 40 minutes in all; the teacher's row first
     assert text.index("| mrpc | teacher | 1 | 64 | 60.0 | 1.0 | 2.0–2.0 |") < text.index("| mrpc | fast | 2 | 64 | 7.5 | 0.7 | 2.0–2.0 |")
 
@@ -151,13 +147,7 @@ def test_the_agnostic_block_gives_each_pick_its_embedding_share_and_speed_ups(tm
                "speedup_same_runtime": 4.4, "speedup_real_lengths": {"1": 6.0, "32": 4.6}}
     doc = {"benchmark": "agnostic", "model": "x4", "teacher": "/cache/all-mpnet-base-v2", "min_speedup": 4.0, "arch": "3,12,768,3072",
            "params": 55_000_000, "teacher_params": 110_000_000, "student": student, "commit": "abcdef0123", "dirty": False}
-    folder = tmp_path / "results" / "agnostic-scoreboard-mpnet"
-    folder.mkdir(parents=True)
-    (folder / "x4.json").write_text(json.dumps(doc))
-    md = tmp_path / "B.md"
-    md.write_text("<!-- render:agnostic -->\n<!-- /render:agnostic -->\n<!-- render:scoreboard_mpnet -->\n<!-- /render:scoreboard_mpnet -->\n")
-    assert _render("--doc", str(md), "--results", str(tmp_path / "results")).returncode == 0
-    text = md.read_text()
+    text = _blocks(tmp_path, ["agnostic", "scoreboard_mpnet"], {"agnostic-scoreboard-mpnet/x4.json": doc})
     assert ("| all-mpnet-base-v2 | x4 | ≥ 4× | ⟨3,12,768,3072⟩ | 55,000,000 (50%) | 90.0 | 85.5 | 95.0 [93.0, 97.0] | 4.4× | 6.0× | 4.6× |"
             in text)
     assert "No scoreboard result is committed yet." in text  # the MPNet board: its own folder, empty here

@@ -17,16 +17,17 @@ import torch
 MEGABATCH = 50
 
 
-def epoch_batches(lengths: Sequence[int], batch_size: int, generator: torch.Generator, *, group_by_length: bool) -> list[list[int]]:
-    """The positions of one epoch's batches, all drawn from ``generator``: consecutive slices of a random permutation (the last
-    one smaller where ``batch_size`` does not divide the inputs); or, ``group_by_length``, the slices of each group of
-    :data:`MEGABATCH` batches' worth of the permutation sorted by length (longest first, ties in drawn order), the epoch's
-    batches in a random order (the smaller one, where there is one, is the last group's shortest)."""
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    if not group_by_length:
-        return [order[b : b + batch_size] for b in range(0, len(order), batch_size)]
+def epoch_batches(count: int, batch_size: int, generator: torch.Generator, lengths: Sequence[int] | None = None) -> list[list[int]]:
+    """The positions of one epoch's batches of ``count`` inputs, all drawn from ``generator``: consecutive slices of a random
+    permutation (the last one smaller where ``batch_size`` does not divide ``count``); or, given the inputs' ``lengths``
+    (grouped by length), the slices of each group of :data:`MEGABATCH` batches' worth of the permutation sorted by length
+    (longest first, ties in drawn order), the epoch's batches in a random order (the smaller one, where there is one, is the
+    last group's shortest)."""
+    order = torch.randperm(count, generator=generator).tolist()
+    if lengths is None:
+        return [order[b : b + batch_size] for b in range(0, count, batch_size)]
     size, batches = MEGABATCH * batch_size, []
-    for m in range(0, len(order), size):
+    for m in range(0, count, size):
         group = sorted(order[m : m + size], key=lambda i: -lengths[i])
         batches += [group[b : b + batch_size] for b in range(0, len(group), batch_size)]
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]

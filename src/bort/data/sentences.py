@@ -159,9 +159,9 @@ class SentenceStream:
     def __init__(self, rows: list[Row], batch_size: int, seed: int, pad_id: int, *, group_by_length: bool = False) -> None:
         if len(rows) < batch_size:
             raise BortError(f"the corpus has {len(rows)} training sentences, fewer than a batch of {batch_size}: lower --batch-size or give more text")
-        self.rows, self.batch_size, self.seed, self.pad_id, self.group_by_length = rows, batch_size, seed, pad_id, group_by_length
+        self.rows, self.batch_size, self.seed, self.pad_id = rows, batch_size, seed, pad_id
         self.per_epoch = len(rows) // batch_size
-        self._lengths = [len(_ids(r)) for r in rows] if group_by_length else [0] * len(rows)  # (ungrouped, only their count is read)
+        self._lengths = [len(_ids(r)) for r in rows] if group_by_length else None
         self._epoch, self._batches = -1, []
 
     def indices(self, k: int) -> torch.Tensor:
@@ -169,8 +169,7 @@ class SentenceStream:
         epoch, slot = divmod(k, self.per_epoch)
         if epoch != self._epoch:
             self._epoch = epoch
-            drawn = epoch_batches(self._lengths, self.batch_size, torch.Generator().manual_seed(self.seed * 100_003 + epoch),
-                                  group_by_length=self.group_by_length)
+            drawn = epoch_batches(len(self.rows), self.batch_size, torch.Generator().manual_seed(self.seed * 100_003 + epoch), self._lengths)
             self._batches = [b for b in drawn if len(b) == self.batch_size]
         return torch.tensor(self._batches[slot])
 

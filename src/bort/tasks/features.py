@@ -106,10 +106,10 @@ def task_batch_stream(features: Sequence[Feature], batch_size: int, pad_id: int,
     ``start`` skips that many batches (for resuming) without computing them.
     """
     per_epoch = steps_per_epoch(len(features), batch_size)
-    lengths = [max(len(r) for r in f.rows) for f in features]
+    lengths = [max(len(r) for r in f.rows) for f in features] if group_by_length else None
     epoch, offset = divmod(start, per_epoch)
     while True:
-        batches = epoch_batches(lengths, batch_size, torch.Generator().manual_seed(seed + epoch), group_by_length=group_by_length)
+        batches = epoch_batches(len(features), batch_size, torch.Generator().manual_seed(seed + epoch), lengths)
         for chosen in batches[offset:]:
             yield {**collate([features[i] for i in chosen], pad_id), "index": torch.tensor(chosen)}
         epoch, offset = epoch + 1, 0
