@@ -106,12 +106,23 @@ def _config(source: str, job: Job, out: Path, args, *, lr: float, seed: int, epo
                           augment=augment or Augment())
 
 
+def _run(args, job: Job, seed: int, name: str, lr: float) -> Path:
+    """The folder of one fine-tuning of a grid."""
+    return args.runs / f"seed{seed}" / job.name / name / f"lr{lr:g}"
+
+
+def _teacher_ready(job: Job, seed: int, args) -> bool:
+    """Whether the teacher of (task, seed) is scored and its chosen model is here to distil from."""
+    path = args.results / job.name / f"teacher-seed{seed}.json"
+    return path.is_file() and (_run(args, job, seed, "teacher", json.loads(path.read_text())["lr"]) / "eval.json").is_file()
+
+
 def _trial(name: str, source: str, job: Job, seed: int, args, lr: float, epochs: float, *, train: bool = False, **form) -> dict:
     """One fine-tuning of a grid. Its record is committed as it lands (benchmarks/results/trials/), so that a later session,
     perhaps on another machine, reads it back instead of training again; ``train`` re-trains one whose model is not here
     (the chosen one: the seeded run gives the same model)."""
     path = beside(args, "trials") / job.name / f"{name}-seed{seed}-lr{lr:g}.json"
-    out = args.runs / f"seed{seed}" / job.name / name / f"lr{lr:g}"
+    out = _run(args, job, seed, name, lr)
     if path.is_file() and not train and not (out / "eval.json").is_file():
         return {**json.loads(path.read_text()), "folder": str(out)}  # trained in an earlier session; its model is not here
     started = time.time()
@@ -163,7 +174,13 @@ def teacher(job: Job, seed: int, args) -> dict:
     """The tuned teacher of (task, seed): its result file's record (made now, or read back)."""
     path = args.results / job.name / f"teacher-seed{seed}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
+        if not (_run(args, job, seed, "teacher", doc["lr"]) / "eval.json").is_file():
+            # scored in an earlier session (perhaps on another machine): its model is trained again here, the seeded run
+            # at the chosen rate, for the students to distil; the result file keeps the first run's figures
+            retrained = _trial("teacher", args.teacher, job, seed, args, doc["lr"], args.teacher_epochs, train=True)
+            doc["trials"][f"{doc['lr']:g}"] = retrained
+        return doc
     lrs, chosen_on = _lrs("teacher", job, seed, args)
     started = time.time()
     best, trials = _grid("teacher", args.teacher, job, seed, args, lrs, args.teacher_epochs)
@@ -219,7 +236,8 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
                       "group_by_length": recipe.finetune.group_by_length, "flags": args.flags[name]},
            "pretrain": _pretrain_record(Path(source)),
            **{k: v for k, v in entry.items() if k != "texts"},
-           "teacher_lr": teacher_doc["lr"], "trials": trials, "settings": _settings(args, job, recipe.student_epochs),
+           "teacher_lr": teacher_doc["lr"], "teacher_retrained": teacher_doc["trials"][f"{teacher_doc['lr']:g}"].get("retrained"),
+           "trials": trials, "settings": _settings(args, job, recipe.student_epochs),
            "wall_s": time.time() - started, **provenance()}
     write_result(path, doc)
     return doc
@@ -332,8 +350,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--speed", action="store_true", help="only time seed 0's finished students beside their teacher (a quiet machine)")
-    ap.add_argument("--follow", action="store_true", help="train only the students, each (task, seed) once another process has written "
-                    "its teacher's result; wait for those not written yet")
+    ap.add_argument("--follow", action="store_true", help="train only the students, each (task, seed) once another process has "
+                    "scored its teacher and its model is here (trained again where an earlier session scored it); wait for the others")
     ap.add_argument("--results", type=Path, default=BOARD, help="where the result files go (commit them)")
     ap.add_argument("--runs", type=Path, default=RUNS, help="where the fine-tuned models go")
     args = ap.parse_args()
@@ -357,7 +375,7 @@ def main() -> None:
     while todo:
         waiting = []
         for seed, job in todo:
-            if args.follow and not (args.results / job.name / f"teacher-seed{seed}.json").is_file():
+            if args.follow and not _teacher_ready(job, seed, args):
                 waiting.append((seed, job))  # another process tunes this teacher
                 continue
             t = teacher(job, seed, args)
