@@ -24,6 +24,7 @@ from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig
 from bort.finetune.task_distill import TaskDistill
 from bort.models.loading import TEACHER
+from bort.models.slices import INITS
 from bort.options import nested, opt
 from bort.partial import Partial
 from bort.pretrain.recipe import PretrainConfig
@@ -80,8 +81,9 @@ class CompressConfig:
     extract_steps: int = field(default=20, metadata=opt("n: training steps per extraction candidate for ê"))
     pretrain_steps: int = field(default=600, metadata=opt("pretraining steps of the chosen student"))
     finetune_steps: int | None = field(default=None, metadata=opt("fine-tuning steps per model and task, instead of --epochs", group="length"))
-    init: str = field(default="teacher", metadata=opt("start of the extraction candidates and the student: slices of the teacher, or random",
-                                                      choices=("teacher", "random")))
+    init: str = field(default="teacher", metadata=opt("start of the extraction candidates and the student: slices of the teacher (its "
+                                                      "leading units), importance: slices keeping each layer's most important FFN units, "
+                                                      "or random", choices=INITS))
     # BENCHMARKS §7: the hidden-state objective with teacher init keeps the most of a MiniLM-like teacher; its MLM head is a poor signal.
     loss: LogitLoss = field(default_factory=lambda: LogitLoss(alpha_mlm=0.0, alpha_kd=0.0))
     representation: RepresentationLoss = field(default_factory=lambda: RepresentationLoss(alpha_hidden=1.0, alpha_embed=1.0))

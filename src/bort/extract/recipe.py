@@ -27,10 +27,11 @@ from bort.extract.space import load_space
 from bort.extract.store import RunStore
 from bort.models.loading import TEACHER
 from bort.models.sentence import read_pooling
+from bort.models.slices import INITS, uses_teacher
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
 from bort.shared import DEVICE, NO_TRACKER, PROGRESS, REPORT_TO, SEED, resolve_device
-from bort.surrogates.error import ERROR_KINDS, INITS, ErrorSettings, ErrorSurrogate
+from bort.surrogates.error import ERROR_KINDS, ErrorSettings, ErrorSurrogate
 from bort.surrogates.latency import LatencySettings, depth_anchors, flops, interpolate_depths, measure_latency
 from bort.surrogates.params import count_params
 from bort.teacher.prepare import TEACHER_MLM_DIR, HeadConfig, ensure_mlm_head
@@ -54,7 +55,8 @@ class ExtractConfig:
                                                    "or the cross-entropy H(p_T, p_S)",
                                                    choices=tuple(ERROR_KINDS)))
     # BENCHMARKS §8: ê of candidates started from the teacher's slices ranks shapes best (ρ 0.98 against 0.86 from random weights).
-    init: str = field(default="auto", metadata=opt("the candidates' start for ê: slices of the teacher, seeded random weights, or auto: "
+    init: str = field(default="auto", metadata=opt("the candidates' start for ê: slices of the teacher, seeded random weights, importance: "
+                                                   "the teacher's slices keeping each layer's most important FFN units, or auto: "
                                                    "the teacher's slices where every shape of the space fits in it, else random",
                                                    choices=("auto", *INITS)))
     epsilon: int = field(default=8, metadata=opt("ε: interval size; 1 is exhaustive search"))
@@ -138,8 +140,8 @@ def _larger(archs: list[Arch], T: Arch) -> Arch | None:
 def _init(init: str, archs: list[Arch], T: Arch) -> str:
     """``--init`` resolved: ``auto`` is ``teacher`` where every shape fits in the teacher, else ``random`` (said on stderr)."""
     larger = _larger(archs, T)
-    if init == "teacher" and larger is not None:
-        raise BortError(f"--init teacher: ⟨{larger.key}⟩ of the space is larger than the teacher ⟨{T.key}⟩ in D, H or I; "
+    if uses_teacher(init) and larger is not None:
+        raise BortError(f"--init {init}: ⟨{larger.key}⟩ of the space is larger than the teacher ⟨{T.key}⟩ in D, H or I; "
                         "use --init random (or auto) or a smaller space")
     if init != "auto":
         return init

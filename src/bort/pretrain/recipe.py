@@ -26,7 +26,7 @@ from bort.models.families import config_arch
 from bort.models.folder import save_model_folder
 from bort.models.loading import TEACHER, from_folder, read_config
 from bort.models.sentence import read_pooling, sentence_files
-from bort.models.slices import init_from_teacher
+from bort.models.slices import INITS, SAMPLE_BATCHES, ffn_importance, init_from_teacher, uses_teacher
 from bort.models.student import build_student, mlm_head, student_config
 from bort.models.teacher import Teacher, load_teacher
 from bort.options import nested, opt
@@ -57,7 +57,8 @@ class PretrainConfig:
     student: str | None = field(default=None, metadata=opt("a folder with the student's config.json, e.g. RUN/best from bort extract",
                                                            group="student"))
     arch: Arch | None = field(default=None, metadata=opt("the student's shape D,A,H,I, e.g. 4,8,768,1024", parse=Arch.parse, group="student"))
-    init: str = field(default="random", metadata=opt("random init, or slices of the teacher", choices=("random", "teacher")))
+    init: str = field(default="random", metadata=opt("random init, slices of the teacher (its leading units), or importance: slices that "
+                                                     "keep each layer's most important FFN units, scored on the corpus", choices=INITS))
     loss: LogitLoss = field(default_factory=LogitLoss)
     representation: RepresentationLoss = field(default_factory=RepresentationLoss)
     steps: int = field(default=1000, metadata=opt("optimiser steps"))
@@ -90,8 +91,8 @@ class PretrainConfig:
         check_tracking(self)
         if (self.student is None) == (self.arch is None):
             raise BortError("give the student as exactly one of --student FOLDER (e.g. RUN/best) or --arch D,A,H,I")
-        if self.init not in ("random", "teacher"):
-            raise BortError(f"--init must be 'random' or 'teacher', got '{self.init}'")
+        if self.init not in INITS:
+            raise BortError(f"--init must be one of {', '.join(INITS)}, got '{self.init}'")
         if self.bf16 not in ("auto", "on", "off"):
             raise BortError(f"--bf16 must be auto, on or off, got '{self.bf16}'")
         if min(self.steps, self.batch_size, self.accumulate, self.save_every, self.eval_every, self.eval_sequences) < 1:
@@ -141,8 +142,18 @@ def _student_config(cfg: PretrainConfig, teacher_config):
     return student_config(teacher_config, config_arch(config))
 
 
-def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool) -> PreTrainedModel:
-    """A masked-LM student (a logit term needs its head) or a bare encoder, random (seeded) or from the teacher's slices."""
+def _sample(cfg: PretrainConfig, corpus, pad_id: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first few training batches, as ``(input_ids, attention_mask)``: what ``--init importance`` scores the units on."""
+    if cfg.inputs != "blocks":
+        stream = SentenceStream(corpus.train, cfg.batch_size, cfg.seed, pad_id).batches(start=0)
+        return [(ids, mask) for (ids, mask, *_), _ in zip(stream, range(SAMPLE_BATCHES))]
+    blocks = corpus.train[: SAMPLE_BATCHES * cfg.batch_size]
+    return [(b, torch.ones_like(b)) for b in blocks.split(cfg.batch_size)]
+
+
+def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool, corpus) -> PreTrainedModel:
+    """A masked-LM student (a logit term needs its head) or a bare encoder, random (seeded) or from the teacher's slices (those
+    of the most important FFN units on the first training batches with ``--init importance``)."""
     config = _student_config(cfg, teacher.config)
     if logits:
         student, source = build_student(teacher.config, config_arch(config), seed=cfg.seed), teacher.model
@@ -151,9 +162,10 @@ def _student(cfg: PretrainConfig, teacher: Teacher, logits: bool) -> PreTrainedM
         student = AutoModel.from_config(config)
         student.config.architectures = [type(student).__name__]
         # The teacher's encoder as its folder holds it: with its pooler (a fresh one where the checkpoint has none).
-        source = from_folder(AutoModel, teacher.path, new_head=True) if cfg.init == "teacher" else None
-    if cfg.init == "teacher":
-        init_from_teacher(student, source)
+        source = from_folder(AutoModel, teacher.path, new_head=True) if uses_teacher(cfg.init) else None
+    if uses_teacher(cfg.init):
+        units = ffn_importance(source, _sample(cfg, corpus, teacher.tokenizer.pad_token_id)) if cfg.init == "importance" else None
+        init_from_teacher(student, source, units)
     if getattr(student, "pooler", None) is not None:
         student.pooler.requires_grad_(False)  # kept for the folder's loaders; no objective trains it
     return student
@@ -214,7 +226,7 @@ def _pretrain(cfg: PretrainConfig, d: Dist, run: RunFolder) -> PretrainResult:
                    file=sys.stderr)
 
     # Student (with the projections of the representation terms), optimiser, or the checkpoint of a killed run.
-    student = _student(cfg, teacher, logits).to(d.device)
+    student = _student(cfg, teacher, logits, corpus).to(d.device)
     distiller = Distiller(student, teacher.config, rep, pooling).to(d.device)
     optimizer, scheduler = build_optimizer(distiller, cfg.optim, cfg.steps)
     state, _ = run.resume(distiller, optimizer, scheduler, seed=cfg.seed + 1 + d.rank, total=cfg.steps)

@@ -6,7 +6,8 @@ resumed search reproduces it exactly. ê is, over the held-out masked positions,
 KL(p_T ‖ p_S) (``kind="kl"``, the default: the excess over the teacher's entropy, 0 for a student
 equal to the teacher) or the mean cross-entropy H(p_T, p_S) (``kind="ce"``, the paper's literal
 form); with several hyperparameter sets Θ it is the minimum over θ. A candidate starts from
-seeded random weights, or (``init="teacher"``) from slices of the teacher, as pretraining may.
+seeded random weights, or (``init="teacher"``) from slices of the teacher, as pretraining may (``"importance"``: the slices
+of the teacher's most important FFN units, scored on the first training batches).
 
 With both logit weights 0 and representation terms on (:mod:`bort.training.objectives`), a bare
 encoder trains on those terms alone and ê is their weighted held-out value (``error_kind``
@@ -29,7 +30,7 @@ from bort.data.masking import MaskedBatch, fixed_masked_batches, masked_batch_st
 from bort.errors import BortError, TrainingDiverged
 from bort.models.families import family
 from bort.models.sentence import Pooling
-from bort.models.slices import init_from_teacher
+from bort.models.slices import INITS, SAMPLE_BATCHES, ffn_importance, init_from_teacher, uses_teacher
 from bort.models.student import build_student, masked_logits, student_config
 from bort.models.teacher import Teacher
 from bort.training.hparams import Theta
@@ -43,7 +44,6 @@ THETA_FIELDS = ("lr", "batch_size", "warmup")
 
 # What ê measures against the teacher, and the metric of evaluate_mlm that gives it.
 ERROR_KINDS = {"kl": "kd_kl", "ce": "kd_ce"}
-INITS = ("random", "teacher")
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ class ErrorSurrogate:
         self._logit_cache: dict[int, list[torch.Tensor]] = {}
         self._views_cache: dict[tuple, list[Views]] = {}
         self._cached_bytes = 0  # of the teacher's views (ê from representations), within teacher_cache_gb
+        self._unit_scores: list[torch.Tensor] | None = None  # --init importance: the teacher's FFN unit scores (:meth:`_units`)
 
     def _training_batches(self, batch_size: int) -> list[MaskedBatch]:
         """The n training batches of this batch size: the seeded stream's first n, the same for every candidate."""
@@ -120,6 +121,16 @@ class ErrorSurrogate:
             stream = masked_batch_stream(self._train_blocks, self._tokenizer, batch_size, self.settings.seed)
             self._batches[batch_size] = list(itertools.islice(stream, self.settings.steps))
         return self._batches[batch_size]
+
+    def _units(self) -> list[torch.Tensor] | None:
+        """With ``init="importance"``, the teacher's FFN unit scores on the first training batches (of the first θ's batch
+        size), computed once; else None (leading slices)."""
+        if self.settings.init != "importance":
+            return None
+        if self._unit_scores is None:
+            batches = self._training_batches(self.settings.thetas[0].batch_size)[:SAMPLE_BATCHES]
+            self._unit_scores = ffn_importance(self.teacher_model, [block_inputs(b.to(self.device), masked=False) for b in batches])
+        return self._unit_scores
 
     def _teacher_logits(self, step: int, batch: MaskedBatch, batch_size: int) -> torch.Tensor:
         """The teacher's logits at the masked positions of training batch ``step``, as float16.
@@ -168,7 +179,7 @@ class ErrorSurrogate:
     def _needs_teacher_model(self) -> bool:
         """Whether a training still needs the teacher: it starts from its slices, or its loss needs logits that are not all cached."""
         cached = all(len(self._logit_cache.get(t.batch_size, ())) == self.settings.steps for t in self.settings.thetas)
-        return self.settings.init == "teacher" or self.settings.representation.active or (self.settings.loss.needs_teacher and not cached)
+        return uses_teacher(self.settings.init) or self.settings.representation.active or (self.settings.loss.needs_teacher and not cached)
 
     def prepare(self) -> ErrorSurrogate:
         """Compute ahead, for every θ's batch size, the n training batches and (within the cache budget) the teacher's logits.
@@ -181,6 +192,7 @@ class ErrorSurrogate:
                 self._teacher_logits(step, batch.to(self.device), batch_size)
                 if not self._logit_cache[batch_size]:
                     break  # over the budget: each training computes its own logits
+        self._units()
         return self
 
     def to(self, device: str) -> ErrorSurrogate:
@@ -228,8 +240,8 @@ class ErrorSurrogate:
         s = self.settings
         torch.manual_seed(s.seed)
         encoder = AutoModel.from_config(student_config(self.config, arch), **family(self.config).bare_kwargs())
-        if s.init == "teacher":
-            init_from_teacher(encoder, self.teacher_model.base_model)
+        if uses_teacher(s.init):
+            init_from_teacher(encoder, self.teacher_model.base_model, self._units())
         return Distiller(encoder, self.config, s.representation, self.pooling).to(self.device)
 
     def __call__(self, arch: Arch, theta: Theta) -> float:
@@ -250,8 +262,8 @@ class ErrorSurrogate:
                 return self._representation_loss(student, batch, step - 1, theta.batch_size)
         else:
             student = build_student(self.config, arch, seed=s.seed)
-            if s.init == "teacher":
-                init_from_teacher(student, self.teacher_model)
+            if uses_teacher(s.init):
+                init_from_teacher(student, self.teacher_model, self._units())
             student.to(self.device)
 
             def loss_fn(batch: MaskedBatch) -> torch.Tensor:
