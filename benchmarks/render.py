@@ -320,9 +320,32 @@ def render_padding(results: Path) -> str:
             f"commit {_commit(r)}, from `benchmarks/results/training/padding.json`.\n")
 
 
+def render_init_slices(results: Path) -> str:
+    """benchmarks/init_slices.py: the held-out loss along pretraining from leading and from importance slices of the teacher."""
+    path = results / "training" / "init-slices.json"
+    if not path.is_file():
+        return "No comparison of teacher slices is committed yet.\n"
+    r = json.loads(path.read_text())
+    steps = sorted({p["step"] for run in r["runs"] for p in run["points"]})
+    by = {(run["shape"], run["init"]): {p["step"]: p["heldout_loss"] for p in run["points"]} for run in r["runs"]}
+    lines = ["| shape | start | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|---|" + "---:|" * len(steps)]
+    for shape in dict.fromkeys(run["shape"] for run in r["runs"]):
+        for init in ("teacher", "importance"):
+            if (shape, init) not in by:
+                continue
+            base = by.get((shape, "teacher"), {}) if init == "importance" else {}
+            cells = [f"{by[shape, init][s]:.3f}" + (f" ({by[shape, init][s] / base[s]:.2f}×)" if s in base and s in by[shape, init] else "")
+                     if s in by[shape, init] else "" for s in steps]
+            lines.append(f"| ⟨{shape}⟩ | {'leading' if init == 'teacher' else 'importance'} | " + " | ".join(cells) + " |")
+    return ("\n".join(lines) + f"\n\nHeld-out loss (hidden-state MSE + sentence-embedding 1 − cos, {r['corpus'].rsplit('/', 1)[-1]} held-out sentences) "
+            f"of {r['recipe']}, from the teacher's leading slices (`--init teacher`) or its most important FFN units (`--init importance`; in "
+            f"brackets: over leading); step 0 is the start. {r['teacher']}, {r['threads']} thread, commit {_commit(r)}, from "
+            "`benchmarks/results/training/init-slices.json`.\n")
+
+
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
              "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes,
-             "padding": render_padding, "cost": render_cost, "agnostic": render_agnostic,
+             "padding": render_padding, "cost": render_cost, "agnostic": render_agnostic, "init_slices": render_init_slices,
              "scoreboard_mpnet": lambda results: render_scoreboard(results, "scoreboard-mpnet")}
 
 

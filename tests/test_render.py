@@ -151,3 +151,13 @@ def test_the_agnostic_block_gives_each_pick_its_embedding_share_and_speed_ups(tm
     assert ("| all-mpnet-base-v2 | x4 | ≥ 4× | ⟨3,12,768,3072⟩ | 55,000,000 (50%) | 90.0 | 85.5 | 95.0 [93.0, 97.0] | 4.4× | 6.0× | 4.6× |"
             in text)
     assert "No scoreboard result is committed yet." in text  # the MPNet board: its own folder, empty here
+
+
+def test_the_init_slices_block_gives_each_starts_loss_and_its_ratio_to_leading_slices(tmp_path):
+    def run(init: str, losses: list[float]) -> dict:
+        return {"shape": "2,12,384,768", "init": init, "steps": 300, "points": [{"step": s, "heldout_loss": x} for s, x in zip((0, 300), losses)]}
+    doc = {"benchmark": "init-slices", "runs": [run("teacher", [0.9, 0.4]), run("importance", [0.8, 0.3])], "teacher": "minilm-l6",
+           "corpus": "/data/corpus/wikitext-103", "recipe": "R", "threads": 1, "commit": "abcdef0123", "dirty": False}
+    text = _blocks(tmp_path, ["init_slices"], {"training/init-slices.json": doc})
+    assert "| ⟨2,12,384,768⟩ | leading | 0.900 | 0.400 |" in text
+    assert "| ⟨2,12,384,768⟩ | importance | 0.800 (0.89×) | 0.300 (0.75×) |" in text and "wikitext-103 held-out" in text
