@@ -10,7 +10,7 @@ students/<name> beside ``--runs`` (resumable; a finished one is read back); ``pi
 X× (its extraction's pick, pretrained by it; its sentence embeddings and speed-ups are written to
 results/agnostic/<name>.json, or agnostic-<board>/ for another teacher's board); a folder is taken as it is. Flags of
 `bort compress` after the shape or folder change that student's recipe as they change compress's (e.g. ``--pretrain-inputs
-pairs``, ``--transform pair-mix``, ``--augment-min-inputs 20000``, ``--task-attn-layers 2``); its results record them.
+pairs``, ``--init importance``, ``--transform pair-mix``, ``--augment-min-inputs 20000``, ``--task-attn-layers 2``); its results record them.
 
 Per (task, seed):
 - **teacher** (all-MiniLM-L6-v2 with a fresh `linear` head): one `bort finetune` per learning rate of ``--lrs``, up to
@@ -55,6 +55,7 @@ from common import GLUE, OUT, RESULTS, SHARED, provenance, write_result
 from bort.arch import Arch
 from bort.bench.recipe import BenchConfig, bench
 from bort.compress import CompressConfig, compress
+from bort.compress.recipe import pretrain_config
 from bort.compress.score import metric_name, score_task, scoring_files
 from bort.evaluate.recipe import EvaluateConfig, split_predictions
 from bort.export.onnx import ExportConfig, export_onnx
@@ -65,6 +66,7 @@ from bort.models.families import config_arch
 from bort.models.loading import read_config, resolve_model_path
 from bort.options import add_options, build, parse_args
 from bort.pretrain.recipe import pretrain
+from bort.shared import resolve_device
 from bort.tasks.kept import baseline, baseline_predictions, kept, task_score
 from bort.tasks.source import OwnData, open_task
 from bort.training.loop import OptimConfig
@@ -286,9 +288,8 @@ def pretrained(name: str, spec: str, args) -> str:
         return compress_pick(name, float(spec.removeprefix("pick:")), args)
     if "," not in spec:
         return spec
-    c = args.recipes[name]
-    cfg = c.pretrain.build(out=args.runs.parent / "students" / name, teacher=args.teacher, corpus=args.corpus, arch=Arch.parse(spec),
-                           init="teacher", loss=c.loss, representation=c.representation, steps=args.pretrain_steps, progress=False)
+    c = replace(args.recipes[name], corpus=args.corpus, pretrain_steps=args.pretrain_steps, progress=False)
+    cfg = pretrain_config(c, args.runs.parent / "students" / name, args.teacher, Arch.parse(spec), str(resolve_device(c.device)), {})
     report = pretrain(cfg)
     print(f"student {name} ⟨{spec}⟩: pretrained {report.steps} steps, held-out {report.heldout}", flush=True)
     return str(cfg.out)

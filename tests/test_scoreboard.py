@@ -78,3 +78,39 @@ def test_each_teachers_board_keeps_its_trials_apart():
     minilm = argparse.Namespace(results=Path("R") / "scoreboard")
     mpnet = argparse.Namespace(results=Path("R") / "scoreboard-mpnet")
     assert scoreboard.beside(minilm, "trials") == Path("R") / "trials" and scoreboard.beside(mpnet, "trials") == Path("R") / "trials-scoreboard-mpnet"
+
+
+def test_a_shape_student_is_pretrained_from_the_start_its_flags_give(tmp_path, bert_teacher_nohead, corpus_file):
+    from conftest import SEQ_LEN
+
+    flags = ["--init", "importance", "--seq-len", str(SEQ_LEN), "--pretrain-batch-size", "4", "--device", "cpu"]
+    args = argparse.Namespace(runs=tmp_path / "runs", teacher=str(bert_teacher_nohead), corpus=str(corpus_file), pretrain_steps=2,
+                              recipes={"imp": scoreboard.recipe(flags)})
+    folder = Path(scoreboard.pretrained("imp", "1,4,64,48", args))
+    assert folder == tmp_path / "students" / "imp"
+    report = json.loads((folder / "pretrain.json").read_text())
+    assert report["init"] == "importance" and report["steps"] == 2 and report["arch"] == {"D": 1, "A": 4, "H": 64, "I": 48}
+
+
+def test_a_teacher_scored_elsewhere_is_trained_again_at_its_rate_where_its_model_is_not_here(tmp_path, monkeypatch):
+    job = scoreboard.JOBS["mrpc"]
+    args = argparse.Namespace(results=tmp_path / "results", runs=tmp_path / "runs", teacher="T", teacher_epochs=10.0)
+    path = args.results / "mrpc" / "teacher-seed1.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"lr": 3e-5, "score": 0.8, "trials": {"3e-05": {"lr": 3e-5, "folder": "/elsewhere/lr3e-05"}}}))
+    calls = []
+
+    def trial(name, source, job_, seed, args_, lr, epochs, *, train=False, **form):
+        calls.append((name, seed, lr, epochs, train))
+        folder = scoreboard._run(args_, job_, seed, name, lr)
+        folder.mkdir(parents=True)
+        (folder / "eval.json").write_text("{}")
+        return {"lr": lr, "folder": str(folder), "retrained": {"selection_score_before": 0.7}}
+
+    monkeypatch.setattr(scoreboard, "_trial", trial)
+    assert not scoreboard._teacher_ready(job, 1, args)  # --follow waits
+    doc = scoreboard.teacher(job, 1, args)
+    assert calls == [("teacher", 1, 3e-5, 10.0, True)] and scoreboard._teacher_ready(job, 1, args)
+    assert doc["trials"]["3e-05"]["folder"] == str(tmp_path / "runs" / "seed1" / "mrpc" / "teacher" / "lr3e-05") and doc["score"] == 0.8
+    scoreboard.teacher(job, 1, args)  # now here: read back, not trained again
+    assert len(calls) == 1 and json.loads(path.read_text())["trials"]["3e-05"]["folder"] == "/elsewhere/lr3e-05"  # the result file unchanged

@@ -101,7 +101,7 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
 
     # 3. Pretraining of the chosen ξ from the teacher's slices.
     student = out / "pretrain"
-    pretrain_cfg = _pretrain_config(cfg, out, teacher, Arch.parse(chosen["arch"]), device, common)
+    pretrain_cfg = pretrain_config(cfg, student, teacher, Arch.parse(chosen["arch"]), device, common)
     ledger.run("pretrain", student, lambda: pretrain(pretrain_cfg).to_dict(), pretrain_cfg, what=f"⟨{chosen['arch']}⟩, {cfg.pretrain_steps} steps")
 
     # 4. Per task: the fine-tuned teacher, the task-distilled student and its int8 export.
@@ -160,11 +160,12 @@ def _extract_config(cfg: CompressConfig, out: Path, teacher: str, device: str, c
                              **{k: v for k, v in common.items() if k != "logging_steps"})  # its trials are sent, not their steps
 
 
-def _pretrain_config(cfg: CompressConfig, out: Path, teacher: str, arch: Arch, device: str, common: dict) -> PretrainConfig:
-    """The pretraining of ``arch`` from the teacher's slices with the run's objectives; sentences and cut views serve the
-    representation terms alone, so logit terms pretrain on packed blocks."""
+def pretrain_config(cfg: CompressConfig, out: Path, teacher: str, arch: Arch, device: str, common: dict) -> PretrainConfig:
+    """compress's pretraining of ``arch`` into ``out``: from the teacher's slices (``--init``) with the run's objectives; sentences
+    and cut views serve the representation terms alone, so logit terms pretrain on packed blocks. ``common``: the seed, progress
+    and tracking of the run (empty: the config's defaults)."""
     logit = cfg.loss.active
-    return cfg.pretrain.build(out=out / "pretrain", teacher=teacher, corpus=cfg.corpus, arch=arch, init=cfg.init, loss=cfg.loss,
+    return cfg.pretrain.build(out=out, teacher=teacher, corpus=cfg.corpus, arch=arch, init=cfg.init, loss=cfg.loss,
                               representation=cfg.representation, steps=cfg.pretrain_steps, seq_len=cfg.seq_len, device=device,
                               head=replace(cfg.pretrain.head, seed=cfg.seed), min_view_len=None if logit else cfg.pretrain.min_view_len,
                               inputs="blocks" if logit else cfg.pretrain.inputs, **common)
@@ -265,7 +266,7 @@ def check(cfg: CompressConfig, device: str) -> Path:
     limit = position_limit(config)
     # Each stage's options, checked as its config is built (the teacher's own shape stands for the extraction's choice).
     _extract_config(cfg, cfg.out, str(teacher), device, {})
-    _pretrain_config(cfg, cfg.out, str(teacher), config_arch(config), device, {})
+    pretrain_config(cfg, cfg.out / "pretrain", str(teacher), config_arch(config), device, {})
     cfg.bench.build(out=cfg.out / "bench", models=(str(teacher),))
     for flag, n in (("--seq-len", cfg.seq_len), ("--max-seq-len", cfg.finetune.max_seq_len), ("--bench-seq", cfg.bench.seq)):
         if n > limit:
