@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_finetune import _cfg, write_rte, write_stsb
+from glue_files import _cfg, write_rte, write_stsb
 
 import bort.agora.recipe as agora_mod
 from bort.agora.recipe import AgoraConfig, AgoraResult, _labels, _new_points, _point, agora

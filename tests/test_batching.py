@@ -9,8 +9,8 @@ import random
 
 import pytest
 import torch
+from glue_files import _cfg, write_rte
 from safetensors.torch import load_file
-from test_finetune import _cfg, write_rte
 
 from bort.data.batching import MEGABATCH
 from bort.data.sentences import SentenceStream

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import SEQ_LEN
-from test_finetune import write_copa, write_rte, write_stsb
+from glue_files import write_copa, write_rte, write_stsb
 from transformers import BertConfig
 
 from bort import options

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from conftest import SEQ_LEN
 from faults import SITECUSTOMIZE, STAGED, Point, Runner, checkpoint_step, json_lines, kill_and_resume, logged_steps, reference, stored_trials, temp_names
-from test_finetune import write_rte
+from glue_files import write_rte
 
 from bort.atomic import LOCK
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import SEQ_LEN
+from glue_files import _cfg, write_rte
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_finetune import _cfg, write_rte
 from test_objectives import MODULES, POOLING
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 

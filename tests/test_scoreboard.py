@@ -51,7 +51,7 @@ def test_a_pick_student_is_compress_own_task_agnostic_student_and_its_embedding_
     """``NAME=pick:X``: bort compress without a task at X× (extraction, pretraining, the STS-B embedding score, the speed-ups);
     its pretrained folder is the student, and its row is written once."""
     from conftest import SEQ_LEN
-    from test_finetune import write_stsb
+    from glue_files import write_stsb
 
     monkeypatch.setattr(scoreboard, "GLUE", tmp_path / "glue")
     write_stsb(tmp_path / "glue" / "STS-B")

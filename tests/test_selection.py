@@ -4,7 +4,7 @@ fine-tuning reads the dev split."""
 from __future__ import annotations
 
 import pytest
-from test_finetune import _cfg, write_rte
+from glue_files import _cfg, write_rte
 
 import bort.finetune.recipe as recipe_mod
 from bort.finetune.augment import Augment

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from glue_files import _cfg, write_copa, write_rte, write_stsb
 from safetensors.torch import load_file
-from test_finetune import _cfg, write_copa, write_rte, write_stsb
 
 import bort.finetune.augment as augment_mod
 import bort.training.run as run_mod

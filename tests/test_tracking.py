@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import SEQ_LEN
+from glue_files import _cfg, write_rte
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-from test_finetune import _cfg, write_rte
 
 import bort.training.run as run_mod
 from bort.cli import main
