@@ -21,42 +21,29 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from render_blocks import (
+    TASK_ORDER,
+    ci,
+    commit,
+    commits,
+    load,
+    mean_sd,
+    order,
+    pct,
+    rank,
+    render_init_slices,
+    render_int8_float,
+    render_padding,
+    render_shape_rank,
+    render_shapes,
+    render_st_onnx,
+    render_train_step,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = (ROOT / "docs" / "BENCHMARKS.md", ROOT / "README.md")
 BLOCK = re.compile(r"(<!-- render:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /render:(?P=name) -->)", re.S)
-TASK_ORDER = ("cola", "sst2", "mrpc", "stsb", "rte", "qnli", "pros_cons")
-
-
-def load(folder: Path) -> list[dict]:
-    """Every result file under ``folder``, in path order."""
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.rglob("*.json"))] if folder.is_dir() else []
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}"
-
-
-def _mean_sd(values: list[float], scale: float = 100.0) -> str:
-    """``mean ± sd (n)`` of the values ×``scale``; the sd only from two values on."""
-    if not values:
-        return "–"
-    mean = scale * statistics.mean(values)
-    return f"{mean:.1f} ± {scale * statistics.stdev(values):.1f} ({len(values)})" if len(values) > 1 else f"{mean:.1f} (1)"
-
-
-def _commit(r: dict) -> str:
-    """A result's commit, short, with ``+`` where the tree had uncommitted changes."""
-    return r["commit"][:7] + ("+" if r.get("dirty") else "")
-
-
-def _commits(docs) -> str:
-    """The results' commits (:func:`_commit`), each once, sorted."""
-    return ", ".join(sorted({_commit(d) for d in docs}))
-
-
-def _ci(ci: list[float] | None) -> str:
-    return "–" if not ci else f"[{_pct(ci[0])}, {_pct(ci[1])}]"
 
 
 def pooled_by_seed(runs: list[dict]) -> dict[tuple[str, int], dict]:
@@ -74,14 +61,6 @@ def pooled_by_seed(runs: list[dict]) -> dict[tuple[str, int], dict]:
     return out
 
 
-def _rank(job: str) -> tuple[int, str]:
-    return TASK_ORDER.index(job) if job in TASK_ORDER else len(TASK_ORDER), job
-
-
-def _order(jobs) -> list[str]:
-    return sorted(set(jobs), key=_rank)
-
-
 def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
     """The scoreboard's tables: kept above chance per task and student (mean ± sd over seeds), pooled, then every run; ``board``:
     the folder of results/ (one per teacher)."""
@@ -91,7 +70,7 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
     if not runs:
         return "No scoreboard result is committed yet.\n"
     names = sorted({r["model"] for r in students})
-    jobs = _order(r["job"] for r in runs)
+    jobs = order(r["job"] for r in runs)
     lines = ["Kept above chance, (S − B)/(T − B) ×100, S the student's int8 export: mean ± sd over seeds (how many); a task whose "
              "teacher does not beat its baseline in a seed is left out of that seed's figure. B and T are the dev scores ×100 (the "
              "mean of a task's metrics where it has two).", "",
@@ -102,9 +81,9 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
         cells = []
         for n in names:
             ss = [s for s in students if s["job"] == job and s["model"] == n]
-            cells += [_mean_sd([s["kept_over_baseline"] for s in ss if s["teacher_beats_baseline"] and s["kept_over_baseline"] is not None]),
-                      _mean_sd([s["kept"] for s in ss if s["kept"] is not None])]
-        lines.append(f"| {job} | {_mean_sd([t['baseline_score'] for t in ts])} | {_mean_sd([t['score'] for t in ts])} |" + "".join(f" {c} |" for c in cells))
+            cells += [mean_sd([s["kept_over_baseline"] for s in ss if s["teacher_beats_baseline"] and s["kept_over_baseline"] is not None]),
+                      mean_sd([s["kept"] for s in ss if s["kept"] is not None])]
+        lines.append(f"| {job} | {mean_sd([t['baseline_score'] for t in ts])} | {mean_sd([t['score'] for t in ts])} |" + "".join(f" {c} |" for c in cells))
     pools = pooled_by_seed(students)
     lines += ["", "Pooled: per seed, the mean over tasks of kept above chance (the raw S/T over the same tasks beside it); then over the "
               "seeds that have every task the student has anywhere (a seed still running is marked partial and left out).", "",
@@ -115,29 +94,29 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
         for seed in sorted(complete):
             p = pools[n, seed]
             lines.append(f"| {n} | {seed}{'' if complete[seed] else ' (partial)'} | {', '.join(p['tasks']) or '–'} | "
-                         f"{', '.join(p['left_out']) or '–'} | {_pct(p['kept_over_baseline'])} | {_pct(p['kept'])} |")
+                         f"{', '.join(p['left_out']) or '–'} | {pct(p['kept_over_baseline'])} | {pct(p['kept'])} |")
         whole = [pools[n, seed] for seed, ok in sorted(complete.items()) if ok and pools[n, seed]["kept_over_baseline"] is not None]
-        lines.append(f"| **{n}** | {len(whole)} complete | | | **{_mean_sd([p['kept_over_baseline'] for p in whole])}** | "
-                     f"{_mean_sd([p['kept'] for p in whole])} |")
+        lines.append(f"| **{n}** | {len(whole)} complete | | | **{mean_sd([p['kept_over_baseline'] for p in whole])}** | "
+                     f"{mean_sd([p['kept'] for p in whole])} |")
     lines += ["", "Every run (dev scores ×100; 95% paired bootstrap intervals, 1,000 draws; lr: the learning rate chosen on the selection slice):", "",
               "| task | model | seed | lr | B | T | S int8 | S fp32 | kept above chance | raw S/T | teacher above B |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for job in jobs:
         for t in sorted((t for t in teachers if t["job"] == job), key=lambda r: r["seed"]):
-            lines.append(f"| {job} | teacher ⟨{t['arch']}⟩ | {t['seed']} | {t['lr']:g} | {_pct(t['baseline_score'])} | {_pct(t['score'])} | | | | | "
-                         f"{'yes' if t['teacher_beats_baseline'] else 'no'} {_ci(t['teacher_minus_baseline_interval'])} |")
+            lines.append(f"| {job} | teacher ⟨{t['arch']}⟩ | {t['seed']} | {t['lr']:g} | {pct(t['baseline_score'])} | {pct(t['score'])} | | | | | "
+                         f"{'yes' if t['teacher_beats_baseline'] else 'no'} {ci(t['teacher_minus_baseline_interval'])} |")
         for s in sorted((s for s in students if s["job"] == job), key=lambda r: (r["model"], r["seed"])):
             if s.get("skipped"):  # the teacher does not beat its baseline: the student is not trained
-                lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | | {_pct(s['baseline_metric'])} | {_pct(s['teacher_metric'])} | "
+                lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | | {pct(s['baseline_metric'])} | {pct(s['teacher_metric'])} | "
                              f"| | {s['skipped']} | | no |")
                 continue
-            lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | {s['lr']:g} | {_pct(s['baseline_metric'])} | {_pct(s['teacher_metric'])} | "
-                         f"{_pct(s['student_metric'])} | {_pct(s['student_metric_fp32'])} | {_pct(s['kept_over_baseline'])} "
-                         f"{_ci(s['kept_over_baseline_interval'])} | {_pct(s['kept'])} {_ci(s['kept_interval'])} | "
+            lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | {s['lr']:g} | {pct(s['baseline_metric'])} | {pct(s['teacher_metric'])} | "
+                         f"{pct(s['student_metric'])} | {pct(s['student_metric_fp32'])} | {pct(s['kept_over_baseline'])} "
+                         f"{ci(s['kept_over_baseline_interval'])} | {pct(s['kept'])} {ci(s['kept_interval'])} | "
                          f"{'yes' if s['teacher_beats_baseline'] else 'no'} |")
     lines += render_levers(students)
     cpus = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['flags'])})" for r in runs})
-    lines += ["", f"From {len(runs)} result files in `benchmarks/results/{board}/`; commits {_commits(runs)} (+: with uncommitted "
+    lines += ["", f"From {len(runs)} result files in `benchmarks/results/{board}/`; commits {commits(runs)} (+: with uncommitted "
               f"changes); CPU {'; '.join(cpus)}."]
     return "\n".join(lines) + "\n"
 
@@ -160,10 +139,10 @@ def render_levers(students: list[dict]) -> list[str]:
     lines = ["", "Levers (issue 38): a student trained with `bort compress` flags against the student of the same shape without them, "
              "paired by task and seed (differences ×100, mean ± sd over the pairs (how many)).", "",
              "| lever | flags | base | task | Δ kept above chance | Δ S int8 |", "|---|---|---|---|---:|---:|"]
-    for (lever, b, job), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], _rank(kv[0][2]))):
+    for (lever, b, job), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], rank(kv[0][2]))):
         lines.append(f"| {lever} | `{' '.join(_flags(ps[0][0]))}` | {b} | {job} | "
-                     f"{_mean_sd([r['kept_over_baseline'] - x['kept_over_baseline'] for r, x in ps])} | "
-                     f"{_mean_sd([r['student_metric'] - x['student_metric'] for r, x in ps])} |")
+                     f"{mean_sd([r['kept_over_baseline'] - x['kept_over_baseline'] for r, x in ps])} | "
+                     f"{mean_sd([r['student_metric'] - x['student_metric'] for r, x in ps])} |")
     return lines
 
 
@@ -180,12 +159,12 @@ def render_agnostic(results: Path) -> str:
         teacher = Path(d["teacher"]).name
         share = 100 * d["params"] / d["teacher_params"]
         lines.append(f"| {teacher} | {d['model']} | ≥ {d['min_speedup']:g}× | ⟨{d['arch']}⟩ | {d['params']:,} ({share:.0f}%) | "
-                     f"{_pct(st['teacher_metric'])} | {_pct(st['student_metric'])} | {_pct(st['kept_over_baseline'])} "
-                     f"{_ci(st['kept_over_baseline_interval'])} | {st['speedup_same_runtime']:.1f}× | "
+                     f"{pct(st['teacher_metric'])} | {pct(st['student_metric'])} | {pct(st['kept_over_baseline'])} "
+                     f"{ci(st['kept_over_baseline_interval'])} | {st['speedup_same_runtime']:.1f}× | "
                      f"{st['speedup_real_lengths']['1']:.1f}× | {st['speedup_real_lengths']['32']:.1f}× |")
     return ("\n".join(lines) + f"\n\nSpearman ×100 of the cosine of mean-pooled embeddings, without fine-tuning; the baseline of a "
             f"correlation is 0, so kept is also S/T. Speed-ups over the teacher, both int8 ONNX, one thread. From "
-            f"`benchmarks/results/agnostic*/`; commits {_commits(docs)}.\n")
+            f"`benchmarks/results/agnostic*/`; commits {commits(docs)}.\n")
 
 
 def render_cost(results: Path) -> str:
@@ -197,7 +176,7 @@ def render_cost(results: Path) -> str:
         return "No trial is committed yet.\n"
     lines = ["| task | model | fine-tunings | inputs an epoch | minutes an epoch (median) | hours in all | load average |",
              "|---|---|---:|---:|---:|---:|---:|"]
-    for (job, model), ts in sorted(groups.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1] != "teacher", kv[0][1])):
+    for (job, model), ts in sorted(groups.items(), key=lambda kv: (rank(kv[0][0]), kv[0][1] != "teacher", kv[0][1])):
         inputs = [t["train_examples"] + t["augmented"] for t in ts]
         # the epochs a trial ran: its steps over the steps of one pass over its inputs at the scoreboard's batch of 32
         per_epoch = [t["train_s"] / 60 / (t["steps_run"] / -(-n // 32)) for t, n in zip(ts, inputs)]
@@ -234,118 +213,20 @@ def render_main_job(results: Path) -> str:
     s, m = r["student"], r["machine"]
     real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in (s.get("speedup_real_lengths") or {}).items()) or "not timed"
     return (f"{r['written'][:10]}, {m['cpu']} ({', '.join(m['flags'])}), {m['cores']} cores (load average {r['load_avg'][0]:.1f} over "
-            f"its last minute), commit {_commit(r)}: **{r['wall_s'] / 60:.1f} minutes**, "
+            f"its last minute), commit {commit(r)}: **{r['wall_s'] / 60:.1f} minutes**, "
             f"student ⟨{r['arch']}⟩ ({r['params']:,} parameters, "
             f"{100 * r['params'] / r['teacher_params']:.1f}% of the teacher's). Its int8 export's sentence embeddings keep "
-            f"**{_pct(s['kept_over_baseline'])}%** of the teacher's STS-B dev Spearman (95% interval {_ci(s['kept_over_baseline_interval'])}; "
+            f"**{pct(s['kept_over_baseline'])}%** of the teacher's STS-B dev Spearman (95% interval {ci(s['kept_over_baseline_interval'])}; "
             f"{s['student_metric']:.3f} against {s['teacher_metric']:.3f}; fp32 {s['student_metric_fp32']:.3f}; the baseline of a "
             f"correlation is 0, so this is also the raw S/T). Speed-up over the teacher, both int8 ONNX: "
             f"**{s['speedup_same_runtime']:.1f}×** at batch 1 × {r['bench_seq']} tokens, {real} on the STS-B dev sentences as they "
             f"come; {s['speedup_vs_eager']:.1f}× against the teacher on HF eager fp32.\n")
 
 
-def render_int8_float(results: Path) -> str:
-    """all-mpnet-base-v2 in int8 with every product quantised and with its family's float exceptions, against fp32."""
-    path = results / "int8" / "mpnet-float-exceptions.json"
-    if not path.is_file():
-        return "No int8 result is committed yet.\n"
-    r = json.loads(path.read_text(encoding="utf-8"))
-    lines = ["| graph | hidden states ‖Δ‖/‖x‖ | embeddings ‖Δ‖/‖x‖ | least embedding cosine | STS-B Spearman |", "|---|---:|---:|---:|---:|"]
-    for name, v in r["results"].items():
-        cells = [f"{v[k]:.3f}" if k in v else "–" for k in ("hidden_rms_relative_error", "embedding_rms_relative_error", "least_embedding_cosine")]
-        lines.append(f"| {name} | {' | '.join(cells)} | {v['stsb_spearman']:.4f} |")
-    m = r["machine"]
-    return "\n".join(lines) + (f"\n\n{r['data']}; commit {_commit(r)}, {m['cpu']} ({', '.join(m['flags'])}); "
-                               "from `benchmarks/results/int8/mpnet-float-exceptions.json`.\n")
-
-
-def render_st_onnx(results: Path) -> str:
-    """sentence-transformers' ONNX backend on an int8 export, in the stack the card names, against the graph and bort."""
-    path = results / "stack" / "st-onnx.json"
-    if not path.is_file():
-        return "No stack check is committed yet.\n"
-    r = json.loads(path.read_text(encoding="utf-8"))
-    v, graph, ours = r["stack_versions"], r["st_onnx_vs_the_graph_run_directly"], r["st_onnx_vs_bort_predict"]
-    m = r["machine"]
-    return (f"Checked with sentence-transformers {v['sentence-transformers']}, transformers {v['transformers']}, optimum-onnx "
-            f"{v['optimum-onnx']}, ONNX Runtime {v['onnxruntime']} on {r['teacher']}'s int8 export ({r['data']}): the embeddings equal "
-            f"the graph's own to {graph['max_abs_difference']:.0e}; `bort predict --embed` agrees to a least cosine of "
-            f"{ours['one text a call']['least_cosine']:.3f} (bort's runtime leaves ONNX Runtime's SkipLayerNorm fusion off for "
-            f"speed, and int8 moves with it), and the default backend's fp32 weights to "
-            f"{r['st_default_backend_vs_int8_graph']['least_cosine']:.3f}. Commit {_commit(r)}, "
-            f"{m['cpu']}; from `benchmarks/results/stack/st-onnx.json` (`benchmarks/st_onnx_stack.py`).\n")
-
-
-def render_train_step(results: Path) -> str:
-    """benchmarks/train_step.py: a task-distillation step before and after the CPU training changes, side by side."""
-    path = results / "training" / "train-step.json"
-    if not path.is_file():
-        return "No training-step result is committed yet.\n"
-    r = json.loads(path.read_text())
-    return (f"{r['written'][:10]}, {r['machine']['cpu']} ({', '.join(r['machine']['flags'])}), {r['threads']} thread, load average "
-            f"{r['load_avg'][0]:.1f}, commit {r['commit'][:7]}: a step of the ⟨{r['student']}⟩ student on {r['task']} (batch {r['batch_size']}, "
-            f"{r['autocast']}) runs **{r['speedup']:.2f}×** faster after ({r['after']}) than before ({r['before']}): median of "
-            f"{r['rounds']} alternating rounds of {r['steps']} steps, {r['median_before_s']:.2f} s → {r['median_after_s']:.2f} s on this "
-            "loaded machine (the ratio, not the times, is the figure).\n")
-
-
-def render_shapes(results: Path) -> str:
-    """benchmarks/shape_speed.py: random-weight candidate shapes on int8, timed beside the teacher's shape on a task's dev texts."""
-    docs = sorted(load(results / "shapes"), key=lambda d: _rank(d["job"]))
-    if not docs:
-        return "No shape timing is committed yet.\n"
-    lines = ["| task | shape | parameters | speed-up, real inputs, batch 1 | batch 32 | 128 tokens, batch 1 | load |", "|---|---|---:|---:|---:|---:|---:|"]
-    for d in docs:
-        for r in d["shapes"][1:]:  # the first is the teacher's own shape, the reference (1.00×)
-            lines.append(f"| {d['job']} | ⟨{r['arch']}⟩ | {r['params']:,} | {r['real']['1']['speedup']:.2f}× | {r['real']['32']['speedup']:.2f}× | "
-                         f"{r['fixed_128']['speedup']:.2f}× | {d['load_avg'][0]:.1f} |")
-    first = docs[0]
-    return ("\n".join(lines) + f"\n\nSpeed-ups over the teacher's shape ⟨{first['teacher_arch']}⟩ in the same run ({first['runtime']}, "
-            f"{first['threads']} thread, {first['rounds']} interleaved rounds, the first {first['texts']} dev texts); commits "
-            f"{_commits(docs)}, {first['machine']['cpu']}; from "
-            "`benchmarks/results/shapes/`.\n")
-
-
-def render_padding(results: Path) -> str:
-    """benchmarks/padding.py: the tokens an epoch computes, random batches and batches grouped by length, against the real ones."""
-    path = results / "training" / "padding.json"
-    if not path.is_file():
-        return "No padding count is committed yet.\n"
-    r = json.loads(path.read_text())
-    rows = sorted(r["tasks"], key=lambda t: _rank(t["job"]))
-    lines = ["| task | examples | mean tokens | random batches | grouped by length |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {t['job']} | {t['examples']:,} | {t['mean_tokens']:.1f} | {t['random_over_real']:.2f}× | {t['grouped_over_real']:.2f}× |" for t in rows]
-    return ("\n".join(lines) + f"\n\nTokens an epoch computes (padded batches of {r['batch_size']}) over the real ones, the training sets as the "
-            f"scoreboard trains on them ({r['max_train']:,} at most, seed {r['seed']}, {r['tokenizer']}'s tokenizer, {r['max_seq_len']} tokens at most); "
-            f"commit {_commit(r)}, from `benchmarks/results/training/padding.json`.\n")
-
-
-def render_init_slices(results: Path) -> str:
-    """benchmarks/init_slices.py: the held-out loss along pretraining from leading and from importance slices of the teacher."""
-    path = results / "training" / "init-slices.json"
-    if not path.is_file():
-        return "No comparison of teacher slices is committed yet.\n"
-    r = json.loads(path.read_text())
-    steps = sorted({p["step"] for run in r["runs"] for p in run["points"]})
-    by = {(run["shape"], run["init"]): {p["step"]: p["heldout_loss"] for p in run["points"]} for run in r["runs"]}
-    lines = ["| shape | start | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|---|" + "---:|" * len(steps)]
-    for shape in dict.fromkeys(run["shape"] for run in r["runs"]):
-        for init in ("teacher", "importance"):
-            if (shape, init) not in by:
-                continue
-            base = by.get((shape, "teacher"), {}) if init == "importance" else {}
-            cells = [f"{by[shape, init][s]:.3f}" + (f" ({by[shape, init][s] / base[s]:.2f}×)" if s in base and s in by[shape, init] else "")
-                     if s in by[shape, init] else "" for s in steps]
-            lines.append(f"| ⟨{shape}⟩ | {'leading' if init == 'teacher' else 'importance'} | " + " | ".join(cells) + " |")
-    return ("\n".join(lines) + f"\n\nHeld-out loss (hidden-state MSE + sentence-embedding 1 − cos, {r['corpus'].rsplit('/', 1)[-1]} held-out sentences) "
-            f"of {r['recipe']}, from the teacher's leading slices (`--init teacher`) or its most important FFN units (`--init importance`; in "
-            f"brackets: over leading); step 0 is the start. {r['teacher']}, {r['threads']} thread, commit {_commit(r)}, from "
-            "`benchmarks/results/training/init-slices.json`.\n")
-
-
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
              "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes,
              "padding": render_padding, "cost": render_cost, "agnostic": render_agnostic, "init_slices": render_init_slices,
+             "shape_rank": render_shape_rank,
              "scoreboard_mpnet": lambda results: render_scoreboard(results, "scoreboard-mpnet")}
 
 

@@ -161,3 +161,14 @@ def test_the_init_slices_block_gives_each_starts_loss_and_its_ratio_to_leading_s
     text = _blocks(tmp_path, ["init_slices"], {"training/init-slices.json": doc})
     assert "| ⟨2,12,384,768⟩ | leading | 0.900 | 0.400 |" in text
     assert "| ⟨2,12,384,768⟩ | importance | 0.800 (0.89×) | 0.300 (0.75×) |" in text and "wikitext-103 held-out" in text
+
+
+def test_the_shape_rank_block_gives_each_shapes_errors_and_each_rankings_rho(tmp_path):
+    def model(name: str, arch: str, params: int, e: float, pooled: float) -> dict:
+        return {"model": name, "arch": arch, "params": params, "kept_over_baseline": {"mrpc": pooled}, "pooled": pooled, "errors": {"teacher:20": e}}
+    doc = {"benchmark": "shape-rank", "teacher": "minilm-l6", "tasks": ["mrpc"], "errors": {"teacher:20": {}},
+           "models": [model("fast", "2,12,384,768", 14_286_336, 0.25, 0.343), model("deep4", "4,6,288,192", 10_719_552, 0.3, 0.5)],
+           "rho": {"ê teacher:20": {"mrpc": None, "pooled": None}, "p̂ alone": {"mrpc": 0.5, "pooled": -0.5}}, "commit": "abcdef0123", "dirty": True}
+    text = _blocks(tmp_path, ["shape_rank"], {"shapes/rank.json": doc})
+    assert text.index("| deep4 | ⟨4,6,288,192⟩ | 10,719,552 | 0.3000 | 50.0 |") < text.index("| fast | ⟨2,12,384,768⟩ | 14,286,336 | 0.2500 | 34.3 |")
+    assert "| ê teacher:20 | – | – |" in text and "| p̂ alone | 0.500 | -0.500 |" in text and "commit abcdef0+" in text

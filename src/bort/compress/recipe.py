@@ -89,7 +89,7 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     # 2. Extraction: ê from the pretraining objectives (the logit terms if any, else the representation terms), candidates ≥ X× faster
     # with the margin, by î of the model that ships (its head); for the lowest-ê pick, every maximal eligible shape is trained too;
     # the pick is timed side by side with the teacher (docs/design.md).
-    extract_cfg = _extract_config(cfg, out, teacher, device, common)
+    extract_cfg = extract_config(cfg, out / "extract", teacher, device, common)
 
     def extract_stage() -> dict:
         result = extract(extract_cfg)
@@ -148,12 +148,12 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     return write_report(ledger.ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student, quality=quality)
 
 
-def _extract_config(cfg: CompressConfig, out: Path, teacher: str, device: str, common: dict) -> ExtractConfig:
-    """The extraction: ê from the pretraining objectives (the logit terms if any, else the representation terms), candidates
-    (1 + ``--speedup-margin``) × ``--min-speedup`` faster by î of the model that ships (its head); for the lowest-ê pick every
-    maximal eligible shape is trained too."""
+def extract_config(cfg: CompressConfig, out: Path, teacher: str, device: str, common: dict) -> ExtractConfig:
+    """compress's extraction into ``out``: ê from the pretraining objectives (the logit terms if any, else the representation
+    terms), candidates (1 + ``--speedup-margin``) × ``--min-speedup`` faster by î of the model that ships (its head); for the
+    lowest-ê pick every maximal eligible shape is trained too."""
     logit = cfg.loss.active
-    return cfg.extract.build(out=out / "extract", teacher=teacher, corpus=cfg.corpus, seq_len=cfg.seq_len, steps=cfg.extract_steps,
+    return cfg.extract.build(out=out, teacher=teacher, corpus=cfg.corpus, seq_len=cfg.seq_len, steps=cfg.extract_steps,
                              latency=replace(cfg.extract.latency, head=cfg.ship_head()), min_speedup=cfg.min_speedup * (1 + cfg.speedup_margin),
                              init=cfg.init, maximal=cfg.pick == "quality", device=device,
                              loss=cfg.loss if logit else LogitLoss(0.0, 0.0), representation=RepresentationLoss() if logit else cfg.representation,
@@ -265,7 +265,7 @@ def check(cfg: CompressConfig, device: str) -> Path:
     config = read_config(teacher)
     limit = position_limit(config)
     # Each stage's options, checked as its config is built (the teacher's own shape stands for the extraction's choice).
-    _extract_config(cfg, cfg.out, str(teacher), device, {})
+    extract_config(cfg, cfg.out / "extract", str(teacher), device, {})
     pretrain_config(cfg, cfg.out / "pretrain", str(teacher), config_arch(config), device, {})
     cfg.bench.build(out=cfg.out / "bench", models=(str(teacher),))
     for flag, n in (("--seq-len", cfg.seq_len), ("--max-seq-len", cfg.finetune.max_seq_len), ("--bench-seq", cfg.bench.seq)):
