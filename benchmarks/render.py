@@ -14,7 +14,6 @@ then every run with its intervals), ``speed`` (benchmarks/scoreboard.py's speed 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
@@ -28,6 +27,7 @@ from render_blocks import (
     commits,
     load,
     mean_sd,
+    one,
     order,
     pct,
     rank,
@@ -206,10 +206,9 @@ def render_speed(results: Path) -> str:
 
 def render_main_job(results: Path) -> str:
     """README's main job (``make compress``): its wall time, the student it handed over, its embeddings' share kept and its speed."""
-    path = results / "readme" / "main_job.json"
-    if not path.is_file():
+    r = one(results, "readme/main_job.json")
+    if r is None:
         return "No main-job result is committed yet.\n"
-    r = json.loads(path.read_text(encoding="utf-8"))
     s, m = r["student"], r["machine"]
     real = ", ".join(f"{v:.1f}× at batch {b}" for b, v in (s.get("speedup_real_lengths") or {}).items()) or "not timed"
     return (f"{r['written'][:10]}, {m['cpu']} ({', '.join(m['flags'])}), {m['cores']} cores (load average {r['load_avg'][0]:.1f} over "

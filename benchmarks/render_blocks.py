@@ -10,6 +10,12 @@ from pathlib import Path
 TASK_ORDER = ("cola", "sst2", "mrpc", "stsb", "rte", "qnli", "pros_cons")
 
 
+def one(results: Path, rel: str) -> dict | None:
+    """The result file ``rel`` under ``results``, or None where none is committed."""
+    path = results / rel
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def load(folder: Path) -> list[dict]:
     """Every result file under ``folder``, in path order."""
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.rglob("*.json"))] if folder.is_dir() else []
@@ -51,10 +57,9 @@ def order(jobs) -> list[str]:
 
 def render_int8_float(results: Path) -> str:
     """all-mpnet-base-v2 in int8 with every product quantised and with its family's float exceptions, against fp32."""
-    path = results / "int8" / "mpnet-float-exceptions.json"
-    if not path.is_file():
+    r = one(results, "int8/mpnet-float-exceptions.json")
+    if r is None:
         return "No int8 result is committed yet.\n"
-    r = json.loads(path.read_text(encoding="utf-8"))
     lines = ["| graph | hidden states ‖Δ‖/‖x‖ | embeddings ‖Δ‖/‖x‖ | least embedding cosine | STS-B Spearman |", "|---|---:|---:|---:|---:|"]
     for name, v in r["results"].items():
         cells = [f"{v[k]:.3f}" if k in v else "–" for k in ("hidden_rms_relative_error", "embedding_rms_relative_error", "least_embedding_cosine")]
@@ -66,10 +71,9 @@ def render_int8_float(results: Path) -> str:
 
 def render_st_onnx(results: Path) -> str:
     """sentence-transformers' ONNX backend on an int8 export, in the stack the card names, against the graph and bort."""
-    path = results / "stack" / "st-onnx.json"
-    if not path.is_file():
+    r = one(results, "stack/st-onnx.json")
+    if r is None:
         return "No stack check is committed yet.\n"
-    r = json.loads(path.read_text(encoding="utf-8"))
     v, graph, ours = r["stack_versions"], r["st_onnx_vs_the_graph_run_directly"], r["st_onnx_vs_bort_predict"]
     m = r["machine"]
     return (f"Checked with sentence-transformers {v['sentence-transformers']}, transformers {v['transformers']}, optimum-onnx "
@@ -83,10 +87,9 @@ def render_st_onnx(results: Path) -> str:
 
 def render_train_step(results: Path) -> str:
     """benchmarks/train_step.py: a task-distillation step before and after the CPU training changes, side by side."""
-    path = results / "training" / "train-step.json"
-    if not path.is_file():
+    r = one(results, "training/train-step.json")
+    if r is None:
         return "No training-step result is committed yet.\n"
-    r = json.loads(path.read_text())
     return (f"{r['written'][:10]}, {r['machine']['cpu']} ({', '.join(r['machine']['flags'])}), {r['threads']} thread, load average "
             f"{r['load_avg'][0]:.1f}, commit {r['commit'][:7]}: a step of the ⟨{r['student']}⟩ student on {r['task']} (batch {r['batch_size']}, "
             f"{r['autocast']}) runs **{r['speedup']:.2f}×** faster after ({r['after']}) than before ({r['before']}): median of "
@@ -113,10 +116,9 @@ def render_shapes(results: Path) -> str:
 
 def render_padding(results: Path) -> str:
     """benchmarks/padding.py: the tokens an epoch computes, random batches and batches grouped by length, against the real ones."""
-    path = results / "training" / "padding.json"
-    if not path.is_file():
+    r = one(results, "training/padding.json")
+    if r is None:
         return "No padding count is committed yet.\n"
-    r = json.loads(path.read_text())
     rows = sorted(r["tasks"], key=lambda t: rank(t["job"]))
     lines = ["| task | examples | mean tokens | random batches | grouped by length |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {t['job']} | {t['examples']:,} | {t['mean_tokens']:.1f} | {t['random_over_real']:.2f}× | {t['grouped_over_real']:.2f}× |" for t in rows]
@@ -127,10 +129,9 @@ def render_padding(results: Path) -> str:
 
 def render_init_slices(results: Path) -> str:
     """benchmarks/init_slices.py: the held-out loss along pretraining from leading and from importance slices of the teacher."""
-    path = results / "training" / "init-slices.json"
-    if not path.is_file():
+    r = one(results, "training/init-slices.json")
+    if r is None:
         return "No comparison of teacher slices is committed yet.\n"
-    r = json.loads(path.read_text())
     steps = sorted({p["step"] for run in r["runs"] for p in run["points"]})
     by = {(run["shape"], run["init"]): {p["step"]: p["heldout_loss"] for p in run["points"]} for run in r["runs"]}
     lines = ["| shape | start | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|---|" + "---:|" * len(steps)]
@@ -150,10 +151,9 @@ def render_init_slices(results: Path) -> str:
 
 def render_shape_rank(results: Path) -> str:
     """benchmarks/shape_rank.py: ê of each shape beside the skill its student keeps, and Spearman's ρ of each ranking."""
-    path = results / "shapes" / "rank.json"
-    if not path.is_file():
+    r = one(results, "shapes/rank.json")
+    if r is None:
         return "No ranking of shapes is committed yet.\n"
-    r = json.loads(path.read_text())
     variants = list(r["errors"])
     lines = ["| model | shape | parameters | " + " | ".join(f"ê {v}" for v in variants) + " | kept above chance, pooled |",
              "|---|---|---:|" + "---:|" * (len(variants) + 1)]
