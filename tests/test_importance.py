@@ -8,6 +8,7 @@ the teacher than leading slices do; and the option end to end through `bort pret
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -145,3 +146,14 @@ def test_error_surrogate_with_importance_slices(bert_teacher, corpus_file):
     assert make["importance"](Arch(2, 4, 64, 128), theta) == pytest.approx(0.0, abs=1e-5)
     small = {init: s(Arch(2, 4, 64, 32), theta) for init, s in make.items()}
     assert small["importance"] != pytest.approx(small["teacher"], rel=1e-3) and min(small.values()) > 0
+
+
+def test_compress_hands_its_init_to_the_extraction_and_the_pretraining(tmp_path, bert_teacher):
+    from bort.compress import CompressConfig
+    from bort.compress.recipe import extract_config, pretrain_config
+
+    cfg = CompressConfig(out=tmp_path / "c", teacher=str(bert_teacher), init="importance", seq_len=32)
+    assert extract_config(cfg, tmp_path / "e", str(bert_teacher), "cpu", {}).error_settings().init == "importance"
+    assert pretrain_config(cfg, tmp_path / "p", str(bert_teacher), Arch(1, 4, 64, 48), "cpu", {}).init == "importance"
+    with pytest.raises(BortError, match="--init must be one of"):  # compress checks each stage's config before it runs
+        extract_config(replace(cfg, init="leading"), tmp_path / "e", str(bert_teacher), "cpu", {})
