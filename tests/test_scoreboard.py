@@ -112,5 +112,9 @@ def test_a_teacher_scored_elsewhere_is_trained_again_at_its_rate_where_its_model
     doc = scoreboard.teacher(job, 1, args)
     assert calls == [("teacher", 1, 3e-5, 10.0, True)] and scoreboard._teacher_ready(job, 1, args)
     assert doc["trials"]["3e-05"]["folder"] == str(tmp_path / "runs" / "seed1" / "mrpc" / "teacher" / "lr3e-05") and doc["score"] == 0.8
+    folder = Path(doc["trials"]["3e-05"]["folder"])
+    assert scoreboard._retrained(folder) is None  # the student's record: not known to be trained again until the run says so
+    (folder / scoreboard.RETRAINED).write_text(json.dumps({"selection_score_before": 0.7, "selection_score": 0.71}))
+    assert scoreboard._retrained(folder) == {"selection_score_before": 0.7, "selection_score": 0.71}
     scoreboard.teacher(job, 1, args)  # now here: read back, not trained again
     assert len(calls) == 1 and json.loads(path.read_text())["trials"]["3e-05"]["folder"] == "/elsewhere/lr3e-05"  # the result file unchanged
