@@ -22,6 +22,7 @@ from common import OUT, RESULTS, SHARED, provenance, write_result
 
 from bort.arch import Arch
 from bort.compress import CompressConfig
+from bort.compress.recipe import pretrain_config
 from bort.pretrain.recipe import pretrain
 
 PATH = RESULTS / "training" / "init-slices.json"
@@ -30,12 +31,10 @@ TERMS = ("heldout_loss", "hidden_mse", "embed_distance")
 
 def run(shape: str, init: str, steps: int, eval_every: int, args, *, start: bool = False) -> list[dict]:
     """One pretraining of ``shape`` from ``init``; its held-out terms at each evaluation (``start``: the step-0 student)."""
-    c = CompressConfig(out=OUT / "unused")
-    cfg = c.pretrain.build(out=OUT / "init_slices" / f"{shape}-{init}-{steps}steps{'-start' if start else ''}", teacher=args.teacher, corpus=args.corpus,
-                           arch=Arch.parse(shape), init=init, loss=c.loss, representation=c.representation, steps=steps,
-                           eval_every=eval_every, save_every=eval_every, progress=False)
-    if start:
-        cfg = replace(cfg, optim=replace(cfg.optim, lr=1e-30))
+    c = replace(CompressConfig(out=OUT / "unused"), corpus=args.corpus, init=init, pretrain_steps=steps, progress=False)
+    cfg = pretrain_config(c, OUT / "init_slices" / f"{shape}-{init}-{steps}steps{'-start' if start else ''}", args.teacher, Arch.parse(shape),
+                          "cpu", {})
+    cfg = replace(cfg, eval_every=eval_every, save_every=eval_every, optim=replace(cfg.optim, lr=1e-30) if start else cfg.optim)
     report = pretrain(cfg)
     points = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines()]
     points = [{"step": 0 if start else p["step"], **{k: p[k] for k in TERMS if k in p}} for p in points if "heldout_loss" in p]

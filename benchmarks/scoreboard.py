@@ -129,7 +129,7 @@ def _teacher_ready(job: Job, seed: int, args) -> bool:
 def _trial(name: str, source: str, job: Job, seed: int, args, lr: float, epochs: float, *, train: bool = False, **form) -> dict:
     """One fine-tuning of a grid. Its record is committed as it lands (benchmarks/results/trials/), so that a later session,
     perhaps on another machine, reads it back instead of training again; ``train`` re-trains one whose model is not here
-    (the chosen one: the seeded run gives the same model)."""
+    (the chosen one: the seeded run again, which CPU rounding may move a little; retrained.json records by how much)."""
     path = beside(args, "trials") / job.name / f"{name}-seed{seed}-lr{lr:g}.json"
     out = _run(args, job, seed, name, lr)
     if path.is_file() and not train and not (out / "eval.json").is_file():

@@ -30,13 +30,13 @@ SAMPLE_BATCHES = 8  # training batches whose tokens score the FFN units (--init 
 Index = slice | torch.Tensor  # of one dimension of a teacher tensor: a leading slice, or the units kept, in the teacher's order
 
 
-def _ffn_sizes(config) -> tuple[int, int]:
-    """The teacher's intermediate and hidden sizes; units are told apart by size, so they must differ."""
+def _ffn_width(config) -> int:
+    """The teacher's intermediate size; its units are told apart by size, so it must differ from the hidden size."""
     arch = family(config).arch(config)
     if arch.I == arch.H:
         raise BortError(f"--init importance tells the FFN's units by their size, and this teacher's intermediate size equals its hidden size "
                         f"({arch.I}); use --init teacher")
-    return arch.I, arch.H
+    return arch.I
 
 
 def _down_projection(layer: torch.nn.Module, width: int) -> torch.nn.Linear:
@@ -51,7 +51,7 @@ def _down_projection(layer: torch.nn.Module, width: int) -> torch.nn.Linear:
 def ffn_importance(teacher: PreTrainedModel, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """Per teacher layer, the score of each FFN unit, E|a_j|·‖W_out[:, j]‖ over the real tokens of ``batches`` of
     ``(input_ids, attention_mask)`` (the activations the down-projection reads, in eval mode)."""
-    fam, width = family(teacher.config), _ffn_sizes(teacher.config)[0]
+    fam, width = family(teacher.config), _ffn_width(teacher.config)
     downs = [_down_projection(fam.layer(teacher, i), width) for i in range(teacher.config.num_hidden_layers)]
     sums = [torch.zeros(width, dtype=torch.float64) for _ in downs]
     state = {"mask": None, "tokens": 0}
@@ -68,9 +68,9 @@ def ffn_importance(teacher: PreTrainedModel, batches: Iterable[tuple[torch.Tenso
     try:
         device = next(teacher.parameters()).device
         for ids, mask in batches:
-            state["mask"] = mask.to(device).float()
-            state["tokens"] += int(mask.sum())
-            teacher.base_model(**fam.inputs({"input_ids": ids.to(device), "attention_mask": mask.to(device)}))
+            mask = mask.to(device)
+            state["mask"], state["tokens"] = mask.float(), state["tokens"] + int(mask.sum())
+            teacher.base_model(**fam.inputs({"input_ids": ids.to(device), "attention_mask": mask}))
     finally:
         for h in handles:
             h.remove()
@@ -93,7 +93,7 @@ def teacher_weight_map(student: PreTrainedModel, teacher: PreTrainedModel,
     s_layers, t_layers = student.config.num_hidden_layers, teacher.config.num_hidden_layers
     if s_layers > t_layers:
         raise BortError(f"--init teacher needs a student no deeper than the teacher ({s_layers} > {t_layers} layers); use --init random")
-    width = _ffn_sizes(teacher.config)[0] if units is not None else None
+    width = _ffn_width(teacher.config) if units is not None else None
     t_state = teacher.state_dict()
     mapping = {}
     for name, tensor in student.state_dict().items():
