@@ -125,21 +125,35 @@ def _flags(r: dict) -> list[str]:
     return (r.get("recipe") or {}).get("flags") or []
 
 
+def _options(r: dict) -> frozenset[tuple[str, ...]]:
+    """A student's flags as a set of options, each ``--name`` with the words that follow it."""
+    groups: list[list[str]] = []
+    for word in _flags(r):
+        if word.startswith("--") or not groups:
+            groups.append([word])
+        else:
+            groups[-1].append(word)
+    return frozenset(tuple(g) for g in groups)
+
+
 def render_levers(students: list[dict]) -> list[str]:
-    """Issue 38's levers: each student run with `bort compress` flags beside the run of the same shape without flags (its base),
-    paired by (task, seed): the difference in kept above chance and in the int8 score, mean ± sd over the pairs."""
-    base = {(r["arch"], r["job"], r["seed"]): r for r in students if not _flags(r) and r.get("kept_over_baseline") is not None}
+    """Issue 38's levers: each student run with `bort compress` flags beside every run of the same shape whose flags are a
+    proper subset of its own (its bases: the flagless student, and e.g. ``grouped`` for ``--group-by-length --init
+    importance``, so a lever added on top of another is read on its own), paired by (task, seed): the difference in kept
+    above chance and in the int8 score, mean ± sd over the pairs."""
+    scored = [r for r in students if r.get("kept_over_baseline") is not None]
     pairs: dict[tuple[str, str, str], list[tuple[dict, dict]]] = defaultdict(list)
-    for r in students:
-        b = base.get((r["arch"], r["job"], r["seed"]))
-        if _flags(r) and b is not None and r.get("kept_over_baseline") is not None:
-            pairs[r["model"], b["model"], r["job"]].append((r, b))
+    for r in scored:
+        for b in scored:
+            if (b["arch"], b["job"], b["seed"]) == (r["arch"], r["job"], r["seed"]) and _options(b) < _options(r):
+                pairs[r["model"], b["model"], r["job"]].append((r, b))
     if not pairs:
         return []
-    lines = ["", "Levers (issue 38): a student trained with `bort compress` flags against the student of the same shape without them, "
-             "paired by task and seed (differences ×100, mean ± sd over the pairs (how many)).", "",
+    lines = ["", "Levers (issue 38): a student trained with `bort compress` flags against each student of the same shape whose "
+             "flags are a proper subset of its own (none: the flagless one), paired by task and seed (differences ×100, mean ± sd "
+             "over the pairs (how many)).", "",
              "| lever | flags | base | task | Δ kept above chance | Δ S int8 |", "|---|---|---|---|---:|---:|"]
-    for (lever, b, job), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], rank(kv[0][2]))):
+    for (lever, b, job), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], rank(kv[0][2]), len(_options(kv[1][0][1])))):
         lines.append(f"| {lever} | `{' '.join(_flags(ps[0][0]))}` | {b} | {job} | "
                      f"{mean_sd([r['kept_over_baseline'] - x['kept_over_baseline'] for r, x in ps])} | "
                      f"{mean_sd([r['student_metric'] - x['student_metric'] for r, x in ps])} |")

@@ -111,6 +111,21 @@ def test_a_lever_is_paired_with_the_student_of_its_shape_by_task_and_seed(tmp_pa
     assert "| wide |" not in text.split("Levers")[1]
 
 
+def test_a_lever_on_top_of_another_is_paired_with_both_bases(tmp_path):
+    """A student whose flags add one option to another lever's is read against that lever and against the flagless one."""
+    grouped, both = {"recipe": {"flags": ["--group-by-length"]}}, {"recipe": {"flags": ["--group-by-length", "--init", "importance"]}}
+    other = {"recipe": {"flags": ["--init", "random"]}}  # not a subset of `both`: no pair
+    runs = [_run("cola", "teacher", 0, None, 1, True), _run("cola", "fast", 0, 0.5, 0.8, True),
+            {**_run("cola", "grouped", 0, 0.6, 0.85, True), **grouped}, {**_run("cola", "impg", 0, 0.75, 0.9, True), **both},
+            {**_run("cola", "rand", 0, 0.3, 0.7, True), **other}]
+    levers = _scoreboard(tmp_path, runs).split("Levers")[1]
+    assert "| impg | `--group-by-length --init importance` | fast | cola | 25.0 (1) |" in levers
+    assert "| impg | `--group-by-length --init importance` | grouped | cola | 15.0 (1) |" in levers
+    assert "| grouped | `--group-by-length` | fast | cola | 10.0 (1) |" in levers
+    assert "| rand | `--init random` | fast | cola | -20.0 (1) |" in levers
+    assert "| rand | cola |" not in levers  # nobody's base: its option is in no other student's flags
+
+
 def test_the_shapes_table_gives_each_candidates_speed_up_over_the_teachers_shape(tmp_path):
     """benchmarks/shape_speed.py's results: one row per candidate (the teacher's own shape, the reference, left out)."""
     def shape(arch: str, params: int, b1: float, b32: float, fixed: float) -> dict:
