@@ -235,13 +235,17 @@ def test_figures_with_unicode_labels_warn_nothing(tmp_path):
 def test_a_huge_line_is_clipped_to_the_same_tokens(bert_tokenizer):
     from bort.models.runtime import clip
 
-    line = "the quick brown fox jumps over the lazy dog " * 50_000  # 2.2 MB
+    line = "the quick brown fox jumps over the lazy dog " * 10_000  # 440 kB: 27× the longest cut below
+    whole = bert_tokenizer([line])["input_ids"][0]  # the reference: the whole line tokenized once, then cut by hand
     for max_len in (16, 64):
         cut = clip(bert_tokenizer, line, max_len)
         assert len(cut) < 16 * 64 * max_len
-        same = bert_tokenizer([cut], truncation=True, max_length=max_len)["input_ids"]
-        assert same == bert_tokenizer([line], truncation=True, max_length=max_len)["input_ids"]
-    first, second = line[:20_000], line[7:30_000]  # a pair: longest-first truncation keeps the same split of the positions
+        same = bert_tokenizer([cut], truncation=True, max_length=max_len)["input_ids"][0]
+        assert same == whole[:max_len - 1] + whole[-1:]
+    # a pair, both cut (longer than 64 × 64 characters): longest-first truncation keeps the same split of the positions (the
+    # reference's truncation of the whole pair removes one token at a time: 9,000 characters take seconds, 30,000 a minute)
+    first, second = line[:6_000], line[7:9_000]
+    assert len(clip(bert_tokenizer, first, 64)) < len(first) and len(clip(bert_tokenizer, second, 64)) < len(second)
     pair = bert_tokenizer([clip(bert_tokenizer, first, 64)], [clip(bert_tokenizer, second, 64)], truncation=True, max_length=64)["input_ids"]
     assert pair == bert_tokenizer([first], [second], truncation=True, max_length=64)["input_ids"]
     assert clip(bert_tokenizer, "x" * 100_000, 16) == "x" * 100_000  # no place to cut: whole
