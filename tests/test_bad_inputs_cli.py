@@ -233,7 +233,7 @@ def test_figures_with_unicode_labels_warn_nothing(tmp_path):
 
 
 def test_a_huge_line_is_clipped_to_the_same_tokens(bert_tokenizer):
-    from bort.models.runtime import clip
+    from bort.data.tokens import clip
 
     line = "the quick brown fox jumps over the lazy dog " * 10_000  # 440 kB: 27× the longest cut below
     whole = bert_tokenizer([line])["input_ids"][0]  # the reference: the whole line tokenized once, then cut by hand

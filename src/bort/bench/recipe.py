@@ -27,6 +27,7 @@ from transformers import BertConfig
 
 from bort.arch import Arch
 from bort.atomic import atomic_dir, atomic_write_text
+from bort.data.tokens import tokenize
 from bort.errors import BortError
 from bort.export.onnx import ExportConfig, export_model, export_onnx
 from bort.machine import cpu_info, versions
@@ -212,8 +213,8 @@ def _text_batches(entry: _Entry, examples: list, batch: int, seq: int) -> list[d
     out = []
     for b in range(0, len(examples), batch):
         rows = [ex.texts for ex in examples[b : b + batch]]
-        enc = entry.tokenizer([r[0] for r in rows], [r[1] for r in rows] if len(rows[0]) > 1 else None, truncation=True, max_length=seq,
-                              padding=True, return_tensors="np", return_token_type_ids=True)
+        enc = tokenize(entry.tokenizer, [r[0] for r in rows], [r[1] for r in rows] if len(rows[0]) > 1 else None, max_len=seq,
+                       padding=True, return_tensors="np", return_token_type_ids=True)
         out.append({k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})
     return out
 

@@ -26,6 +26,7 @@ from transformers import PreTrainedTokenizerBase
 
 from bort.data.batching import epoch_batches
 from bort.data.corpus import read_texts
+from bort.data.tokens import tokenize
 from bort.errors import BortError
 
 # A sentence ends at . ! or ? (after an optional closing quote or bracket), before a space and a capital, digit or opening quote.
@@ -127,8 +128,7 @@ def load_sentences(spec: str, tokenizer: PreTrainedTokenizerBase, *, max_len: in
     rows: list[Row] = []
     for start in range(0, len(units), 4096):  # chunks keep the fast tokenizer's batches small
         chunk = units[start : start + 4096]
-        enc = tokenizer([a for a, _ in chunk], [b for _, b in chunk], truncation=True, max_length=max_len) if pairs else \
-            tokenizer(chunk, truncation=True, max_length=max_len)
+        enc = tokenize(tokenizer, [a for a, _ in chunk], [b for _, b in chunk], max_len=max_len) if pairs else tokenize(tokenizer, chunk, max_len=max_len)
         types = enc.get("token_type_ids") if pairs else None  # MPNet's and RoBERTa's tokenizers give none
         rows += list(zip(enc["input_ids"], types)) if types else enc["input_ids"]
     held = set(range(heldout_every - 1, len(rows), heldout_every))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bort.data.tokens import tokenize
 from bort.errors import BortError
 from bort.models.student import masked_logits
 
@@ -111,7 +112,7 @@ class MlmInfill:
     @torch.inference_mode()
     def _fill(self, texts: list[str], gen: torch.Generator) -> list[str]:
         tok = self.tokenizer
-        enc = tok(texts, truncation=True, max_length=self.max_len, padding=True, return_tensors="pt", return_special_tokens_mask=True)
+        enc = tokenize(tok, texts, max_len=self.max_len, padding=True, return_tensors="pt", return_special_tokens_mask=True)
         ids, special = enc["input_ids"], enc["special_tokens_mask"].bool() | (enc["attention_mask"] == 0)
         chosen = (torch.rand(ids.shape, generator=gen) < self.prob) & ~special
         for row in range(len(texts)):  # at least one masked token per text that has any

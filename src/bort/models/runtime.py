@@ -25,6 +25,7 @@ import transformers
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from bort.data.tokens import tokenize
 from bort.errors import BortError
 from bort.models.families import family
 from bort.models.loading import HEADS, ONNX_FILE, Head, head_by_kind, head_of, load_model, load_tokenizer, read_config, reading_weights, resolve_model_path
@@ -208,30 +209,10 @@ def load_predictor(name: str | Path, *, threads: int = 1, tokenizer: bool = True
     return predictor
 
 
-def clip(tokenizer, text: str, max_len: int) -> str:
-    """``text``, or a prefix of it that ends a word and holds more than ``max_len`` tokens, so that truncation keeps the same tokens.
-
-    A fast tokenizer holds some 170 bytes per character of the text it is given, before truncation: a
-    20 MB line took 3.4 GB to keep its first 64 tokens. The prefix ends just before a space, where the
-    pre-tokenizers (WordPiece's, byte-level BPE's) split, so its tokens are the text's first ones; with
-    more than ``max_len`` of them, truncation (longest-first for pairs too) keeps what the whole text gives.
-    A text without such a place (no spaces) is tokenized whole.
-    """
-    limit = 64 * max_len
-    while len(text) > limit:
-        cut = next((i for i in range(limit, 0, -1) if text[i].isspace() and not text[i - 1].isspace()), 0)
-        if cut and len(tokenizer(text[:cut], add_special_tokens=False)["input_ids"]) > max_len:
-            return text[:cut]
-        limit *= 4
-    return text
-
-
 def _encode(predictor: Predictor, items: Sequence[tuple[tuple[str, ...], ...]], max_len: int, choices: bool) -> dict[str, np.ndarray]:
     rows = [row for item in items for row in item]
     second = [r[1] for r in rows] if len(rows[0]) > 1 else None  # the readers give every example the same number of segments
-    first = [clip(predictor.tokenizer, r[0], max_len) for r in rows]
-    second = None if second is None else [clip(predictor.tokenizer, t, max_len) for t in second]
-    enc = predictor.tokenizer(first, second, truncation=True, max_length=max_len, padding=True, return_tensors="np", return_token_type_ids=True)
+    enc = tokenize(predictor.tokenizer, [r[0] for r in rows], second, max_len=max_len, padding=True, return_tensors="np", return_token_type_ids=True)
     arrays = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
     return {k: v.reshape(len(items), -1, v.shape[-1]) for k, v in arrays.items()} if choices else arrays
 

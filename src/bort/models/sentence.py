@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from bort.data.tokens import tokenize
 from bort.errors import BortError
 
 # The files of a sentence-transformers folder besides the Hugging Face model's own.
@@ -74,7 +75,7 @@ def embed(encoder: torch.nn.Module, tokenizer, texts: list[str], pooling: Poolin
     encoder.eval()
     parts = []
     for b in tqdm(range(0, len(texts), batch_size), desc=progress, unit="batch", leave=False, disable=progress is None):
-        enc = tokenizer(texts[b : b + batch_size], truncation=True, max_length=max_len, padding=True, return_tensors="pt").to(device)
+        enc = tokenize(tokenizer, texts[b : b + batch_size], max_len=max_len, padding=True, return_tensors="pt").to(device)
         hidden = encoder(**{k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}).last_hidden_state
         parts.append(pool(hidden.float(), enc["attention_mask"], pooling).cpu())
     encoder.train(was_training)

@@ -14,6 +14,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from bort.data.batching import epoch_batches
+from bort.data.tokens import tokenize
 from bort.tasks.registry import Example, TaskSpec
 
 
@@ -51,7 +52,7 @@ def target(task: TaskSpec, label: str | float | None) -> int | float | None:
 def _encode_pairs(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, ...]], max_len: int) -> tuple[list, list]:
     first = [p[0] for p in pairs]
     second = [p[1] for p in pairs] if len(pairs[0]) > 1 else None
-    enc = tokenizer(first, second, truncation=True, max_length=max_len, return_token_type_ids=True)
+    enc = tokenize(tokenizer, first, second, max_len=max_len, return_token_type_ids=True)
     return enc["input_ids"], enc["token_type_ids"]
 
 

@@ -1,0 +1,64 @@
+"""bort.data.tokens: a text or a pair is clipped before it is tokenised, and the encoding is what the whole gives
+(longest-first truncation of a pair included), for the byte-level BPE, WordPiece and SentencePiece tokenizers alike."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import _bert_tokenizer, _roberta_tokenizer, _xlmr_tokenizer
+
+from bort.data.tokens import _count, clip, tokenize
+from bort.tasks.features import encode
+from bort.tasks.registry import Example, get_task
+
+TOKENIZERS = {"wordpiece": _bert_tokenizer, "byte-level BPE": _roberta_tokenizer, "sentencepiece": _xlmr_tokenizer}
+
+
+@pytest.fixture(scope="module", params=sorted(TOKENIZERS))
+def tok(request):
+    return TOKENIZERS[request.param]()
+
+
+def _n(tok, text: str) -> int:
+    return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def test_counting_a_piece_at_a_time_adds_up_to_the_whole(tok):
+    text = "Hello,  world!  The quick brown fox -- jumps   over the lazy dog's back.\n" * 40
+    assert _count(tok, text, piece=50) == _n(tok, text) == _count(tok, text)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("wonderful " * 300, "a " * 700),  # a is longer in tokens, but clipped at 1,024 characters it holds fewer than b's clip
+    ("a " * 700, "wonderful " * 300),  # the same, sides swapped
+    ("wonderful " * 100, "a b " * 300),  # a short side kept whole, the other clipped
+    ("a b " * 280, "b a " * 280),  # as long as each other
+    ("wonderful " * 200, "a " * 1000),  # as long as each other (WordPiece: 1,000 tokens each), their clips not: one is padded
+    ("the cat sat " * 100, "on the mat " * 200), ("the cat sat " * 100, "the cat sat " * 100)])
+def test_a_clipped_pair_truncates_to_what_the_whole_pair_gives(tok, a, b):
+    whole = tok([a], [b], truncation=True, max_length=16)["input_ids"]
+    assert tokenize(tok, [a], [b], max_len=16)["input_ids"] == whole
+    assert tokenize(tok, [b], [a], max_len=16)["input_ids"] == tok([b], [a], truncation=True, max_length=16)["input_ids"]
+
+
+def test_clipping_each_side_alone_could_move_a_position_across_the_pair():
+    """Why pairs are clipped together: the longer side (in tokens) is the shorter once each is cut at 1,024 characters."""
+    tok, a, b = _bert_tokenizer(), "wonderful " * 300, "a " * 700
+    assert _n(tok, a) > _n(tok, b) and _n(tok, clip(tok, a, 16)) <= _n(tok, clip(tok, b, 16))
+
+
+def test_a_huge_training_pair_is_encoded_from_its_first_tokens(tok):
+    """A task's pair of 440 kB sides (whole: hours of truncation) encodes to max_len positions, each side's first tokens."""
+    line = "the quick brown fox jumps over the lazy dog " * 10_000
+    task = get_task("glue/mrpc")
+    [feature] = encode(task, [Example(idx=0, texts=(line, line[4:]), label=task.labels[0])], tok, 64)
+    [ids] = feature.rows
+    assert len(ids) == 64
+    first = tok(clip(tok, line, 64), add_special_tokens=False)["input_ids"]
+    assert list(ids[1:21]) == first[:20]
+
+
+def test_a_huge_pair_of_equal_sides_is_padded_not_tokenized_whole(tok):
+    """Equal sides (a text paired with itself) are clipped to equal lengths: the same positions as a shorter equal pair."""
+    line = "the quick brown fox jumps over the lazy dog " * 10_000
+    got = tokenize(tok, [line], [line], max_len=32)["input_ids"]
+    assert got == tok([line[:4_000]], [line[:4_000]], truncation=True, max_length=32)["input_ids"]
