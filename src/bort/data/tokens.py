@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def _cut(text: str, limit: int) -> int:
-    """The last place at or before ``limit`` that starts a run of spaces after a word (0: none), where pre-tokenizers split."""
-    return next((i for i in range(min(limit, len(text) - 1), 0, -1) if text[i].isspace() and not text[i - 1].isspace()), 0)
+def _cut(text: str, limit: int, start: int = 0) -> int:
+    """The last place after ``start`` and at or before ``limit`` that starts a run of spaces after a word (0: none), where
+    pre-tokenizers split."""
+    return next((i for i in range(min(limit, len(text) - 1), start, -1) if text[i].isspace() and not text[i - 1].isspace()), 0)
 
 
 def clip(tokenizer, text: str, tokens: int) -> str:
@@ -37,7 +38,7 @@ def _count(tokenizer, text: str, piece: int = 1 << 16) -> int:
     """The tokens of ``text`` (no special ones), counted a piece at a time, each cut where :func:`clip` cuts (the counts add up)."""
     n, start = 0, 0
     while start < len(text):
-        end = len(text) if len(text) - start <= piece else start + (_cut(text[start:], piece) or len(text) - start)
+        end = len(text) if len(text) - start <= piece else _cut(text, start + piece, start) or len(text)
         n += len(tokenizer(text[start:end], add_special_tokens=False)["input_ids"])
         start = end
     return n
