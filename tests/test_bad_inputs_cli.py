@@ -243,7 +243,8 @@ def test_a_huge_line_is_clipped_to_the_same_tokens(bert_tokenizer):
         same = bert_tokenizer([cut], truncation=True, max_length=max_len)["input_ids"][0]
         assert same == whole[:max_len - 1] + whole[-1:]
     # a pair, both cut (longer than 64 × 64 characters): longest-first truncation keeps the same split of the positions (the
-    # reference's truncation of the whole pair removes one token at a time: 9,000 characters take seconds, 30,000 a minute)
+    # reference's truncation of the whole pair grows with the product of the sides' lengths: 9,000 characters take seconds,
+    # 30,000 a minute)
     first, second = line[:6_000], line[7:9_000]
     assert len(clip(bert_tokenizer, first, 64)) < len(first) and len(clip(bert_tokenizer, second, 64)) < len(second)
     pair = bert_tokenizer([clip(bert_tokenizer, first, 64)], [clip(bert_tokenizer, second, 64)], truncation=True, max_length=64)["input_ids"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import _bert_tokenizer, _roberta_tokenizer, _xlmr_tokenizer
 
-from bort.data.tokens import _count, clip, tokenize
+from bort.data.tokens import _count, _n, clip, tokenize
 from bort.tasks.features import encode
 from bort.tasks.registry import Example, get_task
 
@@ -16,10 +16,6 @@ TOKENIZERS = {"wordpiece": _bert_tokenizer, "byte-level BPE": _roberta_tokenizer
 @pytest.fixture(scope="module", params=sorted(TOKENIZERS))
 def tok(request):
     return TOKENIZERS[request.param]()
-
-
-def _n(tok, text: str) -> int:
-    return len(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def test_counting_a_piece_at_a_time_adds_up_to_the_whole(tok):

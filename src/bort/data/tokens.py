@@ -12,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def _n(tokenizer, text: str) -> int:
+    """The tokens of ``text``, special ones left out."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def _cut(text: str, limit: int, start: int = 0) -> int:
     """The last place after ``start`` and at or before ``limit`` that starts a run of spaces after a word (0: none), where
     pre-tokenizers split."""
@@ -28,7 +33,7 @@ def clip(tokenizer, text: str, tokens: int) -> str:
     limit = 64 * tokens
     while len(text) > limit:
         cut = _cut(text, limit)
-        if cut and len(tokenizer(text[:cut], add_special_tokens=False)["input_ids"]) > tokens:
+        if cut and _n(tokenizer, text[:cut]) > tokens:
             return text[:cut]
         limit *= 4
     return text
@@ -39,19 +44,15 @@ def _count(tokenizer, text: str, piece: int = 1 << 16) -> int:
     n, start = 0, 0
     while start < len(text):
         end = len(text) if len(text) - start <= piece else _cut(text, start + piece, start) or len(text)
-        n += len(tokenizer(text[start:end], add_special_tokens=False)["input_ids"])
+        n += _n(tokenizer, text[start:end])
         start = end
     return n
-
-
-def _n(tokenizer, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 FILLERS = (".", ",", "a", "the", "-")
 
 
-def _pad(tokenizer, text: str, n: int) -> str:
+def _pad(tokenizer, text: str, n: int) -> str | None:
     """``text`` with ``n`` more tokens at its end: a word the tokenizer reads as one token, ``n`` times (a clipped side holds
     more than ``max_len`` tokens, so truncation drops them); without such a word, None (the caller keeps the whole)."""
     one = next((w for w in FILLERS if _n(tokenizer, f"{text[-1:]} {w}") == _n(tokenizer, text[-1:]) + 1), None)
@@ -89,5 +90,6 @@ def tokenize(tokenizer, first: Sequence[str], second: Sequence[str] | None = Non
     if second is None:
         first = [clip(tokenizer, t, max_len) for t in first]
     else:
-        first, second = (list(side) for side in zip(*(_pair(tokenizer, a, b, max_len) for a, b in zip(first, second)))) if first else ([], [])
+        pairs = [_pair(tokenizer, a, b, max_len) for a, b in zip(first, second)]
+        first, second = [a for a, _ in pairs], [b for _, b in pairs]
     return tokenizer(first, second, truncation=True, max_length=max_len, **kwargs)
