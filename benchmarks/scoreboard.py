@@ -298,7 +298,8 @@ def pretrained(name: str, spec: str, args) -> str:
     if "," not in spec:
         return spec
     c = replace(args.recipes[name], corpus=args.corpus, pretrain_steps=args.pretrain_steps, progress=False)
-    cfg = pretrain_config(c, args.runs.parent / "students" / name, args.teacher, Arch.parse(spec), str(resolve_device(c.device)), {})
+    cfg = pretrain_config(c, args.runs.parent / "students" / name, args.teacher, Arch.parse(spec), str(resolve_device(c.device)),
+                          {"progress": False})
     report = pretrain(cfg)
     print(f"student {name} ⟨{spec}⟩: pretrained {report.steps} steps, held-out {report.heldout}", flush=True)
     return str(cfg.out)
