@@ -22,7 +22,7 @@ from common import OUT, RESULTS, SHARED, provenance, write_result
 
 from bort.arch import Arch
 from bort.compress import CompressConfig
-from bort.compress.recipe import pretrain_config
+from bort.compress.recipe import pretrain_config, stage_common
 from bort.pretrain.recipe import pretrain
 
 PATH = RESULTS / "training" / "init-slices.json"
@@ -33,7 +33,7 @@ def run(shape: str, init: str, steps: int, eval_every: int, args, *, start: bool
     """One pretraining of ``shape`` from ``init``; its held-out terms at each evaluation (``start``: the step-0 student)."""
     c = replace(CompressConfig(out=OUT / "unused"), corpus=args.corpus, init=init, pretrain_steps=steps, progress=False)
     cfg = pretrain_config(c, OUT / "init_slices" / f"{shape}-{init}-{steps}steps{'-start' if start else ''}", args.teacher, Arch.parse(shape),
-                          "cpu", {})
+                          "cpu", stage_common(c))
     cfg = replace(cfg, eval_every=eval_every, save_every=eval_every, optim=replace(cfg.optim, lr=1e-30) if start else cfg.optim)
     report = pretrain(cfg)
     points = [json.loads(line) for line in (cfg.out / "metrics.jsonl").read_text().splitlines()]

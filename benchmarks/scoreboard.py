@@ -55,7 +55,7 @@ from common import GLUE, OUT, RESULTS, SHARED, provenance, write_result
 from bort.arch import Arch
 from bort.bench.recipe import BenchConfig, bench
 from bort.compress import CompressConfig, compress
-from bort.compress.recipe import pretrain_config
+from bort.compress.recipe import pretrain_config, stage_common
 from bort.compress.score import metric_name, score_task, scoring_files
 from bort.evaluate.recipe import EvaluateConfig, split_predictions
 from bort.export.onnx import ExportConfig, export_onnx
@@ -299,7 +299,7 @@ def pretrained(name: str, spec: str, args) -> str:
         return spec
     c = replace(args.recipes[name], corpus=args.corpus, pretrain_steps=args.pretrain_steps, progress=False)
     cfg = pretrain_config(c, args.runs.parent / "students" / name, args.teacher, Arch.parse(spec), str(resolve_device(c.device)),
-                          {"progress": False})
+                          stage_common(c))
     report = pretrain(cfg)
     print(f"student {name} ⟨{spec}⟩: pretrained {report.steps} steps, held-out {report.heldout}", flush=True)
     return str(cfg.out)

@@ -74,8 +74,7 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
     total = (int(needs_head) + 2 + sum(students + 2 + teachers * (given is None) for *_, given in jobs) + (not jobs) + bool(cfg.embedding_task)
              + 1 + scored)
     ledger = Stages(Ledger(out, total), run.settings_file, cfg.settings())
-    # What every training stage takes from the run.
-    common = {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to, "logging_steps": cfg.logging_steps}
+    common = stage_common(cfg)
 
     # 1. An MLM head, only for a logit objective and a teacher without one; later stages then distil the prepared teacher.
     teacher = cfg.teacher
@@ -146,6 +145,11 @@ def _compress(cfg: CompressConfig, run: RunFolder, device: str, teacher_path: Pa
                    what="teacher and student on int8, on the scored split's own texts")
     ledger.flush()
     return write_report(ledger.ledger, cfg, chosen=chosen, tasks=tasks, pairs=pairs, student=student, quality=quality)
+
+
+def stage_common(cfg: CompressConfig) -> dict:
+    """What every training stage takes from the run: its seed, progress bars and tracking."""
+    return {"seed": cfg.seed, "progress": cfg.progress, "report_to": cfg.report_to, "logging_steps": cfg.logging_steps}
 
 
 def extract_config(cfg: CompressConfig, out: Path, teacher: str, device: str, common: dict) -> ExtractConfig:
