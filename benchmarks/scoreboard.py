@@ -139,7 +139,7 @@ def _trial(name: str, source: str, job: Job, seed: int, args, lr: float, epochs:
     record = {"lr": lr, "selection": report.selection, "selection_score": task_score(report.selection), "select_examples": report.select_examples,
               "dev": report.dev, "best_step": report.best_step, "steps_run": report.steps_run, "steps": report.steps,
               "stopped_early": report.stopped_early, "train_examples": report.train_examples, "augmented": report.augmented,
-              "train_s": report.train_s, "wall_s": time.time() - started, "folder": str(out)}
+              "augmented_scored": report.augmented_scored, "train_s": report.train_s, "wall_s": time.time() - started, "folder": str(out)}
     if path.is_file():  # re-trained here: the seeded run again, near the first (CPU kernels round with the memory layout)
         earlier = json.loads(path.read_text())
         record["retrained"] = {"selection_score_before": earlier["selection_score"], "dev_before": earlier["dev"],

@@ -71,6 +71,15 @@ CASES = [
     Case("compress-epsilon-0#37", "compress", lambda e: _sst2(e, "--epsilon", "0"), "--epsilon must be at least 1"),
     Case("compress-bench-rounds-0#37", "compress", lambda e: _sst2(e, "--bench-rounds", "0"), "--bench-rounds"),
     Case("compress-the-same-task-twice#36.14", "compress", lambda e: run_compress(e, task=("--task", "glue/rte", "glue/rte/")), "twice"),
+    # --augment-inputs (issue 38): its columns read before the first stage; one task's inputs
+    Case("compress-augment-inputs-of-pairs-for-single-texts#38", "compress",
+         lambda e: _sst2(e, "--augment-inputs", e.write("pool.csv", "text_a,text_b\nthe cat,the dog\n"), "--augment-columns", "text_a,text_b"),
+         ("--augment-inputs", "1 text(s)", "--augment-columns")),
+    Case("compress-augment-inputs-without-its-column#38", "compress", lambda e: _sst2(e, "--augment-inputs", e.write("pool.csv", "words\nthe cat\n")),
+         ("pool.csv:2", "no column 'text'")),
+    Case("compress-augment-inputs-with-two-tasks#38", "compress",
+         lambda e: run_compress(e, "--augment-inputs", e.write("pool.csv", "text\nthe cat\n"), task=("--task", "glue/sst2", "glue/cola")),
+         ("--augment-inputs", "one task")),
     Case("compress-task-teacher-of-another-tokenizer#36.9", "compress", lambda e: _sst2(e, "--task-teacher", e.tmp / "model"),
          ("--task-teacher", "tokenizer"), setup=model_copy(other_tokens)),
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from glue_files import _cfg, write_copa, write_rte, write_stsb
+from glue_files import WORDS, _cfg, write_copa, write_rte, write_stsb
 from safetensors.torch import load_file
 
 import bort.finetune.augment as augment_mod
@@ -213,6 +213,51 @@ def test_augment_min_inputs_raises_k_for_a_small_set(tmp_path, bert_teacher, rte
     fixed = _cfg(bert_teacher, "glue/rte", rte, tmp_path / "fixed", epochs=1, augment=Augment(per_example=3, transform="dropout"), **_kd(teacher))
     assert finetune(auto).augmented == finetune(fixed).augmented > 2 * TRAINED
     assert (tmp_path / "auto" / "augmented.jsonl").read_bytes() == (tmp_path / "fixed" / "augmented.jsonl").read_bytes()
+
+
+def test_augment_inputs_are_labelled_by_the_teacher_after_the_made_ones(tmp_path, capsys, bert_teacher, rte, teacher, teacher_rows,
+                                                                        small_chunks):
+    """--augment-inputs FILE: the file's inputs, less those seen (a training input, a repeat), are labelled by the teacher and
+    follow the made inputs, which stay as without the file; a scored input among them is counted and said, once the scored
+    split is read; a changed file is not resumed; bad columns are refused in one line."""
+    task = get_task("glue/rte")
+    train, dev = read_split(task, rte, "train"), read_split(task, rte, "dev")
+    fresh = [(f"the {WORDS[i % 16]} saw number {i}", f"it was {WORDS[i * 7 % 16]}") for i in range(20)]
+    pairs = fresh[:10] + [train[0].texts, fresh[3]] + fresh[10:] + [dev[5].texts]  # a training input and a repeat, dropped
+    given = tmp_path / "pool.jsonl"
+    given.write_text("".join(json.dumps({"text_a": a, "text_b": b}) + "\n" for a, b in pairs))
+
+    def run(name: str, **kw) -> FinetuneResult:
+        return finetune(_cfg(bert_teacher, "glue/rte", rte, tmp_path / name, epochs=1, augment=Augment(transform="dropout", **kw), **_kd(teacher)))
+
+    made = run("made", per_example=1)
+    teacher_rows.clear()
+    both = run("both", per_example=1, inputs_file=given)
+    lines = [json.loads(line) for line in (tmp_path / "both" / "augmented.jsonl").read_text().splitlines()]
+    assert both.augmented == len(lines) == made.augmented + len(fresh) + 1 and sum(teacher_rows) == TRAINED + len(lines)
+    head = (tmp_path / "made" / "augmented.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in head] == lines[: made.augmented]  # the made inputs as without the file
+    tail = lines[made.augmented :]
+    assert [tuple(line["texts"]) for line in tail] == fresh + [dev[5].texts]
+    assert [line["source"] for line in tail] == [f"inputs-{i}" for i in (*range(1, 11), *range(13, 24))]  # the file's lines
+    assert (made.augmented_scored, both.augmented_scored) == (0, 1) and "1 of the 60 new inputs are inputs of the scored split" in capsys.readouterr().err
+    expected = TaskTeacher(str(teacher), task, bert_teacher, device=torch.device("cpu"), max_len=64, batch_size=64).soft_labels(
+        [Example(idx="x", texts=tuple(line["texts"]), label=None) for line in tail])
+    assert torch.allclose(torch.tensor([line["soft_label"] for line in tail]), torch.tensor(expected), atol=1e-6)
+    alone = run("alone", inputs_file=given)
+    alone_lines = [json.loads(line) for line in (tmp_path / "alone" / "augmented.jsonl").read_text().splitlines()]
+    assert alone.augmented == len(fresh) + 1 and [line["texts"] for line in alone_lines] == [line["texts"] for line in tail]
+
+    given.write_text(given.read_text().replace(fresh[0][0], "another text"))
+    with pytest.raises(BortError, match="pool.jsonl' changed since this run started"):
+        run("both", per_example=1, inputs_file=given)
+    with pytest.raises(BortError, match="the task's inputs have 2 text.*text; name 2 with --augment-columns"):
+        run("one", inputs_file=given, inputs_columns=("text",))
+    with pytest.raises(BortError, match="pool.jsonl:1: no column 'premise'"):
+        run("named", inputs_file=given, inputs_columns=("premise", "text_b"))
+    with pytest.raises(BortError, match="--augment-columns takes one column, or two"):
+        Augment(inputs_file=given, inputs_columns=("a", "b", "c"))
+    assert Augment(per_example=2, inputs_file=given).made_of()["inputs_file"] == str(given)
 
 
 def test_killed_in_augmentation_and_after_a_checkpoint_resumes_exactly(tmp_path, monkeypatch, bert_teacher, rte, teacher, teacher_rows,

@@ -42,7 +42,8 @@ from bort.training.tracking import check_tracking
 _OWN = {"extract": ("space", "epsilon", "refine", "latency"), "pretrain": ("batch_size", "optim", "head", "inputs", "min_view_len", "group_by_length"),
         "finetune": ("own", "epochs", "batch_size", "group_by_length", "optim", "head", "max_seq_len", "patience", "train_examples", "select_on",
                      "select_fraction"),
-        "task_distill": ("alpha_kd", "alpha_gold", "temperature", "representation"), "augment": ("per_example", "transform", "min_inputs"),
+        "task_distill": ("alpha_kd", "alpha_gold", "temperature", "representation"),
+        "augment": ("per_example", "transform", "min_inputs", "inputs_file", "inputs_columns"),
         "bench": ("seq", "threads", "rounds", "runs", "warmup")}
 
 

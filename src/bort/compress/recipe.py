@@ -278,8 +278,12 @@ def check(cfg: CompressConfig, device: str) -> Path:
     for name, data, given in cfg.jobs():
         _, (student, *_) = _finetunes(cfg, data, given, teacher, cfg.out / "finetune" / name, device, {})
         task = open_task(student.task, student.data, student.own)
-        for split in ("train", *task.spec.dev_splits) if student.data or student.own.given else ():
-            task.split(split)  # the files are there and read
+        read = {split: task.split(split) for split in (("train", *task.spec.dev_splits) if student.data or student.own.given else ())}
+        if student.augment.inputs_file is not None:  # the Hub's tasks are read (and their inputs checked) by the fine-tuning
+            if len(cfg.jobs()) > 1:
+                raise BortError("--augment-inputs holds the inputs of one task: give it with one --task, or with your own files")
+            if read.get("train"):
+                student.augment.read_inputs(len(read["train"][0].texts), task.own.text_columns if task.own else None)
         if given:
             try:
                 TaskTeacher(given, task.spec, teacher, device=torch.device("cpu"), max_len=student.max_seq_len, batch_size=1)

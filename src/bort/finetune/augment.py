@@ -1,4 +1,5 @@
-"""``bort finetune --augment K``: new training inputs made from each training example and labelled by the teacher.
+"""``bort finetune --augment K``: new training inputs made from each training example and labelled by the teacher;
+``--augment-inputs FILE``: unlabelled inputs the user has, labelled by the teacher the same way.
 
 The training examples are taken in chunks of :data:`CHUNK`. Each chunk gets ``K`` variants of each of
 its inputs (:func:`~bort.finetune.transforms.fresh_inputs`: variant ``v`` of chunk ``c`` with a seed made
@@ -6,7 +7,8 @@ from the run's seed, ``c`` and ``v``), keeps those equal to no training or dev i
 new one, and has them labelled with the teacher's soft predictions. A finished chunk is appended to
 ``OUT/augmented.jsonl`` (one line per new input: ``idx``, ``source``, ``texts``, and ``soft_label``,
 the probabilities, or ``soft_score`` for regression), then ``OUT/augmented_state.json`` records it
-atomically. A resumed run cuts the file back to the last recorded chunk and goes on from there: the
+atomically. The given inputs follow, in chunks of their own, those equal to no training, dev or made input
+(``source``: their line in the file). A resumed run cuts the file back to the last recorded chunk and goes on from there: the
 same seed gives the same file, with or without a kill. New inputs never enter dev.
 """
 
@@ -27,6 +29,7 @@ from bort.finetune.task_distill import TaskTeacher, from_soft
 from bort.finetune.transforms import TRANSFORMS, fresh_inputs, make_transform
 from bort.options import opt
 from bort.tasks.features import Feature, encode
+from bort.tasks.readers import own
 from bort.tasks.spec import Example, TaskSpec
 
 FILE, STATE = "augmented.jsonl", "augmented_state.json"
@@ -48,7 +51,18 @@ class Augment:
                                                               f"its new ones, at most {MOST_PER_EXAMPLE} per example (TinyBERT's)",
                                                               flag="--augment-min-inputs", metavar="N"))
 
+    # Issue 38: inputs of the task's own kind that the user has without labels (distillation's transfer set: Hinton et al.
+    # 2015; Turc et al. 2019's "well-read students"), labelled by the teacher like the made ones.
+    inputs_file: Path | None = field(default=None, metadata=opt(
+        "a .csv, .tsv or .jsonl file of unlabelled inputs of the task (your own in-domain texts) that --task-teacher labels for the "
+        "student to learn from beside the training set and any --augment ones", flag="--augment-inputs", metavar="FILE"))
+    inputs_columns: tuple[str, ...] | None = field(default=None, metadata=opt(
+        "the text column of --augment-inputs, or a pair's two: a,b (default: --text-columns with your own data, else text, or "
+        "text_a,text_b for pairs)", flag="--augment-columns", metavar="A[,B]"))
+
     def __post_init__(self) -> None:
+        if self.inputs_columns is not None and not 1 <= len(self.inputs_columns) <= 2:
+            raise BortError(f"--augment-columns takes one column, or two for pairs (a,b); got {len(self.inputs_columns)}")
         if self.transform not in TRANSFORMS:
             raise BortError(f"--transform must be one of {', '.join(TRANSFORMS)}, got '{self.transform}'")
         if self.per_example < 0:
@@ -58,8 +72,8 @@ class Augment:
 
     @property
     def active(self) -> bool:
-        """Whether new inputs are made (``--augment`` K > 0, or ``--augment-min-inputs``)."""
-        return self.per_example > 0 or self.min_inputs is not None
+        """Whether new inputs are made or read (``--augment`` K > 0, ``--augment-min-inputs``, ``--augment-inputs``)."""
+        return self.per_example > 0 or self.min_inputs is not None or self.inputs_file is not None
 
     def per_example_for(self, n: int) -> int:
         """K for a training set of ``n`` examples: ``--augment``, raised to reach ``--augment-min-inputs`` in all, at most
@@ -69,8 +83,24 @@ class Augment:
         return min(MOST_PER_EXAMPLE, max(self.per_example, -(-self.min_inputs // n) - 1))
 
     def made_of(self) -> dict:
-        """The settings the new inputs depend on (an unset --augment-min-inputs left out: files made before it stay valid)."""
-        return {k: v for k, v in asdict(self).items() if k != "min_inputs" or v is not None}
+        """The settings the new inputs depend on (the options added since --augment, unset, left out: files made before them stay
+        valid). ``--augment-inputs``' content enters through :func:`augment`."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items() if k not in _SINCE_AUGMENT or v is not None}
+
+    def read_inputs(self, width: int, columns: tuple[str, ...] | None = None) -> list[Example]:
+        """The rows of ``--augment-inputs`` (none without it) as unlabelled inputs of ``width`` texts, read from
+        ``--augment-columns``, else ``columns`` (one's own data's), else ``text`` or ``text_a,text_b``."""
+        if self.inputs_file is None:
+            return []
+        columns = self.inputs_columns or columns or (("text",) if width == 1 else ("text_a", "text_b"))
+        if len(columns) != width:
+            raise BortError(f"--augment-inputs '{self.inputs_file}': the task's inputs have {width} text(s), the columns read are "
+                            f"{','.join(columns)}; name {width} with --augment-columns")
+        return [Example(idx=f"inputs-{row.line}", texts=row.texts, label=None)
+                for row in own.read_rows(self.inputs_file, columns, None, need_label=False)]
+
+
+_SINCE_AUGMENT = ("min_inputs", "inputs_file", "inputs_columns")
 
 
 def soft_field(task: TaskSpec) -> str:
@@ -94,27 +124,39 @@ def _resume(path: Path, state: Path, key: str) -> tuple[list[dict], int]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()], done["chunks"]
 
 
-def augment(cfg: Augment, out: Path, examples: Sequence[Example], seen: set[tuple[str, ...]], teacher: TaskTeacher, *, seed: int,
-            model: str, device: str) -> list[dict]:
-    """Make (or finish) ``out/augmented.jsonl`` from the training ``examples`` and return its lines.
+def _as_given(inputs: Sequence[tuple[str, ...]], seed: int) -> list[tuple[str, ...]]:
+    """The identity, as a transformation: :func:`fresh_inputs` of it keeps the given inputs not seen."""
+    return list(inputs)
 
-    ``seen`` holds the training and dev inputs (new inputs join it); ``teacher`` labels the new inputs;
-    ``model`` is the mlm-infill default. A file made with other settings or data is made afresh.
+
+def augment(cfg: Augment, out: Path, examples: Sequence[Example], seen: set[tuple[str, ...]], teacher: TaskTeacher, *, seed: int,
+            model: str, device: str, given: Sequence[Example] = ()) -> list[dict]:
+    """Make (or finish) ``out/augmented.jsonl`` from the training ``examples`` and the ``given`` unlabelled inputs
+    (``--augment-inputs``, :meth:`Augment.read_inputs`), and return its lines.
+
+    ``seen`` holds the training and dev inputs (new inputs join it); ``teacher`` labels the new inputs and the given ones
+    (those not seen); ``model`` is the mlm-infill default. A file made with other settings or data is made afresh.
     """
     task = teacher.task
     if task.kind == "multiple_choice":
         raise BortError(f"--augment applies to classification and regression tasks; {task.name} is multiple choice")
-    made_of = [cfg.made_of(), seed, model, teacher.identity, teacher.max_len, [ex.texts for ex in examples], sorted(seen)]
     per_example = cfg.per_example_for(len(examples))
+    made_of = [cfg.made_of(), seed, model, teacher.identity, teacher.max_len, [ex.texts for ex in examples], sorted(seen)]
+    made_of += [[ex.texts for ex in given]] if given else []  # without given inputs, the key of the files made before them
     path, state = Path(out) / FILE, Path(out) / STATE
     key = hashlib.sha256(json.dumps(made_of).encode()).hexdigest()
     lines, start = _resume(path, state, key)
     seen.update(tuple(line["texts"]) for line in lines)
     name, transform = soft_field(task), None
-    for c in range(start, -(-len(examples) // CHUNK)):
-        part = examples[c * CHUNK : (c + 1) * CHUNK]
-        transform = transform or make_transform(cfg.transform, cfg.infill_model or model, device=device)
-        fresh = fresh_inputs(transform, [ex.texts for ex in part], per_example, seen, lambda v, c=c: _seed(seed, c, v))
+    made = -(-len(examples) // CHUNK) if per_example else 0  # the chunks of made inputs, then those of the given ones
+    for c in range(start, made + -(-len(given) // CHUNK)):
+        if c < made:
+            part = examples[c * CHUNK : (c + 1) * CHUNK]
+            transform = transform or make_transform(cfg.transform, cfg.infill_model or model, device=device)
+            fresh = fresh_inputs(transform, [ex.texts for ex in part], per_example, seen, lambda v, c=c: _seed(seed, c, v))
+        else:
+            part = given[(c - made) * CHUNK : (c - made + 1) * CHUNK]
+            fresh = fresh_inputs(_as_given, [ex.texts for ex in part], 1, seen, lambda v: 0)  # those not seen, a repeat once
         new = [Example(idx=f"augmented-{len(lines) + j}", texts=texts, label=None) for j, (_, texts) in enumerate(fresh)]
         rows = [{"idx": ex.idx, "source": part[i].idx, "texts": list(ex.texts), name: soft}
                 for ex, (i, _), soft in zip(new, fresh, teacher.soft_labels(new) if new else [])]

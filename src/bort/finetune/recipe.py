@@ -135,7 +135,8 @@ class FinetuneResult(Record):
     training, under ``--select-on train``) with the task's trivial ``baseline`` on the same split, what chose the model
     (``select_on``, its ``select_examples`` and the chosen model's ``selection`` metrics), ``scored`` (the split whose
     metrics are the honest figure: dev, or one's own labelled test file under ``--select-on dev``), and the task
-    distillation's teacher, α, τ and new inputs (``augmented``)."""
+    distillation's teacher, α, τ and new inputs (``augmented``; ``augmented_scored`` of them are inputs of the scored split, which
+    makes its score optimistic)."""
 
     task: str
     model: str
@@ -154,6 +155,7 @@ class FinetuneResult(Record):
     alpha_gold: float | None = None
     temperature: float | None = None
     augmented: int = 0
+    augmented_scored: int = 0  # new inputs equal to an input of the scored split (known only once it is read, after training)
     labels: list[str] | None = None  # classification: the label names, in the order of their ids
     baseline: dict[str, float] = field(default_factory=dict)
     select_on: str = "dev"  # records written before selection on the training set chose on dev
@@ -194,6 +196,18 @@ def _warn_single_label(task: TaskSpec, examples: Sequence[Example]) -> None:
     if task.kind == "classification" and len(labels) == 1:
         tqdm.write(f"warning: all {len(examples)} training examples of {task.name} have the label '{labels.pop()}'; "
                    "the model will learn to predict only it (give it examples of the other labels)", file=sys.stderr)
+
+
+def _scored_inputs(augmented: Sequence[dict], scored: Sequence[Example]) -> int:
+    """How many new inputs (an --augment-inputs file's, mostly) are inputs of the scored split, said on stderr: their teacher labels
+    were learnt, so the score is optimistic. Under --select-on train the split is read only after training, so they could not be left
+    out before (algorithms.md §4d)."""
+    texts = {ex.texts for ex in scored}
+    leaked = sum(tuple(line["texts"]) in texts for line in augmented)
+    if leaked:
+        tqdm.write(f"warning: {leaked} of the {len(augmented)} new inputs are inputs of the scored split; its score is optimistic (the "
+                   "student learnt the teacher's labels of them): leave them out of --augment-inputs", file=sys.stderr)
+    return leaked
 
 
 def _suffix(i: int, split: str) -> str:
@@ -244,7 +258,8 @@ def finetune(cfg: FinetuneConfig, train_set: list[Example] | None = None, select
     if select_set is not None and cfg.select_on != "train":
         raise ValueError("a select_set is the held-out slice of --select-on train")
     device = resolve_device(cfg.device)
-    inputs = (cfg.model, cfg.data, cfg.own.train_file, cfg.own.validation_file, cfg.own.test_file, cfg.distill.teacher, cfg.augment.infill_model)
+    inputs = (cfg.model, cfg.data, cfg.own.train_file, cfg.own.validation_file, cfg.own.test_file, cfg.distill.teacher, cfg.augment.infill_model,
+              cfg.augment.inputs_file)
     with RunFolder(cfg.out, "finetune", log=LOG, report_to=cfg.report_to, logging_steps=cfg.logging_steps, inputs=inputs) as run:
         return _finetune(cfg, train_set, select_set, data, device, run)
 
@@ -275,6 +290,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     for split in scored_later:
         data.check(split)  # bad input is refused before any work; the examples are read after training
     _warn_single_label(task, train_examples)
+    given = cfg.augment.read_inputs(len(train_examples[0].texts), data.own.text_columns if data.own else None) if train_examples else []
     path = resolve_model_path(cfg.model)
     limit = position_limit(read_config(path))
     if cfg.max_seq_len > limit:
@@ -293,7 +309,8 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
         features = teacher.stored_targets(out, features)
         if cfg.augment.active:
             seen = {ex.texts for ex in train_examples} | {ex.texts for examples in selection.values() for ex in examples}
-            augmented = augment(cfg.augment, out, train_examples, seen, teacher, seed=cfg.seed, model=cfg.model, device=str(device))
+            augmented = augment(cfg.augment, out, train_examples, seen, teacher, seed=cfg.seed, model=cfg.model, device=str(device),
+                                given=given)
             features = features + augmented_features(task, augmented, tokenizer, cfg.max_seq_len)
 
     # Schedule: epochs or steps; a selection evaluation (and checkpoint) every epoch unless told otherwise.
@@ -365,6 +382,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     dev = select if cfg.select_on == "dev" else {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len))
                                                  for split, examples in ((s, data.split(s)) for s in task.dev_splits)}
     metrics = dev_metrics(task, best_model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
+    leaked = _scored_inputs(augmented, [ex for examples, _ in dev.values() for ex in examples])
     scored, base, test = "dev", baselines(task, train_all, {split: examples for split, (examples, _) in dev.items()}), None
     if data.own is not None and data.own.test_file is not None:
         test_examples = data.split("test")
@@ -382,7 +400,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
                             baseline=base, select_on=cfg.select_on, select_examples=sum(map(len, selection.values())), selection=best["scores"],
                             scored=scored, test=test,
                             **({"teacher": str(cfg.distill.teacher), "alpha_kd": cfg.distill.alpha_kd, "alpha_gold": cfg.distill.alpha_gold,
-                                "temperature": cfg.distill.temperature, "augmented": len(augmented)} if teacher else {}))
+                                "temperature": cfg.distill.temperature, "augmented": len(augmented), "augmented_scored": leaked} if teacher else {}))
     result.write(out / REPORT)
     write_eval(out, result)
     scored_on = data.scored(task.dev_splits[0] if scored == "dev" else "test", result.scored_metrics)  # the card's model-index

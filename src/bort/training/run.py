@@ -169,6 +169,8 @@ def changed_reads(old: dict, new: dict) -> str | None:
 _ADDED = {"alpha_gold": lambda record: 1.0 - record["alpha_kd"] if "alpha_kd" in record else None,
           "attn_layers": lambda record: 1 if "alpha_attn" in record else None,
           "min_inputs": lambda record: None,  # --augment-min-inputs: unset, K as given
+          "inputs_file": lambda record: None,  # --augment-inputs: none
+          "inputs_columns": lambda record: None,
           "teacher_lrs": lambda record: [],  # compress's --teacher-lrs: none, the teacher at --lr alone
           "student_lrs": lambda record: [],  # and --student-lrs: the student at --student-lr
           "group_by_length": lambda record: False}  # fine-tuning's --group-by-length: random batches
