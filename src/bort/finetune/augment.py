@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from bort.atomic import atomic_write_text
@@ -174,3 +176,15 @@ def augmented_features(task: TaskSpec, lines: Sequence[dict], tokenizer: PreTrai
     labelled = [from_soft(task, line[soft_field(task)]) for line in lines]
     examples = [Example(idx=line["idx"], texts=tuple(line["texts"]), label=label) for line, (label, _) in zip(lines, labelled)]
     return [replace(f, teacher=soft) for f, (_, soft) in zip(encode(task, examples, tokenizer, max_len), labelled)]
+
+
+def scored_inputs(augmented: Sequence[dict], scored: Sequence[Example]) -> int:
+    """How many new inputs (an --augment-inputs file's, mostly) are inputs of the scored split, said on stderr: their teacher labels
+    were learnt, so the score is optimistic. Under --select-on train the split is read only after training, so they could not be left
+    out before (algorithms.md §4d)."""
+    texts = {ex.texts for ex in scored}
+    leaked = sum(tuple(line["texts"]) in texts for line in augmented)
+    if leaked:
+        tqdm.write(f"warning: {leaked} of the {len(augmented)} new inputs are inputs of the scored split; its score is optimistic (the "
+                   "student learnt the teacher's labels of them): leave them out of --augment-inputs", file=sys.stderr)
+    return leaked

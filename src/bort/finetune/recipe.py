@@ -29,7 +29,7 @@ from bort.atomic import atomic_write_text
 from bort.errors import BortError
 from bort.evaluate.submission import write_submission as write_predictions
 from bort.finetune import teacher_views as stored_views
-from bort.finetune.augment import Augment, augment, augmented_features
+from bort.finetune.augment import Augment, augment, augmented_features, scored_inputs
 from bort.finetune.selection import SELECT_ON, hold_out
 from bort.finetune.task_distill import Objective, TaskDistill, TaskTeacher
 from bort.models.card import Card
@@ -196,18 +196,6 @@ def _warn_single_label(task: TaskSpec, examples: Sequence[Example]) -> None:
     if task.kind == "classification" and len(labels) == 1:
         tqdm.write(f"warning: all {len(examples)} training examples of {task.name} have the label '{labels.pop()}'; "
                    "the model will learn to predict only it (give it examples of the other labels)", file=sys.stderr)
-
-
-def _scored_inputs(augmented: Sequence[dict], scored: Sequence[Example]) -> int:
-    """How many new inputs (an --augment-inputs file's, mostly) are inputs of the scored split, said on stderr: their teacher labels
-    were learnt, so the score is optimistic. Under --select-on train the split is read only after training, so they could not be left
-    out before (algorithms.md §4d)."""
-    texts = {ex.texts for ex in scored}
-    leaked = sum(tuple(line["texts"]) in texts for line in augmented)
-    if leaked:
-        tqdm.write(f"warning: {leaked} of the {len(augmented)} new inputs are inputs of the scored split; its score is optimistic (the "
-                   "student learnt the teacher's labels of them): leave them out of --augment-inputs", file=sys.stderr)
-    return leaked
 
 
 def _suffix(i: int, split: str) -> str:
@@ -382,7 +370,7 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     dev = select if cfg.select_on == "dev" else {split: (examples, encode(task, examples, tokenizer, cfg.max_seq_len))
                                                  for split, examples in ((s, data.split(s)) for s in task.dev_splits)}
     metrics = dev_metrics(task, best_model, dev, pad_id=tokenizer.pad_token_id, batch_size=cfg.eval_batch_size)
-    leaked = _scored_inputs(augmented, [ex for examples, _ in dev.values() for ex in examples])
+    leaked = scored_inputs(augmented, [ex for examples, _ in dev.values() for ex in examples])
     scored, base, test = "dev", baselines(task, train_all, {split: examples for split, (examples, _) in dev.items()}), None
     if data.own is not None and data.own.test_file is not None:
         test_examples = data.split("test")
