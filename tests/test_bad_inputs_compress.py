@@ -80,6 +80,9 @@ CASES = [
     Case("compress-augment-inputs-with-two-tasks#38", "compress",
          lambda e: run_compress(e, "--augment-inputs", e.write("pool.csv", "text\nthe cat\n"), task=("--task", "glue/sst2", "glue/cola")),
          ("--augment-inputs", "one task")),
+    Case("compress-augment-inputs-for-multiple-choice#38", "compress",
+         lambda e: run_compress(e, "--augment-inputs", e.write("pool.csv", "text\nthe cat\n"), task=("--task", "superglue/copa")),
+         ("--augment-inputs", "superglue/copa is multiple choice")),
     Case("compress-task-teacher-of-another-tokenizer#36.9", "compress", lambda e: _sst2(e, "--task-teacher", e.tmp / "model"),
          ("--task-teacher", "tokenizer"), setup=model_copy(other_tokens)),
 ]

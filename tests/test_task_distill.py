@@ -342,15 +342,16 @@ def test_a_teacher_of_another_task_family_or_tokenizer_is_refused(tmp_path, bert
 
 
 def test_augment_needs_a_teacher_and_a_text_task(tmp_path, bort_cmd, bert_teacher, roberta_teacher, rte):
-    with pytest.raises(BortError, match="--augment needs --task-teacher"):
+    with pytest.raises(BortError, match="--augment and --augment-inputs need --task-teacher"):
         _cfg(bert_teacher, "glue/rte", rte, tmp_path / "F", augment=Augment(per_example=2))
     copa = write_copa(tmp_path / "COPA")
     start = _start(roberta_teacher, "superglue/copa", tmp_path / "T")
-    with pytest.raises(BortError, match="--augment applies to classification and regression tasks; superglue/copa is multiple choice"):
+    with pytest.raises(BortError, match="--augment and --augment-inputs apply to classification and regression tasks; superglue/copa is multiple choice"):
         finetune(_cfg(roberta_teacher, "superglue/copa", copa, tmp_path / "G", augment=Augment(per_example=2, transform="swap"), **_kd(start)))
     run = subprocess.run([*bort_cmd, "finetune", "--model", str(bert_teacher), "--task", "glue/rte", "--data", str(rte), "--out",
                           str(tmp_path / "H"), "--augment", "2"], capture_output=True, text=True)
-    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1] == "bort: error: --augment needs --task-teacher: the teacher labels the new inputs"
+    said = "bort: error: --augment and --augment-inputs need --task-teacher: the teacher labels the new inputs"
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1] == said
 
 
 def test_cli_distils_and_augments(tmp_path, bort_cmd, bert_teacher, rte, teacher):

@@ -279,9 +279,11 @@ def check(cfg: CompressConfig, device: str) -> Path:
         _, (student, *_) = _finetunes(cfg, data, given, teacher, cfg.out / "finetune" / name, device, {})
         task = open_task(student.task, student.data, student.own)
         read = {split: task.split(split) for split in (("train", *task.spec.dev_splits) if student.data or student.own.given else ())}
-        if student.augment.inputs_file is not None:  # the Hub's tasks are read (and their inputs checked) by the fine-tuning
+        if cfg.augment.inputs_file is not None:  # the Hub's tasks are read (and their inputs checked) by the fine-tuning
             if len(cfg.jobs()) > 1:
                 raise BortError("--augment-inputs holds the inputs of one task: give it with one --task, or with your own files")
+            if task.spec.kind == "multiple_choice":
+                raise BortError(f"--augment-inputs applies to classification and regression tasks; {task.spec.name} is multiple choice")
             if read.get("train"):
                 student.augment.read_inputs(len(read["train"][0].texts), task.own.text_columns if task.own else None)
         if given:

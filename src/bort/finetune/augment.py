@@ -141,7 +141,7 @@ def augment(cfg: Augment, out: Path, examples: Sequence[Example], seen: set[tupl
     """
     task = teacher.task
     if task.kind == "multiple_choice":
-        raise BortError(f"--augment applies to classification and regression tasks; {task.name} is multiple choice")
+        raise BortError(f"--augment and --augment-inputs apply to classification and regression tasks; {task.name} is multiple choice")
     per_example = cfg.per_example_for(len(examples))
     made_of = [cfg.made_of(), seed, model, teacher.identity, teacher.max_len, [ex.texts for ex in examples], sorted(seen)]
     made_of += [[ex.texts for ex in given]] if given else []  # without given inputs, the key of the files made before them

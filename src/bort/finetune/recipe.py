@@ -121,7 +121,7 @@ class FinetuneConfig:
         if self.distill.representation.active and not self.distill.teacher:  # checked here: a TaskDistill without teacher is a template (compress)
             raise BortError("--alpha-hidden and --alpha-attn need --task-teacher: they compare the student with the fine-tuned teacher")
         if self.augment.active and not self.distill.teacher:
-            raise BortError("--augment needs --task-teacher: the teacher labels the new inputs")
+            raise BortError("--augment and --augment-inputs need --task-teacher: the teacher labels the new inputs")
 
     @property
     def subset_seed(self) -> int:
