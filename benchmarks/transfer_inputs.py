@@ -1,10 +1,12 @@
 """Unlabelled inputs for a scoreboard task's `--augment-inputs` (issue 38's transfer-set lever), from the shared data.
 
-    python benchmarks/transfer_inputs.py --task mrpc --out benchmarks/out/transfer/mrpc.jsonl
+    python benchmarks/transfer_inputs.py --task mrpc      # or cola; into benchmarks/out/transfer/TASK.jsonl
 
 A user with a small labelled set usually has more inputs of its kind without labels. For MRPC (news sentence pairs) the
 shared data holds MRPC's own test pairs (1,725, scored nowhere here) and STS-B's sentence pairs (news, captions,
-forums); the teacher labels them in the run. An input sharing a text with the task's scored
+forums); the teacher labels them in the run. For CoLA (single sentences, most of them short) the shared data holds no
+unlabelled set of its kind: natural sentences of the NLTK corpora (news transcripts, web text, speeches) of CoLA's
+lengths stand in, a seeded 8,000. An input sharing a text with the task's scored
 dev split is left out (STS-B's MSRpar pairs come from the corpus MRPC was drawn from), so the scored inputs stay unseen.
 Writes JSON lines of ``text_a``/``text_b`` (``text`` for one text), in a fixed order: the same file on every machine.
 """
@@ -13,17 +15,39 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from pathlib import Path
 
-from common import GLUE, OUT
+from common import GLUE, OUT, SHARED
 from scoreboard import JOBS
 
 from bort.atomic import atomic_write_text
+from bort.data.sentences import split_sentences
 from bort.tasks.registry import read_split
 
-# task → (task, folder, split) whose inputs, labels unused, make its transfer set
+# task → (task, folder, split) whose inputs, labels unused, make its transfer set; ("corpus", folder, n): n of its sentences
 # (RTE's pairs, long premises of another kind, are left out: they would double the training time of a run)
-SOURCES = {"mrpc": (("glue/mrpc", GLUE / "MRPC", "test"), ("glue/stsb", GLUE / "STS-B", "train"), ("glue/stsb", GLUE / "STS-B", "dev"))}
+SOURCES = {"mrpc": (("glue/mrpc", GLUE / "MRPC", "test"), ("glue/stsb", GLUE / "STS-B", "train"), ("glue/stsb", GLUE / "STS-B", "dev")),
+           "cola": (("corpus", SHARED / "corpus" / "nltk", 8000),)}
+WORDS = (3, 25)  # CoLA's sentences: 3 to 25 words (a few are longer)
+
+
+def _text(path: Path) -> str:
+    """A file's text: UTF-8, else Latin-1 (a dozen of the NLTK corpora's files are Latin-1, which bort's corpus reader refuses)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _corpus_sentences(folder: Path, n: int) -> list[tuple[str]]:
+    """A seeded ``n`` of the sentences of the corpus's .txt files of :data:`WORDS` words, each once, in the corpus's order."""
+    texts = [_text(path) for path in sorted(folder.rglob("*.txt"))]
+    sentences = dict.fromkeys(s for text in texts for s in split_sentences(text) if WORDS[0] <= len(s.split()) <= WORDS[1])
+    pool = list(sentences)
+    keep = sorted(random.Random(0).sample(range(len(pool)), min(n, len(pool))))
+    return [(pool[i],) for i in keep]
 
 
 def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
@@ -32,8 +56,9 @@ def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
     scored = {text.strip() for ex in read_split(target.task, target.data, "dev") for text in ex.texts}
     inputs, counts = {}, {}
     for task, folder, split in SOURCES[job]:
-        kept = [ex.texts for ex in read_split(task, folder, split) if not scored & {t.strip() for t in ex.texts}]
-        counts[f"{task}:{split}"] = len(set(kept) - set(inputs))
+        found = _corpus_sentences(folder, split) if task == "corpus" else [ex.texts for ex in read_split(task, folder, split)]
+        kept = [texts for texts in found if not scored & {t.strip() for t in texts}]
+        counts[f"{folder.name} sentences" if task == "corpus" else f"{task}:{split}"] = len(set(kept) - set(inputs))
         inputs.update(dict.fromkeys(kept))
     return list(inputs), counts
 
