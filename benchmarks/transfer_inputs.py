@@ -58,7 +58,8 @@ def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
     for task, folder, split in SOURCES[job]:
         found = _corpus_sentences(folder, split) if task == "corpus" else [ex.texts for ex in read_split(task, folder, split)]
         kept = [texts for texts in found if not scored & {t.strip() for t in texts}]
-        counts[f"{folder.name} sentences" if task == "corpus" else f"{task}:{split}"] = len(set(kept) - set(inputs))
+        name = f"{folder.name} sentences" if task == "corpus" else f"{task}:{split}"
+        counts[name] = counts.get(name, 0) + len(set(kept) - set(inputs))
         inputs.update(dict.fromkeys(kept))
     return list(inputs), counts
 

@@ -118,3 +118,29 @@ def test_a_teacher_scored_elsewhere_is_trained_again_at_its_rate_where_its_model
     assert scoreboard._retrained(folder) == {"selection_score_before": 0.7, "selection_score": 0.71}
     scoreboard.teacher(job, 1, args)  # now here: read back, not trained again
     assert len(calls) == 1 and json.loads(path.read_text())["trials"]["3e-05"]["folder"] == "/elsewhere/lr3e-05"  # the result file unchanged
+
+
+def test_transfer_inputs_leave_out_the_scored_texts_and_repeats(tmp_path, monkeypatch):
+    """benchmarks/transfer_inputs.py: a source's inputs sharing a text with the task's dev split are left out, and each input is
+    kept once; a corpus gives a seeded sample of its sentences of CoLA's lengths, Latin-1 files read."""
+    import transfer_inputs
+    from glue_files import write_rte
+
+    from bort.tasks.registry import read_split
+
+    rte = write_rte(tmp_path / "RTE", n_train=30, n_dev=12)
+    train, dev = (read_split("glue/rte", rte, s) for s in ("train", "dev"))
+    monkeypatch.setitem(transfer_inputs.JOBS, "t", scoreboard.Job("t", "glue/rte", rte))
+    monkeypatch.setitem(transfer_inputs.SOURCES, "t", (("glue/rte", rte, "dev"), ("glue/rte", rte, "train"), ("glue/rte", rte, "train")))
+    inputs, counts = transfer_inputs.transfer_inputs("t")
+    scored = {t for ex in dev for t in ex.texts}
+    expected = list(dict.fromkeys(ex.texts for ex in train if not scored & set(ex.texts)))
+    assert inputs == expected and len(expected) > 20 and counts == {"glue/rte:dev": 0, "glue/rte:train": len(expected)}  # the second: none new
+    corpus = tmp_path / "corpus"
+    (corpus / "a").mkdir(parents=True)
+    (corpus / "a" / "one.txt").write_text("The cat sat on the mat. A dog ran.\nThis sentence is far too long " + "to keep " * 12 + "here.\n")
+    (corpus / "a" / "two.txt").write_bytes("We ate in a caf\xe9 today.\n".encode("latin-1"))
+    sentences = transfer_inputs._corpus_sentences(corpus, 10)
+    assert sentences == [("The cat sat on the mat.",), ("A dog ran.",), ("We ate in a café today.",)]
+    two = transfer_inputs._corpus_sentences(corpus, 2)
+    assert two == transfer_inputs._corpus_sentences(corpus, 2) and len(two) == 2 and set(two) < set(sentences)
