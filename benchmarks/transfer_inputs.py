@@ -6,8 +6,10 @@ A user with a small labelled set usually has more inputs of its kind without lab
 shared data holds MRPC's own test pairs (1,725, scored nowhere here) and STS-B's sentence pairs (news, captions,
 forums); the teacher labels them in the run. For CoLA (single sentences, most of them short) the shared data holds no
 unlabelled set of its kind: natural sentences of the NLTK corpora (news transcripts, web text, speeches) of CoLA's
-lengths stand in, a seeded 8,000. An input sharing a text with the task's scored
-dev split is left out (STS-B's MSRpar pairs come from the corpus MRPC was drawn from), so the scored inputs stay unseen.
+lengths stand in, a seeded 8,000. An input with a text near one of the task's scored dev split is left out: its words
+(lower-cased letters and digits) and a dev text's overlap by a Jaccard index of 0.8 or more. Exact equality is not
+enough: STS-B's MSRpar pairs and MRPC's test pairs come from the corpus MRPC's dev set was drawn from, and two of their
+pairs were MRPC dev pairs up to punctuation and brackets ("Index .SPX" against "Index <.SPX>").
 Writes JSON lines of ``text_a``/``text_b`` (``text`` for one text), in a fixed order: the same file on every machine.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from pathlib import Path
 
 from common import GLUE, OUT, SHARED
@@ -30,6 +33,7 @@ from bort.tasks.registry import read_split
 SOURCES = {"mrpc": (("glue/mrpc", GLUE / "MRPC", "test"), ("glue/stsb", GLUE / "STS-B", "train"), ("glue/stsb", GLUE / "STS-B", "dev")),
            "cola": (("corpus", SHARED / "corpus" / "nltk", 8000),)}
 WORDS = (3, 25)  # CoLA's sentences: 3 to 25 words (a few are longer)
+NEAR = 0.8  # a text whose words overlap a dev text's this much (Jaccard) is that text
 
 
 def _text(path: Path) -> str:
@@ -50,14 +54,23 @@ def _corpus_sentences(folder: Path, n: int) -> list[tuple[str]]:
     return [(pool[i],) for i in keep]
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _near(words: frozenset[str], scored: list[frozenset[str]]) -> bool:
+    """Whether ``words`` overlap one of the ``scored`` texts' by a Jaccard index of :data:`NEAR` or more."""
+    return any(len(words) * NEAR <= len(s) <= len(words) / NEAR and len(words & s) >= NEAR * len(words | s) for s in scored)
+
+
 def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
-    """The task's transfer inputs (none sharing a text with its dev split, none twice) and how many each source gave."""
+    """The task's transfer inputs (none near a text of its dev split, none twice) and how many each source gave."""
     target = JOBS[job]
-    scored = {text.strip() for ex in read_split(target.task, target.data, "dev") for text in ex.texts}
+    scored = list({_words(text) for ex in read_split(target.task, target.data, "dev") for text in ex.texts})
     inputs, counts = {}, {}
     for task, folder, split in SOURCES[job]:
         found = _corpus_sentences(folder, split) if task == "corpus" else [ex.texts for ex in read_split(task, folder, split)]
-        kept = [texts for texts in found if not scored & {t.strip() for t in texts}]
+        kept = [texts for texts in found if not any(_near(_words(t), scored) for t in texts)]
         name = f"{folder.name} sentences" if task == "corpus" else f"{task}:{split}"
         counts[name] = counts.get(name, 0) + len(set(kept) - set(inputs))
         inputs.update(dict.fromkeys(kept))

@@ -121,21 +121,25 @@ def test_a_teacher_scored_elsewhere_is_trained_again_at_its_rate_where_its_model
 
 
 def test_transfer_inputs_leave_out_the_scored_texts_and_repeats(tmp_path, monkeypatch):
-    """benchmarks/transfer_inputs.py: a source's inputs sharing a text with the task's dev split are left out, and each input is
-    kept once; a corpus gives a seeded sample of its sentences of CoLA's lengths, Latin-1 files read."""
+    """benchmarks/transfer_inputs.py: a source's inputs with a text near one of the task's dev split (the same words up to case,
+    punctuation and brackets, or nearly all of them) are left out, and each input is kept once; a corpus gives a seeded sample
+    of its sentences of CoLA's lengths, Latin-1 files read."""
     import transfer_inputs
-    from glue_files import write_rte
 
-    from bort.tasks.registry import read_split
-
-    rte = write_rte(tmp_path / "RTE", n_train=30, n_dev=12)
-    train, dev = (read_split("glue/rte", rte, s) for s in ("train", "dev"))
-    monkeypatch.setitem(transfer_inputs.JOBS, "t", scoreboard.Job("t", "glue/rte", rte))
-    monkeypatch.setitem(transfer_inputs.SOURCES, "t", (("glue/rte", rte, "dev"), ("glue/rte", rte, "train"), ("glue/rte", rte, "train")))
+    head = "index\tsentence1\tsentence2\tlabel\n"
+    dev = [("The broader Standard & Poor's 500 Index .SPX edged down 9 points.", "It fell."), ("A cat sat.", "A dog ran.")]
+    near = ("the broader standard & poor's 500 index <.SPX> edged down 9 points", "Something else entirely.")  # case, brackets
+    most = ("Stocks fell.", "one two three four five six seven eight nine ten eleven")  # 10 of 11 words of the dev text below
+    far = [("Markets rose on Monday.", "Bonds were flat."), ("The rain stopped.", "Children played outside.")]
+    dev.append(("Nothing here.", "one two three four five six seven eight nine ten"))
+    folder = tmp_path / "RTE"
+    folder.mkdir()
+    for split, pairs in (("dev", dev), ("train", [near, far[0], most, far[1], far[0]])):
+        (folder / f"{split}.tsv").write_text(head + "".join(f"{i}\t{a}\t{b}\tentailment\n" for i, (a, b) in enumerate(pairs)))
+    monkeypatch.setitem(transfer_inputs.JOBS, "t", scoreboard.Job("t", "glue/rte", folder))
+    monkeypatch.setitem(transfer_inputs.SOURCES, "t", (("glue/rte", folder, "dev"), ("glue/rte", folder, "train"), ("glue/rte", folder, "train")))
     inputs, counts = transfer_inputs.transfer_inputs("t")
-    scored = {t for ex in dev for t in ex.texts}
-    expected = list(dict.fromkeys(ex.texts for ex in train if not scored & set(ex.texts)))
-    assert inputs == expected and len(expected) > 20 and counts == {"glue/rte:dev": 0, "glue/rte:train": len(expected)}  # the second: none new
+    assert inputs == far and counts == {"glue/rte:dev": 0, "glue/rte:train": 2}  # the second train source: none new
     corpus = tmp_path / "corpus"
     (corpus / "a").mkdir(parents=True)
     (corpus / "a" / "one.txt").write_text("The cat sat on the mat. A dog ran.\nThis sentence is far too long " + "to keep " * 12 + "here.\n")
