@@ -164,7 +164,7 @@ CASES: list[Case] = [
     Case("finetune-max-seq-len-past-positions", "finetune", lambda e: run_finetune(e, "--max-seq-len", "100"), "--max-seq-len 100"),
     Case("finetune-alpha-kd-negative", "finetune", lambda e: run_finetune(e, "--alpha-kd", "-1"), "--alpha-kd and --alpha-gold must be 0 or more"),
     Case("finetune-augment-without-teacher", "finetune", lambda e: run_finetune(e, "--augment", "2"), "--augment and --augment-inputs need --task-teacher"),
-    Case("finetune-augment-inputs-without-teacher#38", "finetune", lambda e: run_finetune(e, "--augment-inputs", e.write("pool.csv", "text\nthe cat\n")),
+    Case("finetune-augment-inputs-without-teacher", "finetune", lambda e: run_finetune(e, "--augment-inputs", e.write("pool.csv", "text\nthe cat\n")),
          "--augment and --augment-inputs need --task-teacher"),
     Case("finetune-teacher-missing", "finetune", lambda e: run_finetune(e, "--task-teacher", e.tmp / "nope"), "nope"),
     Case("finetune-model-missing", "finetune", lambda e: run_finetune(e, model=e.tmp / "nope"), "does not exist"),
