@@ -72,7 +72,7 @@ def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
         found = _corpus_sentences(folder, split) if task == "corpus" else [ex.texts for ex in read_split(task, folder, split)]
         kept = [texts for texts in found if not any(_near(_words(t), scored) for t in texts)]
         name = f"{folder.name} sentences" if task == "corpus" else f"{task}:{split}"
-        counts[name] = counts.get(name, 0) + len(set(kept) - set(inputs))
+        counts[name] = counts.get(name, 0) + len(set(kept) - inputs.keys())
         inputs.update(dict.fromkeys(kept))
     return list(inputs), counts
 

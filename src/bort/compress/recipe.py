@@ -275,17 +275,18 @@ def check(cfg: CompressConfig, device: str) -> Path:
     for flag, n in (("--seq-len", cfg.seq_len), ("--max-seq-len", cfg.finetune.max_seq_len), ("--bench-seq", cfg.bench.seq)):
         if n > limit:
             raise BortError(f"{flag} {n} is longer than the teacher's {limit} positions; use at most {limit}")
-    for name, data, given in cfg.jobs():
+    jobs = cfg.jobs()
+    if cfg.augment.inputs_file is not None and len(jobs) > 1:
+        raise BortError("--augment-inputs holds the inputs of one task: give it with one --task, or with your own files")
+    for name, data, given in jobs:
         _, (student, *_) = _finetunes(cfg, data, given, teacher, cfg.out / "finetune" / name, device, {})
         task = open_task(student.task, student.data, student.own)
         read = {split: task.split(split) for split in (("train", *task.spec.dev_splits) if student.data or student.own.given else ())}
         if cfg.augment.inputs_file is not None:  # the Hub's tasks are read (and their inputs checked) by the fine-tuning
-            if len(cfg.jobs()) > 1:
-                raise BortError("--augment-inputs holds the inputs of one task: give it with one --task, or with your own files")
             if task.spec.kind == "multiple_choice":
                 raise BortError(f"--augment-inputs applies to classification and regression tasks; {task.spec.name} is multiple choice")
             if read.get("train"):
-                student.augment.read_inputs(len(read["train"][0].texts), task.own.text_columns if task.own else None)
+                cfg.augment.read_inputs(len(read["train"][0].texts), task.own.text_columns if task.own else None)
         if given:
             try:
                 TaskTeacher(given, task.spec, teacher, device=torch.device("cpu"), max_len=student.max_seq_len, batch_size=1)
