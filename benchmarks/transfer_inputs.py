@@ -1,12 +1,15 @@
 """Unlabelled inputs for a scoreboard task's `--augment-inputs` (issue 38's transfer-set lever), from the shared data.
 
-    python benchmarks/transfer_inputs.py --task mrpc      # or cola; into benchmarks/out/transfer/TASK.jsonl
+    python benchmarks/transfer_inputs.py --task mrpc      # or cola, qnli; into benchmarks/out/transfer/TASK.jsonl
 
 A user with a small labelled set usually has more inputs of its kind without labels. For MRPC (news sentence pairs) the
 shared data holds MRPC's own test pairs (1,725, scored nowhere here) and STS-B's sentence pairs (news, captions,
 forums); the teacher labels them in the run. For CoLA (single sentences, most of them short) the shared data holds no
 unlabelled set of its kind: natural sentences of the NLTK corpora (news transcripts, web text, speeches) of CoLA's
-lengths stand in, a seeded 8,000. An input with a text near one of the task's scored dev split is left out: its words
+lengths stand in, a seeded 8,000. QNLI pairs a SQuAD question with a sentence of its Wikipedia article; here its training
+questions are paired again, each with the two training sentences (of other pairs) and the one WikiText-103 sentence that
+share the most of its rarer words (an IDF-weighted overlap, as a search engine would rank them): new pairs on the
+question's topic that the teacher labels, most of them not answers. An input with a text near one of the task's scored dev split is left out: its words
 (lower-cased letters and digits) and a dev text's overlap by a Jaccard index of 0.8 or more. Exact equality is not
 enough: STS-B's MSRpar pairs and MRPC's test pairs come from the corpus MRPC's dev set was drawn from, and two of their
 pairs were MRPC dev pairs up to punctuation and brackets ("Index .SPX" against "Index <.SPX>").
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 from pathlib import Path
@@ -31,9 +35,12 @@ from bort.tasks.registry import read_split
 # task → (task, folder, split) whose inputs, labels unused, make its transfer set; ("corpus", folder, n): n of its sentences
 # (RTE's pairs, long premises of another kind, are left out: they would double the training time of a run)
 SOURCES = {"mrpc": (("glue/mrpc", GLUE / "MRPC", "test"), ("glue/stsb", GLUE / "STS-B", "train"), ("glue/stsb", GLUE / "STS-B", "dev")),
-           "cola": (("corpus", SHARED / "corpus" / "nltk", 8000),)}
+           "cola": (("corpus", SHARED / "corpus" / "nltk", 8000),),
+           "qnli": (("retrieved", SHARED / "qnli-from-dev", "train"),)}
 WORDS = (3, 25)  # CoLA's sentences: 3 to 25 words (a few are longer)
 NEAR = 0.8  # a text whose words overlap a dev text's this much (Jaccard) is that text
+RETRIEVED = {"train": 2, "wikitext-103": 1}  # QNLI: sentences paired with each training question, from each pool
+COMMON = 0.02  # a word in more than this share of a pool's sentences does not count towards a match (stop words)
 
 
 def _text(path: Path) -> str:
@@ -54,6 +61,54 @@ def _corpus_sentences(folder: Path, n: int) -> list[tuple[str]]:
     return [(pool[i],) for i in keep]
 
 
+def _detokenized(text: str) -> str:
+    """WikiText's tokenised text as prose: ``a @-@ b`` → ``a-b``, no space before punctuation or inside brackets."""
+    text = re.sub(r" @(.)@ ", r"\1", text)
+    text = re.sub(r" ([.,;:!?)\]'%])", r"\1", text)
+    return re.sub(r"([(\[$]) ", r"\1", text).replace(" n't", "n't")
+
+
+def _wikitext_sentences() -> list[str]:
+    """The sentences of the shared WikiText-103 files (headings and sentences with an ``<unk>`` left out), as prose, each once,
+    in the files' order."""
+    folder = SHARED / "corpus" / "wikitext-103"
+    lines = [line for path in sorted(folder.glob("*.tokens")) for line in _text(path).splitlines() if not line.lstrip().startswith("=")]
+    return list(dict.fromkeys(_detokenized(s) for line in lines for s in split_sentences(line)
+                              if WORDS[0] <= len(s.split()) <= 60 and "<unk>" not in s))
+
+
+def _best_matches(queries: list[str], pool: list[str], k: int, skip: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Each query with the ``k`` texts of ``pool`` that share the most of its words, weighted by inverse document frequency
+    (words in more than :data:`COMMON` of the pool left out), none of ``skip[query]``; ties go to the earlier text."""
+    postings: dict[str, list[int]] = {}
+    for i, text in enumerate(pool):
+        for word in _words(text):
+            postings.setdefault(word, []).append(i)
+    idf = {w: math.log(len(pool) / len(ids)) for w, ids in postings.items() if len(ids) <= COMMON * len(pool)}
+    pairs = []
+    for query in queries:
+        scores: dict[int, float] = {}
+        for word in _words(query) & idf.keys():
+            for i in postings[word]:
+                scores[i] = scores.get(i, 0.0) + idf[word]
+        ranked = sorted(scores, key=lambda i: (-scores[i], i))
+        pairs += [(query, pool[i]) for i in ranked if pool[i] not in skip.get(query, ())][:k]
+    return pairs
+
+
+def _retrieved_pairs(task: str, folder: Path, split: str) -> list[tuple[str, str]]:
+    """The split's questions (each once), each paired by :func:`_best_matches` with sentences of the split's other pairs and of
+    WikiText-103 (:data:`RETRIEVED` of each)."""
+    examples = read_split(task, folder, split)
+    own: dict[str, set[str]] = {}
+    for ex in examples:
+        own.setdefault(ex.texts[0], set()).add(ex.texts[1])
+    questions = list(own)
+    sentences = list(dict.fromkeys(ex.texts[1] for ex in examples))
+    return (_best_matches(questions, sentences, RETRIEVED["train"], own)
+            + _best_matches(questions, _wikitext_sentences(), RETRIEVED["wikitext-103"], {}))
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
 
@@ -69,9 +124,13 @@ def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
     scored = list({_words(text) for ex in read_split(target.task, target.data, "dev") for text in ex.texts})
     inputs, counts = {}, {}
     for task, folder, split in SOURCES[job]:
-        found = _corpus_sentences(folder, split) if task == "corpus" else [ex.texts for ex in read_split(task, folder, split)]
+        if task == "corpus":
+            found, name = _corpus_sentences(folder, split), f"{folder.name} sentences"
+        elif task == "retrieved":
+            found, name = _retrieved_pairs(target.task, folder, split), f"{target.task}:{split} questions, retrieved sentences"
+        else:
+            found, name = [ex.texts for ex in read_split(task, folder, split)], f"{task}:{split}"
         kept = [texts for texts in found if not any(_near(_words(t), scored) for t in texts)]
-        name = f"{folder.name} sentences" if task == "corpus" else f"{task}:{split}"
         counts[name] = counts.get(name, 0) + len(set(kept) - inputs.keys())
         inputs.update(dict.fromkeys(kept))
     return list(inputs), counts

@@ -148,3 +148,23 @@ def test_transfer_inputs_leave_out_the_scored_texts_and_repeats(tmp_path, monkey
     assert sentences == [("The cat sat on the mat.",), ("A dog ran.",), ("We ate in a café today.",)]
     two = transfer_inputs._corpus_sentences(corpus, 2)
     assert two == transfer_inputs._corpus_sentences(corpus, 2) and len(two) == 2 and set(two) < set(sentences)
+
+
+def test_transfer_inputs_pair_questions_with_the_sentences_that_share_their_rarer_words(monkeypatch):
+    """QNLI's transfer set: each question with the pool's sentences ranked by the summed inverse document frequency of the
+    words they share (words in too many sentences not counted), its own sentences skipped; WikiText read as prose."""
+    import math
+
+    import transfer_inputs
+
+    pool = ["the castle stood on the hill", "the river ran past the castle", "a river of the north", "the hill and the river"]
+    pool += [f"the filler sentence {i}" for i in range(20)]
+    monkeypatch.setattr(transfer_inputs, "COMMON", 0.5)  # "the" (in 23 of 24) is a stop word; "castle", "river", "hill" are not
+    q = "Where is the castle by the river?"
+    pairs = transfer_inputs._best_matches([q], pool, 4, {})
+    idf = {w: math.log(24 / n) for w, n in (("castle", 2), ("river", 3))}
+    assert idf["castle"] > idf["river"] > 0  # so by hand: castle and river; castle alone; river alone (earlier first), twice
+    assert pairs == [(q, pool[1]), (q, pool[0]), (q, pool[2]), (q, pool[3])]
+    assert transfer_inputs._best_matches([q], pool, 2, {q: {pool[1]}}) == [(q, pool[0]), (q, pool[2])]
+    assert transfer_inputs._best_matches(["Why filler?"], pool, 2, {}) == []  # "filler" is in 20 of 24: no word counts
+    assert transfer_inputs._detokenized("A well @-@ known 1 @,@ 000 ( big ) city , ok .") == "A well-known 1,000 (big) city, ok."
