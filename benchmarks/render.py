@@ -154,7 +154,8 @@ def render_levers(students: list[dict]) -> list[str]:
              "over the pairs (how many)).", "",
              "| lever | flags | base | task | Δ kept above chance | Δ S int8 |", "|---|---|---|---|---:|---:|"]
     for (lever, b, job), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], rank(kv[0][2]), len(_options(kv[1][0][1])))):
-        lines.append(f"| {lever} | `{' '.join(_flags(ps[0][0]))}` | {b} | {job} | "
+        shown = " ".join(re.sub(r"^/.*/(benchmarks/out/)", r"\1", word) for word in _flags(ps[0][0]))  # a path as the repository's
+        lines.append(f"| {lever} | `{shown}` | {b} | {job} | "
                      f"{mean_sd([r['kept_over_baseline'] - x['kept_over_baseline'] for r, x in ps])} | "
                      f"{mean_sd([r['student_metric'] - x['student_metric'] for r, x in ps])} |")
     return lines
