@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import re
 from pathlib import Path
@@ -29,6 +28,7 @@ from common import GLUE, OUT, SHARED
 from scoreboard import JOBS
 
 from bort.atomic import atomic_write_text
+from bort.data.retrieval import TextIndex, words
 from bort.data.sentences import split_sentences
 from bort.tasks.registry import read_split
 
@@ -78,22 +78,10 @@ def _wikitext_sentences() -> list[str]:
 
 
 def _best_matches(queries: list[str], pool: list[str], k: int, skip: dict[str, set[str]]) -> list[tuple[str, str]]:
-    """Each query with the ``k`` texts of ``pool`` that share the most of its words, weighted by inverse document frequency
-    (words in more than :data:`COMMON` of the pool left out), none of ``skip[query]``; ties go to the earlier text."""
-    postings: dict[str, list[int]] = {}
-    for i, text in enumerate(pool):
-        for word in _words(text):
-            postings.setdefault(word, []).append(i)
-    idf = {w: math.log(len(pool) / len(ids)) for w, ids in postings.items() if len(ids) <= COMMON * len(pool)}
-    pairs = []
-    for query in queries:
-        scores: dict[int, float] = {}
-        for word in _words(query) & idf.keys():
-            for i in postings[word]:
-                scores[i] = scores.get(i, 0.0) + idf[word]
-        ranked = sorted(scores, key=lambda i: (-scores[i], i))
-        pairs += [(query, pool[i]) for i in ranked if pool[i] not in skip.get(query, ())][:k]
-    return pairs
+    """Each query with the ``k`` texts of ``pool`` that share the most of its rarer words (bort's
+    :class:`~bort.data.retrieval.TextIndex`, words in more than :data:`COMMON` of the pool left out), none of ``skip[query]``."""
+    index = TextIndex(pool, common=COMMON)
+    return [(query, pool[i]) for query in queries for i in [i for i in index.ranked(query) if pool[i] not in skip.get(query, ())][:k]]
 
 
 def _retrieved_pairs(task: str, folder: Path, split: str) -> list[tuple[str, str]]:
@@ -109,10 +97,6 @@ def _retrieved_pairs(task: str, folder: Path, split: str) -> list[tuple[str, str
             + _best_matches(questions, _wikitext_sentences(), RETRIEVED["wikitext-103"], {}))
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
-
-
 def _near(words: frozenset[str], scored: list[frozenset[str]]) -> bool:
     """Whether ``words`` overlap one of the ``scored`` texts' by a Jaccard index of :data:`NEAR` or more."""
     return any(len(words) * NEAR <= len(s) <= len(words) / NEAR and len(words & s) >= NEAR * len(words | s) for s in scored)
@@ -121,7 +105,7 @@ def _near(words: frozenset[str], scored: list[frozenset[str]]) -> bool:
 def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
     """The task's transfer inputs (none near a text of its dev split, none twice) and how many each source gave."""
     target = JOBS[job]
-    scored = list({_words(text) for ex in read_split(target.task, target.data, "dev") for text in ex.texts})
+    scored = list({words(text) for ex in read_split(target.task, target.data, "dev") for text in ex.texts})
     inputs, counts = {}, {}
     for task, folder, split in SOURCES[job]:
         if task == "corpus":
@@ -130,7 +114,7 @@ def transfer_inputs(job: str) -> tuple[list[tuple[str, ...]], dict[str, int]]:
             found, name = _retrieved_pairs(target.task, folder, split), f"{target.task}:{split} questions, retrieved sentences"
         else:
             found, name = [ex.texts for ex in read_split(task, folder, split)], f"{task}:{split}"
-        kept = [texts for texts in found if not any(_near(_words(t), scored) for t in texts)]
+        kept = [texts for texts in found if not any(_near(words(t), scored) for t in texts)]
         counts[name] = counts.get(name, 0) + len(set(kept) - inputs.keys())
         inputs.update(dict.fromkeys(kept))
     return list(inputs), counts

@@ -118,6 +118,32 @@ def test_segment_swap_reverses_pairs_half_the_time_and_drops_words():
     assert len(single) == 1 and set(single[0].split()) < {"one", "two", "three", "four", "five"}
 
 
+def test_pair_retrieve_pairs_a_first_text_with_the_best_matching_other_second_texts(monkeypatch):
+    """pair-retrieve: (a, b) becomes (a, c), c a second text of the training inputs among the BEST that share the most of a's
+    rarer words, never one paired with a in them; seeded; single texts refused, here and before any work."""
+    from bort.finetune import transforms
+
+    s1, s2, s3, s4 = "The castle was built by the king.", "It stands on a hill.", "The river runs past the old castle.", "A bridge spans the river."
+    pool = [("Who built the castle?", s1), ("Who built the castle?", s2), ("Where does the river run?", s3), ("What crosses the river?", s4)]
+    pool += [(f"Filler question {i}?", f"Filler sentence number {i}.") for i in range(40)]
+    f = make_transform("pair-retrieve", pool=pool)
+    out = f(pool[:4], seed=1)
+    assert out == f(pool[:4], seed=1) and [a for a, _ in out] == [a for a, _ in pool[:4]]
+    # "the" is in 3 of the 44 second texts (more than 2): not counted. The castle question's own s1 and s2 are skipped, which
+    # leaves s3 (castle); the river questions share "river" with s3 and s4, each its own skipped.
+    assert [b for _, b in out] == [s3, s3, s4, s3]
+    q = "Was the castle by the river built?"  # s1: castle, was, by, built; s3: castle, river; s4: river
+    assert {f([(q, "x")], seed=k)[0][1] for k in range(40)} == {s1, s3, s4}  # drawn among the matches
+    lone = f([("Nothing shared here?", "x")], seed=0)[0][1]
+    assert lone in {b for _, b in pool} and lone != "x"  # no counted word in common: another second text, drawn
+    with pytest.raises(BortError, match="pair-retrieve makes new sentence pairs.*1 text"):
+        make_transform("pair-retrieve", pool=[("one",), ("two",)])
+    with pytest.raises(BortError, match="pair-retrieve makes new sentence pairs"):
+        transforms.check_transform("pair-retrieve", "unused", 1)
+    monkeypatch.setattr(transforms, "BEST", 1)
+    assert make_transform("pair-retrieve", pool=pool)([(q, "x")], seed=0) == [(q, s1)]  # the best one
+
+
 def test_mlm_infill_replaces_masked_tokens_with_other_tokens(bert_teacher, bert_teacher_nohead):
     f = make_transform("mlm-infill", bert_teacher)
     inputs = [("the cat sat on the mat by the red house", "a dog ran")] * 3

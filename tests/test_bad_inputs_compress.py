@@ -80,6 +80,8 @@ CASES = [
     Case("compress-augment-inputs-with-two-tasks#38", "compress",
          lambda e: run_compress(e, "--augment-inputs", e.write("pool.csv", "text\nthe cat\n"), task=("--task", "glue/sst2", "glue/cola")),
          ("--augment-inputs", "one task")),
+    Case("compress-pair-retrieve-on-single-texts#38", "compress", lambda e: _sst2(e, "--transform", "pair-retrieve"),
+         ("--transform pair-retrieve", "1 text(s)")),
     Case("compress-augment-inputs-for-multiple-choice#38", "compress",
          lambda e: run_compress(e, "--augment-inputs", e.write("pool.csv", "text\nthe cat\n"), task=("--task", "superglue/copa")),
          ("--augment-inputs", "superglue/copa is multiple choice")),

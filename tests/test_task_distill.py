@@ -23,7 +23,7 @@ from bort.agora.recipe import AgoraConfig, agora
 from bort.errors import BortError
 from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneResult, finetune
-from bort.finetune.selection import select_size
+from bort.finetune.selection import hold_out, select_size
 from bort.finetune.task_distill import Objective, TaskDistill, TaskTeacher
 from bort.models.loading import load_tokenizer
 from bort.tasks import heads
@@ -198,6 +198,24 @@ def test_augmentation_is_seeded_new_and_labelled_by_the_teacher(tmp_path, bert_t
     assert (tmp_path / "B" / "augmented.jsonl").read_bytes() == (tmp_path / "A" / "augmented.jsonl").read_bytes()  # same seed
     finetune(_augmented_cfg(bert_teacher, rte, tmp_path / "C", teacher, seed=1))
     assert (tmp_path / "C" / "augmented.jsonl").read_bytes() != (tmp_path / "A" / "augmented.jsonl").read_bytes()
+
+
+def test_pair_retrieve_pairs_training_texts_anew_across_chunks(tmp_path, bert_teacher, rte, teacher, small_chunks):
+    """--transform pair-retrieve in a fine-tuning: each new input is a training input's first text with the second text of
+    another training input (of any chunk: the pool is the whole training set, less the selection slice), never its own."""
+    cfg = _cfg(bert_teacher, "glue/rte", rte, tmp_path / "R", epochs=1, augment=Augment(per_example=2, transform="pair-retrieve"), **_kd(teacher))
+    report = finetune(cfg)
+    lines = [json.loads(line) for line in (tmp_path / "R" / "augmented.jsonl").read_text().splitlines()]
+    train = {ex.texts for ex in hold_out(read_split(get_task("glue/rte"), rte, "train"), cfg.select_fraction, cfg.subset_seed)[0]}
+    own = {}
+    for a, b in train:
+        own.setdefault(a, set()).add(b)
+    assert report.augmented == len(lines) > TRAINED
+    for line in lines:
+        a, b = line["texts"]
+        assert a in own and b in {t for _, t in train} and b not in own[a]
+    by_source = {line["source"] for line in lines}
+    assert len(by_source) > 16  # inputs of every chunk, not of the first alone
 
 
 def test_augment_min_inputs_raises_k_for_a_small_set(tmp_path, bert_teacher, rte, teacher, small_chunks):

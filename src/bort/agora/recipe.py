@@ -172,7 +172,8 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
         train_set, select = hold_out(train_set, base.select_fraction, base.subset_seed)
     else:
         select = data.split(task.dev_splits[0])
-    check_transform(base.augment.transform, base.augment.infill_model or base.model)  # used only after round 0 has trained
+    pool = [ex.texts for ex in train_set]  # the training inputs pair-retrieve draws partners from
+    check_transform(base.augment.transform, base.augment.infill_model or base.model, len(pool[0]) if pool else 2)  # used after round 0
     done = len(records)
     run.trim_log(done - 1, key="round")  # points of a round killed before its record are made again
     if (out / POINTS).is_file():
@@ -211,7 +212,8 @@ def _agora(cfg: AgoraConfig, data: TaskData, device: torch.device, run: RunFolde
                 tqdm.write(f"agora: warning: the labeller's accuracy on the selection examples is {labeller_accuracy:.3f}, not above 2/3; "
                            "its labels for new points may hurt (give a better --labeller)", file=sys.stderr)
         if wrong and transform is None:
-            transform = make_transform(base.augment.transform, base.augment.infill_model or base.model, device=str(device))
+            transform = make_transform(base.augment.transform, base.augment.infill_model or base.model, device=str(device),
+                                       pool=pool)
         points = _new_points(cfg, task, wrong, seen, teacher or labeller, r, transform) if wrong else []  # steps 3-4
         run.log(*points)
         size = len(train_set)

@@ -39,6 +39,7 @@ from bort.extract.report import ExtractResult
 from bort.finetune.augment import Augment
 from bort.finetune.recipe import FinetuneConfig, finetune
 from bort.finetune.task_distill import TaskDistill, TaskTeacher
+from bort.finetune.transforms import check_transform
 from bort.models.families import config_arch
 from bort.models.loading import has_mlm_head, model_dir, position_limit, read_config, resolve_model_path
 from bort.pretrain.recipe import PretrainConfig, pretrain
@@ -287,6 +288,8 @@ def check(cfg: CompressConfig, device: str) -> Path:
                 raise BortError(f"--augment-inputs applies to classification and regression tasks; {task.spec.name} is multiple choice")
             if read.get("train"):
                 cfg.augment.read_inputs(len(read["train"][0].texts), task.own.text_columns if task.own else None)
+        if read.get("train") and student.augment.per_example_for(len(read["train"])):
+            check_transform(student.augment.transform, student.augment.infill_model or student.model, len(read["train"][0].texts))
         if given:
             try:
                 TaskTeacher(given, task.spec, teacher, device=torch.device("cpu"), max_len=student.max_seq_len, batch_size=1)

@@ -154,7 +154,8 @@ def augment(cfg: Augment, out: Path, examples: Sequence[Example], seen: set[tupl
     for c in range(start, made + -(-len(given) // CHUNK)):
         if c < made:
             part = examples[c * CHUNK : (c + 1) * CHUNK]
-            transform = transform or make_transform(cfg.transform, cfg.infill_model or model, device=device)
+            transform = transform or make_transform(cfg.transform, cfg.infill_model or model, device=device,
+                                                    pool=[ex.texts for ex in examples])
             fresh = fresh_inputs(transform, [ex.texts for ex in part], per_example, seen, lambda v, c=c: _seed(seed, c, v))
         else:
             part = given[(c - made) * CHUNK : (c - made + 1) * CHUNK]

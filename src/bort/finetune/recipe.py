@@ -32,6 +32,7 @@ from bort.finetune import teacher_views as stored_views
 from bort.finetune.augment import Augment, augment, augmented_features, scored_inputs
 from bort.finetune.selection import SELECT_ON, hold_out
 from bort.finetune.task_distill import Objective, TaskDistill, TaskTeacher
+from bort.finetune.transforms import check_transform
 from bort.models.card import Card
 from bort.models.families import NAMES as FAMILY_NAMES
 from bort.models.folder import save_model_folder
@@ -278,6 +279,8 @@ def _finetune(cfg: FinetuneConfig, train_set: list[Example] | None, select_set: 
     for split in scored_later:
         data.check(split)  # bad input is refused before any work; the examples are read after training
     _warn_single_label(task, train_examples)
+    if train_examples and cfg.augment.per_example_for(len(train_examples)):
+        check_transform(cfg.augment.transform, cfg.augment.infill_model or cfg.model, len(train_examples[0].texts))
     given = cfg.augment.read_inputs(len(train_examples[0].texts), data.own.text_columns if data.own else None) if train_examples else []
     path = resolve_model_path(cfg.model)
     limit = position_limit(read_config(path))

@@ -9,6 +9,10 @@
 - ``segment-swap`` (issue 38): a pair's two segments in the other order (half the variants, drawn), then word dropout, so
   that several variants of one pair differ; a single text gets word dropout alone. The order carries no meaning for a
   symmetric task (paraphrase, similarity); for an asymmetric one the teacher labels what the new order says.
+- ``pair-retrieve`` (issue 38): a pair's second text replaced by the second text of another training input that shares the
+  most of its first text's rarer words (:class:`~bort.data.retrieval.TextIndex`; one of the best few, drawn): new pairs on
+  the first text's topic — a question with sentences that mention its subject without answering it, a sentence with
+  near-paraphrases — that random partners (``pair-mix``) rarely give. Pairs only.
 
 Every transformation maps a list of inputs (tuples of texts) to as many new inputs, and is a pure
 function of its seed. :func:`fresh_inputs` makes several variants of each input and keeps the new ones.
@@ -22,11 +26,13 @@ from pathlib import Path
 
 import torch
 
+from bort.data.retrieval import TextIndex
 from bort.data.tokens import tokenize
 from bort.errors import BortError
 from bort.models.student import masked_logits
 
-TRANSFORMS = ("mlm-infill", "dropout", "swap", "pair-mix", "segment-swap")
+TRANSFORMS = ("mlm-infill", "dropout", "swap", "pair-mix", "segment-swap", "pair-retrieve")
+BEST = 8  # pair-retrieve draws a partner among this many best matches
 Texts = tuple[str, ...]
 Transform = Callable[[Sequence[Texts], int], list[Texts]]
 
@@ -84,15 +90,46 @@ def _segment_swap(inputs: Sequence[Texts], seed: int) -> list[Texts]:
     return out
 
 
+class PairRetrieve:
+    """``pair-retrieve``: each pair ``(a, b)`` becomes ``(a, c)``, ``c`` drawn among the :data:`BEST` second texts of the ``pool``
+    (the training inputs) that best match ``a``'s words, none paired with ``a`` in the pool; with none sharing a counted word,
+    any other second text."""
+
+    def __init__(self, pool: Sequence[Texts]) -> None:
+        if any(len(texts) != 2 for texts in pool):
+            raise _not_pairs(1)
+        self.own: dict[str, set[str]] = {}
+        for a, b in pool:
+            self.own.setdefault(a, set()).add(b)
+        self.index = TextIndex(list(dict.fromkeys(b for _, b in pool)))
+
+    def __call__(self, inputs: Sequence[Texts], seed: int) -> list[Texts]:
+        rng, texts, out = random.Random(seed), self.index.texts, []
+        for a, b in inputs:
+            mine = self.own.get(a, set()) | {b}
+            best = [texts[i] for i in self.index.ranked(a)[: BEST + len(mine)] if texts[i] not in mine][:BEST]
+            others = best or [t for t in rng.sample(texts, min(len(texts), BEST + len(mine))) if t not in mine]
+            out.append((a, rng.choice(others)) if others else (a, b))
+        return out
+
+
+def _not_pairs(width: int) -> BortError:
+    return BortError(f"--transform pair-retrieve makes new sentence pairs, and this task's inputs have {width} text(s); "
+                     "use --transform dropout or pair-mix")
+
+
 def _no_mlm_head(model: str | Path) -> BortError:
     return BortError(f"'{model}' has no masked-LM head for --transform mlm-infill; give --infill-model a masked-LM folder "
                      "(e.g. from `bort teacher prepare`), or use --transform dropout or swap")
 
 
-def check_transform(name: str, infill_model: str | Path) -> None:
-    """Refuse, before any work, a transformation that could not run: ``mlm-infill`` with a model that has no masked-LM head."""
+def check_transform(name: str, infill_model: str | Path, width: int) -> None:
+    """Refuse, before any work, a transformation that could not run on inputs of ``width`` texts: ``mlm-infill`` with a model
+    that has no masked-LM head, ``pair-retrieve`` on single texts."""
     from bort.models.loading import has_mlm_head, resolve_model_path
 
+    if name == "pair-retrieve" and width != 2:
+        raise _not_pairs(width)
     if name == "mlm-infill" and not has_mlm_head(resolve_model_path(infill_model)):
         raise _no_mlm_head(infill_model)
 
@@ -148,8 +185,9 @@ def fresh_inputs(transform: Transform, inputs: Sequence[Texts], variants: int, s
     return fresh
 
 
-def make_transform(name: str, infill_model: str | Path | None = None, *, device: str = "cpu") -> Transform:
-    """The transformation called ``name``; ``mlm-infill`` needs a masked-LM folder."""
+def make_transform(name: str, infill_model: str | Path | None = None, *, device: str = "cpu", pool: Sequence[Texts] = ()) -> Transform:
+    """The transformation called ``name``; ``mlm-infill`` needs a masked-LM folder, ``pair-retrieve`` the training inputs
+    (``pool``) it draws partners from."""
     if name == "dropout":
         return _per_word(_dropout)
     if name == "swap":
@@ -158,6 +196,8 @@ def make_transform(name: str, infill_model: str | Path | None = None, *, device:
         return _pair_mix
     if name == "segment-swap":
         return _segment_swap
+    if name == "pair-retrieve":
+        return PairRetrieve(pool)
     if name == "mlm-infill":
         if infill_model is None:
             raise BortError("--transform mlm-infill needs a masked-LM: pass --infill-model (e.g. the teacher prepared with `bort teacher prepare`)")
