@@ -6,6 +6,7 @@ Extraction by FLOPs (tiny models' latency is all overhead), a few steps per stag
 from __future__ import annotations
 
 import json
+import shutil
 import types
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,8 @@ from bort import options
 from bort.arch import Arch
 from bort.cli import build_parser, main
 from bort.compress import CompressConfig, compress, recipe
-from bort.compress.report import EAGER, _timed, summary
+from bort.compress.report import EAGER, _quality, _timed, summary
+from bort.compress.score import score_task
 from bort.errors import BortError
 from bort.evaluate.recipe import EvaluateConfig, evaluate
 from bort.extract.recipe import ExtractConfig
@@ -137,6 +139,35 @@ def test_task_run_numbers_come_from_the_stages(task_run, rte):
     assert result["metrics"] == [{"type": "accuracy", "value": pytest.approx(S), "name": "accuracy"}]
     assert "| over the teacher on the same runtime (onnx-int8, batch 1 × " in card and f"| {t['speedup_same_runtime']:.1f}× |" in card
     assert f"| over the teacher's int8 export on the scored split's own texts, batch 32 | {t['speedup_real_lengths']['32']:.1f}× |" in card
+
+
+def test_scored_examples_among_the_students_new_inputs_are_left_out(task_run, rte, tmp_path):
+    """A dev input whose teacher label the student learnt (one of its new inputs) is left out of every score: the figures equal
+    those of the same models scored on a dev file without it, and the count is in the entry."""
+    _, out = task_run
+    t = json.loads((out / "compress.json").read_text())["tasks"]["rte"]
+    student, export = tmp_path / "student", tmp_path / "export"
+    shutil.copytree(out / "finetune" / "rte" / "student", student)
+    shutil.copytree(t["student_onnx"], export)  # scoring re-writes the export's card
+    dev = read_split("glue/rte", rte, "dev")
+    with open(student / "augmented.jsonl", "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps({"idx": f"augmented-x{i}", "source": "x", "texts": list(ex.texts), "soft_label": [0.5, 0.5]}) + "\n"
+                        for i, ex in enumerate(dev[:3])))
+    clean = tmp_path / "RTE"
+    clean.mkdir()
+    shutil.copy(rte / "train.tsv", clean / "train.tsv")
+    header, *rows = (rte / "dev.tsv").read_text().splitlines(keepends=True)
+    (clean / "dev.tsv").write_text(header + "".join(rows[3:]))
+    common = {"task": "glue/rte", "own": OwnData(), "train_examples": None, "seed": 0, "scored": "dev", "teacher": t["teacher_folder"],
+              "export": export, "device": "cpu"}
+    entry = score_task(data=rte, student=student, out=tmp_path / "a", **common)
+    reference = score_task(data=clean, student=out / "finetune" / "rte" / "student", out=tmp_path / "b", **common)
+    assert (entry["left_out_learnt"], reference["left_out_learnt"]) == (3, 0) and entry["examples"] == reference["examples"] == len(dev) - 3
+    for key in ("teacher_metric", "student_metric", "student_metric_fp32", "baseline_metric", "kept", "kept_over_baseline", "kept_interval",
+                "kept_over_baseline_interval", "teacher_beats_baseline"):
+        assert entry[key] == reference[key], key
+    notes = _quality({"rte": {**entry, "select_on": "train"}}, {"kept_over_baseline": None})
+    assert f"- rte: 3 dev example(s) left out of every score (of {len(dev)}): their inputs were among the student's new inputs" in "\n".join(notes)
 
 
 def test_resume_skips_finished_stages_and_redoes_an_unfinished_one(task_run, capsys):

@@ -183,6 +183,8 @@ def _quality(entries: dict[str, dict], pool: dict) -> list[str]:
     notes = [f"- {name}: {kept_words(e, e['metric'])}." for name, e in entries.items() if not e["teacher_beats_baseline"]]
     notes += [f"- {name}: teacher and student chose their epoch on the {e['scored_split']} split they are scored on (`--select-on dev`), "
               "so these scores are optimistic." for name, e in entries.items() if e.get("select_on") == "dev" and e["scored_split"] != "test"]
+    notes += [f"- {name}: {e['left_out_learnt']} {e['scored_split']} example(s) left out of every score (of {e['examples'] + e['left_out_learnt']}): "
+              "their inputs were among the student's new inputs, labelled by the teacher." for name, e in entries.items() if e.get("left_out_learnt")]
     notes += [line for name, e in entries.items() for line in _grid_notes(name, e)]
     return lines + ([""] + notes if notes else []) + [""]
 

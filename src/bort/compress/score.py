@@ -7,6 +7,11 @@ from the training set; then ``kept`` and ``kept_over_baseline`` with their paire
 scores are each task's one number (:func:`bort.tasks.kept.task_score`: the mean of its official metrics).
 Without a task, the same for the sentence embeddings (``--embedding-task``), whose baseline is 0.
 The scored split's texts are kept for the benchmark at real lengths (:func:`write_texts`).
+
+A scored example whose input the student learnt the teacher's label of (one of its new inputs: a user's
+``--augment-inputs`` file, or a transformation that re-pairs training texts, can hold one) is left out of every score,
+the teacher's and the baseline's too, and counted (``left_out_learnt``): under ``--select-on train`` the scored split is
+read only after training, so such inputs can only be found now (algorithms.md §4d; docs/design.md).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from bort.atomic import atomic_write_text
 from bort.evaluate.recipe import EvaluateConfig, pair_cosines, split_predictions
+from bort.finetune.augment import FILE as AUGMENTED
 from bort.finetune.recipe import subset
 from bort.models.card import Card, Scored, count_params
 from bort.models.loading import model_dir, resolve_model_path
@@ -70,12 +76,18 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
     examples, t_preds = predictions_of(teacher)
     _, s_preds = predictions_of(str(export))
     _, f_preds = predictions_of(str(student))
+    learnt = _learnt(student)
+    clean = [i for i, ex in enumerate(examples) if ex.texts not in learnt]
+    left_out = len(examples) - len(clean)
+    if left_out:
+        examples, t_preds, s_preds, f_preds = ([seq[i] for i in clean] for seq in (examples, t_preds, s_preds, f_preds))
     train = subset(data_all.split("train"), train_examples, seed)
     b_metrics = baseline(spec, train, examples)
     b_preds = baseline_predictions(spec, train, examples)
     result = kept(spec, examples, t_preds, s_preds, b_preds, seed=seed, baseline_score=task_score(b_metrics, spec.metrics))
     dev = {name: score(spec, examples, p) for name, p in (("teacher", t_preds), ("student", s_preds), ("student_fp32", f_preds))}
-    entry = {"metric": metric_name(spec.metrics), "scored_split": split, "examples": len(examples), "teacher_metric": result["teacher_score"],
+    entry = {"metric": metric_name(spec.metrics), "scored_split": split, "examples": len(examples), "left_out_learnt": left_out,
+             "teacher_metric": result["teacher_score"],
              "student_metric": result["student_score"], "student_metric_fp32": task_score(dev["student_fp32"], spec.metrics),
              "baseline_metric": result["baseline_score"], **{k: v for k, v in result.items() if not k.endswith("_score")},
              "teacher_dev": dev["teacher"], "student_dev": dev["student"], "student_dev_fp32": dev["student_fp32"], "baseline_dev": b_metrics,
@@ -83,6 +95,14 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
     entry["model_index"] = asdict(data_all.scored(split, {entry["metric"]: entry["student_metric"]}))  # the int8 score, for its card
     write_card(entry, spec.name, student, export)
     return _kept(entry, out)
+
+
+def _learnt(student: Path) -> set[tuple[str, ...]]:
+    """The inputs whose teacher labels the student learnt beside its training set: its fine-tuning's new inputs."""
+    path = Path(student) / AUGMENTED
+    if not path.is_file():
+        return set()
+    return {tuple(json.loads(line)["texts"]) for line in path.read_text(encoding="utf-8").splitlines()}
 
 
 def score_embedding(*, task: str, data: Path | None, seed: int, teacher: str, student: Path, export: Path, device: str, out: Path) -> dict:
