@@ -98,7 +98,8 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
         whole = [pools[n, seed] for seed, ok in sorted(complete.items()) if ok and pools[n, seed]["kept_over_baseline"] is not None]
         lines.append(f"| **{n}** | {len(whole)} complete | | | **{mean_sd([p['kept_over_baseline'] for p in whole])}** | "
                      f"{mean_sd([p['kept'] for p in whole])} |")
-    lines += ["", "Every run (dev scores ×100; 95% paired bootstrap intervals, 1,000 draws; lr: the learning rate chosen on the selection slice):", "",
+    lines += ["", "Every run (dev scores ×100; 95% paired bootstrap intervals, 1,000 draws; lr: the learning rate chosen on the selection slice; "
+              "N left out: dev examples whose inputs were among the student's new inputs, left out of T, B and S alike):", "",
               "| task | model | seed | lr | B | T | S int8 | S fp32 | kept above chance | raw S/T | teacher above B |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for job in jobs:
@@ -113,7 +114,8 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
             lines.append(f"| {job} | {s['model']} ⟨{s['arch']}⟩ | {s['seed']} | {s['lr']:g} | {pct(s['baseline_metric'])} | {pct(s['teacher_metric'])} | "
                          f"{pct(s['student_metric'])} | {pct(s['student_metric_fp32'])} | {pct(s['kept_over_baseline'])} "
                          f"{ci(s['kept_over_baseline_interval'])} | {pct(s['kept'])} {ci(s['kept_interval'])} | "
-                         f"{'yes' if s['teacher_beats_baseline'] else 'no'} |")
+                         f"{'yes' if s['teacher_beats_baseline'] else 'no'}"
+                         f"{f'; {n} left out' if (n := s.get('left_out_learnt')) else ''} |")
     lines += render_levers(students)
     cpus = sorted({f"{r['machine']['cpu']} ({', '.join(r['machine']['flags'])})" for r in runs})
     lines += ["", f"From {len(runs)} result files in `benchmarks/results/{board}/`; commits {commits(runs)} (+: with uncommitted "
