@@ -165,3 +165,25 @@ def render_shape_rank(results: Path) -> str:
     return ("\n".join(lines) + f"\n\nSpearman's ρ between each ranking (−ê: a lower ê should keep more; p̂: a larger student should) and the "
             f"share kept above chance (mean over seeds, ×100 above), over {len(r['models'])} shapes (– below 3); ê from `bort compress`'s "
             f"extraction surrogate, INIT:N steps. {r['teacher']}, commit {commit(r)}, from `benchmarks/results/shapes/rank.json`.\n")
+
+
+def render_overlap(results: Path) -> str:
+    """benchmarks/overlap.py: the teacher's and students' dev scores on the examples whose texts the training split holds, and
+    on the others, with the share kept above chance on each."""
+    docs = load(results / "overlap")
+    if not docs:
+        return "No split of the dev examples by overlap is committed yet.\n"
+    lines = []
+    for r in docs:
+        students = [m for m in r["models"] if m != "teacher"]
+        lines += [f"{r['job']}, seed {r['seed']} ({r['left_out_learnt']} dev examples among the students' new inputs left out):", "",
+                  "| dev examples | how many | B | T | " + " | ".join(f"{m}: S int8 | {m}: kept above chance" for m in students) + " |",
+                  "|---|---:|---:|---:|" + "---:|---:|" * len(students)]
+        for name, row in r["subsets"].items():
+            b, t = row["baseline"], row["teacher"]
+            cells = [f"{pct(row[m])} | {pct((row[m] - b) / (t - b)) if t > b else '–'}" for m in students]
+            lines.append(f"| {name} | {row['examples']:,} | {pct(b)} | {pct(t)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return ("\n".join(lines) + f"\nScores ×100 on the dev split, cut by whether an example's first text (or either text) is one of the training "
+            f"split's (the scoreboard's training subset); B the training set's majority class on each cut; students on int8; commits "
+            f"{commits(docs)}; from `benchmarks/results/overlap/`.\n")

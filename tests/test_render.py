@@ -187,3 +187,14 @@ def test_the_shape_rank_block_gives_each_shapes_errors_and_each_rankings_rho(tmp
     text = _blocks(tmp_path, ["shape_rank"], {"shapes/rank.json": doc})
     assert text.index("| deep4 | ⟨4,6,288,192⟩ | 10,719,552 | 0.3000 | 50.0 |") < text.index("| fast | ⟨2,12,384,768⟩ | 14,286,336 | 0.2500 | 34.3 |")
     assert "| ê teacher:20 | – | – |" in text and "| p̂ alone | 0.500 | -0.500 |" in text and "commit abcdef0+" in text
+
+
+def test_the_overlap_block_gives_each_cuts_scores_and_shares_above_chance(tmp_path):
+    row = {"examples": 100, "baseline": 0.5, "teacher": 0.8, "grouped": 0.65, "prg": 0.77}
+    doc = {"benchmark": "overlap", "job": "qnli", "seed": 0, "models": ["teacher", "grouped", "prg"], "left_out_learnt": 39,
+           "subsets": {"first text in train": row, "neither text in train": {**row, "examples": 1234, "teacher": 0.5}},
+           "commit": "abcdef0123", "dirty": False}
+    text = _blocks(tmp_path, ["overlap"], {"overlap/qnli-seed0.json": doc})
+    assert "qnli, seed 0 (39 dev examples among the students' new inputs left out):" in text
+    assert "| first text in train | 100 | 50.0 | 80.0 | 65.0 | 50.0 | 77.0 | 90.0 |" in text  # (S − B)/(T − B): 0.15/0.3, 0.27/0.3
+    assert "| neither text in train | 1,234 | 50.0 | 50.0 | 65.0 | – | 77.0 | – |" in text  # the teacher at chance: no share
