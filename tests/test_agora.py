@@ -144,6 +144,20 @@ def test_pair_retrieve_pairs_a_first_text_with_the_best_matching_other_second_te
     assert make_transform("pair-retrieve", pool=pool)([(q, "x")], seed=0) == [(q, s1)]  # the best one
 
 
+def test_auto_is_pair_retrieve_on_pairs_and_dropout_on_single_texts():
+    """--transform auto: the same new inputs as pair-retrieve on pairs and as dropout on single texts, seed for seed; never
+    refused (neither needs a masked-LM, and a single text gets dropout)."""
+    from bort.finetune import transforms
+
+    pairs = [(f"Who built castle number {i}?", f"Castle {i} was built by king {i % 7}.") for i in range(30)]
+    singles = [(f"one two three four five six {i}",) for i in range(30)]
+    for pool, concrete in ((pairs, "pair-retrieve"), (singles, "dropout")):
+        assert transforms.resolve_transform("auto", len(pool[0])) == concrete
+        assert make_transform("auto", pool=pool)(pool[:10], seed=3) == make_transform(concrete, pool=pool)(pool[:10], seed=3)
+        transforms.check_transform("auto", "no-such-masked-lm", len(pool[0]))  # no error: nothing to load
+    assert transforms.resolve_transform("swap", 2) == "swap" and transforms.resolve_transform("pair-retrieve", 1) == "pair-retrieve"
+
+
 def test_mlm_infill_replaces_masked_tokens_with_other_tokens(bert_teacher, bert_teacher_nohead):
     f = make_transform("mlm-infill", bert_teacher)
     inputs = [("the cat sat on the mat by the red house", "a dog ran")] * 3

@@ -13,6 +13,8 @@
   most of its first text's rarer words (:class:`~bort.data.retrieval.TextIndex`; one of the best few, drawn): new pairs on
   the first text's topic — a question with sentences that mention its subject without answering it, a sentence with
   near-paraphrases — that random partners (``pair-mix``) rarely give. Pairs only.
+- ``auto``: ``pair-retrieve`` where the inputs are pairs, ``dropout`` where they are single texts (:func:`resolve_transform`);
+  neither needs a masked-LM.
 
 Every transformation maps a list of inputs (tuples of texts) to as many new inputs, and is a pure
 function of its seed. :func:`fresh_inputs` makes several variants of each input and keeps the new ones.
@@ -31,7 +33,7 @@ from bort.data.tokens import tokenize
 from bort.errors import BortError
 from bort.models.student import masked_logits
 
-TRANSFORMS = ("mlm-infill", "dropout", "swap", "pair-mix", "segment-swap", "pair-retrieve")
+TRANSFORMS = ("mlm-infill", "dropout", "swap", "pair-mix", "segment-swap", "pair-retrieve", "auto")
 BEST = 8  # pair-retrieve draws a partner among this many best matches
 Texts = tuple[str, ...]
 Transform = Callable[[Sequence[Texts], int], list[Texts]]
@@ -123,11 +125,21 @@ def _no_mlm_head(model: str | Path) -> BortError:
                      "(e.g. from `bort teacher prepare`), or use --transform dropout or swap")
 
 
+def resolve_transform(name: str, width: int) -> str:
+    """The transformation ``name`` stands for on inputs of ``width`` texts: ``auto`` is ``pair-retrieve`` for pairs (issue 38:
+    on qnli-from-dev it kept 92% of the teacher's skill above chance where word dropout kept 62%, BENCHMARKS §1) and
+    ``dropout`` for single texts; any other name is itself."""
+    if name != "auto":
+        return name
+    return "pair-retrieve" if width == 2 else "dropout"
+
+
 def check_transform(name: str, infill_model: str | Path, width: int) -> None:
     """Refuse, before any work, a transformation that could not run on inputs of ``width`` texts: ``mlm-infill`` with a model
     that has no masked-LM head, ``pair-retrieve`` on single texts."""
     from bort.models.loading import has_mlm_head, resolve_model_path
 
+    name = resolve_transform(name, width)
     if name == "pair-retrieve" and width != 2:
         raise _not_pairs(width)
     if name == "mlm-infill" and not has_mlm_head(resolve_model_path(infill_model)):
@@ -187,7 +199,8 @@ def fresh_inputs(transform: Transform, inputs: Sequence[Texts], variants: int, s
 
 def make_transform(name: str, infill_model: str | Path | None = None, *, device: str = "cpu", pool: Sequence[Texts] = ()) -> Transform:
     """The transformation called ``name``; ``mlm-infill`` needs a masked-LM folder, ``pair-retrieve`` the training inputs
-    (``pool``) it draws partners from."""
+    (``pool``) it draws partners from, ``auto`` the pool's width (:func:`resolve_transform`)."""
+    name = resolve_transform(name, len(pool[0]) if pool else 1)
     if name == "dropout":
         return _per_word(_dropout)
     if name == "swap":
