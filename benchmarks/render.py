@@ -125,7 +125,9 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
 
 
 def _flags(r: dict) -> list[str]:
-    return (r.get("recipe") or {}).get("flags") or []
+    """A student's `bort compress` flags, a path under benchmarks/out/ as the repository's (the runs give it absolute or
+    relative to the checkout they ran in)."""
+    return [re.sub(r"^/.*/(benchmarks/out/)", r"\1", word) for word in (r.get("recipe") or {}).get("flags") or []]
 
 
 def _options(r: dict) -> frozenset[tuple[str, ...]]:
@@ -157,7 +159,7 @@ def render_levers(students: list[dict]) -> list[str]:
              "over the pairs (how many)).", "",
              "| lever | flags | base | task | Δ kept above chance | Δ S int8 |", "|---|---|---|---|---:|---:|"]
     for (lever, b, job), ps in sorted(pairs.items(), key=lambda kv: (kv[0][0], rank(kv[0][2]), len(_options(kv[1][0][1])))):
-        shown = " ".join(re.sub(r"^/.*/(benchmarks/out/)", r"\1", word) for word in _flags(ps[0][0]))  # a path as the repository's
+        shown = " ".join(_flags(ps[0][0]))
         lines.append(f"| {lever} | `{shown}` | {b} | {job} | "
                      f"{mean_sd([r['kept_over_baseline'] - x['kept_over_baseline'] for r, x in ps])} | "
                      f"{mean_sd([r['student_metric'] - x['student_metric'] for r, x in ps])} |")

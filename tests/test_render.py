@@ -126,6 +126,17 @@ def test_a_lever_on_top_of_another_is_paired_with_both_bases(tmp_path):
     assert "| rand | cola |" not in levers  # nobody's base: its option is in no other student's flags
 
 
+def test_a_file_flag_given_absolute_or_relative_pairs_the_levers_all_the_same(tmp_path):
+    """A run gives a file under benchmarks/out/ absolute (/work/x/benchmarks/out/...) or relative to its checkout: the same
+    option, so the lever that adds one flag to it is paired with it, and the path is shown as the repository's."""
+    xfer = {"recipe": {"flags": ["--augment-inputs", "/work/sb12/benchmarks/out/transfer/mrpc.jsonl"]}}
+    both = {"recipe": {"flags": ["--transform", "pair-retrieve", "--augment-inputs", "benchmarks/out/transfer/mrpc.jsonl"]}}
+    runs = [_run("mrpc", "teacher", 1, None, 1, True), {**_run("mrpc", "xfer", 1, 0.5, 0.8, True), **xfer},
+            {**_run("mrpc", "xprg", 1, 0.9, 0.95, True), **both}]
+    levers = _scoreboard(tmp_path, runs).split("Levers")[1]
+    assert "| xprg | `--transform pair-retrieve --augment-inputs benchmarks/out/transfer/mrpc.jsonl` | xfer | mrpc | 40.0 (1) | 0.0 (1) |" in levers
+
+
 def test_the_shapes_table_gives_each_candidates_speed_up_over_the_teachers_shape(tmp_path):
     """benchmarks/shape_speed.py's results: one row per candidate (the teacher's own shape, the reference, left out)."""
     def shape(arch: str, params: int, b1: float, b32: float, fixed: float) -> dict:
