@@ -111,6 +111,10 @@ def test_task_run_numbers_come_from_the_stages(task_run, rte):
     assert doc["pooled"]["tasks"] + doc["pooled"]["left_out"] == 1
     student_ft = json.loads((out / "finetune" / "rte" / "student" / "finetune.json").read_text())
     assert student_ft["teacher"] == str(out / "finetune" / "rte" / "teacher") and student_ft["augmented"] > 0
+    # --transform auto, the default, on a pair task: every new input is a training first text with another training pair's second
+    made = [json.loads(line)["texts"] for line in (out / "finetune" / "rte" / "student" / "augmented.jsonl").read_text().splitlines()]
+    own = {tuple(ex.texts) for ex in train}
+    assert made and all(a in {x for x, _ in own} and b in {y for _, y in own} and (a, b) not in own for a, b in made)
     assert t["student_folder"] == str(out / "finetune" / "rte" / "student" / "model") and (Path(t["student_onnx"]) / "model.onnx").is_file()
     assert json.loads((Path(t["student_onnx"]) / "export.json").read_text())["quantize"] == "int8"
 
