@@ -106,7 +106,7 @@ class CompressConfig:
                                                                     nargs="+", metavar="LR"))
     # BENCHMARKS §9: the student fine-tunes best at a higher rate than the teacher, learning the fine-tuned teacher's predictions
     # (α 1) and its hidden states and attention relations, over 4 new inputs per example. `auto` (issue 38, BENCHMARKS §1): pairs
-    # re-paired from the training texts (pair-retrieve: on MRPC +18.7 ± 12.9 points kept above chance over dropout, two seeds; on
+    # re-paired from the training texts (pair-retrieve: on MRPC +20.9 ± 9.9 points kept above chance over dropout, three seeds; on
     # qnli-from-dev, with --group-by-length, 92% kept where dropout kept 62%), single texts by word dropout (4 dropped copies
     # kept about 20 points more of CoLA than 0 or 12). Neither needs a masked-LM.
     student_lr: float = field(default=3e-4, metadata=opt("peak learning rate of the student's fine-tuning (the teacher's is --lr)"))
