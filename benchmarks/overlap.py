@@ -22,8 +22,8 @@ from pathlib import Path
 from common import OUT, RESULTS, provenance, write_result
 from scoreboard import JOBS
 
+from bort.compress.score import learnt_inputs
 from bort.evaluate.recipe import EvaluateConfig, split_predictions
-from bort.finetune.augment import FILE as AUGMENTED
 from bort.finetune.recipe import subset
 from bort.tasks.kept import baseline, task_score
 from bort.tasks.scoring import score
@@ -53,8 +53,7 @@ def main() -> None:
     learnt = set()
     for m in args.models:
         doc = json.loads((RESULTS / "scoreboard" / args.task / f"{m}-seed{args.seed}.json").read_text())
-        augmented = Path(doc["trials"][f"{doc['lr']:g}"]["folder"]) / AUGMENTED
-        learnt |= {tuple(json.loads(line)["texts"]) for line in augmented.read_text().splitlines()} if augmented.is_file() else set()
+        learnt |= learnt_inputs(Path(doc["trials"][f"{doc['lr']:g}"]["folder"]))
     scores: dict[str, dict[str, float]] = {}
     for name, folder in models.items():
         _, splits = split_predictions(EvaluateConfig(model=str(folder), task=job.task, data=job.data, own=job.own, progress=False))

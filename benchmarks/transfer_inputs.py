@@ -80,8 +80,11 @@ def _wikitext_sentences() -> list[str]:
 def _best_matches(queries: list[str], pool: list[str], k: int, skip: dict[str, set[str]]) -> list[tuple[str, str]]:
     """Each query with the ``k`` texts of ``pool`` that share the most of its rarer words (bort's
     :class:`~bort.data.retrieval.TextIndex`, words in more than :data:`COMMON` of the pool left out), none of ``skip[query]``."""
-    index = TextIndex(pool, common=COMMON)
-    return [(query, pool[i]) for query in queries for i in [i for i in index.ranked(query) if pool[i] not in skip.get(query, ())][:k]]
+    index, pairs = TextIndex(pool, common=COMMON), []
+    for query in queries:
+        found = [pool[i] for i in index.ranked(query) if pool[i] not in skip.get(query, ())]
+        pairs += [(query, text) for text in found[:k]]
+    return pairs
 
 
 def _retrieved_pairs(task: str, folder: Path, split: str) -> list[tuple[str, str]]:

@@ -76,7 +76,7 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
     examples, t_preds = predictions_of(teacher)
     _, s_preds = predictions_of(str(export))
     _, f_preds = predictions_of(str(student))
-    learnt = _learnt(student)
+    learnt = learnt_inputs(student)
     clean = [i for i, ex in enumerate(examples) if ex.texts not in learnt]
     left_out = len(examples) - len(clean)
     if left_out:
@@ -97,8 +97,9 @@ def score_task(*, task: str | None, data: Path | None, own: OwnData, train_examp
     return _kept(entry, out)
 
 
-def _learnt(student: Path) -> set[tuple[str, ...]]:
-    """The inputs whose teacher labels the student learnt beside its training set: its fine-tuning's new inputs."""
+def learnt_inputs(student: Path) -> set[tuple[str, ...]]:
+    """The inputs whose teacher labels the student learnt beside its training set: its fine-tuning's new inputs (those of the
+    fine-tuning folder ``student``)."""
     path = Path(student) / AUGMENTED
     if not path.is_file():
         return set()

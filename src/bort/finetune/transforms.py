@@ -98,8 +98,9 @@ class PairRetrieve:
     any other second text."""
 
     def __init__(self, pool: Sequence[Texts]) -> None:
-        if any(len(texts) != 2 for texts in pool):
-            raise _not_pairs(1)
+        odd = next((texts for texts in pool if len(texts) != 2), None)
+        if odd is not None:
+            raise _not_pairs(len(odd))
         self.own: dict[str, set[str]] = {}
         for a, b in pool:
             self.own.setdefault(a, set()).add(b)
