@@ -19,9 +19,10 @@ Per (task, seed):
   is T. The trivial baseline B (the training set's majority class; 0 for correlations and MCC) and the paired bootstrap
   interval of T − B are recorded with it.
 - **each student**: `bort compress`'s task distillation from that teacher (its α, τ, representation terms, 4 new inputs per
-  example by its ``--transform``: word dropout until session 12, ``auto`` since, which re-pairs pairs; up to its 5 student
-  epochs), over the same learning rates, chosen the same way; the winner is exported to int8 ONNX, and the int8 export
-  (S), its fp32 folder and the teacher are scored on dev beside B, with
+  example by its ``--transform``: word dropout until session 12, ``auto`` since, which re-pairs pairs; batches of similar
+  lengths since session 13, random before; up to its 5 student epochs), over the same learning rates, chosen the same
+  way; the winner is exported to int8 ONNX, and the int8 export (S), its fp32 folder and the teacher are scored on dev
+  beside B, with
   ``kept_over_baseline`` = (S − B)/(T − B) and ``kept`` = S/T and their 1,000-draw paired bootstrap intervals.
 Seeds outside ``--grid-seeds`` skip the grid: they reuse the learning rate the grid seed chose (recorded as such); with
 ``--lr-from NAME`` the other students skip it on the grid seeds too, taking NAME's choice (a lever measured at the rate of

@@ -300,3 +300,38 @@ def test_a_partial_config_nested_in_a_verb_takes_its_prefixed_options_and_names_
     bad = build(Chain, parse_args(parser, ["--stage-steps", "0"]))  # unchecked until built: the per-run fields are not there yet
     with pytest.raises(BortError, match="^--stage-steps must be at least 1, got 0$"):
         bad.stage.build(out=Path("o"))
+
+
+@dataclass(frozen=True)
+class Tune:
+    """Like FinetuneConfig: a switch off by default, with Trainer's spelling as an alias."""
+
+    grouped: bool = field(default=False, metadata=opt("batches of similar lengths", aliases=("--grouped_batches",)))
+
+
+@dataclass(frozen=True)
+class Run:
+    """Like compress: the switch on by default, through the stage's Partial."""
+
+    tune: Partial[Tune] = field(default_factory=lambda: Partial(Tune, grouped=True), metadata=nested(only=("grouped",)))
+
+
+@pytest.mark.parametrize(("argv", "config", "grouped"), [
+    ([], None, True), (["--no-grouped"], None, False), (["--grouped"], None, True), (["--grouped_batches"], None, True),
+    ([], "no-grouped: true\n", False), ([], "grouped: false\n", False), ([], "grouped_batches: true\n", True),
+    (["--grouped"], "no-grouped: true\n", True),
+])
+def test_a_switch_whose_default_turned_on_still_takes_its_former_spelling_and_aliases(tmp_path, argv, config, grouped):
+    parser = argparse.ArgumentParser()
+    add_options(parser, Run)
+    help_text = " ".join(parser.format_help().split())
+    assert "--no-grouped batches of similar lengths (on by default: this switch turns it off)" in help_text
+    assert "--grouped " not in help_text and "--grouped_batches" not in help_text
+    path = tmp_path / "c.yaml"
+    if config:
+        path.write_text(config)
+    args = parse_args(parser, [*argv, *(["--config", str(path)] if config else [])])
+    assert build(Run, args).tune.grouped is grouped
+    off = argparse.ArgumentParser()
+    add_options(off, Tune)  # where the default is off, the flag and its alias turn it on, as before
+    assert build(Tune, parse_args(off, ["--grouped_batches"])).grouped and not build(Tune, parse_args(off, [])).grouped

@@ -157,8 +157,13 @@ class _Leaf:
         # the former spelling (opt's old_flag) is taken, but --help shows only the new one
         spellings = [((self.flag, *self.aliases), kw)] + ([((self.meta.old_flag,), {**kw, "help": argparse.SUPPRESS})] if self.meta.old_flag else [])
         if self.kind is bool:
-            for flags, kws in spellings:
-                container.add_argument(*flags, action="store_false" if self.default is True else "store_true", **kws)
+            # a switch that turns a True default off (--no-x) still takes the field's own spelling (--x) and its aliases (Trainer's),
+            # which turn it on: a command written when the default was off means the same once it is on (--help shows the switch)
+            off = self.default is True
+            for flags, kws in [((self.flag,), kw), *spellings[1:]] if off else spellings:
+                container.add_argument(*flags, action="store_false" if off else "store_true", **kws)
+            if off:
+                container.add_argument(f"--{self.key}", *self.aliases, action="store_true", **{**kw, "help": argparse.SUPPRESS})
             return
 
         def argtype(text: str) -> Any:
@@ -206,6 +211,8 @@ def _leaf(f: dataclasses.Field, tp: Any, meta: _Opt, prefix: str, default: Any) 
         raise TypeError(f"{f.name}: cannot make an option of type {f.type}; give it opt(parse=...), nested() or opt(cli=False), or skip it")
     key = (prefix + f.name).replace("_", "-")
     off = tp is bool and default is True  # then the flag is the switch that turns it off, and the key stays the field's
+    if off and f.default is False:  # on by a parent's default (compress's --no-group-by-length): its help says what it turns on
+        meta = dataclasses.replace(meta, help=f"{meta.help} (on by default: this switch turns it off)".strip())
     flag = meta.flag or f"--{'no-' if off else ''}{key}"
     key = key if off else flag.lstrip("-")
     return _Leaf(f.name, key, flag, tp, optional, many, choices, default, meta, () if prefix else meta.aliases)
