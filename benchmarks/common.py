@@ -16,6 +16,7 @@ RESULTS = ROOT / "benchmarks" / "results"  # committed: one small JSON per measu
 FINETUNED = OUT / "finetune"  # benchmarks/finetune_bench.py's fine-tuned models, <model>/<task>
 SHARED = ROOT.parent / "shared" / "data"
 GLUE = SHARED / "glue"
+PRETRAIN_STEPS = 2000  # benchmarks/scoreboard.py's students are pretrained this long unless it is given --pretrain-steps
 GLUE_FOLDERS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE"}  # task → its folder under GLUE
 
 

@@ -20,6 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from common import PRETRAIN_STEPS
 from render_blocks import (
     TASK_ORDER,
     ci,
@@ -126,8 +127,11 @@ def render_scoreboard(results: Path, board: str = "scoreboard") -> str:
 
 def _flags(r: dict) -> list[str]:
     """A student's `bort compress` flags, a path under benchmarks/out/ as the repository's (the runs give it absolute or
-    relative to the checkout they ran in)."""
-    return [re.sub(r"^/.*/(benchmarks/out/)", r"\1", word) for word in (r.get("recipe") or {}).get("flags") or []]
+    relative to the checkout they ran in), and ``--pretrain-steps N`` where it was pretrained other than the board's
+    :data:`PRETRAIN_STEPS` (the scoreboard's own option, compress's flag of the same name)."""
+    flags = [re.sub(r"^/.*/(benchmarks/out/)", r"\1", word) for word in (r.get("recipe") or {}).get("flags") or []]
+    steps = (r.get("pretrain") or {}).get("steps")
+    return flags + (["--pretrain-steps", str(steps)] if steps not in (None, PRETRAIN_STEPS) else [])
 
 
 def _options(r: dict) -> frozenset[tuple[str, ...]]:

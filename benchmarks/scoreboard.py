@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from common import GLUE, OUT, RESULTS, SHARED, provenance, write_result
+from common import GLUE, OUT, PRETRAIN_STEPS, RESULTS, SHARED, provenance, write_result
 
 from bort.arch import Arch
 from bort.bench.recipe import BenchConfig, bench
@@ -352,7 +352,7 @@ def main() -> None:
                     "teachers only)")
     ap.add_argument("--lr-from", default=None, help="a student whose learning rate the others take on the grid seeds too")
     ap.add_argument("--corpus", default=str(SHARED / "corpus" / "wikitext-103"), help="the students' pretraining corpus")
-    ap.add_argument("--pretrain-steps", type=int, default=2000)
+    ap.add_argument("--pretrain-steps", type=int, default=PRETRAIN_STEPS)
     ap.add_argument("--tasks", default=",".join(JOBS))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--grid-seeds", default="0", help="seeds that search the learning-rate grid; the others reuse its choice")

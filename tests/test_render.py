@@ -126,6 +126,19 @@ def test_a_lever_on_top_of_another_is_paired_with_both_bases(tmp_path):
     assert "| rand | cola |" not in levers  # nobody's base: its option is in no other student's flags
 
 
+def test_a_student_pretrained_longer_is_the_lever_of_its_pretraining_steps(tmp_path):
+    """The scoreboard pretrains its students PRETRAIN_STEPS long unless told otherwise; a student pretrained longer with the
+    same flags is read against the one pretrained as usual, as compress's --pretrain-steps."""
+    grouped = {"recipe": {"flags": ["--group-by-length"]}}
+    runs = [_run("cola", "teacher", 1, None, 1, True), {**_run("cola", "fast", 1, 0.5, 0.8, True), "pretrain": {"steps": 2000}},
+            {**_run("cola", "grouped", 1, 0.6, 0.85, True), **grouped, "pretrain": {"steps": 2000}},
+            {**_run("cola", "p4kg", 1, 0.8, 0.9, True), **grouped, "pretrain": {"steps": 4000}}]
+    levers = _scoreboard(tmp_path, runs).split("Levers")[1]
+    assert "| p4kg | `--group-by-length --pretrain-steps 4000` | grouped | cola | 20.0 (1) |" in levers
+    assert "| p4kg | `--group-by-length --pretrain-steps 4000` | fast | cola | 30.0 (1) |" in levers
+    assert "| grouped | `--group-by-length` | fast | cola | 10.0 (1) |" in levers  # the same pretraining: the flag alone
+
+
 def test_a_file_flag_given_absolute_or_relative_pairs_the_levers_all_the_same(tmp_path):
     """A run gives a file under benchmarks/out/ absolute (/work/x/benchmarks/out/...) or relative to its checkout: the same
     option, so the lever that adds one flag to it is paired with it, and the path is shown as the repository's."""
