@@ -32,6 +32,7 @@ from render_blocks import (
     order,
     pct,
     rank,
+    render_grouped_teacher,
     render_init_slices,
     render_int8_float,
     render_overlap,
@@ -249,7 +250,7 @@ def render_main_job(results: Path) -> str:
 RENDERERS = {"scoreboard": render_scoreboard, "speed": render_speed, "main_job": render_main_job, "int8_float": render_int8_float,
              "st_onnx": render_st_onnx, "train_step": render_train_step, "shapes": render_shapes,
              "padding": render_padding, "cost": render_cost, "agnostic": render_agnostic, "init_slices": render_init_slices,
-             "shape_rank": render_shape_rank, "overlap": render_overlap,
+             "shape_rank": render_shape_rank, "overlap": render_overlap, "grouped_teacher": render_grouped_teacher,
              "scoreboard_mpnet": lambda results: render_scoreboard(results, "scoreboard-mpnet")}
 
 

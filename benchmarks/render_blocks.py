@@ -187,3 +187,20 @@ def render_overlap(results: Path) -> str:
     return ("\n".join(lines) + f"\nScores ×100 on the dev split, cut by whether an example's first text (or either text) is one of the training "
             f"split's (the scoreboard's training subset); B the training set's majority class on each cut; students on int8; commits "
             f"{commits(docs)}; from `benchmarks/results/overlap/`.\n")
+
+
+def render_grouped_teacher(results: Path) -> str:
+    """benchmarks/grouped_teacher.py: the scoreboard's teacher fine-tuned again on batches of similar lengths (compress's default)
+    beside the same teacher on random batches."""
+    docs = load(results / "training" / "grouped-teacher")
+    if not docs:
+        return "No grouped teacher is committed yet.\n"
+    lines = ["| task | seed | lr | B | T, random batches | T, grouped by length | Δ | grouped's steps run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(docs, key=lambda r: (rank(r["job"]), r["seed"])):
+        g, t = r["grouped"], r["random"]
+        lines.append(f"| {r['job']} | {r['seed']} | {r['lr']:g} | {pct(r['baseline_score'])} | {pct(t['score'])} | {pct(g['score'])} | "
+                     f"{100 * (g['score'] - t['score']):+.1f} | {g['steps_run']:,} |")
+    return ("\n".join(lines) + f"\n\nDev scores ×100 (the mean of a task's metrics), each teacher choosing its epoch on the held-out slice of the "
+            f"training set, the scoreboard's settings and rate; the random-batch teacher is the scoreboard's run on this machine. "
+            f"Commits {commits(docs)}; from `benchmarks/results/training/grouped-teacher/`.\n")
