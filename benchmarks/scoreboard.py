@@ -236,7 +236,7 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     teacher_folder = teacher_doc["trials"][f"{teacher_doc['lr']:g}"]["folder"]
     best, trials = _grid(name, source, job, seed, args, lrs, recipe.student_epochs,
                          distill=replace(recipe.task_distill, teacher=teacher_folder), augment=recipe.augment,
-                         group_by_length=recipe.finetune.group_by_length)
+                         group_by_length=recipe.student_grouped)
     folder = Path(trials[best]["folder"])
     export = folder.parent / "export"
     export_onnx(ExportConfig(model=str(folder), out=export, quantize="int8", progress=False))
@@ -246,7 +246,7 @@ def student(name: str, source: str, job: Job, seed: int, args, teacher_doc: dict
     doc = {"benchmark": "scoreboard", "model": name, "source": source, "arch": config_arch(read_config(resolve_model_path(folder))).key, "task": spec.name,
            "job": job.name, "seed": seed, "lr": trials[best]["lr"], "lr_chosen_on": chosen_on,
            "recipe": {"task_distill": _plain(recipe.task_distill), "augment": _plain(recipe.augment), "max_epochs": recipe.student_epochs,
-                      "group_by_length": recipe.finetune.group_by_length, "flags": args.flags[name]},
+                      "group_by_length": recipe.student_grouped, "flags": args.flags[name]},
            "pretrain": _pretrain_record(Path(source)),
            **{k: v for k, v in entry.items() if k != "texts"},
            "teacher_lr": teacher_doc["lr"], "teacher_retrained": _retrained(Path(teacher_folder)),

@@ -22,9 +22,10 @@ def test_a_students_flags_change_its_recipe_as_they_change_compress():
     lever = scoreboard.recipe(["--task-attn-layers", "2", "--task-layer-map", "uniform", "--transform", "pair-mix", "--augment-min-inputs", "900"])
     assert (lever.task_distill.representation.attn_layers, lever.task_distill.representation.layer_map) == (2, "uniform")
     assert (lever.augment.transform, lever.augment.min_inputs, lever.augment.per_example) == ("pair-mix", 900, default.augment.per_example)
-    # compress groups by length by default; a recorded `--group-by-length` still means it, `--no-group-by-length` turns it off
-    assert plain.finetune.group_by_length is True is scoreboard.recipe(["--group-by-length"]).finetune.group_by_length
-    assert scoreboard.recipe(["--no-group-by-length"]).finetune.group_by_length is False
+    # compress groups the student's batches by length by default; a recorded `--group-by-length` still groups them
+    assert plain.student_grouped and not plain.finetune.group_by_length and scoreboard.recipe(["--group-by-length"]).student_grouped
+    assert not scoreboard.recipe(["--no-student-group-by-length"]).student_grouped
+    assert scoreboard.recipe(["--no-student-group-by-length", "--group-by-length"]).student_grouped  # both models' switch wins
     job = scoreboard.JOBS["mrpc"]  # and the student's fine-tuning takes it
     args = argparse.Namespace(max_train=8000, batch_size=32, patience=2)
     assert scoreboard._config("S", job, Path("o"), args, lr=1e-4, seed=0, epochs=2, group_by_length=True).group_by_length is True

@@ -218,7 +218,8 @@ def _finetunes(cfg: CompressConfig, data: dict, given: str | None, student: Path
     teachers = [] if given else [base.build(model=cfg.teacher, out=out, optim=optim, distill=TaskDistill(), augment=Augment())
                                  for out, optim in _rates(folder / "teacher", base.optim, cfg.teacher_lrs)]
     distill = replace(cfg.task_distill, teacher=given or str(teachers[0].out))
-    students = [base.build(model=str(student), out=out, optim=optim, epochs=cfg.student_epochs, distill=distill, augment=augment)
+    students = [base.build(model=str(student), out=out, optim=optim, epochs=cfg.student_epochs, distill=distill, augment=augment,
+                           group_by_length=cfg.student_grouped)
                 for out, optim in _rates(folder / "student", replace(base.optim, lr=cfg.student_lr), cfg.student_lrs)]
     return teachers, students
 
