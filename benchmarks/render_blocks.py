@@ -199,8 +199,10 @@ def render_grouped_teacher(results: Path) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(docs, key=lambda r: (rank(r["job"]), r["seed"])):
         g, t = r["grouped"], r["random"]
-        lines.append(f"| {r['job']} | {r['seed']} | {r['lr']:g} | {pct(r['baseline_score'])} | {pct(t['score'])} | {pct(g['score'])} | "
+        here = "" if t.get("trained_here") else " (another machine)"
+        lines.append(f"| {r['job']} | {r['seed']} | {r['lr']:g} | {pct(r['baseline_score'])} | {pct(t['score'])}{here} | {pct(g['score'])} | "
                      f"{100 * (g['score'] - t['score']):+.1f} | {g['steps_run']:,} |")
     return ("\n".join(lines) + f"\n\nDev scores ×100 (the mean of a task's metrics), each teacher choosing its epoch on the held-out slice of the "
-            f"training set, the scoreboard's settings and rate; the random-batch teacher is the scoreboard's run on this machine. "
+            f"training set, the scoreboard's settings and rate; the random-batch teacher is the scoreboard's run, on the same machine "
+            f"unless marked. "
             f"Commits {commits(docs)}; from `benchmarks/results/training/grouped-teacher/`.\n")
