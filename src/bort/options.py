@@ -211,7 +211,7 @@ def _leaf(f: dataclasses.Field, tp: Any, meta: _Opt, prefix: str, default: Any) 
         raise TypeError(f"{f.name}: cannot make an option of type {f.type}; give it opt(parse=...), nested() or opt(cli=False), or skip it")
     key = (prefix + f.name).replace("_", "-")
     off = tp is bool and default is True  # then the flag is the switch that turns it off, and the key stays the field's
-    if off and f.default is False:  # on by a parent's default (compress's --no-group-by-length): its help says what it turns on
+    if off and f.default is False:  # on by a parent's default (a Partial's True over its class's False): the help says what it turns on
         meta = dataclasses.replace(meta, help=f"{meta.help} (on by default: this switch turns it off)".strip())
     flag = meta.flag or f"--{'no-' if off else ''}{key}"
     key = key if off else flag.lstrip("-")

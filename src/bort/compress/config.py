@@ -113,7 +113,6 @@ class CompressConfig:
     student_lrs: tuple[float, ...] = field(default=(), metadata=opt("learning rates to distil the student at, one run each (instead of "
                                                                     "--student-lr); the one of the best selection score is exported",
                                                                     nargs="+", metavar="LR"))
-    # BENCHMARKS §10.1: over 3 epochs the student's SST-2 dev accuracy was still rising (96.6% of the teacher's); 5 kept 98.5%.
     # Batches of similar lengths for the student (issue 38, BENCHMARKS §1 `grouped`): it kept 9.1 ± 2.6 points more of CoLA above
     # chance on every seed, at about a third of the tokens, and the same share of MRPC with pair-retrieve (`prg` against `prf`).
     # The teacher's fine-tuning stays on random batches (--group-by-length groups both): grouped, it gained nothing on dev
@@ -121,6 +120,7 @@ class CompressConfig:
     student_group_by_length: bool = field(default=True, metadata=opt("the student's fine-tuning on random batches, not on batches of "
                                                                      "inputs of similar lengths (--group-by-length groups the teacher's "
                                                                      "too, and the student's whatever this says)"))
+    # BENCHMARKS §10.1: over 3 epochs the student's SST-2 dev accuracy was still rising (96.6% of the teacher's); 5 kept 98.5%.
     student_epochs: float = field(default=5.0, metadata=opt("passes of the student's fine-tuning over the training set and its new "
                                                             "inputs (the teacher's: --epochs; --finetune-steps sets both)"))
     task_distill: TaskDistill = field(default_factory=lambda: TaskDistill(representation=RepresentationLoss(alpha_hidden=1.0, alpha_attn=1.0)),
