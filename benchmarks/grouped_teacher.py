@@ -1,8 +1,9 @@
-"""Does `bort compress`'s `--group-by-length` default cost the teacher anything? (issue 38)
+"""Would batches of similar lengths help or cost the teacher, as they help the student? (issue 38)
 
     python benchmarks/grouped_teacher.py --tasks cola,mrpc --seeds 1     # after scoreboard.py has tuned those teachers
 
-The scoreboard measured grouping on the student (`grouped` against `fast`); compress groups its teacher's fine-tuning too.
+The scoreboard measured grouping on the student (`grouped` against `fast`), which `bort compress` now does by default; this
+decides whether its teacher's fine-tuning groups too (it does not: BENCHMARKS §1).
 Each (task, seed) fine-tunes the scoreboard's teacher again, at the rate its result chose and with the scoreboard's settings,
 on batches of similar lengths, and sets its dev score beside the random-batch teacher's (the scoreboard's run, trained on
 this machine where ``retrained.json`` says so). One JSON per (task, seed) under benchmarks/results/training/grouped-teacher/,

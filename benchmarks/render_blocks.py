@@ -190,8 +190,8 @@ def render_overlap(results: Path) -> str:
 
 
 def render_grouped_teacher(results: Path) -> str:
-    """benchmarks/grouped_teacher.py: the scoreboard's teacher fine-tuned again on batches of similar lengths (compress's default)
-    beside the same teacher on random batches."""
+    """benchmarks/grouped_teacher.py: the scoreboard's teacher fine-tuned again on batches of similar lengths (compress's default
+    for the student only) beside the same teacher on random batches."""
     docs = load(results / "training" / "grouped-teacher")
     if not docs:
         return "No grouped teacher is committed yet.\n"
